@@ -1,0 +1,88 @@
+"""``python -m codegen [--check]``: write (or verify) everything generated."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from codegen.model import ROOT, DefinitionError, Model, load_model
+from codegen.render import render_capability, render_matrix, render_registry, render_service
+
+
+def _format_python(text: str, filename: Path) -> str:
+    """Format generated Python with ruff, so generated files pass ``ruff format``."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(filename), "-"],
+            input=text,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+    except FileNotFoundError as exc:  # pragma: no cover - ruff ships with the dev extra
+        raise SystemExit("codegen needs ruff: pip install -e '.[dev]'") from exc
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"ruff could not format generated {filename}:\n{exc.stderr}") from exc
+    return done.stdout
+
+
+def outputs(model: Model) -> dict[Path, str]:
+    """Every generated file and its content."""
+    files: dict[Path, str] = {
+        ROOT / "storager" / "_capability.py": render_capability(model),
+        ROOT / "services" / "__init__.py": render_registry(model),
+    }
+    for svc in model.services:
+        files[svc.folder / "_generated.py"] = render_service(model, svc)
+    files = {path: _format_python(text, path) for path, text in files.items()}
+    files[ROOT / "docs" / "capabilities.md"] = render_matrix(model)
+    return files
+
+
+def check_packaging(model: Model) -> list[str]:
+    """Return problems with pyproject's package list (every service must install)."""
+    with (ROOT / "pyproject.toml").open("rb") as fh:
+        packages = set(tomllib.load(fh)["tool"]["setuptools"]["packages"])
+    return [
+        f"pyproject.toml: package storager.services.{svc.name} is not listed"
+        for svc in model.services
+        if f"storager.services.{svc.name}" not in packages
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m codegen", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if anything is stale")
+    args = parser.parse_args(argv)
+    try:
+        model = load_model()
+    except DefinitionError as exc:
+        print(f"codegen: {exc}", file=sys.stderr)
+        return 2
+    problems = check_packaging(model)
+    stale = []
+    for path, text in outputs(model).items():
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current == text:
+            continue
+        stale.append(path.relative_to(ROOT))
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    for problem in problems:
+        print(f"codegen: {problem}", file=sys.stderr)
+    if args.check and stale:
+        for path in stale:
+            print(f"codegen: {path} is stale; run `python -m codegen`", file=sys.stderr)
+        return 1
+    for path in stale:
+        print(f"wrote {path}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

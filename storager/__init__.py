@@ -1,0 +1,88 @@
+"""storager: one small, typed interface for every storage service.
+
+>>> import storager
+>>> store = storager.open("memory://")
+>>> store.write("hello.txt", b"hi").content_length
+2
+>>> store.read("hello.txt")
+b'hi'
+>>> isinstance(store, storager.Copier)
+True
+"""
+
+from storager._capability import Capability
+from storager._errors import (
+    AlreadyExistsError,
+    CapabilityInsufficientError,
+    ConnectionStringInvalidError,
+    InvalidArgumentError,
+    NotFoundError,
+    ObjectModeInvalidError,
+    OperationTimeoutError,
+    PairInvalidError,
+    PairRequiredError,
+    PairUnsupportedError,
+    PathInvalidError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    RateLimitedError,
+    ServiceInternalError,
+    ServiceNotRegisteredError,
+    StorageError,
+    UnexpectedError,
+)
+from storager._object import Multipart, Object, ObjectMode, Part, StorageMeta
+from storager._protocols import (
+    Appender,
+    Copier,
+    Direr,
+    IoCallback,
+    Linker,
+    Mover,
+    Presigner,
+    Segmenter,
+    Storager,
+    WriteData,
+)
+from storager._registry import open, register
+
+__all__ = [
+    "AlreadyExistsError",
+    "Appender",
+    "Capability",
+    "CapabilityInsufficientError",
+    "ConnectionStringInvalidError",
+    "Copier",
+    "Direr",
+    "InvalidArgumentError",
+    "IoCallback",
+    "Linker",
+    "Mover",
+    "Multipart",
+    "NotFoundError",
+    "Object",
+    "ObjectMode",
+    "ObjectModeInvalidError",
+    "OperationTimeoutError",
+    "PairInvalidError",
+    "PairRequiredError",
+    "PairUnsupportedError",
+    "Part",
+    "PathInvalidError",
+    "PermissionDeniedError",
+    "PreconditionFailedError",
+    "Presigner",
+    "RateLimitedError",
+    "Segmenter",
+    "ServiceInternalError",
+    "ServiceNotRegisteredError",
+    "StorageError",
+    "StorageMeta",
+    "Storager",
+    "UnexpectedError",
+    "WriteData",
+    "open",
+    "register",
+]
+
+__version__ = "0.1.0"

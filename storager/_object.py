@@ -1,0 +1,112 @@
+"""Values returned by operations: objects, their modes, multipart parts, store metadata."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from storager._capability import Capability
+
+__all__ = ["Multipart", "Object", "ObjectMode", "Part", "StorageMeta"]
+
+_EMPTY_STR: Mapping[str, str] = MappingProxyType({})
+_EMPTY: Mapping[str, object] = MappingProxyType({})
+
+
+class ObjectMode(enum.Flag):
+    """What an object is; a flag, so an object may be several things at once."""
+
+    READ = enum.auto()
+    """A regular object whose content can be read."""
+    DIR = enum.auto()
+    """A directory (or a key ending in ``/`` on object stores)."""
+    LINK = enum.auto()
+    """A symbolic link to another path."""
+    PART = enum.auto()
+    """An object under construction through a multipart upload."""
+    APPEND = enum.auto()
+    """An object that can be appended to."""
+
+
+@dataclass(frozen=True, slots=True)
+class Object:
+    """One object as a service reports it.
+
+    Listing returns what the service gives cheaply; ``stat`` fills the rest. Fields a
+    service did not report are ``None`` (never a guess).
+
+    Attributes:
+        path: The path as the caller would pass it back: relative to the store's
+            ``work_dir`` when inside it, otherwise absolute (leading ``/``).
+            Directories end with ``/``.
+        mode: What the object is.
+        content_length: Size in bytes.
+        content_type: MIME type, when the service stores one.
+        content_md5: Base64 MD5 of the content, when the service reports it.
+        etag: The entity tag, without quotes.
+        last_modified: Time of the last change, timezone-aware (UTC).
+        user_metadata: Key/value metadata set by the user.
+        system_metadata: Service-specific metadata (storage class...).
+        link_target: For links, the path the link points to.
+    """
+
+    path: str
+    mode: ObjectMode = ObjectMode.READ
+    content_length: int | None = None
+    content_type: str | None = None
+    content_md5: str | None = None
+    etag: str | None = None
+    last_modified: datetime | None = None
+    user_metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY_STR)
+    system_metadata: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
+    link_target: str | None = None
+
+    @property
+    def is_dir(self) -> bool:
+        """Whether the object is a directory."""
+        return ObjectMode.DIR in self.mode
+
+
+@dataclass(frozen=True, slots=True)
+class Multipart:
+    """A multipart upload in progress, as returned by ``Segmenter.create_multipart``."""
+
+    path: str
+    upload_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One uploaded part of a multipart upload.
+
+    Attributes:
+        number: The part's index, from 1; parts are joined in increasing order.
+        size: Its length in bytes.
+        etag: The service's tag for the part, needed to complete the upload.
+    """
+
+    number: int
+    size: int
+    etag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StorageMeta:
+    """What a store is: its service, name, working directory and capability.
+
+    Attributes:
+        service: The service's name (``"fs"``, ``"s3"``...).
+        name: The bucket, container or root the store works in (``""`` if none).
+        work_dir: The absolute working directory inside the store, ending with ``/``.
+        capability: The fine-grained capability (pairs per operation, features, limits).
+    """
+
+    service: str
+    name: str
+    work_dir: str
+    capability: Capability

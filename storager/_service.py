@@ -1,0 +1,171 @@
+"""The base every generated service class extends: pairs, paths, errors, metadata.
+
+A service is three layers: this base (shared machinery), the generated class in
+``services/<name>/_generated.py`` (typed public methods that validate pairs, resolve
+paths and map errors, then call an abstract ``_op`` method), and the hand-written
+class that implements the ``_op`` methods and ``_map_error``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+from storager._capability import Capability
+from storager._errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    ObjectModeInvalidError,
+    OperationTimeoutError,
+    PermissionDeniedError,
+    StorageError,
+    UnexpectedError,
+)
+from storager._object import StorageMeta
+from storager._pairs import PairSpec, unsupported
+from storager._paths import join_dir, normalize_work_dir, relative_to, resolve
+from storager._protocols import Storager
+
+__all__ = ["ConnectionForm", "Service"]
+
+logger = logging.getLogger("storager.service")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionForm:
+    """How a service's connection string maps onto its init pairs.
+
+    ``scheme://user@host:port/path?pair=value``: each of ``host``, ``path``, ``user``
+    and ``port`` names the init pair that URL part fills, or is ``""`` when the
+    service takes nothing there (a value there is then an error).
+    """
+
+    scheme: str
+    example: str
+    host: str = ""
+    path: str = ""
+    user: str = ""
+    port: str = ""
+
+
+class Service(Storager):
+    """Shared machinery of every service; see the module docstring."""
+
+    service_name: ClassVar[str] = ""
+    capability: ClassVar[Capability]
+    init_pairs: ClassVar[Mapping[str, PairSpec]] = {}
+    connection: ClassVar[ConnectionForm]
+
+    _work_dir: str = "/"
+    _name: str = ""
+    _loose: bool = False
+    _closed: bool = False
+
+    # -- construction -----------------------------------------------------------------
+
+    def _begin_init(
+        self, loose_pairs: bool, work_dir: str | None, extra: Mapping[str, Any]
+    ) -> None:
+        """Validate what every service shares; called first by generated ``__init__``."""
+        if type(loose_pairs) is not bool:
+            from storager._errors import PairInvalidError
+
+            raise PairInvalidError(
+                "new", self.service_name, "", "pair 'loose_pairs' must be a bool"
+            )
+        self._loose = loose_pairs
+        if extra and not loose_pairs:
+            unsupported("new", self.service_name, "", extra)
+        if work_dir is not None and not isinstance(work_dir, str):
+            from storager._errors import PairInvalidError
+
+            raise PairInvalidError("new", self.service_name, "", "pair 'work_dir' must be a str")
+        self._work_dir = normalize_work_dir(work_dir, self.service_name)
+
+    # -- the parts of Storager every service shares -------------------------------------
+
+    def metadata(self) -> StorageMeta:
+        """Return the store's service, name, work_dir and capability."""
+        return StorageMeta(self.service_name, self._name, self._work_dir, self.capability)
+
+    def close(self) -> None:
+        """Release resources; closing twice is fine."""
+        if not self._closed:
+            self._closed = True
+            self._close()
+
+    def _close(self) -> None:
+        """Release the service's resources (connections, clients)."""
+
+    def __enter__(self: T) -> T:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        # Only what identifies the store: never credentials or other pairs.
+        name = f" name={self._name!r}" if self._name else ""
+        return f"<{type(self).__name__} {self.service_name}{name} work_dir={self._work_dir!r}>"
+
+    # -- helpers for generated code -----------------------------------------------------
+
+    def _abs_path(self, op: str, path: str) -> str:
+        return resolve(op, self.service_name, self._work_dir, path)
+
+    def _abs_dir(self, op: str, path: str) -> str:
+        return join_dir(op, self.service_name, self._work_dir, path)
+
+    def _rel(self, path: str) -> str:
+        """Return a store-absolute path as the caller sees it."""
+        return relative_to(self._work_dir, path)
+
+    def _reject_pairs(self, op: str, path: str, pairs: Mapping[str, Any]) -> None:
+        """Raise for pairs the service does not accept, unless the store is loose."""
+        if not self._loose:
+            unsupported(op, self.service_name, path, pairs)
+
+    def _map_iter(self, iterator: Iterator[T], op: str, path: str) -> Iterator[T]:
+        """Pass ``iterator`` through, mapping the errors it raises."""
+        try:
+            yield from iterator
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self._map_error(exc, op, path) from exc
+
+    def _map_error(self, exc: Exception, op: str, path: str) -> StorageError:
+        """Turn a vendor or OS error into the storager error it means.
+
+        Services override this: it is the one place their vendor errors are mapped.
+        The default understands the builtin OSError family.
+        """
+        return map_os_error(exc, op, self.service_name, path)
+
+
+def map_os_error(exc: Exception, op: str, service: str, path: str) -> StorageError:
+    """Map the builtin OSError family (and timeouts) to storager errors."""
+    if isinstance(exc, FileNotFoundError):
+        return NotFoundError(op, service, path)
+    if isinstance(exc, PermissionError):
+        return PermissionDeniedError(op, service, path)
+    if isinstance(exc, FileExistsError):
+        return AlreadyExistsError(op, service, path)
+    if isinstance(exc, IsADirectoryError):
+        return ObjectModeInvalidError(op, service, path, "is a directory")
+    if isinstance(exc, NotADirectoryError):
+        return ObjectModeInvalidError(op, service, path, "a parent is not a directory")
+    if isinstance(exc, TimeoutError):
+        return OperationTimeoutError(op, service, path)
+    logger.debug("unmapped %s error in %s %s: %r", service, op, path, exc)
+    return UnexpectedError(op, service, path, type(exc).__name__)

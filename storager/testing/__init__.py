@@ -1,0 +1,1 @@
+"""The conformance suite and test doubles, shipped for backend authors."""
