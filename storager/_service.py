@@ -20,6 +20,7 @@ from storager._errors import (
     NotFoundError,
     ObjectModeInvalidError,
     OperationTimeoutError,
+    PairInvalidError,
     PermissionDeniedError,
     StorageError,
     UnexpectedError,
@@ -73,8 +74,6 @@ class Service(Storager):
     ) -> None:
         """Validate what every service shares; called first by generated ``__init__``."""
         if type(loose_pairs) is not bool:
-            from storager._errors import PairInvalidError
-
             raise PairInvalidError(
                 "new", self.service_name, "", "pair 'loose_pairs' must be a bool"
             )
@@ -82,8 +81,6 @@ class Service(Storager):
         if extra and not loose_pairs:
             unsupported("new", self.service_name, "", extra)
         if work_dir is not None and not isinstance(work_dir, str):
-            from storager._errors import PairInvalidError
-
             raise PairInvalidError("new", self.service_name, "", "pair 'work_dir' must be a str")
         self._work_dir = normalize_work_dir(work_dir, self.service_name)
 
