@@ -1,0 +1,5 @@
+"""``python -m storager``: the command line; see :mod:`storager.cli`."""
+
+from storager.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""The argument parser of ``storager``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from storager.cli._commands import COMMANDS, UsageError
+
+__all__ = ["build_parser"]
+
+_EPILOG = """\
+An argument names an object: scheme://host/path/to/object?pair=value, or a local
+path (fs). A trailing '/' names a directory. Exit codes: 0 success, 1 an operation
+failed, 2 usage error (bad arguments, bad URL, unknown scheme or pair), 130 interrupted.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises UsageError instead of exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
+
+
+def _byte_count(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of bytes") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser; each subcommand sets ``func`` to its command."""
+    from storager import __version__
+
+    parser = _Parser(
+        prog="storager",
+        description="Work with objects in any storage service through one interface.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"storager {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ls = sub.add_parser("ls", help="list a directory or show one object")
+    ls.add_argument("url", metavar="URL")
+    ls.add_argument("-l", "--long", action="store_true", help="show size, mtime and type")
+    ls.add_argument(
+        "-r", "--recursive", action="store_true", help="every object under URL (prefix mode)"
+    )
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    stat = sub.add_parser("stat", help="show an object's metadata")
+    stat.add_argument("url", metavar="URL")
+    stat.add_argument("--json", action="store_true", help="print JSON")
+
+    cat = sub.add_parser("cat", help="stream an object to stdout")
+    cat.add_argument("url", metavar="URL")
+    cat.add_argument("--offset", type=_byte_count, help="start at this byte")
+    cat.add_argument("--size", type=_byte_count, help="at most this many bytes")
+
+    cp = sub.add_parser("cp", help="copy from any URL to any URL ('-' is stdin/stdout)")
+    cp.add_argument("src", metavar="SRC")
+    cp.add_argument("dst", metavar="DST")
+    cp.add_argument(
+        "-r", "--recursive", action="store_true", help="copy every object under SRC to DST"
+    )
+    progress = cp.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="report progress on stderr (default: when stderr is a terminal)",
+    )
+    progress.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="never report progress"
+    )
+
+    rm = sub.add_parser("rm", help="delete an object (missing is fine)")
+    rm.add_argument("url", metavar="URL")
+    rm.add_argument("-r", "--recursive", action="store_true", help="delete everything under URL")
+
+    for name, parser_ in sub.choices.items():
+        parser_.set_defaults(func=COMMANDS[name])
+    return parser
