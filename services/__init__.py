@@ -4,6 +4,10 @@
 
 #: Scheme -> (module, class) of each built-in service; imported on first use.
 BUILTIN: dict[str, tuple[str, str]] = {
+    "azblob": ("storager.services.azblob", "AzblobStorage"),
     "fs": ("storager.services.fs", "FsStorage"),
+    "gcs": ("storager.services.gcs", "GcsStorage"),
     "memory": ("storager.services.memory", "MemoryStorage"),
+    "s3": ("storager.services.s3", "S3Storage"),
+    "sftp": ("storager.services.sftp", "SftpStorage"),
 }
