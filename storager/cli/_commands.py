@@ -204,9 +204,7 @@ def cmd_cp(args: argparse.Namespace, ctx: Context) -> None:
     if args.src == "-":
         dst_loc = split_url(args.dst)
         if dst_loc.is_dir:
-            raise UsageError(
-                f"cp: name the object to write from stdin, not a directory: {args.dst}"
-            )
+            raise UsageError(f"cp: stdin needs an object name, not a directory: {args.dst}")
         dst = ctx.stores.get(dst_loc)
         _copy(ctx, "-", None, lambda cb: _write_stdin(ctx, dst, dst_loc.path, cb))
         return
