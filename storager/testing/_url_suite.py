@@ -1,0 +1,24 @@
+"""The conformance suite against ``--storager-url``; the plugin adds this file to the run."""
+
+from __future__ import annotations
+
+import pytest
+
+from storager.testing._url import UrlFactory, url_factory
+from storager.testing.plugin import parse_pairs
+from storager.testing.suite import StoragerSuite
+
+
+@pytest.fixture(scope="session")
+def _storager_url_factory(pytestconfig: pytest.Config) -> UrlFactory:
+    url = pytestconfig.getoption("storager_url")
+    if not url:
+        pytest.skip("no --storager-url given")
+    pairs = parse_pairs(url, pytestconfig.getoption("storager_pairs"))
+    return url_factory(url, **pairs)
+
+
+class TestStoragerUrl(StoragerSuite):
+    @pytest.fixture
+    def storager_factory(self, _storager_url_factory: UrlFactory) -> UrlFactory:
+        return _storager_url_factory
