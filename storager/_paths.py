@@ -63,7 +63,8 @@ def resolve(op: str, service: str, work_dir: str, path: str) -> str:
     """
     # The common case (a plain relative key) skips the segment walk.
     if (
-        path
+        type(path) is str
+        and path
         and path[0] != "/"
         and "\\" not in path
         and "//" not in path

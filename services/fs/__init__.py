@@ -73,7 +73,10 @@ class FsStorage(FsGenerated):
     def _local(self, op: str, path: str) -> str:
         """Return the OS path of a store-absolute path whose parents stay inside root."""
         local = self._prefix + path
-        parent = local.rstrip("/").rpartition("/")[0] or "/"
+        # A directory path ("d/") is resolved whole when listed or stat'ed, so check the
+        # directory itself: a link "d" leading outside must not be followed there.
+        trimmed = local.rstrip("/")
+        parent = (trimmed or "/") if path.endswith("/") else (trimmed.rpartition("/")[0] or "/")
         if parent not in self._safe_dirs:
             self._check_inside(op, path, parent)
             if len(self._safe_dirs) >= _SAFE_DIR_CACHE_MAX:
