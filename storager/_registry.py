@@ -14,13 +14,21 @@ from storager._pairs import parse_text_value
 from storager._protocols import Storager
 from storager._service import Service
 
-__all__ = ["open", "parse_connection_string", "redact_url", "register", "service_class"]
+__all__ = [
+    "open",
+    "parse_connection_string",
+    "redact_url",
+    "register",
+    "reload_entry_points",
+    "service_class",
+]
 
 ENTRY_POINT_GROUP = "storager.services"
 
 _lock = threading.Lock()
 _registered: dict[str, type[Service]] = {}
 _entry_points_loaded = False
+_from_entry_points: set[str] = set()
 
 
 def register(scheme: str, cls: type[Service]) -> None:
@@ -86,7 +94,22 @@ def _load_entry_points() -> None:
                 "open", ep.name, "", f"entry point {ep.value!r} failed to load"
             ) from exc
         register(ep.name, loaded)
+        _from_entry_points.add(ep.name)
     _entry_points_loaded = True
+
+
+def reload_entry_points() -> None:
+    """Forget the services loaded from entry points, so the next lookup scans again.
+
+    For code that installs a plugin at run time, and for tests. Services given to
+    :func:`register` and the built-in ones stay.
+    """
+    global _entry_points_loaded
+    with _lock:
+        for name in _from_entry_points:
+            _registered.pop(name, None)
+        _from_entry_points.clear()
+        _entry_points_loaded = False
 
 
 def redact_url(url: str, secret_keys: frozenset[str] = frozenset({"credential"})) -> str:
