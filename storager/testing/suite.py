@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import random
 import secrets
 import threading
 import time
@@ -192,7 +193,8 @@ class StoragerSuite:
                 def gen() -> Iterator[bytes]:
                     for _ in range(chunks):
                         yield bytes([65 + i]) * chunk_size
-                        time.sleep(0.001)  # let the other writers run between chunks
+                        # Uneven pauses, so writers overtake one another between chunks.
+                        time.sleep(random.uniform(0, 0.002))
 
                 barrier.wait()
                 store.write("contended.bin", gen())
