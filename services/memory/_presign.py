@@ -38,13 +38,15 @@ class PresignServer:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def _signature(self, method: str, path: str, expires: int) -> str:
+    def _signature(self, method: str, path: str, expires: float) -> str:
         message = f"{method}\n{path}\n{expires}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
     def sign(self, method: str, path: str, expire: int) -> str:
         """Return a URL allowing ``method`` on store-absolute ``path`` for ``expire`` s."""
-        expires = int(time.time()) + expire
+        # Millisecond precision: truncating to whole seconds could end a URL's life
+        # up to a second early (an expire=1 URL might be dead on arrival).
+        expires = round(time.time() + expire, 3)
         signature = self._signature(method, path, expires)
         return f"{self.base_url}{quote(path)}?expires={expires}&signature={signature}"
 
@@ -53,7 +55,7 @@ class PresignServer:
         parts = urlsplit(target)
         query = parse_qs(parts.query)
         try:
-            expires = int(query["expires"][0])
+            expires = float(query["expires"][0])
             signature = query["signature"][0]
         except (KeyError, ValueError, IndexError):
             return None
