@@ -30,22 +30,22 @@ def _format_python(text: str, filename: Path) -> str:
     return done.stdout
 
 
-def outputs(model: Model) -> dict[Path, str]:
-    """Every generated file and its content."""
+def outputs(model: Model, root: Path = ROOT) -> dict[Path, str]:
+    """Every generated file under ``root`` and its content."""
     files: dict[Path, str] = {
-        ROOT / "storager" / "_capability.py": render_capability(model),
-        ROOT / "services" / "__init__.py": render_registry(model),
+        root / "storager" / "_capability.py": render_capability(model),
+        root / "services" / "__init__.py": render_registry(model),
     }
     for svc in model.services:
         files[svc.folder / "_generated.py"] = render_service(model, svc)
     files = {path: _format_python(text, path) for path, text in files.items()}
-    files[ROOT / "docs" / "capabilities.md"] = render_matrix(model)
+    files[root / "docs" / "capabilities.md"] = render_matrix(model)
     return files
 
 
-def check_packaging(model: Model) -> list[str]:
+def check_packaging(model: Model, root: Path = ROOT) -> list[str]:
     """Return problems with pyproject's package list (every service must install)."""
-    with (ROOT / "pyproject.toml").open("rb") as fh:
+    with (root / "pyproject.toml").open("rb") as fh:
         packages = set(tomllib.load(fh)["tool"]["setuptools"]["packages"])
     return [
         f"pyproject.toml: package storager.services.{svc.name} is not listed"
@@ -57,19 +57,23 @@ def check_packaging(model: Model) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m codegen", description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if anything is stale")
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="the tree to read and write (default: this repo)"
+    )
     args = parser.parse_args(argv)
+    root: Path = args.root.resolve()
     try:
-        model = load_model()
+        model = load_model(root)
     except DefinitionError as exc:
         print(f"codegen: {exc}", file=sys.stderr)
         return 2
-    problems = check_packaging(model)
+    problems = check_packaging(model, root)
     stale = []
-    for path, text in outputs(model).items():
+    for path, text in outputs(model, root).items():
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == text:
             continue
-        stale.append(path.relative_to(ROOT))
+        stale.append(path.relative_to(root))
         if not args.check:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")

@@ -121,14 +121,15 @@ def _pair(where: str, name: str, body: dict[str, Any]) -> Pair:
     )
 
 
-def load_model() -> Model:
-    """Read every definition and service.toml, refusing anything incomplete."""
+def load_model(root: Path = ROOT) -> Model:
+    """Read every definition and service.toml under ``root``, refusing anything incomplete."""
+    definitions = root / "definitions"
     pairs = {
         name: _pair("pairs.toml", name, body)
-        for name, body in _load(DEFINITIONS / "pairs.toml").items()
+        for name, body in _load(definitions / "pairs.toml").items()
     }
     operations: dict[str, Operation] = {}
-    for name, body in _load(DEFINITIONS / "operations.toml").items():
+    for name, body in _load(definitions / "operations.toml").items():
         where = f"operations.toml: operation {name!r}"
         params = tuple(Param(p["name"], p["kind"]) for p in body.get("params", []))
         for p in params:
@@ -147,18 +148,18 @@ def load_model() -> Model:
             contract=tuple(body.get("contract", [])),
         )
     features = {}
-    for name, body in _load(DEFINITIONS / "features.toml").items():
+    for name, body in _load(definitions / "features.toml").items():
         if body.get("type") not in ("bool", "int"):
             raise DefinitionError(f"features.toml: feature {name!r} must be bool or int")
         features[name] = Feature(name, body["type"], _need_description(f"feature {name!r}", body))
-    infos_object = _load(DEFINITIONS / "infos_object.toml")
-    infos_storage = _load(DEFINITIONS / "infos_storage.toml")
+    infos_object = _load(definitions / "infos_object.toml")
+    infos_storage = _load(definitions / "infos_storage.toml")
     for file, infos in (("infos_object", infos_object), ("infos_storage", infos_storage)):
         for name, body in infos.items():
             _need_description(f"{file}.toml: info {name!r}", body)
     services = [
         _service(path.parent, _load(path), pairs, operations, features)
-        for path in sorted(SERVICES.glob("*/service.toml"))
+        for path in sorted((root / "services").glob("*/service.toml"))
     ]
     return Model(pairs, operations, features, infos_object, infos_storage, services)
 
