@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import aiohttp
 from gcsfs.core import GCSFileSystem, initiate_upload, simple_upload
 
 from storager._errors import ServiceInternalError
@@ -27,6 +28,7 @@ __all__ = ["CHUNK_ALIGN", "DEFAULT_CHUNK_SIZE", "Uploader"]
 #: Resumable upload chunks other than the last must be multiples of this.
 CHUNK_ALIGN = 256 * 1024
 DEFAULT_CHUNK_SIZE = 32 * CHUNK_ALIGN  # 8 MiB
+_CANCEL_TIMEOUT = 10.0
 
 logger = logging.getLogger("storager.services.gcs")
 
@@ -163,9 +165,19 @@ class Uploader:
             offset = stored
 
     def _cancel(self, location: str) -> None:
+        # Best effort and without gcsfs's retries: services that do not support
+        # cancelling (emulators answer 5xx) would otherwise hold the caller ~30 s, and an
+        # upload never completed expires on its own.
         with contextlib.suppress(Exception):
-            self._sync(self._fs._call, "DELETE", location)
+            self._sync(_delete_once, self._fs, location)
         logger.debug("resumable upload cancelled")
+
+
+async def _delete_once(fs: GCSFileSystem, location: str) -> None:
+    session = await fs._set_session()
+    timeout = aiohttp.ClientTimeout(total=_CANCEL_TIMEOUT)
+    async with session.delete(location, headers=fs._get_headers(None), timeout=timeout) as r:
+        await r.read()
 
 
 def _stored_end(headers: Mapping[str, str]) -> int:
