@@ -778,12 +778,23 @@ class StoragerSuite:
 
 
 def _cleanup(store: Storager) -> None:
-    """Delete what a test left in the store's work_dir, ignoring errors."""
-    objects = list(store.list("", list_mode="prefix"))
-    # Children before their directories, so directory markers can go too.
-    for obj in sorted(objects, key=lambda o: len(o.path), reverse=True):
+    """Delete what a test left in the store's work_dir, then the work_dir; ignore errors."""
+    for obj in list(store.list("", list_mode="prefix")):
         with contextlib.suppress(Exception):
             store.delete(obj.path)
+    # Directories left behind (fs, sftp, markers from create_dir), children first.
+    dirs: list[str] = []
+    pending = [""]
+    while pending and len(dirs) < 10_000:
+        for obj in store.list(pending.pop()):
+            if obj.is_dir:
+                dirs.append(obj.path)
+                pending.append(obj.path)
+    for path in sorted(dirs, key=len, reverse=True):
+        with contextlib.suppress(Exception):
+            store.delete(path)
+    with contextlib.suppress(Exception):
+        store.delete(store.metadata().work_dir)
 
 
 def _path_calls(store: Storager, path: str) -> list[Callable[[], object]]:
