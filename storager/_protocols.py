@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABCMeta
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 from storager._object import Multipart, Object, Part, StorageMeta
 
@@ -43,13 +43,18 @@ else:
 
 
 class _CapabilityMeta(_ProtocolMeta):
-    """Protocol metaclass whose ``isinstance`` is the plain nominal (MRO) check."""
+    """Protocol metaclass whose ``isinstance`` is the plain nominal (MRO) check.
+
+    The protocols are also marked ``@runtime_checkable`` so that type checkers accept
+    ``isinstance(store, Copier)`` and narrow on it; the check itself stays this one.
+    """
 
     # type's own checks walk the MRO in C: no Python frame, no cache to fill.
     __instancecheck__ = type.__instancecheck__
     __subclasscheck__ = type.__subclasscheck__
 
 
+@runtime_checkable
 class Storager(Protocol, metaclass=_CapabilityMeta):
     """The operations every store has.
 
@@ -102,6 +107,7 @@ class Storager(Protocol, metaclass=_CapabilityMeta):
         ...
 
 
+@runtime_checkable
 class Copier(Protocol, metaclass=_CapabilityMeta):
     """A store that copies objects without the client moving the bytes when it can."""
 
@@ -110,6 +116,7 @@ class Copier(Protocol, metaclass=_CapabilityMeta):
         ...
 
 
+@runtime_checkable
 class Mover(Protocol, metaclass=_CapabilityMeta):
     """A store that moves (renames) objects."""
 
@@ -118,6 +125,7 @@ class Mover(Protocol, metaclass=_CapabilityMeta):
         ...
 
 
+@runtime_checkable
 class Segmenter(Protocol, metaclass=_CapabilityMeta):
     """A store that uploads one object in parts (multipart upload)."""
 
@@ -146,6 +154,7 @@ class Segmenter(Protocol, metaclass=_CapabilityMeta):
         ...
 
 
+@runtime_checkable
 class Appender(Protocol, metaclass=_CapabilityMeta):
     """A store that appends to objects."""
 
@@ -154,6 +163,7 @@ class Appender(Protocol, metaclass=_CapabilityMeta):
         ...
 
 
+@runtime_checkable
 class Direr(Protocol, metaclass=_CapabilityMeta):
     """A store with directories that can be created explicitly."""
 
@@ -162,6 +172,7 @@ class Direr(Protocol, metaclass=_CapabilityMeta):
         ...
 
 
+@runtime_checkable
 class Linker(Protocol, metaclass=_CapabilityMeta):
     """A store with symbolic links."""
 
@@ -170,6 +181,7 @@ class Linker(Protocol, metaclass=_CapabilityMeta):
         ...
 
 
+@runtime_checkable
 class Presigner(Protocol, metaclass=_CapabilityMeta):
     """A store that hands out signed URLs a plain HTTP client can use."""
 
