@@ -1,0 +1,71 @@
+"""Bounded, pipelined reads over paramiko's ``SFTPFile``.
+
+``SFTPFile.read(n)`` sends one 32 KiB request at a time and grows its buffer by
+concatenation, which is slow and quadratic for large ``n``. ``readv`` pipelines its
+requests, so ranges are read as lists of request-sized blocks, a few MiB per call.
+Callers hold the channel's lock around these functions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+
+import paramiko
+
+__all__ = ["BLOCK", "READ_CHUNK", "iter_range", "read_range"]
+
+#: paramiko's largest SFTP read request.
+BLOCK = paramiko.SFTPFile.MAX_REQUEST_SIZE
+#: How much one ``readv`` call asks for (and so the most it buffers).
+READ_CHUNK = 4 << 20
+_IN_FLIGHT = 64
+
+
+def _read_blocks(f: paramiko.SFTPFile, offset: int, size: int) -> bytes:
+    if size <= BLOCK:
+        f.seek(offset)
+        return f.read(size)
+    blocks = [(pos, min(BLOCK, offset + size - pos)) for pos in range(offset, offset + size, BLOCK)]
+    out = bytearray()
+    for block in f.readv(blocks, max_concurrent_prefetch_requests=_IN_FLIGHT):
+        out += block
+    return bytes(out)
+
+
+def read_range(f: paramiko.SFTPFile, offset: int, size: int) -> bytes:
+    """Return ``size`` bytes from ``offset``; the range must lie inside the file.
+
+    A range past the end of the file would leave paramiko holding an EOF error for the
+    next call on the file, so callers clamp ranges to the size they stat'ed.
+    """
+    if size <= READ_CHUNK:
+        return _read_blocks(f, offset, size)
+    out = bytearray()
+    end = offset + size
+    while offset < end:
+        n = min(READ_CHUNK, end - offset)
+        data = _read_blocks(f, offset, n)
+        if not data:
+            break
+        out += data
+        offset += len(data)
+    return bytes(out)
+
+
+def iter_range(
+    locked: Callable[[Callable[[], bytes]], bytes], f: paramiko.SFTPFile, length: int
+) -> Iterator[bytes]:
+    """Yield the first ``length`` bytes of ``f`` in chunks of at most ``READ_CHUNK``.
+
+    ``locked(fn)`` runs ``fn`` under the channel's lock, so nothing is held between
+    chunks.
+    """
+    offset = 0
+    while offset < length:
+        n = min(READ_CHUNK, length - offset)
+        data = locked(functools.partial(_read_blocks, f, offset, n))
+        if not data:
+            return
+        offset += len(data)
+        yield data
