@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from storager.testing._url import UrlFactory, url_factory
-from storager.testing.plugin import parse_pairs
+from storager.testing.plugin import PAIRS_KEY
 from storager.testing.suite import StoragerSuite
 
 
@@ -14,8 +14,7 @@ def _storager_url_factory(pytestconfig: pytest.Config) -> UrlFactory:
     url = pytestconfig.getoption("storager_url")
     if not url:
         pytest.skip("no --storager-url given")
-    pairs = parse_pairs(url, pytestconfig.getoption("storager_pairs"))
-    return url_factory(url, **pairs)
+    return url_factory(url, **pytestconfig.stash.get(PAIRS_KEY, {}))
 
 
 class TestStoragerUrl(StoragerSuite):

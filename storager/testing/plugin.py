@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+#: The init pairs parsed from ``--storager-pair``, once the run is configured.
+PAIRS_KEY = pytest.StashKey[dict[str, Any]]()
 _SUITE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_url_suite.py")
 
 
@@ -44,6 +46,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: a slow case (large objects)")
     if not config.getoption("storager_url", None):
         return
+    # Check the URL's pairs now, so a typo stops the run before any test starts.
+    config.stash[PAIRS_KEY] = parse_pairs(
+        config.getoption("storager_url"), config.getoption("storager_pairs")
+    )
     if config.args_source == pytest.Config.ArgsSource.ARGS:
         config.args.append(_SUITE_FILE)
     else:
