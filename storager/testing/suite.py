@@ -765,7 +765,9 @@ class StoragerSuite:
     @covers("presign_write")
     def test_presign_write_url_puts_content(self, store: Storager) -> None:
         url = cast(Presigner, store).presign_write("put.txt", expire=300)
-        request = urllib.request.Request(url, data=b"put content", method="PUT")
+        # urllib would send form-encoded Content-Type, which some servers parse as a form.
+        headers = {"Content-Type": "application/octet-stream"}
+        request = urllib.request.Request(url, data=b"put content", headers=headers, method="PUT")
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status in (200, 201, 204)
         assert store.read("put.txt") == b"put content"
