@@ -61,15 +61,16 @@ def resolve(op: str, service: str, work_dir: str, path: str) -> str:
         PathInvalidError: The path is empty, contains NUL, names the root, or climbs
             out of the store's root.
     """
-    # The common case (a plain relative key) skips the segment walk.
+    # The common case (a plain relative key) skips the segment walk: no leading "/" or
+    # ".", no "/." (which covers "." and ".." segments), "//", backslash or NUL.
     if (
         type(path) is str
         and path
-        and path[0] != "/"
-        and "\\" not in path
+        and path[0] not in "/."
+        and "/." not in path
         and "//" not in path
+        and "\\" not in path
         and "\x00" not in path
-        and "/." not in "/" + path
     ):
         return work_dir + path
     if not isinstance(path, str):

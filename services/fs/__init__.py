@@ -16,6 +16,7 @@ import secrets
 import stat as stat_module
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from stat import S_ISDIR, S_ISLNK
 from typing import BinaryIO
 
 from storager._errors import (
@@ -42,6 +43,8 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _SAFE_DIR_CACHE_MAX = 4096
 _COPY_CHUNK = 1 << 20
 _READ_OPS = frozenset({"read", "open_reader", "stat", "copy", "move", "delete"})
+_FILE = ObjectMode.READ
+_from_timestamp = datetime.fromtimestamp
 
 
 class FsStorage(FsGenerated):
@@ -73,16 +76,16 @@ class FsStorage(FsGenerated):
     def _local(self, op: str, path: str) -> str:
         """Return the OS path of a store-absolute path whose parents stay inside root."""
         local = self._prefix + path
+        trimmed = local.rstrip("/") if path[-1] == "/" else local
+        parent, _, name = trimmed.rpartition("/")
         # A directory path ("d/") is resolved whole when listed or stat'ed, so check the
         # directory itself: a link "d" leading outside must not be followed there.
-        trimmed = local.rstrip("/")
-        parent = (trimmed or "/") if path.endswith("/") else (trimmed.rpartition("/")[0] or "/")
+        parent = (trimmed or "/") if path[-1] == "/" else (parent or "/")
         if parent not in self._safe_dirs:
             self._check_inside(op, path, parent)
             if len(self._safe_dirs) >= _SAFE_DIR_CACHE_MAX:
                 self._safe_dirs.clear()
             self._safe_dirs[parent] = None
-        name = local.rstrip("/").rpartition("/")[2]
         if name.startswith(TEMP_PREFIX):
             raise PathInvalidError(
                 op, self.service_name, path, f"names starting with {TEMP_PREFIX!r} are reserved"
@@ -156,7 +159,7 @@ class FsStorage(FsGenerated):
         local = self._local("write", path)
         chunks = iter_chunks("write", "fs", path, data, size=size, io_callback=io_callback)
         total = self._replace_with(local, chunks, bool(sync))
-        return Object(self._rel(path), ObjectMode.READ, content_length=total)
+        return Object._quick(self._rel(path), _FILE, total)
 
     def _replace_with(
         self, local: str, chunks: Iterator[bytes | bytearray | memoryview], sync: bool
@@ -190,21 +193,19 @@ class FsStorage(FsGenerated):
     def _stat(self, path: str) -> Object:
         local = self._local("stat", path)
         info = os.lstat(local)
-        if stat_module.S_ISLNK(info.st_mode):
+        if S_ISLNK(info.st_mode):
             self._check_inside("stat", path, local)
             info = os.stat(local)
-        return self._object(path, info)
-
-    def _object(self, path: str, info: os.stat_result) -> Object:
-        modified = datetime.fromtimestamp(info.st_mtime, UTC)
-        if stat_module.S_ISDIR(info.st_mode):
+        modified = _from_timestamp(info.st_mtime, UTC)
+        if S_ISDIR(info.st_mode):
             rel = self._rel(path if path.endswith("/") else path + "/")
-            return Object(rel, ObjectMode.DIR, last_modified=modified)
-        if path.endswith("/"):
+            return Object._quick(rel, ObjectMode.DIR, None, modified)
+        if path[-1] == "/":
             raise NotFoundError("stat", "fs", path)
-        return Object(
-            self._rel(path), ObjectMode.READ, content_length=info.st_size, last_modified=modified
-        )
+        # self._rel(path), inlined: stat is hot, and a call costs about what this does.
+        work_dir = self._work_dir
+        rel = path[len(work_dir) :] if path.startswith(work_dir) else path
+        return Object._quick(rel, _FILE, info.st_size, modified)
 
     def _delete(self, path: str) -> None:
         local = self._local("delete", path)
