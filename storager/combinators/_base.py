@@ -1,0 +1,523 @@
+"""The base every combinator extends, and the one mechanism that gives it capabilities.
+
+A combinator is an instance of exactly the capability protocols its children allow.
+``Wrapper.__new__`` asks the class which capabilities the constructor's children
+allow (``_allowed_capabilities``), then instantiates a subclass made by
+:func:`capability_class`: the base plus one mixin per capability, cached per
+(base, capabilities). The capability methods live only on those mixins, so a
+``Mirror`` over stores without ``copy`` has no ``copy`` method and is not a
+``Copier``; ``isinstance`` stays the plain MRO check.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import fields
+from types import MappingProxyType, TracebackType
+from typing import Any, BinaryIO, ClassVar, TypeVar, cast
+
+from storager._capability import OPERATIONS, Capability
+from storager._errors import InvalidArgumentError
+from storager._object import Multipart, Object, Part, StorageMeta
+from storager._protocols import (
+    Appender,
+    Copier,
+    Direr,
+    Linker,
+    Mover,
+    Presigner,
+    Segmenter,
+    Storager,
+    WriteData,
+)
+from storager._streams import iter_chunks
+from storager.combinators._trace import span, tracing
+
+__all__ = [
+    "CAPABILITY_METHODS",
+    "MUTATING",
+    "Delegate",
+    "Wrapper",
+    "capabilities_of",
+    "capability_class",
+    "label",
+    "meet_capability",
+    "replayable",
+]
+
+T = TypeVar("T")
+W = TypeVar("W", bound="Wrapper")
+
+#: Every capability protocol, in a fixed order, and the methods it adds.
+CAPABILITY_METHODS: Mapping[type, tuple[str, ...]] = MappingProxyType(
+    {
+        Copier: ("copy",),
+        Mover: ("move",),
+        Segmenter: (
+            "create_multipart",
+            "write_multipart",
+            "complete_multipart",
+            "abort_multipart",
+            "list_multipart",
+        ),
+        Appender: ("append",),
+        Direr: ("create_dir",),
+        Linker: ("create_link",),
+        Presigner: ("presign_read", "presign_write"),
+    }
+)
+_ORDER = tuple(CAPABILITY_METHODS)
+CORE_OPS = ("list", "read", "open_reader", "write", "stat", "delete")
+
+#: Operations that change what a store holds.
+MUTATING = frozenset(
+    {
+        "write",
+        "delete",
+        "copy",
+        "move",
+        "create_multipart",
+        "write_multipart",
+        "complete_multipart",
+        "abort_multipart",
+        "append",
+        "create_dir",
+        "create_link",
+        "presign_write",
+    }
+)
+
+#: The name of the child that served the latest call in this context (for Logged).
+served_by: contextvars.ContextVar[str] = contextvars.ContextVar("storager_served_by", default="")
+
+
+def capabilities_of(store: object) -> frozenset[type]:
+    """Return the capability protocols ``store`` is an instance of."""
+    return frozenset(c for c in _ORDER if isinstance(store, c))
+
+
+def common_capabilities(stores: Iterable[object]) -> frozenset[type]:
+    """Return the capabilities every one of ``stores`` has."""
+    result = frozenset(_ORDER)
+    for store in stores:
+        result &= capabilities_of(store)
+    return result
+
+
+_classes: dict[tuple[type, frozenset[type]], type] = {}
+_classes_lock = threading.Lock()
+
+
+def capability_class(base: type[W], capabilities: Iterable[type]) -> type[W]:
+    """Return the subclass of ``base`` that is an instance of exactly ``capabilities``.
+
+    The subclass inherits ``base`` and, for each capability, the mixin that
+    ``base._capability_mixins`` names for it. Classes are cached, so a given set of
+    capabilities always yields the same class.
+
+    Raises:
+        TypeError: ``base`` has no mixin for one of the capabilities.
+    """
+    caps = frozenset(capabilities)
+    if not caps:
+        return base
+    key = (base, caps)
+    cls = _classes.get(key)
+    if cls is not None:
+        return cast(type[W], cls)
+    with _classes_lock:
+        cls = _classes.get(key)
+        if cls is None:
+            ordered = [c for c in _ORDER if c in caps]
+            missing = [c.__name__ for c in ordered if c not in base._capability_mixins]
+            if missing:
+                raise TypeError(f"{base.__name__} has no mixin for {', '.join(missing)}")
+            mixins = tuple(base._capability_mixins[c] for c in ordered)
+            name = f"{base.__name__}[{','.join(c.__name__ for c in ordered)}]"
+            namespace = {
+                "_capability_base": base,
+                "__module__": base.__module__,
+                "__qualname__": name,
+                "__doc__": base.__doc__,
+            }
+            # Mixins first: each subclasses a shared ancestor of base, which C3 puts after base.
+            cls = type.__call__(type(base), name, (*mixins, base), namespace)
+            _classes[key] = cls
+    return cast(type[W], cls)
+
+
+def meet_capability(capabilities: Sequence[Capability], ops: Iterable[str]) -> Capability:
+    """Return what all of ``capabilities`` can do, restricted to ``ops``.
+
+    An operation is kept when every capability supports it, with the pairs they all
+    accept; a feature holds when it holds for all; limits take the strictest value.
+    """
+    operations: dict[str, frozenset[str]] = {}
+    for op in ops:
+        if all(c.supports(op) for c in capabilities):
+            pairs = [c.operations[op] for c in capabilities]
+            operations[op] = frozenset.intersection(*pairs) if pairs else frozenset()
+    values: dict[str, Any] = {"operations": MappingProxyType(operations)}
+    for f in fields(Capability):
+        if f.name == "operations":
+            continue
+        given = [getattr(c, f.name) for c in capabilities]
+        if f.type in ("bool", bool):
+            values[f.name] = bool(given) and all(given)
+        else:
+            known = [v for v in given if v is not None]
+            if not known:
+                values[f.name] = None
+            else:
+                values[f.name] = max(known) if f.name.endswith("_min") else min(known)
+    return Capability(**values)
+
+
+def ops_of(capabilities: Iterable[type]) -> list[str]:
+    """Return the core operations plus the methods of ``capabilities``."""
+    ops = list(CORE_OPS)
+    for cap in capabilities:
+        ops.extend(CAPABILITY_METHODS[cap])
+    return [op for op in OPERATIONS if op in ops]
+
+
+def label(store: object) -> str:
+    """Return a short label for a node of the tree: the combinator, or the leaf's service."""
+    if isinstance(store, Wrapper):
+        return store.describe_label()
+    try:
+        meta = cast(Storager, store).metadata()
+    except Exception:
+        return type(store).__name__
+    name = f" {meta.name}" if meta.name and meta.service != "fs" else ""
+    return f"{meta.service}{name} {meta.work_dir}"
+
+
+def call_child(child: Storager, op: str, path: str, fn: Callable[[Storager], T]) -> T:
+    """Call ``fn(child)``, recording a span for leaf stores when a trace is active."""
+    if not tracing() or isinstance(child, Wrapper):
+        return fn(child)
+    with span(label(child), op, path):
+        return fn(child)
+
+
+def prime(iterator: Iterator[T]) -> Iterator[T]:
+    """Fetch the first item now, so that errors surface at call time, not on next()."""
+    it = iter(iterator)
+    try:
+        first = next(it)
+    except StopIteration:
+        return iter(())
+    return itertools.chain((first,), it)
+
+
+def replayable(
+    op: str, service: str, path: str, data: WriteData, limit: int
+) -> tuple[Callable[[], WriteData], bool]:
+    """Return a factory that yields ``data`` again for each attempt, and whether it can.
+
+    Bytes replay as they are; a seekable file rewinds to where it started; any other
+    stream is buffered up to ``limit`` bytes. A longer stream cannot be replayed: the
+    factory then returns the buffered part followed by the rest, once, and the flag
+    is False.
+    """
+    if isinstance(data, bytes | bytearray | memoryview):
+        return (lambda: data), True
+    seek = getattr(data, "seek", None)
+    seekable = getattr(data, "seekable", None)
+    if seek is not None and seekable is not None and seekable():
+        stream = cast(BinaryIO, data)
+        start = stream.tell()
+
+        def rewind() -> WriteData:
+            stream.seek(start)
+            return stream
+
+        return rewind, True
+    chunks = iter_chunks(op, service, path, data)
+    buffered: list[bytes] = []
+    total = 0
+    for chunk in chunks:
+        buffered.append(bytes(chunk))
+        total += len(chunk)
+        if total > limit:
+            rest: Iterable[bytes] = itertools.chain(buffered, (bytes(c) for c in chunks))
+            return (lambda: rest), False  # noqa: B023 - returned at once, never rebound
+    return (lambda: list(buffered)), True
+
+
+def check_names(op: str, service: str, names: Iterable[str], known: Iterable[str]) -> None:
+    """Raise InvalidArgumentError for a name not among ``known``."""
+    known_set = set(known)
+    for name in names:
+        if name not in known_set:
+            raise InvalidArgumentError(
+                op,
+                service,
+                "",
+                f"unknown target {name!r}; known: {', '.join(sorted(known_set))}",
+            )
+
+
+class Wrapper(Storager):
+    """Base of every combinator: a store made of child stores.
+
+    Subclasses set ``combinator`` (the service name in ``metadata()``), implement
+    ``_allowed_capabilities`` (a classmethod given the constructor's arguments) and
+    ``children``, and map each capability protocol to a mixin class in
+    ``_capability_mixins``.
+    """
+
+    combinator: ClassVar[str] = "wrapper"
+    _capability_mixins: ClassVar[Mapping[type, type]] = {}
+    _capability_base: ClassVar[type | None] = None
+    _closed: bool = False
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        base = cast(type[Wrapper], cls.__dict__.get("_capability_base") or cls)
+        caps = base._allowed_capabilities(*args, **kwargs)
+        return object.__new__(capability_class(base, caps))
+
+    @classmethod
+    def _allowed_capabilities(cls, *args: Any, **kwargs: Any) -> frozenset[type]:
+        """Return the capabilities an instance built from these arguments has."""
+        return frozenset()
+
+    def children(self) -> Mapping[str, Storager]:
+        """Return the child stores by name, in order."""
+        raise NotImplementedError
+
+    def describe_label(self) -> str:
+        """Return how this node appears in ``describe`` and traces."""
+        return self.combinator
+
+    # -- what every combinator shares ---------------------------------------------------
+
+    def metadata(self) -> StorageMeta:
+        """Return the combinator's name, its children's work_dir, and what it can do."""
+        kids = list(self.children().values())
+        metas = [k.metadata() for k in kids]
+        caps = capabilities_of(self)
+        return StorageMeta(
+            self.combinator,
+            "",
+            metas[0].work_dir if metas else "/",
+            meet_capability([m.capability for m in metas], ops_of(caps)),
+        )
+
+    def close(self) -> None:
+        """Close the children (each once) and release the combinator's own resources."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._close()
+        finally:
+            seen: set[int] = set()
+            for child in self.children().values():
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    child.close()
+
+    def _close(self) -> None:
+        """Release the combinator's own resources (pools)."""
+
+    def __enter__(self: W) -> W:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        kids = ", ".join(f"{k}={v!r}" for k, v in self.children().items())
+        return f"<{type(self).__name__} {kids}>"
+
+
+class Delegate(Wrapper):
+    """A combinator over one child that every call passes through.
+
+    Every operation goes through ``_call(op, path, fn)``, where ``fn`` runs the
+    operation on a child store; subclasses override ``_around`` to add their
+    behaviour (retry, timeout, logging, faults) in one place.
+    """
+
+    def __init__(self, inner: Storager) -> None:
+        if not isinstance(inner, Storager):
+            raise InvalidArgumentError(
+                "new", self.combinator, "", f"inner must be a Storager, not {type(inner).__name__}"
+            )
+        self._inner = inner
+
+    @classmethod
+    def _allowed_capabilities(
+        cls, inner: object = None, *args: Any, **kwargs: Any
+    ) -> frozenset[type]:
+        return capabilities_of(inner)
+
+    @property
+    def inner(self) -> Storager:
+        """The wrapped store."""
+        return self._inner
+
+    def children(self) -> Mapping[str, Storager]:
+        return {"inner": self._inner}
+
+    def _call(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
+        if not tracing():
+            return self._around(op, path, fn)
+        with span(self.describe_label(), op, path):
+            return self._around(op, path, fn)
+
+    def _around(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
+        """Run ``fn`` on the child: the one place subclasses add behaviour."""
+        return call_child(self._inner, op, path, fn)
+
+    def _path(self, op: str, path: str) -> str:
+        """Map a caller's path to the child's (Prefixed overrides)."""
+        return path
+
+    def _out(self, obj: Object) -> Object:
+        """Map a child's object back to the caller's view (Prefixed overrides)."""
+        return obj
+
+    def list(self, path: str = "", **pairs: Any) -> Iterator[Object]:
+        p = self._path("list", path) if path else self._path("list", "")
+        it = self._call("list", path, lambda s: prime(s.list(p, **pairs)))
+        return it if type(self)._out is Delegate._out else (self._out(o) for o in it)
+
+    def read(self, path: str, **pairs: Any) -> bytes:
+        p = self._path("read", path)
+        return self._call("read", path, lambda s: s.read(p, **pairs))
+
+    def open_reader(self, path: str, **pairs: Any) -> BinaryIO:
+        p = self._path("open_reader", path)
+        return self._call("open_reader", path, lambda s: s.open_reader(p, **pairs))
+
+    def write(self, path: str, data: WriteData, **pairs: Any) -> Object:
+        p = self._path("write", path)
+        return self._out(self._call("write", path, lambda s: s.write(p, data, **pairs)))
+
+    def stat(self, path: str, **pairs: Any) -> Object:
+        p = self._path("stat", path)
+        return self._out(self._call("stat", path, lambda s: s.stat(p, **pairs)))
+
+    def delete(self, path: str, **pairs: Any) -> None:
+        p = self._path("delete", path)
+        self._call("delete", path, lambda s: s.delete(p, **pairs))
+
+
+# -- the capability mixins every Delegate shares ------------------------------------------
+
+
+class DelegateCopier(Delegate, Copier):
+    def copy(self, src: str, dst: str, **pairs: Any) -> None:
+        s, d = self._path("copy", src), self._path("copy", dst)
+        self._call("copy", src, lambda c: cast(Copier, c).copy(s, d, **pairs))
+
+
+class DelegateMover(Delegate, Mover):
+    def move(self, src: str, dst: str, **pairs: Any) -> None:
+        s, d = self._path("move", src), self._path("move", dst)
+        self._call("move", src, lambda c: cast(Mover, c).move(s, d, **pairs))
+
+
+class DelegateSegmenter(Delegate, Segmenter):
+    def create_multipart(self, path: str, **pairs: Any) -> Multipart:
+        p = self._path("create_multipart", path)
+        return self._call(
+            "create_multipart", path, lambda c: cast(Segmenter, c).create_multipart(p, **pairs)
+        )
+
+    def write_multipart(
+        self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
+    ) -> Part:
+        return self._call(
+            "write_multipart",
+            multipart.path,
+            lambda c: cast(Segmenter, c).write_multipart(multipart, number, data, **pairs),
+        )
+
+    def complete_multipart(
+        self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
+    ) -> Object:
+        return self._out(
+            self._call(
+                "complete_multipart",
+                multipart.path,
+                lambda c: cast(Segmenter, c).complete_multipart(multipart, parts, **pairs),
+            )
+        )
+
+    def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
+        self._call(
+            "abort_multipart",
+            multipart.path,
+            lambda c: cast(Segmenter, c).abort_multipart(multipart, **pairs),
+        )
+
+    def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]:
+        return self._call(
+            "list_multipart",
+            multipart.path,
+            lambda c: prime(cast(Segmenter, c).list_multipart(multipart, **pairs)),
+        )
+
+
+class DelegateAppender(Delegate, Appender):
+    def append(self, path: str, data: WriteData, **pairs: Any) -> Object:
+        p = self._path("append", path)
+        return self._out(
+            self._call("append", path, lambda c: cast(Appender, c).append(p, data, **pairs))
+        )
+
+
+class DelegateDirer(Delegate, Direr):
+    def create_dir(self, path: str, **pairs: Any) -> Object:
+        p = self._path("create_dir", path)
+        return self._out(
+            self._call("create_dir", path, lambda c: cast(Direr, c).create_dir(p, **pairs))
+        )
+
+
+class DelegateLinker(Delegate, Linker):
+    def create_link(self, path: str, target: str, **pairs: Any) -> Object:
+        p, t = self._path("create_link", path), self._path("create_link", target)
+        return self._out(
+            self._call("create_link", path, lambda c: cast(Linker, c).create_link(p, t, **pairs))
+        )
+
+
+class DelegatePresigner(Delegate, Presigner):
+    def presign_read(self, path: str, **pairs: Any) -> str:
+        p = self._path("presign_read", path)
+        return self._call(
+            "presign_read", path, lambda c: cast(Presigner, c).presign_read(p, **pairs)
+        )
+
+    def presign_write(self, path: str, **pairs: Any) -> str:
+        p = self._path("presign_write", path)
+        return self._call(
+            "presign_write", path, lambda c: cast(Presigner, c).presign_write(p, **pairs)
+        )
+
+
+DELEGATE_MIXINS: Mapping[type, type] = MappingProxyType(
+    {
+        Copier: DelegateCopier,
+        Mover: DelegateMover,
+        Segmenter: DelegateSegmenter,
+        Appender: DelegateAppender,
+        Direr: DelegateDirer,
+        Linker: DelegateLinker,
+        Presigner: DelegatePresigner,
+    }
+)
+Delegate._capability_mixins = DELEGATE_MIXINS
