@@ -19,6 +19,7 @@ import asyncio
 import base64
 import io
 import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, BinaryIO, TypeVar
@@ -124,8 +125,12 @@ class AzblobStorage(AzblobGenerated):
     def _close(self) -> None:
         try:
             self._run(self._fs.service_client.close())
+            credential = getattr(self._fs, "credential", None)
+            if credential is not None and hasattr(credential, "close"):
+                self._run(credential.close())
         except Exception as exc:  # closing must not fail the caller
             logger.debug("azblob close: %s", type(exc).__name__)
+        _detach_finalizers(self._fs)
 
     def _map_error(self, exc: Exception, op: str, path: str) -> StorageError:
         return map_azure_error(exc, op, path)
@@ -383,6 +388,22 @@ class AzblobStorage(AzblobGenerated):
                 self._blob(key).upload_blob(b"", overwrite=True, metadata={"hdi_isfolder": "true"})
             )
         return Object(self._rel("/" + key.lstrip("/")), ObjectMode.DIR)
+
+
+def _detach_finalizers(fs: object) -> None:
+    """Drop adlfs's exit-time finalizers of ``fs``, now that the store closed its clients.
+
+    adlfs registers ``weakref.finalize(fs, ..., fs)``: the finalizer holds ``fs`` itself,
+    so without this every store would keep its file system and clients alive until the
+    interpreter exits.
+    """
+    registry = getattr(weakref.finalize, "_registry", None)
+    if not isinstance(registry, dict):
+        return
+    for finalizer in list(registry):
+        info = finalizer.peek()
+        if info is not None and info[0] is fs:
+            finalizer.detach()
 
 
 def _limit_retries(client: Any, retry_max: int) -> None:

@@ -6,17 +6,20 @@ container, and each test its own random work_dir inside it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 import time
 import traceback
 import tracemalloc
+import weakref
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
 
 import storager
 from storager import (
@@ -142,6 +145,43 @@ def test_connection_string_credential_form(azurite_server: AzuriteServer, contai
         s.write("cs.txt", b"ok")
         assert s.read("cs.txt") == b"ok"
         s.delete("cs.txt")
+
+
+def test_sas_credential_form_reads_writes_and_copies(
+    azurite_server: AzuriteServer, container: str
+) -> None:
+    token = generate_container_sas(
+        azurite_server.account_name,
+        container,
+        account_key=azurite_server.account_key,
+        permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    with AzblobStorage(
+        name=container,
+        work_dir=f"/sas-{secrets.token_hex(4)}/",
+        endpoint=azurite_server.endpoint,
+        credential=f"sas:{azurite_server.account_name}:?{token}",
+    ) as s:
+        s.write("a", b"signed")
+        s.copy("a", "b")  # the copy source must carry the token too
+        assert s.read("b") == b"signed"
+        assert sorted(o.path for o in s.list()) == ["a", "b"]
+        s.delete("a")
+        s.delete("b")
+
+
+def test_close_releases_the_client(azurite_server: AzuriteServer, container: str) -> None:
+    store = AzblobStorage(
+        name=container, endpoint=azurite_server.endpoint, credential=_credential(azurite_server)
+    )
+    assert list(store.list("no-such-dir/")) == []
+    fs = weakref.ref(store._fs)
+    store.close()
+    store.close()  # twice is fine
+    del store
+    gc.collect()
+    assert fs() is None  # adlfs's exit-time finalizer no longer pins it
 
 
 @pytest.mark.parametrize(
