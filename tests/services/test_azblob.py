@@ -38,6 +38,7 @@ from storager import (
 )
 from storager._object import ObjectMode
 from storager.services.azblob import AzblobStorage
+from storager.services.azblob._credential import adlfs_options
 from storager.services.azblob._errors import map_azure_error
 from storager.testing import StoragerSuite, url_factory
 from storager.testing._url import UrlFactory
@@ -169,6 +170,58 @@ def test_sas_credential_form_reads_writes_and_copies(
         assert sorted(o.path for o in s.list()) == ["a", "b"]
         s.delete("a")
         s.delete("b")
+
+
+def test_anonymous_credential_reads_a_public_container(
+    azurite_server: AzuriteServer, blob_service: BlobServiceClient
+) -> None:
+    name = f"public-{secrets.token_hex(4)}"
+    blob_service.create_container(name, public_access="container")
+    blob_service.get_blob_client(name, "open.txt").upload_blob(b"for all")
+    with AzblobStorage(name=name, endpoint=azurite_server.endpoint, credential="anonymous") as s:
+        assert s.read("open.txt") == b"for all"
+        assert [o.path for o in s.list()] == ["open.txt"]
+        with pytest.raises(StorageError) as info:
+            s.write("nope.txt", b"x")  # public read does not allow writes
+    assert isinstance(info.value, PermissionDeniedError | NotFoundError)
+
+
+@pytest.mark.parametrize(
+    ("environ", "account", "endpoint", "expected"),
+    [
+        (
+            {"AZURE_STORAGE_CONNECTION_STRING": "AccountName=a;AccountKey=k;BlobEndpoint=x"},
+            None,
+            "http://h:1/a",
+            {"connection_string": "AccountName=a;AccountKey=k;BlobEndpoint=http://h:1/a;"},
+        ),
+        (
+            {"AZURE_STORAGE_ACCOUNT_NAME": "acct", "AZURE_STORAGE_ACCOUNT_KEY": "k"},
+            None,
+            None,
+            {
+                "connection_string": "DefaultEndpointsProtocol=https;AccountName=acct;"
+                "AccountKey=k;EndpointSuffix=core.windows.net"
+            },
+        ),
+        ({}, "acct", None, {"account_name": "acct"}),
+        (
+            {},
+            "acct",
+            "https://proxy.example/blob/",
+            {"account_name": "acct", "account_host": "proxy.example/blob"},
+        ),
+    ],
+)
+def test_environment_decides_without_a_credential(
+    environ: dict[str, str], account: str | None, endpoint: str | None, expected: dict[str, str]
+) -> None:
+    assert adlfs_options(None, endpoint, account, environ) == expected
+
+
+def test_token_chain_over_http_endpoint_raises_pair_invalid() -> None:
+    with pytest.raises(PairInvalidError, match="https"):
+        adlfs_options(None, "http://127.0.0.1:1/acct", "acct", {})
 
 
 def test_close_releases_the_client(azurite_server: AzuriteServer, container: str) -> None:
