@@ -40,6 +40,7 @@ CAPABILITY = Capability(
         }
     ),
     copy_server_side=True,
+    list_sorted=True,
     write_atomic=True,
     write_empty=True,
 )
