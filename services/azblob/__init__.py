@@ -125,9 +125,13 @@ class AzblobStorage(AzblobGenerated):
     def _close(self) -> None:
         try:
             self._run(self._fs.service_client.close())
+            # adlfs made these only for its own credential chain (DefaultAzureCredential...).
             credential = getattr(self._fs, "credential", None)
             if credential is not None and hasattr(credential, "close"):
                 self._run(credential.close())
+            sync_credential = getattr(self._fs, "sync_credential", None)
+            if sync_credential is not None and hasattr(sync_credential, "close"):
+                sync_credential.close()
         except Exception as exc:  # closing must not fail the caller
             logger.debug("azblob close: %s", type(exc).__name__)
         _detach_finalizers(self._fs)
