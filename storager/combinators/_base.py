@@ -20,7 +20,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any, BinaryIO, ClassVar, TypeVar, cast
 
 from storager._capability import OPERATIONS, Capability
-from storager._errors import InvalidArgumentError
+from storager._errors import InvalidArgumentError, StorageError
 from storager._object import Multipart, Object, Part, StorageMeta
 from storager._protocols import (
     Appender,
@@ -521,3 +521,16 @@ DELEGATE_MIXINS: Mapping[type, type] = MappingProxyType(
     }
 )
 Delegate._capability_mixins = DELEGATE_MIXINS
+
+
+#: Set while a call must not be attempted more than once (its data cannot be replayed).
+single_attempt: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "storager_single_attempt", default=""
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Return whether trying again (here or elsewhere) may succeed."""
+    if isinstance(exc, StorageError):
+        return exc.retryable
+    return isinstance(exc, ConnectionError | TimeoutError)

@@ -1,0 +1,192 @@
+"""Audited: an append-only, ordered record of every change, kept in another store.
+
+Each mutating operation, failed or not, becomes one JSON object in the log store under
+``<prefix><sequence>.json``; the zero-padded sequence number grows by one per record,
+so key order is record order. :func:`read_audit` replays the log in that order.
+
+One Audited writes a given log at a time: it starts numbering after the highest
+record it finds, so a second writer to the same prefix could reuse numbers.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from storager._errors import InvalidArgumentError, UnexpectedError
+from storager._object import Object
+from storager._protocols import Copier, Mover, Storager, WriteData
+from storager._streams import iter_chunks
+from storager.combinators._base import (
+    DELEGATE_MIXINS,
+    MUTATING,
+    Delegate,
+    DelegateCopier,
+    DelegateMover,
+    call_child,
+)
+
+__all__ = ["AuditRecord", "Audited", "read_audit"]
+
+T = TypeVar("T")
+_DIGITS = 20
+_target: contextvars.ContextVar[str] = contextvars.ContextVar("audited_target", default="")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One audited operation.
+
+    Attributes:
+        seq: Its place in the log, from 1.
+        time: When it finished, ISO 8601 in UTC.
+        operation: The operation's name.
+        path: The path it was given (for copy and move, the source).
+        size: Bytes written, when known.
+        outcome: ``"ok"`` or the error's class name.
+        checksum: ``sha256:<hex>`` of the data a write stored, when it succeeded.
+        target: The destination of a copy or move.
+    """
+
+    seq: int
+    time: str
+    operation: str
+    path: str
+    size: int | None = None
+    outcome: str = "ok"
+    checksum: str | None = None
+    target: str | None = None
+
+
+class Audited(Delegate):
+    """Record every mutating operation of ``inner`` in ``log_store``.
+
+    Args:
+        inner: The store to audit; its capabilities are kept.
+        log_store: Where the records go (it is closed with the Audited).
+        prefix: The directory of the records in ``log_store``.
+
+    Raises:
+        UnexpectedError: An operation succeeded but its record could not be written
+            (the error says so; the change itself is in place).
+    """
+
+    combinator = "audited"
+
+    def __init__(self, inner: Storager, log_store: Storager, *, prefix: str = "audit/") -> None:
+        super().__init__(inner)
+        if not isinstance(log_store, Storager):
+            raise InvalidArgumentError("new", "audited", "", "log_store must be a Storager")
+        self._log = log_store
+        self._prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
+        self._lock = threading.Lock()
+        self._seq = max((r.seq for r in read_audit(log_store, self._prefix)), default=0)
+
+    def children(self) -> Mapping[str, Storager]:
+        return {"inner": self._inner, "log": self._log}
+
+    def describe_label(self) -> str:
+        return f"audited log={self._prefix}"
+
+    def _record(self, **fields: Any) -> None:
+        with self._lock:
+            self._seq += 1
+            record = AuditRecord(seq=self._seq, time=datetime.now(UTC).isoformat(), **fields)
+            key = f"{self._prefix}{record.seq:0{_DIGITS}d}.json"
+            try:
+                self._log.write(key, json.dumps(asdict(record), sort_keys=True).encode())
+            except Exception as exc:
+                self._seq -= 1
+                raise UnexpectedError(
+                    record.operation,
+                    "audited",
+                    record.path,
+                    f"the audit record could not be written ({type(exc).__name__}); "
+                    f"the operation's outcome was {record.outcome}",
+                ) from exc
+
+    def _around(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
+        if op not in MUTATING or op == "write":
+            return call_child(self._inner, op, path, fn)
+        try:
+            result = call_child(self._inner, op, path, fn)
+        except Exception as exc:
+            self._record(
+                operation=op, path=path, outcome=type(exc).__name__, target=_target.get() or None
+            )
+            raise
+        size = result.content_length if isinstance(result, Object) and op == "append" else None
+        self._record(operation=op, path=path, size=size, target=_target.get() or None)
+        return result
+
+    def write(self, path: str, data: WriteData, **pairs: Any) -> Object:
+        digest = hashlib.sha256()
+        counted = [0]
+
+        def hashing(chunks: Iterable[Any]) -> Iterator[bytes]:
+            for chunk in chunks:
+                digest.update(chunk)
+                counted[0] += len(chunk)
+                yield chunk
+
+        if isinstance(data, bytes | bytearray | memoryview):
+            digest.update(data)
+            counted[0] = memoryview(data).nbytes
+            payload: WriteData = data
+        else:
+            payload = hashing(iter_chunks("write", "audited", path, data))
+        try:
+            obj = super().write(path, payload, **pairs)
+        except Exception as exc:
+            self._record(operation="write", path=path, outcome=type(exc).__name__)
+            raise
+        self._record(
+            operation="write",
+            path=path,
+            size=counted[0],
+            checksum=f"sha256:{digest.hexdigest()}",
+        )
+        return obj
+
+
+class _AuditedCopier(DelegateCopier):
+    def copy(self, src: str, dst: str, **pairs: Any) -> None:
+        token = _target.set(dst)
+        try:
+            super().copy(src, dst, **pairs)
+        finally:
+            _target.reset(token)
+
+
+class _AuditedMover(DelegateMover):
+    def move(self, src: str, dst: str, **pairs: Any) -> None:
+        token = _target.set(dst)
+        try:
+            super().move(src, dst, **pairs)
+        finally:
+            _target.reset(token)
+
+
+Audited._capability_mixins = {
+    **DELEGATE_MIXINS,
+    Copier: _AuditedCopier,
+    Mover: _AuditedMover,
+}
+
+
+def read_audit(log_store: Storager, prefix: str = "audit/") -> Iterator[AuditRecord]:
+    """Yield the records of an audit log in the order they were written."""
+    prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
+    keys = sorted(
+        o.path
+        for o in log_store.list(prefix, list_mode="prefix")
+        if o.path.rpartition("/")[2].endswith(".json")
+    )
+    for key in keys:
+        yield AuditRecord(**json.loads(log_store.read(key)))

@@ -1,0 +1,172 @@
+"""Failover: send operations to the primary, and to an alternative while it is down.
+
+When the active store fails with a transient error (retryable, or a connection
+error), the same call moves on to the next alternative, which becomes active. While
+an alternative is active, a health probe of the primary, at most once per interval,
+decides when to switch back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from storager._errors import InvalidArgumentError, NotFoundError
+from storager._object import Object
+from storager._protocols import Storager, WriteData
+from storager.combinators._base import (
+    Delegate,
+    call_child,
+    common_capabilities,
+    is_transient,
+    replayable,
+    served_by,
+    single_attempt,
+)
+
+__all__ = ["Failover"]
+
+T = TypeVar("T")
+logger = logging.getLogger("storager.combinators.failover")
+
+#: The path a default probe stats: any answer, even "not found", means the service is up.
+PROBE_PATH = ".storager-probe"
+
+
+class Failover(Delegate):
+    """One primary store and alternatives that take over while it fails.
+
+    Args:
+        primary: The store operations go to when it is healthy.
+        alternatives: Stores to switch to, in order.
+        probe: How to tell the primary is healthy again: a callable given the
+            primary that returns True when healthy, or a path to ``stat`` (an answer,
+            even NotFoundError, means healthy). Defaults to a stat of ``PROBE_PATH``.
+        probe_interval: The least number of seconds between two probes.
+        switch_on: Decides whether an error moves the call to the next store.
+        clock: Monotonic seconds (inject a fake in tests).
+        buffer_limit: Bytes of a one-shot stream buffered so a write can move on.
+
+    The capabilities are those every store has.
+    """
+
+    combinator = "failover"
+
+    def __init__(
+        self,
+        primary: Storager,
+        *alternatives: Storager,
+        probe: Callable[[Storager], bool] | str = PROBE_PATH,
+        probe_interval: float = 5.0,
+        switch_on: Callable[[BaseException], bool] = is_transient,
+        clock: Callable[[], float] = time.monotonic,
+        buffer_limit: int = 8 << 20,
+    ) -> None:
+        super().__init__(primary)
+        if not alternatives:
+            raise InvalidArgumentError("new", "failover", "", "give at least one alternative")
+        for alt in alternatives:
+            if not isinstance(alt, Storager):
+                raise InvalidArgumentError("new", "failover", "", "alternatives must be Storagers")
+        self._stores = [primary, *alternatives]
+        self._names = ["primary", *(f"alternative{i}" for i in range(1, len(alternatives) + 1))]
+        self._probe = probe
+        self._probe_interval = probe_interval
+        self._switch_on = switch_on
+        self._clock = clock
+        self._buffer_limit = buffer_limit
+        self._active = 0
+        self._last_probe = clock()
+        self._lock = threading.Lock()
+        #: Every switch as (from, to), oldest first, for observation.
+        self.switches: list[tuple[str, str]] = []
+
+    @classmethod
+    def _allowed_capabilities(cls, *stores: Any, **kwargs: Any) -> frozenset[type]:
+        return common_capabilities(stores)
+
+    def children(self) -> Mapping[str, Storager]:
+        return dict(zip(self._names, self._stores, strict=True))
+
+    @property
+    def active(self) -> str:
+        """The name of the store operations go to now (``"primary"``, ``"alternative1"``...)."""
+        return self._names[self._active]
+
+    @property
+    def active_store(self) -> Storager:
+        """The store operations go to now."""
+        return self._stores[self._active]
+
+    def describe_label(self) -> str:
+        return f"failover active={self.active}"
+
+    def _switch(self, index: int, why: str) -> None:
+        with self._lock:
+            if self._active == index:
+                return
+            old = self._names[self._active]
+            self._active = index
+            self._last_probe = self._clock()
+            self.switches.append((old, self._names[index]))
+        logger.warning(
+            "failover: switched from %s to %s (%s)",
+            old,
+            self._names[index],
+            why,
+            extra={"from_store": old, "to_store": self._names[index]},
+        )
+
+    def _primary_healthy(self) -> bool:
+        primary = self._stores[0]
+        try:
+            if callable(self._probe):
+                return bool(self._probe(primary))
+            primary.stat(self._probe)
+        except NotFoundError:
+            return True
+        except Exception:
+            return False
+        return True
+
+    def _maybe_switch_back(self) -> None:
+        if self._active == 0:
+            return
+        now = self._clock()
+        with self._lock:
+            if now - self._last_probe < self._probe_interval:
+                return
+            self._last_probe = now
+        if self._primary_healthy():
+            self._switch(0, "the primary's health probe passed")
+
+    def _around(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
+        self._maybe_switch_back()
+        first = self._active
+        last = len(self._stores) if not single_attempt.get() else first + 1
+        for index in range(first, last):
+            try:
+                result = call_child(self._stores[index], op, path, fn)
+            except Exception as exc:
+                if index + 1 >= last or not self._switch_on(exc):
+                    raise
+                logger.info("failover: %s %s failed on %s: %s", op, path, self._names[index], exc)
+                continue
+            if index != first:
+                self._switch(index, f"{op} failed on {self._names[first]}")
+            served_by.set(self._names[index])
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def write(self, path: str, data: WriteData, **pairs: Any) -> Object:
+        again, ok = replayable("write", "failover", path, data, self._buffer_limit)
+        if ok:
+            return self._call("write", path, lambda s: s.write(path, again(), **pairs))
+        token = single_attempt.set("write")
+        try:
+            return self._call("write", path, lambda s: s.write(path, again(), **pairs))
+        finally:
+            single_attempt.reset(token)

@@ -1,0 +1,136 @@
+"""Logged: a structured log record, and optional callbacks, for every operation.
+
+Records go to ``logging.getLogger("storager.combinators.logged")`` (or the logger
+given) with the fields in ``extra=``: ``operation``, ``path``, ``bytes``,
+``duration`` (seconds), ``outcome`` (``"ok"`` or the error's class) and
+``served_by`` (which child of the wrapped combinator answered, when it says).
+Only these fields are logged: never pairs, data or credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from storager._object import Object
+from storager._protocols import Storager
+from storager.combinators._base import Delegate, call_child, served_by
+
+__all__ = ["Event", "Logged"]
+
+T = TypeVar("T")
+LOGGER = logging.getLogger("storager.combinators.logged")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One finished operation, as given to Logged's callbacks.
+
+    Attributes:
+        operation: The operation's name.
+        path: The path it was given.
+        bytes: Bytes read or written, when the operation moves data.
+        duration: Seconds it took.
+        outcome: ``"ok"`` or the error's class name.
+        served_by: The child that answered, when the wrapped store tells.
+        error: The exception, on failure.
+    """
+
+    operation: str
+    path: str
+    bytes: int | None
+    duration: float
+    outcome: str
+    served_by: str = ""
+    error: BaseException | None = None
+
+
+class Logged(Delegate):
+    """Log every operation of the inner store, and call back on success and failure.
+
+    Args:
+        inner: The store to wrap; its capabilities are kept.
+        logger: Where records go.
+        level: The level of successful operations; failures log at WARNING.
+        on_success: Called with an :class:`Event` after each successful operation.
+        on_failure: Called with an :class:`Event` after each failed one.
+
+    A callback that raises is logged (with its traceback) and does not change the
+    operation's outcome.
+    """
+
+    combinator = "logged"
+
+    def __init__(
+        self,
+        inner: Storager,
+        *,
+        logger: logging.Logger | None = None,
+        level: int = logging.INFO,
+        on_success: Callable[[Event], None] | None = None,
+        on_failure: Callable[[Event], None] | None = None,
+    ) -> None:
+        super().__init__(inner)
+        self._logger = logger or LOGGER
+        self._level = level
+        self._on_success = on_success
+        self._on_failure = on_failure
+
+    def _around(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
+        token = served_by.set("")
+        start = time.perf_counter()
+        try:
+            result = call_child(self._inner, op, path, fn)
+        except Exception as exc:
+            event = Event(
+                op,
+                path,
+                None,
+                time.perf_counter() - start,
+                type(exc).__name__,
+                served_by.get(),
+                exc,
+            )
+            self._emit(logging.WARNING, event, self._on_failure)
+            raise
+        finally:
+            who = served_by.get()
+            served_by.reset(token)
+        size: int | None = None
+        if isinstance(result, bytes):
+            size = len(result)
+        elif isinstance(result, Object) and op in ("write", "append"):
+            size = result.content_length
+        self._emit(
+            self._level,
+            Event(op, path, size, time.perf_counter() - start, "ok", who),
+            self._on_success,
+        )
+        return result
+
+    def _emit(self, level: int, event: Event, callback: Callable[[Event], None] | None) -> None:
+        if self._logger.isEnabledFor(level):
+            self._logger.log(
+                level,
+                "%s %s: %s in %.3f ms",
+                event.operation,
+                event.path,
+                event.outcome,
+                event.duration * 1000,
+                extra={
+                    "operation": event.operation,
+                    "path": event.path,
+                    "bytes": event.bytes,
+                    "duration": event.duration,
+                    "outcome": event.outcome,
+                    "served_by": event.served_by,
+                },
+            )
+        if callback is not None:
+            try:
+                callback(event)
+            except Exception:
+                self._logger.exception("callback for %s %s failed", event.operation, event.path)

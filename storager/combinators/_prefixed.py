@@ -1,0 +1,89 @@
+"""Prefixed: a store seen from a sub-path; ReadOnly: a store that refuses every change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from storager._errors import InvalidArgumentError, PermissionDeniedError
+from storager._object import Object, StorageMeta
+from storager._paths import join_dir, resolve
+from storager._protocols import Storager
+from storager.combinators._base import MUTATING, Delegate, call_child, meet_capability, ops_of
+
+__all__ = ["Prefixed", "ReadOnly"]
+
+T = TypeVar("T")
+
+
+class Prefixed(Delegate):
+    """Show only what lies under ``prefix`` of another store, with no way out of it.
+
+    Paths are taken relative to the prefix, whether or not they start with ``/``;
+    ``..`` past the prefix raises PathInvalidError. Objects come back with paths
+    relative to the prefix. The capabilities are the inner store's.
+
+    Args:
+        inner: The store to look into.
+        prefix: A directory relative to the inner store's work_dir (or absolute in it).
+    """
+
+    combinator = "prefixed"
+
+    def __init__(self, inner: Storager, prefix: str) -> None:
+        super().__init__(inner)
+        if not isinstance(prefix, str):
+            raise InvalidArgumentError("new", "prefixed", "", "prefix must be a str")
+        self._inner_wd = inner.metadata().work_dir
+        root = join_dir("new", "prefixed", self._inner_wd, prefix)
+        self._root = root if root.endswith("/") else root + "/"
+
+    @property
+    def prefix(self) -> str:
+        """The view's root, store-absolute in the inner store (ends with ``/``)."""
+        return self._root
+
+    def describe_label(self) -> str:
+        return f"prefixed {self._root}"
+
+    def metadata(self) -> StorageMeta:
+        meta = self._inner.metadata()
+        caps = meet_capability([meta.capability], ops_of(self._capabilities()))
+        return StorageMeta("prefixed", meta.name, self._root, caps)
+
+    def _capabilities(self) -> frozenset[type]:
+        from storager.combinators._base import capabilities_of
+
+        return capabilities_of(self)
+
+    def _path(self, op: str, path: str) -> str:
+        if op == "list" or not path:
+            view = join_dir(op, "prefixed", "/", path)
+        else:
+            view = resolve(op, "prefixed", "/", path)
+        return self._root + view[1:]
+
+    def _out(self, obj: Object) -> Object:
+        full = obj.path if obj.path.startswith("/") else self._inner_wd + obj.path
+        if full.startswith(self._root):
+            return replace(obj, path=full[len(self._root) :])
+        return obj
+
+
+class ReadOnly(Delegate):
+    """Serve reads from another store; every change raises PermissionDeniedError.
+
+    It has none of the capability protocols (each of them changes the store).
+    """
+
+    combinator = "readonly"
+
+    @classmethod
+    def _allowed_capabilities(cls, *args: Any, **kwargs: Any) -> frozenset[type]:
+        return frozenset()
+
+    def _around(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
+        if op in MUTATING:
+            raise PermissionDeniedError(op, "readonly", path, "the store is read-only")
+        return call_child(self._inner, op, path, fn)
