@@ -14,6 +14,9 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import base64
+import functools
+import hashlib
 from collections.abc import Awaitable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import datetime
@@ -21,6 +24,8 @@ from types import MappingProxyType
 from typing import Any, BinaryIO, TypeVar
 
 import s3fs
+from aiobotocore.session import AioSession
+from botocore.loaders import Loader, create_loader
 from fsspec.asyn import sync
 
 from storager._errors import (
@@ -39,7 +44,7 @@ from storager._streams import iter_chunks
 from storager.services.s3._errors import client_error_code, find_client_error, map_error
 from storager.services.s3._generated import S3Generated
 from storager.services.s3._reader import open_ranged
-from storager.services.s3._upload import MAX_PARTS, PART_MAX, Upload, stream
+from storager.services.s3._upload import MAX_PARTS, PART_MAX, Result, Upload, stream
 
 __all__ = ["S3Storage"]
 
@@ -54,6 +59,15 @@ _COPY_MAX = 5 << 30
 
 def _etag(value: object) -> str | None:
     return value.strip('"') if isinstance(value, str) else None
+
+
+@functools.cache
+def _shared_loader() -> Loader:
+    return create_loader()
+
+
+def _md5_base64(data: bytes) -> str:
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
 def _parse_credential(credential: str) -> tuple[str, str]:
@@ -98,12 +112,19 @@ class S3Storage(S3Generated):
         # Checksums only when S3 requires them: emulators differ in what they accept, and
         # a presigned PUT must not demand a checksum a plain HTTP client cannot send.
         config_kwargs: dict[str, Any] = {
+            # SigV4 everywhere, presigned URLs included (botocore may presign with SigV2).
+            "signature_version": "s3v4",
             "request_checksum_calculation": "when_required",
             "response_checksum_validation": "when_required",
         }
         if force_path_style is not None:
             config_kwargs["s3"] = {"addressing_style": "path" if force_path_style else "virtual"}
+        session = AioSession()
+        # One model loader for every store: parsing S3's API model costs ~10 MiB and
+        # tens of milliseconds per client otherwise. Credentials stay per session.
+        session.register_component("data_loader", _shared_loader())
         self._fs = s3fs.S3FileSystem(
+            session=session,
             key=key,
             secret=secret,
             endpoint_url=endpoint,
@@ -298,9 +319,28 @@ class S3Storage(S3Generated):
             abort=lambda upload_id: self._abort(key, upload_id),
             submit=self._submit,
         )
-        chunks = iter_chunks("write", "s3", path, data, size=size, io_callback=io_callback)
         try:
-            result = stream("write", path, chunks, upload, size=size, content_md5=content_md5)
+            if isinstance(data, bytes | bytearray | memoryview) and len(data) <= PART_MAX:
+                # Already in memory and small enough for one PUT: no buffering, no copy.
+                body = data if isinstance(data, bytes) else bytes(data)
+                if size is not None and size != len(body):
+                    raise InvalidArgumentError(
+                        "write",
+                        "s3",
+                        path,
+                        f"data has {len(body)} bytes, not size={size}; nothing was written",
+                    )
+                if content_md5 is not None and content_md5 != _md5_base64(body):
+                    # Checked here too: not every S3-compatible server checks Content-MD5.
+                    raise InvalidArgumentError(
+                        "write", "s3", path, "content_md5 does not match the data"
+                    )
+                result = Result(put(body), len(body), 0)
+                if io_callback is not None and body:
+                    io_callback(len(body))
+            else:
+                chunks = iter_chunks("write", "s3", path, data, size=size, io_callback=io_callback)
+                result = stream("write", path, chunks, upload, size=size, content_md5=content_md5)
         except PreconditionFailedError as exc:
             raise self._condition_failed(exc, path, if_match, if_none_match) from exc.__cause__
         except StorageError:

@@ -13,6 +13,7 @@ leak into a message.
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 from botocore.exceptions import (
     ClientError,
@@ -114,9 +115,11 @@ _WORDS = {
 def find_client_error(exc: BaseException) -> ClientError | None:
     """Return the botocore ClientError behind ``exc`` (itself, a cause, or an arg)."""
     seen: set[int] = set()
-    todo: list[BaseException] = [exc]
+    # Breadth first, causes before contexts: the error an exception was raised *from*
+    # says more than one it was raised while handling.
+    todo: deque[BaseException] = deque([exc])
     while todo:
-        current = todo.pop()
+        current = todo.popleft()
         if id(current) in seen:
             continue
         seen.add(id(current))

@@ -28,7 +28,7 @@ MAX_PARTS = 10_000
 #: The part size a stream of unknown length starts with.
 PART_SIZE = 8 << 20
 #: Parts uploading while the next one fills.
-MAX_IN_FLIGHT = 2
+MAX_IN_FLIGHT = 1
 
 
 def part_size_for(number: int, size: int | None) -> int:
@@ -115,11 +115,14 @@ def stream(
             total += len(chunk) if not isinstance(chunk, memoryview) else chunk.nbytes
             buffer += chunk
             while len(buffer) >= part_size_for(number + 1, size):
+                # One copy into an immutable part (the transport may copy a bytearray
+                # again); deleting from the front of a bytearray does not move the rest.
                 cut = part_size_for(number + 1, size)
-                send(bytes(buffer[:cut]))
+                with memoryview(buffer) as view:
+                    part = bytes(view[:cut])
                 del buffer[:cut]
-        rest = bytes(buffer)
-        buffer.clear()
+                send(part)
+                del part
         if md5 is not None and content_md5 is not None:
             actual = base64.b64encode(md5.digest()).decode()
             if actual != content_md5:
@@ -127,9 +130,10 @@ def stream(
                     op, "s3", path, "content_md5 does not match the data; nothing was written"
                 )
         if upload_id is None:
-            return Result(upload.put(rest), total, 0)
-        if rest:
-            send(rest)
+            return Result(upload.put(bytes(buffer)), total, 0)
+        if buffer:
+            send(bytes(buffer))
+            buffer.clear()
         settle(0)
         return Result(upload.complete(upload_id, parts), total, len(parts))
     except BaseException:
