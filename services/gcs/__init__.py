@@ -52,6 +52,7 @@ _LIST_PAGE = 1000
 #: Bytes per ranged request of a reader (its buffer size).
 _READ_BUFFER = 4 * 1024 * 1024
 _EMPTY_MAP: Mapping[str, str] = MappingProxyType({})
+_CLOSE_TIMEOUT = 5.0
 
 
 class GcsStorage(GcsGenerated):
@@ -102,8 +103,10 @@ class GcsStorage(GcsGenerated):
     def _close(self) -> None:
         session = self._fs._session
         if session is not None:
-            GCSFileSystem.close_session(self._fs.loop, session)
             self._fs._session = None
+            # On fsspec's loop thread: aiohttp sessions are not thread-safe.
+            with contextlib.suppress(Exception):
+                sync(self._fs.loop, session.close, timeout=_CLOSE_TIMEOUT)
 
     def _sync(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a gcsfs coroutine function on fsspec's I/O loop and return its result."""

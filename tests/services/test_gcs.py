@@ -329,6 +329,27 @@ def test_credential_file_must_exist(gcs_bucket: str, tmp_path: Any) -> None:
     assert "secret-key" not in str(info.value)
 
 
+def test_absent_credential_uses_application_default_credentials(
+    gcs_bucket: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "adc-secret.json"
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(missing))
+    with pytest.raises(PermissionDeniedError) as info:
+        GcsStorage(name=gcs_bucket)
+    assert info.value.op == "new"
+    assert "adc-secret" not in str(info.value)
+
+
+def test_close_is_idempotent_and_releases_the_session(gcs_url: str) -> None:
+    store = storager.open(gcs_url)
+    store.write("closing.txt", b"1")
+    store.delete("closing.txt")
+    assert isinstance(store, GcsStorage) and store._fs._session is not None
+    store.close()
+    store.close()
+    assert store._fs._session is None
+
+
 # -- the conformance suite ----------------------------------------------------------------
 
 
