@@ -1,0 +1,154 @@
+"""The lean path's streaming writes and parallel reads, with bounded memory.
+
+A write holds the part being filled plus at most ``in_flight`` parts uploading on the
+store's executor, so memory is ``(in_flight + 1) * part_size`` whatever the object's
+size. A large read fetches ranges in parallel, ``depth`` ahead of the reader, pinned to
+the object's ETag so no reader mixes two versions.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future
+from typing import Any
+
+from storager._errors import InvalidArgumentError
+from storager.services.s3._upload import MAX_PARTS, part_size_for
+
+__all__ = ["Prefetcher", "upload_stream"]
+
+
+def upload_stream(
+    op: str,
+    path: str,
+    chunks: Iterable[bytes | bytearray | memoryview],
+    *,
+    put: Callable[[bytes], dict[str, Any]],
+    create: Callable[[], str],
+    upload_part: Callable[[str, int, bytes], dict[str, Any]],
+    complete: Callable[[str, list[dict[str, Any]]], dict[str, Any]],
+    abort: Callable[[str], None],
+    executor: Executor,
+    in_flight: int,
+    size: int | None,
+    content_md5: str | None,
+) -> tuple[dict[str, Any], int]:
+    """Write ``chunks`` as one object: one PUT if they fit a part, else parallel parts.
+
+    Returns the final response and the byte count. A multipart upload that fails for any
+    reason (the data's length or MD5 included) is aborted, so nothing becomes visible.
+    """
+    md5 = hashlib.md5() if content_md5 is not None else None
+    buffer = bytearray()
+    total = 0
+    upload_id: str | None = None
+    number = 0
+    parts: list[dict[str, Any]] = []
+    pending: deque[tuple[int, Future[dict[str, Any]]]] = deque()
+
+    def settle(keep: int) -> None:
+        while len(pending) > keep:
+            part_number, future = pending.popleft()
+            parts.append({"PartNumber": part_number, "ETag": future.result()["ETag"]})
+
+    def send(body: bytes) -> None:
+        nonlocal upload_id, number
+        if upload_id is None:
+            upload_id = create()
+        number += 1
+        if number > MAX_PARTS:
+            raise InvalidArgumentError(op, "s3", path, "data needs more than 10,000 parts")
+        settle(in_flight - 1)
+        pending.append((number, executor.submit(upload_part, upload_id, number, body)))
+
+    try:
+        for chunk in chunks:
+            if md5 is not None:
+                md5.update(chunk)
+            total += chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
+            buffer += chunk
+            cut = part_size_for(number + 1, size)
+            while len(buffer) >= cut:
+                with memoryview(buffer) as view:
+                    part = bytes(view[:cut])
+                # Deleting from the front of a bytearray is cheap: it moves a pointer.
+                del buffer[:cut]
+                send(part)
+                del part
+                cut = part_size_for(number + 1, size)
+        if md5 is not None and base64.b64encode(md5.digest()).decode() != content_md5:
+            raise InvalidArgumentError(
+                op, "s3", path, "content_md5 does not match the data; nothing was written"
+            )
+        if upload_id is None:
+            return put(bytes(buffer)), total
+        if buffer:
+            send(bytes(buffer))
+            buffer.clear()
+        settle(0)
+        return complete(upload_id, parts), total
+    except BaseException:
+        for _, future in pending:
+            future.cancel()
+        for _, future in pending:
+            if not future.cancelled():
+                with contextlib.suppress(BaseException):
+                    future.result()
+        if upload_id is not None:
+            abort(upload_id)
+        raise
+
+
+class Prefetcher:
+    """``fetch(offset, size)`` that keeps the next ``depth`` windows downloading.
+
+    A reader that asks for consecutive windows of one size gets each from a request
+    started earlier; any other request (a seek) drops what was prefetched and starts
+    again from there. Memory: ``depth`` windows.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[int, int], bytes],
+        executor: Executor,
+        *,
+        start: int,
+        length: int,
+        depth: int,
+    ) -> None:
+        self._fetch = fetch
+        self._executor = executor
+        self._end = start + length
+        self._depth = depth
+        self._queue: deque[tuple[int, int, Future[bytes]]] = deque()
+
+    def _drop(self) -> None:
+        for _, _, future in self._queue:
+            future.cancel()
+        self._queue.clear()
+
+    def _fill(self, offset: int, size: int) -> None:
+        at = self._queue[-1][0] + self._queue[-1][1] if self._queue else offset
+        while len(self._queue) < self._depth and at < self._end:
+            n = min(size, self._end - at)
+            self._queue.append((at, n, self._executor.submit(self._fetch, at, n)))
+            at += n
+
+    def __call__(self, offset: int, size: int) -> bytes:
+        if self._queue and (self._queue[0][0] != offset or self._queue[0][1] != size):
+            # A seek, or a new window size: what was prefetched is not what is wanted.
+            self._drop()
+        self._fill(offset, size)
+        if not self._queue:
+            return b""
+        _, n, future = self._queue.popleft()
+        data = future.result()
+        self._fill(offset + n, size)
+        return data
+
+    def close(self) -> None:
+        self._drop()
