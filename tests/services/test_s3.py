@@ -387,3 +387,29 @@ def test_no_vendor_exception_escapes_for_an_unreachable_endpoint() -> None:
     with pytest.raises(StorageError) as info:
         store.stat("a.txt")
     assert info.value.retryable
+
+
+def test_force_path_style_from_the_connection_string(bucket: Bucket) -> None:
+    url = bucket.url(f"/t-{secrets.token_hex(4)}/") + "&force_path_style=true"
+    with storager.open(url, credential=bucket.credential) as store:
+        store.write("p.txt", b"path style")
+        assert store.read("p.txt") == b"path style"
+    with pytest.raises(storager.ConnectionStringInvalidError):
+        storager.open(bucket.url() + "&force_path_style=maybe")
+
+
+def test_capability_declares_multipart_limits(store: S3Storage) -> None:
+    capability = store.metadata().capability
+    assert capability.multipart_part_size_min == 5 * MiB
+    assert capability.multipart_part_size_max == 5 * 1024 * MiB
+    assert capability.multipart_parts_max == 10_000
+    assert capability.write_empty
+    for protocol in (
+        storager.Copier,
+        storager.Mover,
+        storager.Segmenter,
+        storager.Presigner,
+        storager.Direr,
+    ):
+        assert isinstance(store, protocol), protocol
+    assert not isinstance(store, storager.Appender)
