@@ -17,7 +17,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from functools import partial
 from typing import IO, Any, BinaryIO, TypeVar, cast
 
-from storager._errors import InvalidArgumentError, NotFoundError, StorageError
+from storager._errors import (
+    InvalidArgumentError,
+    NotFoundError,
+    PairInvalidError,
+    StorageError,
+)
 from storager._object import Object
 from storager._protocols import Appender, Copier, Direr, Mover, Storager, WriteData
 from storager._streams import iter_chunks
@@ -296,8 +301,13 @@ class Mirror(Wrapper):
 
     def read(self, path: str, **pairs: Any) -> bytes:
         names, how = self._select("read", path, pairs, READ_MODES)
+        # Several targets may start reading: report the bytes of the answer only.
+        callback = _callback("read", path, pairs)
         with self._traced("read", path):
-            return self._fetch("read", path, names, how, lambda s: s.read(path, **pairs))
+            data = self._fetch("read", path, names, how, lambda s: s.read(path, **pairs))
+        if callback is not None:
+            callback(len(data))
+        return data
 
     def open_reader(self, path: str, **pairs: Any) -> BinaryIO:
         names, how = self._select("open_reader", path, pairs, READ_MODES)
@@ -347,7 +357,7 @@ class Mirror(Wrapper):
         names, how = self._select("write", path, pairs, WRITE_MODES)
         with self._traced("write", path):
             if isinstance(data, bytes | bytearray | memoryview):
-                callback = pairs.pop("io_callback", None)
+                callback = _callback("write", path, pairs)
                 obj: Object = self._mutate(
                     "write", path, [path], names, how, lambda s: s.write(path, data, **pairs)
                 )
@@ -451,7 +461,7 @@ class Mirror(Wrapper):
 
     def _fan_out(self, path: str, data: WriteData, names: Names, pairs: dict[str, Any]) -> Object:
         """Write one stream to every target, reading the source once, in bounded memory."""
-        callback = pairs.pop("io_callback", None)
+        callback = _callback("write", path, pairs)
         source = iter_chunks(
             "write", "mirror", path, data, size=pairs.get("size"), io_callback=callback
         )
@@ -529,6 +539,14 @@ def _discarder(discard: Callable[[Any], None]) -> Callable[[Future[Any]], None]:
                 discard(result)
 
     return done
+
+
+def _callback(op: str, path: str, pairs: dict[str, Any]) -> Callable[[int], None] | None:
+    """Take the io_callback pair out of ``pairs``: the Mirror calls it once, not per target."""
+    callback = pairs.pop("io_callback", None)
+    if callback is not None and not callable(callback):
+        raise PairInvalidError(op, "mirror", path, "pair 'io_callback' must be callable")
+    return cast("Callable[[int], None] | None", callback)
 
 
 def _check_mode(op: str, name: str, value: object, modes: Sequence[str]) -> None:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from storager._errors import InvalidArgumentError, PermissionDeniedError
 from storager._object import Object, StorageMeta
-from storager._paths import join_dir, resolve
+from storager._paths import join_dir, normalize_work_dir, relative_to, resolve
 from storager._protocols import Storager
 from storager.combinators._base import MUTATING, Delegate, call_child, meet_capability, ops_of
 
@@ -20,21 +20,24 @@ T = TypeVar("T")
 class Prefixed(Delegate):
     """Show only what lies under ``prefix`` of another store, with no way out of it.
 
-    Paths are taken relative to the prefix, whether or not they start with ``/``;
-    ``..`` past the prefix raises PathInvalidError. Objects come back with paths
-    relative to the prefix. The capabilities are the inner store's.
+    The view is a store whose root is the prefix: paths are relative to its own
+    ``work_dir`` or absolute from the prefix (``/a`` is ``<prefix>a``), and ``..``
+    past the prefix raises PathInvalidError. Objects come back with paths as the
+    view's caller sees them. The capabilities are the inner store's.
 
     Args:
         inner: The store to look into.
         prefix: A directory relative to the inner store's work_dir (or absolute in it).
+        work_dir: The view's working directory, inside the prefix.
     """
 
     combinator = "prefixed"
 
-    def __init__(self, inner: Storager, prefix: str) -> None:
+    def __init__(self, inner: Storager, prefix: str, *, work_dir: str = "/") -> None:
         super().__init__(inner)
         if not isinstance(prefix, str):
             raise InvalidArgumentError("new", "prefixed", "", "prefix must be a str")
+        self._wd = normalize_work_dir(work_dir, "prefixed")
         self._inner_wd = inner.metadata().work_dir
         root = join_dir("new", "prefixed", self._inner_wd, prefix)
         self._root = root if root.endswith("/") else root + "/"
@@ -50,7 +53,7 @@ class Prefixed(Delegate):
     def metadata(self) -> StorageMeta:
         meta = self._inner.metadata()
         caps = meet_capability([meta.capability], ops_of(self._capabilities()))
-        return StorageMeta("prefixed", meta.name, self._root, caps)
+        return StorageMeta("prefixed", meta.name, self._wd, caps)
 
     def _capabilities(self) -> frozenset[type]:
         from storager.combinators._base import capabilities_of
@@ -59,15 +62,15 @@ class Prefixed(Delegate):
 
     def _path(self, op: str, path: str) -> str:
         if op == "list" or not path:
-            view = join_dir(op, "prefixed", "/", path)
+            view = join_dir(op, "prefixed", self._wd, path)
         else:
-            view = resolve(op, "prefixed", "/", path)
+            view = resolve(op, "prefixed", self._wd, path)
         return self._root + view[1:]
 
     def _out(self, obj: Object) -> Object:
         full = obj.path if obj.path.startswith("/") else self._inner_wd + obj.path
         if full.startswith(self._root):
-            return replace(obj, path=full[len(self._root) :])
+            return replace(obj, path=relative_to(self._wd, "/" + full[len(self._root) :]))
         return obj
 
 

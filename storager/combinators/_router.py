@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any, BinaryIO, cast
 
 from storager._errors import InvalidArgumentError
 from storager._object import Object, ObjectMode, StorageMeta
-from storager._paths import join_dir, resolve
+from storager._paths import join_dir, normalize_work_dir, relative_to, resolve
 from storager._protocols import Appender, Copier, Direr, Mover, Storager, WriteData
 from storager.combinators._base import (
     Wrapper,
@@ -46,16 +47,18 @@ class Router(Wrapper):
     Args:
         mounts: Prefix (``"logs/"``; ``""`` for the root) to store. Paths inside a
             mount are relative to the mounted store's ``work_dir``.
+        work_dir: The router's working directory: relative paths start there,
+            absolute ones (``/logs/a``) from the router's root; ``..`` cannot leave it.
 
-    Paths given to the router are relative to its root (a leading ``/`` changes
-    nothing); ``..`` cannot leave it. A path no mount covers raises
+    A path no mount covers raises
     InvalidArgumentError. The router is a Copier and a Mover always (crossing mounts
     streams through the client), and an Appender or Direr when every mount is.
     """
 
     combinator = "router"
 
-    def __init__(self, mounts: Mapping[str, Storager]) -> None:
+    def __init__(self, mounts: Mapping[str, Storager], *, work_dir: str = "/") -> None:
+        self._wd = normalize_work_dir(work_dir, "router")
         if not isinstance(mounts, Mapping) or not mounts:
             raise InvalidArgumentError("new", "router", "", "mounts must be a non-empty mapping")
         table: dict[str, Storager] = {}
@@ -91,26 +94,26 @@ class Router(Wrapper):
         fields = {f: getattr(caps, f) for f in caps.__slots__ if f != "operations"}
         fields["list_sorted"] = False
         fields["copy_server_side"] = False
-        return StorageMeta("router", "", "/", type(caps)(operations=ops, **fields))
+        return StorageMeta("router", "", self._wd, type(caps)(operations=ops, **fields))
 
     # -- routing ------------------------------------------------------------------------
 
     def _route(self, op: str, path: str, *, directory: bool = False) -> tuple[str, Storager, str]:
         """Return the mount prefix, its store, and the path inside that store."""
-        full = join_dir(op, "router", "/", path) if directory else resolve(op, "router", "/", path)
+        if directory:
+            full = join_dir(op, "router", self._wd, path)
+        else:
+            full = resolve(op, "router", self._wd, path)
         key = full[1:]
         for prefix, store in self._mounts:
             if key.startswith(prefix) or (directory and key + "/" == prefix):
                 return prefix, store, key[len(prefix) :]
         raise InvalidArgumentError(op, "router", path, "no mount covers this path")
 
-    @staticmethod
-    def _out(prefix: str, obj: Object) -> Object:
-        if not prefix or obj.path.startswith("/"):
+    def _out(self, prefix: str, obj: Object) -> Object:
+        if obj.path.startswith("/"):
             return obj
-        from dataclasses import replace
-
-        return replace(obj, path=prefix + obj.path)
+        return replace(obj, path=relative_to(self._wd, "/" + prefix + obj.path))
 
     def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
         return span("router", op, path) if tracing() else contextlib.nullcontext()
@@ -134,9 +137,9 @@ class Router(Wrapper):
 
     def stat(self, path: str, **pairs: Any) -> Object:
         with self._traced("stat", path):
-            key = resolve("stat", "router", "/", path)[1:]
+            key = resolve("stat", "router", self._wd, path)[1:]
             if any(prefix and (prefix == key or prefix == key + "/") for prefix, _ in self._mounts):
-                return Object(key.rstrip("/") + "/", ObjectMode.DIR)
+                return Object(relative_to(self._wd, "/" + key.rstrip("/") + "/"), ObjectMode.DIR)
             prefix, obj = self._on("stat", path, lambda s, p: s.stat(p, **pairs))
             return self._out(prefix, obj)
 
@@ -157,7 +160,7 @@ class Router(Wrapper):
 
     def _list_dir(self, path: str, pairs: dict[str, Any]) -> Iterator[Object]:
         prefix, store, inner = self._route("list", path, directory=True)
-        base = join_dir("list", "router", "/", path)[1:]
+        base = join_dir("list", "router", self._wd, path)[1:]
         base = base if not base or base.endswith("/") else base + "/"
         mount_dirs = sorted(
             {
@@ -178,13 +181,14 @@ class Router(Wrapper):
                     continue
                 yield out
             for d in mount_dirs:
-                if d not in seen:
-                    yield Object(d, ObjectMode.DIR)
+                shown = relative_to(self._wd, "/" + d)
+                if shown not in seen:
+                    yield Object(shown, ObjectMode.DIR)
 
         return merged()
 
     def _list_prefix(self, path: str, pairs: dict[str, Any]) -> Iterator[Object]:
-        key = join_dir("list", "router", "/", path)[1:] if path else ""
+        key = join_dir("list", "router", self._wd, path)[1:]
 
         def walk() -> Iterator[Object]:
             for prefix, store in sorted(self._mounts):
