@@ -42,7 +42,7 @@ __all__ = ["LeanS3Storage"]
 
 #: Default for the connections kept alive and the parallel requests of one helper.
 MAX_CONNECTIONS = 16
-#: Parts uploading at once while the next fills: memory is (this + 1) x 8 MiB.
+#: Parts uploading at once while the next fills: memory is (this + 1) x 5 MiB.
 PARTS_IN_FLIGHT = 4
 #: Windows a reader keeps downloading ahead of itself (each READ_BUFFER bytes).
 READ_AHEAD = 4

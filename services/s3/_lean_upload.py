@@ -2,8 +2,9 @@
 
 A write holds the part being filled plus at most ``in_flight`` parts uploading on the
 store's executor, so memory is ``(in_flight + 1) * part_size`` whatever the object's
-size. A large read fetches ranges in parallel, ``depth`` ahead of the reader, pinned to
-the object's ETag so no reader mixes two versions.
+size (5 MiB parts, 4 in flight: 25 MiB). A large read fetches ranges in parallel,
+``depth`` ahead of the reader, pinned to the object's ETag so no reader mixes two
+versions.
 """
 
 from __future__ import annotations
@@ -17,9 +18,24 @@ from concurrent.futures import Executor, Future
 from typing import Any
 
 from storager._errors import InvalidArgumentError
-from storager.services.s3._upload import MAX_PARTS, part_size_for
+from storager.services.s3._upload import MAX_PARTS, PART_MAX, PART_MIN
 
-__all__ = ["Prefetcher", "upload_stream"]
+__all__ = ["Prefetcher", "part_size", "upload_stream"]
+
+
+def part_size(number: int, size: int | None) -> int:
+    """Return the size of part ``number`` (from 1) of a streaming write.
+
+    Parts are S3's 5 MiB minimum, so more of them upload in parallel within the same
+    memory. With a known total, every part has one size, large enough to stay within
+    10,000 parts; without one, parts grow by 5 MiB every 1,000, which reaches about
+    270 GiB before the part numbers run out.
+    """
+    if size is not None:
+        needed = -(-size // MAX_PARTS)
+        rounded = -(-needed // (1 << 20)) << 20
+        return min(max(PART_MIN, rounded), PART_MAX)
+    return PART_MIN * (1 + (number - 1) // 1000)
 
 
 def upload_stream(
@@ -29,7 +45,7 @@ def upload_stream(
     *,
     put: Callable[[bytes], dict[str, Any]],
     create: Callable[[], str],
-    upload_part: Callable[[str, int, bytes], dict[str, Any]],
+    upload_part: Callable[[str, int, bytearray], dict[str, Any]],
     complete: Callable[[str, list[dict[str, Any]]], dict[str, Any]],
     abort: Callable[[str], None],
     executor: Executor,
@@ -55,7 +71,7 @@ def upload_stream(
             part_number, future = pending.popleft()
             parts.append({"PartNumber": part_number, "ETag": future.result()["ETag"]})
 
-    def send(body: bytes) -> None:
+    def send(body: bytearray) -> None:
         nonlocal upload_id, number
         if upload_id is None:
             upload_id = create()
@@ -71,15 +87,14 @@ def upload_stream(
                 md5.update(chunk)
             total += chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
             buffer += chunk
-            cut = part_size_for(number + 1, size)
+            cut = part_size(number + 1, size)
             while len(buffer) >= cut:
-                with memoryview(buffer) as view:
-                    part = bytes(view[:cut])
-                # Deleting from the front of a bytearray is cheap: it moves a pointer.
-                del buffer[:cut]
+                # The buffer itself becomes the part; only the overshoot is copied.
+                part, buffer = buffer, buffer[cut:]
+                del part[cut:]
                 send(part)
                 del part
-                cut = part_size_for(number + 1, size)
+                cut = part_size(number + 1, size)
         if md5 is not None and base64.b64encode(md5.digest()).decode() != content_md5:
             raise InvalidArgumentError(
                 op, "s3", path, "content_md5 does not match the data; nothing was written"
@@ -87,8 +102,8 @@ def upload_stream(
         if upload_id is None:
             return put(bytes(buffer)), total
         if buffer:
-            send(bytes(buffer))
-            buffer.clear()
+            send(buffer)
+            buffer = bytearray()
         settle(0)
         return complete(upload_id, parts), total
     except BaseException:

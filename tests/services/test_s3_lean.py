@@ -101,7 +101,18 @@ def _factory(bucket: Bucket, request_path: str) -> Callable[..., storager.Storag
 # -- the conformance suite, through each request path, on each server ---------------------
 
 
-class TestLeanMoto(StoragerSuite):
+class _MotoLimits:
+    # moto runs inside this process and keeps every object in Python memory, so
+    # tracemalloc would count the server's copies as the client's: the bound is checked
+    # on SeaweedFS, a separate process. moto answers UploadPart for an unknown upload id
+    # with HTTP 500 instead of NoSuchUpload; SeaweedFS runs that check.
+    write_memory_limit = None
+
+    def test_write_multipart_unknown_upload_raises_not_found(self, store: Any) -> None:
+        pytest.skip("moto answers UploadPart for an unknown upload with 500; see SeaweedFS")
+
+
+class TestLeanMoto(_MotoLimits, StoragerSuite):
     @pytest.fixture
     def storager_factory(self, lean_moto_bucket: Bucket) -> Callable[..., storager.Storager]:
         return _factory(lean_moto_bucket, "lean")
@@ -113,7 +124,7 @@ class TestLeanSeaweedFS(StoragerSuite):
         return _factory(lean_seaweedfs_bucket, "lean")
 
 
-class TestS3fsPathMoto(StoragerSuite):
+class TestS3fsPathMoto(_MotoLimits, StoragerSuite):
     @pytest.fixture
     def storager_factory(self, lean_moto_bucket: Bucket) -> Callable[..., storager.Storager]:
         return _factory(lean_moto_bucket, "s3fs")
@@ -226,7 +237,7 @@ def test_stream_write_uploads_parts_and_reads_back_in_parallel(
     key = store.metadata().work_dir.lstrip("/") + "big.bin"
     head = bucket.client.head_object(Bucket=bucket.name, Key=key)
     assert head["ContentLength"] == size
-    assert head["ETag"].strip('"').endswith("-6")  # 8 MiB parts: 5 full and a last one
+    assert head["ETag"].strip('"').endswith("-9")  # 5 MiB parts: 8 full and a last one
     assert store.read("big.bin") == data
     with store.open_reader("big.bin") as reader:
         got = hashlib.sha256()
