@@ -20,11 +20,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from storager.testing._url import url_factory
+from storager.testing.faulty import Fault, FaultyStorager
 
 if TYPE_CHECKING:
     from storager.testing.suite import StoragerSuite, covers
 
-__all__ = ["StoragerSuite", "covers", "url_factory"]
+__all__ = ["Fault", "FaultyStorager", "StoragerSuite", "covers", "url_factory"]
 
 
 def __getattr__(name: str) -> Any:

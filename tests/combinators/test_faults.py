@@ -392,7 +392,7 @@ def test_no_fault_loses_an_acknowledged_write(tmp_path: Path) -> None:
     mirror = Mirror({f"t{i}": f for i, f in enumerate(faulty)}, write="parallel", read="race")
     store = Retry(mirror, RetryPolicy(max_attempts=2, initial_backoff=0), sleep=lambda s: None)
     acknowledged: dict[str, bytes] = {}
-    for i in range(60):
+    for _ in range(60):
         for f in faulty:
             spec: dict[str, object] = {}
             if rng.random() < 0.2:
