@@ -30,7 +30,6 @@ from storager._errors import (
     PairInvalidError,
     PathInvalidError,
     StorageError,
-    UnexpectedError,
 )
 from storager._object import Object, ObjectMode
 from storager._protocols import IoCallback, WriteData
@@ -45,7 +44,7 @@ from storager.services.sftp._connection import (
 )
 from storager.services.sftp._errors import map_sftp_error
 from storager.services.sftp._generated import SftpGenerated
-from storager.services.sftp._io import iter_range, read_range
+from storager.services.sftp._io import iter_range, open_pipelined, read_range, write_chunk
 
 __all__ = ["SftpStorage"]
 
@@ -317,10 +316,10 @@ class SftpStorage(SftpGenerated):
         with ch.lock:
             try:
                 self._check_dir(op, path, ch, directory)
-                f = ch.sftp.open(tmp, "wx")
+                f = open_pipelined(ch.sftp, tmp, "wx")
             except FileNotFoundError:
                 self._makedirs(op, path, ch, directory)
-                f = ch.sftp.open(tmp, "wx")
+                f = open_pipelined(ch.sftp, tmp, "wx")
         return tmp, f
 
     def _replace_with(
@@ -333,31 +332,31 @@ class SftpStorage(SftpGenerated):
     ) -> int:
         """Write chunks to a temporary file beside ``remote`` and rename it over it."""
         tmp, f = self._open_temp(op, path, ch, remote)
-        total = 0
         try:
             try:
-                f.set_pipelined(True)
-                # The caller's data is read outside the lock: it may come from this store.
-                for chunk in chunks:
-                    view = memoryview(chunk).cast("B")
-                    with ch.lock:
-                        f.write(view)
-                    total += view.nbytes
+                total = self._send(ch, f, chunks)
             finally:
                 with ch.lock:
                     f.close()
             with ch.lock:
-                # Pipelined writes may drop a late error status: trust the size only.
-                stored = ch.sftp.stat(tmp).st_size
-                if stored != total:
-                    raise UnexpectedError(
-                        op, self.service_name, path, f"server stored {stored} of {total} bytes"
-                    )
                 self._rename_over(op, path, ch, tmp, remote)
         except BaseException:
             with ch.lock, contextlib.suppress(Exception):
                 ch.sftp.remove(tmp)
             raise
+        return total
+
+    def _send(
+        self, ch: Channel, f: paramiko.SFTPFile, chunks: Iterator[bytes | bytearray | memoryview]
+    ) -> int:
+        """Write every chunk to ``f``; return the byte count."""
+        total = 0
+        # The caller's data is read outside the lock: it may come from this store.
+        for chunk in chunks:
+            view = memoryview(chunk).cast("B")
+            with ch.lock:
+                write_chunk(f, view)
+            total += view.nbytes
         return total
 
     def _rename_over(self, op: str, path: str, ch: Channel, src: str, dst: str) -> None:
@@ -549,14 +548,10 @@ class SftpStorage(SftpGenerated):
         with self._channel() as ch:
             with ch.lock:
                 target, before = self._append_target(path, ch, remote)
-                f = ch.sftp.open(target, "a")
+                f = open_pipelined(ch.sftp, target, "a")
             try:
                 try:
-                    f.set_pipelined(True)
-                    for chunk in chunks:
-                        view = memoryview(chunk).cast("B")
-                        with ch.lock:
-                            f.write(view)
+                    self._send(ch, f, chunks)
                 finally:
                     with ch.lock:
                         f.close()

@@ -1,9 +1,16 @@
-"""Bounded, pipelined reads over paramiko's ``SFTPFile``.
+"""Bounded, pipelined reads and writes over paramiko's ``SFTPFile``.
 
 ``SFTPFile.read(n)`` sends one 32 KiB request at a time and grows its buffer by
 concatenation, which is slow and quadratic for large ``n``. ``readv`` pipelines its
 requests, so ranges are read as lists of request-sized blocks, a few MiB per call.
-Callers hold the channel's lock around these functions.
+
+Pipelined writes (``set_pipelined``) leave their acknowledgements unread. paramiko
+drops an acknowledgement that another call on the same SFTP session reads first, and
+the writer then waits forever for it; it also drops any error status it carries. So
+every function here leaves nothing outstanding on the session when it returns:
+:func:`write_chunk` waits for the acknowledgements of the chunk it sent, which also
+surfaces a failed write as an error. Callers hold the channel's lock around these
+functions.
 """
 
 from __future__ import annotations
@@ -13,13 +20,14 @@ from collections.abc import Callable, Iterator
 
 import paramiko
 
-__all__ = ["BLOCK", "READ_CHUNK", "iter_range", "read_range"]
+__all__ = ["BLOCK", "READ_CHUNK", "iter_range", "open_pipelined", "read_range", "write_chunk"]
 
 #: paramiko's largest SFTP read request.
 BLOCK = paramiko.SFTPFile.MAX_REQUEST_SIZE
 #: How much one ``readv`` call asks for (and so the most it buffers).
 READ_CHUNK = 4 << 20
-_IN_FLIGHT = 64
+# Every block of one readv call is requested at once: READ_CHUNK bounds what is in flight.
+_IN_FLIGHT = None
 
 
 def _read_blocks(f: paramiko.SFTPFile, offset: int, size: int) -> bytes:
@@ -69,3 +77,31 @@ def iter_range(
             return
         offset += len(data)
         yield data
+
+
+def _can_drain(f: paramiko.SFTPFile) -> bool:
+    return hasattr(f, "_reqs") and hasattr(f.sftp, "_read_response")
+
+
+def open_pipelined(sftp: paramiko.SFTPClient, path: str, mode: str) -> paramiko.SFTPFile:
+    """Open ``path`` for writing, pipelined when its acknowledgements can be awaited."""
+    f = sftp.open(path, mode)
+    # paramiko keeps no public way to await pipelined acknowledgements; without its
+    # internals, writes go one request at a time rather than risk a hang.
+    f.set_pipelined(_can_drain(f))
+    return f
+
+
+def write_chunk(f: paramiko.SFTPFile, chunk: memoryview) -> None:
+    """Write ``chunk`` with pipelined requests, then wait for every acknowledgement.
+
+    Raises:
+        OSError: The server refused a write (paramiko's status mapping).
+    """
+    f.write(chunk)
+    if not f.pipelined:
+        return
+    reqs = f._reqs  # type: ignore[attr-defined]
+    read_response = f.sftp._read_response  # type: ignore[attr-defined]
+    while reqs:
+        read_response(reqs.popleft())

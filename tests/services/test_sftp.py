@@ -30,7 +30,7 @@ from storager import (
     PermissionDeniedError,
     StorageError,
 )
-from storager.services.sftp import TEMP_PREFIX, SftpStorage
+from storager.services.sftp import TEMP_PREFIX, SftpStorage, _connection
 from storager.testing import StoragerSuite, url_factory
 from tests.servers.sshd import SSHDServer
 
@@ -510,3 +510,37 @@ def test_concurrent_closes_are_safe(open_store: Callable[..., SftpStorage]) -> N
     for thread in threads:
         thread.join()
     assert store._pool is not None and store._pool._closed
+
+
+def test_writes_interleaved_with_reads_on_one_channel_finish(
+    open_store: Callable[..., SftpStorage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # paramiko drops pipelined write acknowledgements that another call reads first;
+    # a writer that left them outstanding would then wait forever. Force one channel.
+    store = open_store()
+    content = secrets.token_bytes(5 << 20)
+    store.write("src.bin", content)
+    monkeypatch.setattr(_connection, "CHANNELS_MAX", 1)
+    single = open_store()
+    with single.open_reader("src.bin") as reader:
+        # The reader's chunks are read between the writer's chunks, on one channel.
+        single.write("streamed.bin", reader)
+    single.copy("src.bin", "copied.bin")
+    assert single.read("streamed.bin") == single.read("copied.bin") == content
+    # Another thread's calls read between the writer's chunks, on the same channel.
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            single.stat("src.bin")
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        chunk = secrets.token_bytes(256 << 10)
+        single.write("polled.bin", (chunk for _ in range(64)))
+    finally:
+        done.set()
+        poller.join()
+    assert single.stat("polled.bin").content_length == 64 * len(chunk)
+    assert single._pool is not None and len(single._pool._channels) == 1
