@@ -71,6 +71,9 @@ def _fs(root: Path, name: str) -> Callable[[str, dict[str, Any]], Storager]:
 
 def _mirror_suite(kinds: str, write: str, read: str = "first") -> type[_CombinatorSuite]:
     class Suite(_CombinatorSuite):
+        # A memory target keeps every object in process memory: no bound to check.
+        write_memory_limit = None if "m" in kinds else StoragerSuite.write_memory_limit
+
         @pytest.fixture
         def storager_factory(self, fs_root: Path) -> Factory:
             def factory(work_dir: str, **pairs: Any) -> Storager:
@@ -86,6 +89,7 @@ def _mirror_suite(kinds: str, write: str, read: str = "first") -> type[_Combinat
 
 
 TestMirror2Sequential = _mirror_suite("mf", "sequential")
+TestMirror2SequentialFs = _mirror_suite("ff", "sequential")
 TestMirror2Parallel = _mirror_suite("fm", "parallel", "race")
 TestMirror3Sequential = _mirror_suite("mfm", "sequential")
 TestMirror3Parallel = _mirror_suite("fmf", "parallel", "race")
@@ -96,6 +100,8 @@ def _single_suite(
     leaf: str,
 ) -> type[_CombinatorSuite]:
     class Suite(_CombinatorSuite):
+        write_memory_limit = None if leaf == "memory" else StoragerSuite.write_memory_limit
+
         @pytest.fixture
         def storager_factory(self, fs_root: Path) -> Factory:
             make = _memory if leaf == "memory" else _fs(fs_root, "single")
