@@ -32,25 +32,9 @@ from storager.testing import StoragerSuite
 
 Factory = Callable[..., Storager]
 
-# Two suite tests expect an error to name the store's own service (metadata().service).
-# A combinator passes its child's error through unchanged, so the error names the leaf
-# that failed ("memory"), not the combinator ("retry"); a Mirror's own errors name
-# "mirror". Reported rather than changed: which of the two a caller should see is a
-# design decision for the suite's owner and the core.
-_NAMES_LEAF = pytest.mark.xfail(
-    reason="combinator errors name the failing child's service, not the combinator's",
-    strict=False,
-)
-
 
 class _CombinatorSuite(StoragerSuite):
-    @_NAMES_LEAF
-    def test_errors_carry_op_service_and_path(self, store: Storager) -> None:
-        super().test_errors_carry_op_service_and_path(store)
-
-    @_NAMES_LEAF
-    def test_unsupported_pair_raises_pair_unsupported(self, store: Storager) -> None:
-        super().test_unsupported_pair_raises_pair_unsupported(store)
+    """The whole suite; combinators pass their children's errors through."""
 
 
 @pytest.fixture(scope="module")
