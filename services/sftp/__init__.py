@@ -45,13 +45,10 @@ from storager.services.sftp._connection import (
 from storager.services.sftp._errors import map_sftp_error
 from storager.services.sftp._generated import SftpGenerated
 from storager.services.sftp._io import iter_range, open_pipelined, read_range, write_chunk
+from storager.services.sftp._root import TEMP_PREFIX, RootGuard, prepare_root
 
-__all__ = ["SftpStorage"]
+__all__ = ["TEMP_PREFIX", "SftpStorage"]
 
-#: Temporary files of in-flight writes start with this; listings hide them and no
-#: object may be named so (the same prefix as fs).
-TEMP_PREFIX = ".storager-tmp-"
-_SAFE_DIR_CACHE_MAX = 4096
 _READER_BUFFER = 1 << 20
 _T = TypeVar("_T")
 
@@ -101,7 +98,9 @@ class SftpStorage(SftpGenerated):
         self._pool: Pool | None = None
         try:
             self._pool = Pool(options)
-            self._set_root(self._prepare_root(root or "."))
+            with self._channel() as ch, ch.lock:
+                real = prepare_root(ch.sftp, self.service_name, root or ".")
+            self._guard = RootGuard(self.service_name, real)
         except OptionError as exc:
             self._close()
             raise PairInvalidError("new", self.service_name, shown, str(exc)) from exc
@@ -111,35 +110,10 @@ class SftpStorage(SftpGenerated):
         except Exception as exc:
             self._close()
             raise self._map_error(exc, "new", shown) from exc
-        self._name = f"{host}:{port}{self._root}"
+        self._name = f"{host}:{port}{self._guard.root}"
         self._token = secrets.token_hex(4)
         self._counter = itertools.count()
         self._posix_rename = True
-        # Directories already checked to resolve inside the root; see fs for the
-        # trade-off (a dict lookup instead of a realpath round trip per operation).
-        self._safe_dirs: dict[str, None] = {}
-
-    def _prepare_root(self, root: str) -> str:
-        """Return the server's real path of ``root``, creating it when missing."""
-        with self._channel() as ch, ch.lock:
-            try:
-                real = ch.sftp.normalize(root)
-                info = ch.sftp.stat(real)
-            except FileNotFoundError:
-                start = "" if root.startswith("/") else ch.sftp.normalize(".") + "/"
-                _mkdir_p(ch.sftp, posixpath.normpath(start + root))
-                real = ch.sftp.normalize(root)
-                info = ch.sftp.stat(real)
-            if not stat_module.S_ISDIR(info.st_mode or 0):
-                raise ObjectModeInvalidError(
-                    "new", self.service_name, root, "root is not a directory"
-                )
-            return real
-
-    def _set_root(self, real: str) -> None:
-        self._root = real
-        self._prefix = "" if real == "/" else real
-        self._root_slash = real if real.endswith("/") else real + "/"
 
     def _close(self) -> None:
         pool = getattr(self, "_pool", None)
@@ -153,85 +127,14 @@ class SftpStorage(SftpGenerated):
         with self._pool.channel() as ch:
             yield ch
 
-    # -- path safety -------------------------------------------------------------------
-
-    def _remote(self, op: str, path: str) -> str:
-        """Return the server path of a store-absolute path (no trailing slash)."""
-        name = path.rstrip("/").rpartition("/")[2]
-        if name.startswith(TEMP_PREFIX):
-            raise PathInvalidError(
-                op, self.service_name, path, f"names starting with {TEMP_PREFIX!r} are reserved"
-            )
-        stripped = path.rstrip("/")
-        return self._prefix + stripped if stripped else self._root
-
-    def _inside(self, real: str) -> bool:
-        return real == self._root or real.startswith(self._root_slash)
-
-    def _check_dir(self, op: str, path: str, ch: Channel, remote_dir: str) -> None:
-        """Raise PathInvalidError unless ``remote_dir`` resolves inside the root."""
-        if remote_dir == self._root or remote_dir in self._safe_dirs:
-            return
-        if not self._inside(ch.sftp.normalize(remote_dir)):
-            raise PathInvalidError(
-                op, self.service_name, path, "a symbolic link leads outside the store's root"
-            )
-        if len(self._safe_dirs) >= _SAFE_DIR_CACHE_MAX:
-            self._safe_dirs.clear()
-        self._safe_dirs[remote_dir] = None
-
-    def _attrs(
-        self, op: str, path: str, ch: Channel, remote: str
-    ) -> tuple[paramiko.SFTPAttributes, str]:
-        """Stat an object, following a link only when it stays inside the root.
-
-        Returns the attributes and the server path to open (the link's target).
-        """
-        self._check_dir(op, path, ch, posixpath.dirname(remote))
-        attrs = ch.sftp.lstat(remote)
-        if not stat_module.S_ISLNK(attrs.st_mode or 0):
-            return attrs, remote
-        real = ch.sftp.normalize(remote)
-        if not self._inside(real):
-            raise PathInvalidError(
-                op, self.service_name, path, "a symbolic link leads outside the store's root"
-            )
-        return ch.sftp.stat(real), real
-
-    def _makedirs(self, op: str, path: str, ch: Channel, remote_dir: str) -> None:
-        """Create ``remote_dir`` and its parents, never through a link out of the root."""
-        missing: list[str] = []
-        current = remote_dir
-        while current != self._root and len(current) > len(self._root):
-            try:
-                info = ch.sftp.stat(current)
-            except FileNotFoundError:
-                missing.append(current)
-                current = posixpath.dirname(current)
-                continue
-            if not stat_module.S_ISDIR(info.st_mode or 0):
-                raise ObjectModeInvalidError(
-                    op, self.service_name, path, "a parent is not a directory"
-                )
-            break
-        self._check_dir(op, path, ch, current)
-        for directory in reversed(missing):
-            try:
-                ch.sftp.mkdir(directory)
-            except OSError:
-                # Created meanwhile by another writer? Then it must be a directory.
-                if not stat_module.S_ISDIR(ch.sftp.stat(directory).st_mode or 0):
-                    raise
-        self._check_dir(op, path, ch, remote_dir)
-
     # -- Storager -----------------------------------------------------------------------
 
     def _read(
         self, path: str, *, io_callback: IoCallback | None, offset: int | None, size: int | None
     ) -> bytes:
-        remote = self._remote("read", path)
+        remote = self._guard.remote("read", path)
         with self._channel() as ch, ch.lock:
-            attrs, target = self._attrs("read", path, ch, remote)
+            attrs, target = self._guard.attrs("read", path, ch.sftp, remote)
             start, length = self._range("read", path, attrs, offset, size)
             if length == 0:
                 data = b""
@@ -258,14 +161,14 @@ class SftpStorage(SftpGenerated):
         return start, length
 
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
-        remote = self._remote("open_reader", path)
+        remote = self._guard.remote("open_reader", path)
         if self._pool is None:
             raise paramiko.SSHException("store is closed")
         pool = self._pool
         ch = pool.acquire()
         try:
             with ch.lock:
-                attrs, target = self._attrs("open_reader", path, ch, remote)
+                attrs, target = self._guard.attrs("open_reader", path, ch.sftp, remote)
                 start, length = self._range("open_reader", path, attrs, offset, size)
                 # The open handle keeps reading the version it opened, even when a
                 # write renames a new one over the path.
@@ -298,7 +201,7 @@ class SftpStorage(SftpGenerated):
     ) -> Object:
         if path.endswith("/"):
             raise PathInvalidError("write", "sftp", path, "a directory path cannot be written")
-        remote = self._remote("write", path)
+        remote = self._guard.remote("write", path)
         chunks = iter_chunks("write", "sftp", path, data, size=size, io_callback=io_callback)
         with self._channel() as ch:
             total = self._replace_with("write", path, ch, remote, chunks)
@@ -315,10 +218,10 @@ class SftpStorage(SftpGenerated):
         tmp = f"{directory}/{TEMP_PREFIX}{self._token}-{next(self._counter)}"
         with ch.lock:
             try:
-                self._check_dir(op, path, ch, directory)
+                self._guard.check_dir(op, path, ch.sftp, directory)
                 f = open_pipelined(ch.sftp, tmp, "wx")
             except FileNotFoundError:
-                self._makedirs(op, path, ch, directory)
+                self._guard.makedirs(op, path, ch.sftp, directory)
                 f = open_pipelined(ch.sftp, tmp, "wx")
         return tmp, f
 
@@ -382,9 +285,9 @@ class SftpStorage(SftpGenerated):
             raise
 
     def _stat(self, path: str) -> Object:
-        remote = self._remote("stat", path)
+        remote = self._guard.remote("stat", path)
         with self._channel() as ch, ch.lock:
-            attrs, _ = self._attrs("stat", path, ch, remote)
+            attrs, _ = self._guard.attrs("stat", path, ch.sftp, remote)
         return self._object(path, attrs)
 
     def _object(self, path: str, attrs: paramiko.SFTPAttributes) -> Object:
@@ -401,10 +304,10 @@ class SftpStorage(SftpGenerated):
         )
 
     def _delete(self, path: str) -> None:
-        remote = self._remote("delete", path)
+        remote = self._guard.remote("delete", path)
         with self._channel() as ch, ch.lock:
             try:
-                self._check_dir("delete", path, ch, posixpath.dirname(remote))
+                self._guard.check_dir("delete", path, ch.sftp, posixpath.dirname(remote))
                 if not path.endswith("/"):
                     ch.sftp.remove(remote)
                     return
@@ -435,7 +338,7 @@ class SftpStorage(SftpGenerated):
                     "delete", self.service_name, path, "directory not empty"
                 ) from None
             raise
-        self._safe_dirs.pop(remote, None)
+        self._guard.forget(remote)
 
     def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
         if list_mode == "prefix":
@@ -483,10 +386,10 @@ class SftpStorage(SftpGenerated):
         One directory is read whole per call (SFTP pages it), and no channel is held
         while the caller iterates.
         """
-        remote = self._remote("list", directory) if directory != "/" else self._root
+        remote = self._guard.remote("list", directory) if directory != "/" else self._guard.root
         with self._channel() as ch, ch.lock:
             try:
-                self._check_dir("list", directory, ch, remote)
+                self._guard.check_dir("list", directory, ch.sftp, remote)
                 entries = ch.sftp.listdir_attr(remote)
             except FileNotFoundError:
                 return []
@@ -506,11 +409,11 @@ class SftpStorage(SftpGenerated):
     def _copy(self, src: str, dst: str) -> None:
         if dst.endswith("/"):
             raise PathInvalidError("copy", "sftp", dst, "a directory path cannot be written")
-        src_remote = self._remote("copy", src)
-        dst_remote = self._remote("copy", dst)
+        src_remote = self._guard.remote("copy", src)
+        dst_remote = self._guard.remote("copy", dst)
         with self._channel() as ch:
             with ch.lock:
-                attrs, target = self._attrs("copy", src, ch, src_remote)
+                attrs, target = self._guard.attrs("copy", src, ch.sftp, src_remote)
                 _, length = self._range("copy", src, attrs, None, None)
                 f = ch.sftp.open(target, "r")
             try:
@@ -524,18 +427,18 @@ class SftpStorage(SftpGenerated):
     def _move(self, src: str, dst: str) -> None:
         if dst.endswith("/") or src.endswith("/"):
             raise PathInvalidError("move", "sftp", src, "move takes object paths, not directories")
-        src_remote = self._remote("move", src)
-        dst_remote = self._remote("move", dst)
+        src_remote = self._guard.remote("move", src)
+        dst_remote = self._guard.remote("move", dst)
         with self._channel() as ch, ch.lock:
-            self._check_dir("move", src, ch, posixpath.dirname(src_remote))
+            self._guard.check_dir("move", src, ch.sftp, posixpath.dirname(src_remote))
             if stat_module.S_ISDIR(ch.sftp.lstat(src_remote).st_mode or 0):
                 raise ObjectModeInvalidError("move", self.service_name, src, "is a directory")
             directory = posixpath.dirname(dst_remote)
             try:
-                self._check_dir("move", dst, ch, directory)
+                self._guard.check_dir("move", dst, ch.sftp, directory)
                 ch.sftp.stat(directory)
             except FileNotFoundError:
-                self._makedirs("move", dst, ch, directory)
+                self._guard.makedirs("move", dst, ch.sftp, directory)
             self._rename_over("move", dst, ch, src_remote, dst_remote)
 
     def _append(
@@ -543,7 +446,7 @@ class SftpStorage(SftpGenerated):
     ) -> Object:
         if path.endswith("/"):
             raise PathInvalidError("append", "sftp", path, "a directory path cannot be written")
-        remote = self._remote("append", path)
+        remote = self._guard.remote("append", path)
         chunks = iter_chunks("append", "sftp", path, data, size=size, io_callback=io_callback)
         with self._channel() as ch:
             with ch.lock:
@@ -567,25 +470,25 @@ class SftpStorage(SftpGenerated):
     def _append_target(self, path: str, ch: Channel, remote: str) -> tuple[str, int]:
         """Return the server path to append to and its current size (0 when missing)."""
         try:
-            attrs, target = self._attrs("append", path, ch, remote)
+            attrs, target = self._guard.attrs("append", path, ch.sftp, remote)
         except FileNotFoundError:
             directory = posixpath.dirname(remote)
             try:
                 ch.sftp.stat(directory)
             except FileNotFoundError:
-                self._makedirs("append", path, ch, directory)
+                self._guard.makedirs("append", path, ch.sftp, directory)
             return remote, 0
         if stat_module.S_ISDIR(attrs.st_mode or 0):
             raise ObjectModeInvalidError("append", self.service_name, path, "is a directory")
         return target, attrs.st_size or 0
 
     def _create_dir(self, path: str) -> Object:
-        remote = self._remote("create_dir", path)
+        remote = self._guard.remote("create_dir", path)
         with self._channel() as ch, ch.lock:
             try:
-                attrs, _ = self._attrs("create_dir", path, ch, remote)
+                attrs, _ = self._guard.attrs("create_dir", path, ch.sftp, remote)
             except FileNotFoundError:
-                self._makedirs("create_dir", path, ch, remote)
+                self._guard.makedirs("create_dir", path, ch.sftp, remote)
             else:
                 if not stat_module.S_ISDIR(attrs.st_mode or 0):
                     raise AlreadyExistsError(
@@ -597,15 +500,3 @@ class SftpStorage(SftpGenerated):
 
     def _map_error(self, exc: Exception, op: str, path: str) -> StorageError:
         return map_sftp_error(exc, op, self.service_name, path)
-
-
-def _mkdir_p(sftp: paramiko.SFTPClient, real: str) -> None:
-    """Create an absolute directory and its parents (for the root only)."""
-    current = ""
-    for part in real.strip("/").split("/"):
-        current += "/" + part
-        try:
-            sftp.mkdir(current)
-        except OSError:
-            if not stat_module.S_ISDIR(sftp.stat(current).st_mode or 0):
-                raise
