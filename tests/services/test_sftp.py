@@ -480,7 +480,7 @@ def test_threads_share_one_store(open_store: Callable[..., SftpStorage]) -> None
     assert {o.path for o in store.list("t/")} == set(payloads)
 
 
-def test_lost_connection_is_retryable_and_reconnects(
+def test_lost_connection_reconnects_on_next_operation(
     open_store: Callable[..., SftpStorage],
 ) -> None:
     store = open_store()
