@@ -359,7 +359,7 @@ def _render_op(model: Model, svc: Service, op: Operation) -> str:
             f"            iterator = {call}\n"
             "        except StorageError:\n            raise\n"
             "        except Exception as exc:\n"
-            f'            raise self._map_error(exc, "{op.name}", {where}) from exc\n'
+            f'            raise self._translate(exc, "{op.name}", {where})  # noqa: B904\n'
             f'        return self._map_iter(iterator, "{op.name}", {where})\n'
         )
     else:
@@ -368,7 +368,7 @@ def _render_op(model: Model, svc: Service, op: Operation) -> str:
             f"            return {call}\n"
             "        except StorageError:\n            raise\n"
             "        except Exception as exc:\n"
-            f'            raise self._map_error(exc, "{op.name}", {where}) from exc\n'
+            f'            raise self._translate(exc, "{op.name}", {where})  # noqa: B904\n'
         )
     star = ", *, " + ", ".join(abstract_pairs) if abstract_pairs else ""
     abstract = (

@@ -29,6 +29,7 @@ from storager._object import StorageMeta
 from storager._pairs import PairSpec, unsupported
 from storager._paths import join_dir, normalize_work_dir, relative_to, resolve
 from storager._protocols import Storager
+from storager._streams import source_error
 
 __all__ = ["ConnectionForm", "Service"]
 
@@ -139,7 +140,21 @@ class Service(Storager):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, op, path) from exc
+            raise self._translate(exc, op, path)  # noqa: B904 - _translate chains the cause
+
+    def _translate(self, exc: Exception, op: str, path: str) -> BaseException:
+        """Return what to raise for ``exc``: the caller's own source error, or a mapped one.
+
+        An exception the caller's data source raised (see ``iter_chunks``) goes back to
+        the caller unchanged, however the service wrapped it; anything else goes through
+        ``_map_error`` with ``exc`` chained as the cause.
+        """
+        own = source_error(exc)
+        if own is not None:
+            return own
+        mapped = self._map_error(exc, op, path)
+        mapped.__cause__ = exc
+        return mapped
 
     def _map_error(self, exc: Exception, op: str, path: str) -> StorageError:
         """Turn a vendor or OS error into the storager error it means.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -9,7 +10,14 @@ from typing import Any
 from storager._errors import InvalidArgumentError
 from storager._protocols import IoCallback, WriteData
 
-__all__ = ["CHUNK_SIZE", "BytesReader", "RangeReader", "iter_chunks"]
+__all__ = [
+    "CHUNK_SIZE",
+    "BytesReader",
+    "RangeReader",
+    "iter_chunks",
+    "mark_source_error",
+    "source_error",
+]
 
 #: How much a streaming write reads from its source at a time.
 CHUNK_SIZE = 1 << 20
@@ -78,7 +86,11 @@ def _raw_chunks(
             want = chunk_size if remaining is None else min(chunk_size, remaining)
             if want <= 0:
                 return
-            chunk = read(want)
+            try:
+                chunk = read(want)
+            except Exception as exc:
+                mark_source_error(exc)
+                raise
             if not chunk:
                 return
             if isinstance(chunk, str):
@@ -95,7 +107,41 @@ def _raw_chunks(
             path,
             f"data is {type(data).__name__}: expected bytes, a binary file or an iterable of bytes",
         ) from None
-    yield from iterator
+    while True:
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:
+            mark_source_error(exc)
+            raise
+        yield chunk
+
+
+_SOURCE_MARK = "_storager_source_error"
+
+
+def mark_source_error(exc: BaseException) -> BaseException:
+    """Mark an exception raised by the caller's own data source, and return it.
+
+    A write's data is the caller's code: when it fails, the caller gets its own
+    exception back unchanged, not a storager error about the service.
+    """
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, _SOURCE_MARK, True)
+    return exc
+
+
+def source_error(exc: BaseException) -> BaseException | None:
+    """Return the caller's data-source exception behind ``exc``, if there is one."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 16:
+        if getattr(current, _SOURCE_MARK, False):
+            return current
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
 
 
 class RangeReader(io.RawIOBase):

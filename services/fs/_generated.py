@@ -141,7 +141,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "list", path_abs) from exc
+            raise self._translate(exc, "list", path_abs)  # noqa: B904
         return self._map_iter(iterator, "list", path_abs)
 
     @abstractmethod
@@ -186,7 +186,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "read", path_abs) from exc
+            raise self._translate(exc, "read", path_abs)  # noqa: B904
 
     @abstractmethod
     def _read(
@@ -226,7 +226,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "open_reader", path_abs) from exc
+            raise self._translate(exc, "open_reader", path_abs)  # noqa: B904
 
     @abstractmethod
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
@@ -276,7 +276,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "write", path_abs) from exc
+            raise self._translate(exc, "write", path_abs)  # noqa: B904
 
     @abstractmethod
     def _write(
@@ -309,7 +309,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "stat", path_abs) from exc
+            raise self._translate(exc, "stat", path_abs)  # noqa: B904
 
     @abstractmethod
     def _stat(self, path: str) -> Object:
@@ -334,7 +334,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "delete", path_abs) from exc
+            raise self._translate(exc, "delete", path_abs)  # noqa: B904
 
     @abstractmethod
     def _delete(self, path: str) -> None:
@@ -371,7 +371,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "copy", src_abs) from exc
+            raise self._translate(exc, "copy", src_abs)  # noqa: B904
 
     @abstractmethod
     def _copy(self, src: str, dst: str, *, sync: bool | None) -> None:
@@ -409,7 +409,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "move", src_abs) from exc
+            raise self._translate(exc, "move", src_abs)  # noqa: B904
 
     @abstractmethod
     def _move(self, src: str, dst: str, *, sync: bool | None) -> None:
@@ -455,7 +455,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "append", path_abs) from exc
+            raise self._translate(exc, "append", path_abs)  # noqa: B904
 
     @abstractmethod
     def _append(
@@ -488,7 +488,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "create_dir", path_abs) from exc
+            raise self._translate(exc, "create_dir", path_abs)  # noqa: B904
 
     @abstractmethod
     def _create_dir(self, path: str) -> Object:

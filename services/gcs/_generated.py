@@ -186,7 +186,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "list", path_abs) from exc
+            raise self._translate(exc, "list", path_abs)  # noqa: B904
         return self._map_iter(iterator, "list", path_abs)
 
     @abstractmethod
@@ -231,7 +231,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "read", path_abs) from exc
+            raise self._translate(exc, "read", path_abs)  # noqa: B904
 
     @abstractmethod
     def _read(
@@ -271,7 +271,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "open_reader", path_abs) from exc
+            raise self._translate(exc, "open_reader", path_abs)  # noqa: B904
 
     @abstractmethod
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
@@ -332,7 +332,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "write", path_abs) from exc
+            raise self._translate(exc, "write", path_abs)  # noqa: B904
 
     @abstractmethod
     def _write(
@@ -366,7 +366,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "stat", path_abs) from exc
+            raise self._translate(exc, "stat", path_abs)  # noqa: B904
 
     @abstractmethod
     def _stat(self, path: str) -> Object:
@@ -391,7 +391,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "delete", path_abs) from exc
+            raise self._translate(exc, "delete", path_abs)  # noqa: B904
 
     @abstractmethod
     def _delete(self, path: str) -> None:
@@ -418,7 +418,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "copy", src_abs) from exc
+            raise self._translate(exc, "copy", src_abs)  # noqa: B904
 
     @abstractmethod
     def _copy(self, src: str, dst: str) -> None:
@@ -446,7 +446,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "move", src_abs) from exc
+            raise self._translate(exc, "move", src_abs)  # noqa: B904
 
     @abstractmethod
     def _move(self, src: str, dst: str) -> None:
@@ -471,7 +471,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "create_dir", path_abs) from exc
+            raise self._translate(exc, "create_dir", path_abs)  # noqa: B904
 
     @abstractmethod
     def _create_dir(self, path: str) -> Object:

@@ -159,7 +159,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "list", path_abs) from exc
+            raise self._translate(exc, "list", path_abs)  # noqa: B904
         return self._map_iter(iterator, "list", path_abs)
 
     @abstractmethod
@@ -204,7 +204,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "read", path_abs) from exc
+            raise self._translate(exc, "read", path_abs)  # noqa: B904
 
     @abstractmethod
     def _read(
@@ -244,7 +244,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "open_reader", path_abs) from exc
+            raise self._translate(exc, "open_reader", path_abs)  # noqa: B904
 
     @abstractmethod
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
@@ -322,7 +322,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "write", path_abs) from exc
+            raise self._translate(exc, "write", path_abs)  # noqa: B904
 
     @abstractmethod
     def _write(
@@ -359,7 +359,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "stat", path_abs) from exc
+            raise self._translate(exc, "stat", path_abs)  # noqa: B904
 
     @abstractmethod
     def _stat(self, path: str) -> Object:
@@ -384,7 +384,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "delete", path_abs) from exc
+            raise self._translate(exc, "delete", path_abs)  # noqa: B904
 
     @abstractmethod
     def _delete(self, path: str) -> None:
@@ -411,7 +411,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "copy", src_abs) from exc
+            raise self._translate(exc, "copy", src_abs)  # noqa: B904
 
     @abstractmethod
     def _copy(self, src: str, dst: str) -> None:
@@ -439,7 +439,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "move", src_abs) from exc
+            raise self._translate(exc, "move", src_abs)  # noqa: B904
 
     @abstractmethod
     def _move(self, src: str, dst: str) -> None:
@@ -479,7 +479,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "create_multipart", path_abs) from exc
+            raise self._translate(exc, "create_multipart", path_abs)  # noqa: B904
 
     @abstractmethod
     def _create_multipart(
@@ -515,7 +515,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "write_multipart", multipart.path) from exc
+            raise self._translate(exc, "write_multipart", multipart.path)  # noqa: B904
 
     @abstractmethod
     def _write_multipart(
@@ -542,7 +542,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "complete_multipart", multipart.path) from exc
+            raise self._translate(exc, "complete_multipart", multipart.path)  # noqa: B904
 
     @abstractmethod
     def _complete_multipart(self, multipart: Multipart, parts: Sequence[Part]) -> Object:
@@ -565,7 +565,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "abort_multipart", multipart.path) from exc
+            raise self._translate(exc, "abort_multipart", multipart.path)  # noqa: B904
 
     @abstractmethod
     def _abort_multipart(self, multipart: Multipart) -> None:
@@ -588,7 +588,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "list_multipart", multipart.path) from exc
+            raise self._translate(exc, "list_multipart", multipart.path)  # noqa: B904
         return self._map_iter(iterator, "list_multipart", multipart.path)
 
     @abstractmethod
@@ -636,7 +636,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "append", path_abs) from exc
+            raise self._translate(exc, "append", path_abs)  # noqa: B904
 
     @abstractmethod
     def _append(
@@ -669,7 +669,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "create_dir", path_abs) from exc
+            raise self._translate(exc, "create_dir", path_abs)  # noqa: B904
 
     @abstractmethod
     def _create_dir(self, path: str) -> Object:
@@ -695,7 +695,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "create_link", path_abs) from exc
+            raise self._translate(exc, "create_link", path_abs)  # noqa: B904
 
     @abstractmethod
     def _create_link(self, path: str, target: str) -> Object:
@@ -726,7 +726,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "presign_read", path_abs) from exc
+            raise self._translate(exc, "presign_read", path_abs)  # noqa: B904
 
     @abstractmethod
     def _presign_read(self, path: str, *, expire: int | None) -> str:
@@ -757,7 +757,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "presign_write", path_abs) from exc
+            raise self._translate(exc, "presign_write", path_abs)  # noqa: B904
 
     @abstractmethod
     def _presign_write(self, path: str, *, expire: int | None) -> str:

@@ -40,7 +40,7 @@ from storager._errors import (
 )
 from storager._object import Multipart, Object, ObjectMode, Part
 from storager._protocols import IoCallback, WriteData
-from storager._streams import iter_chunks
+from storager._streams import iter_chunks, source_error
 from storager.services.s3._errors import client_error_code, find_client_error, map_error
 from storager.services.s3._generated import S3Generated
 from storager.services.s3._reader import open_ranged
@@ -346,6 +346,9 @@ class S3Storage(S3Generated):
         except StorageError:
             raise
         except Exception as exc:
+            own = source_error(exc)  # the caller's data source failed: give its error back
+            if own is not None:
+                raise own from None
             error = self._map_error(exc, "write", path)
             if isinstance(error, PreconditionFailedError):
                 raise self._condition_failed(error, path, if_match, if_none_match) from exc

@@ -234,7 +234,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "list", path_abs) from exc
+            raise self._translate(exc, "list", path_abs)  # noqa: B904
         return self._map_iter(iterator, "list", path_abs)
 
     @abstractmethod
@@ -279,7 +279,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "read", path_abs) from exc
+            raise self._translate(exc, "read", path_abs)  # noqa: B904
 
     @abstractmethod
     def _read(
@@ -319,7 +319,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "open_reader", path_abs) from exc
+            raise self._translate(exc, "open_reader", path_abs)  # noqa: B904
 
     @abstractmethod
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
@@ -411,7 +411,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "write", path_abs) from exc
+            raise self._translate(exc, "write", path_abs)  # noqa: B904
 
     @abstractmethod
     def _write(
@@ -450,7 +450,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "stat", path_abs) from exc
+            raise self._translate(exc, "stat", path_abs)  # noqa: B904
 
     @abstractmethod
     def _stat(self, path: str) -> Object:
@@ -475,7 +475,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "delete", path_abs) from exc
+            raise self._translate(exc, "delete", path_abs)  # noqa: B904
 
     @abstractmethod
     def _delete(self, path: str) -> None:
@@ -502,7 +502,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "copy", src_abs) from exc
+            raise self._translate(exc, "copy", src_abs)  # noqa: B904
 
     @abstractmethod
     def _copy(self, src: str, dst: str) -> None:
@@ -530,7 +530,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "move", src_abs) from exc
+            raise self._translate(exc, "move", src_abs)  # noqa: B904
 
     @abstractmethod
     def _move(self, src: str, dst: str) -> None:
@@ -592,7 +592,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "create_multipart", path_abs) from exc
+            raise self._translate(exc, "create_multipart", path_abs)  # noqa: B904
 
     @abstractmethod
     def _create_multipart(
@@ -634,7 +634,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "write_multipart", multipart.path) from exc
+            raise self._translate(exc, "write_multipart", multipart.path)  # noqa: B904
 
     @abstractmethod
     def _write_multipart(
@@ -661,7 +661,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "complete_multipart", multipart.path) from exc
+            raise self._translate(exc, "complete_multipart", multipart.path)  # noqa: B904
 
     @abstractmethod
     def _complete_multipart(self, multipart: Multipart, parts: Sequence[Part]) -> Object:
@@ -684,7 +684,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "abort_multipart", multipart.path) from exc
+            raise self._translate(exc, "abort_multipart", multipart.path)  # noqa: B904
 
     @abstractmethod
     def _abort_multipart(self, multipart: Multipart) -> None:
@@ -707,7 +707,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "list_multipart", multipart.path) from exc
+            raise self._translate(exc, "list_multipart", multipart.path)  # noqa: B904
         return self._map_iter(iterator, "list_multipart", multipart.path)
 
     @abstractmethod
@@ -733,7 +733,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "create_dir", path_abs) from exc
+            raise self._translate(exc, "create_dir", path_abs)  # noqa: B904
 
     @abstractmethod
     def _create_dir(self, path: str) -> Object:
@@ -764,7 +764,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "presign_read", path_abs) from exc
+            raise self._translate(exc, "presign_read", path_abs)  # noqa: B904
 
     @abstractmethod
     def _presign_read(self, path: str, *, expire: int | None) -> str:
@@ -795,7 +795,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         except StorageError:
             raise
         except Exception as exc:
-            raise self._map_error(exc, "presign_write", path_abs) from exc
+            raise self._translate(exc, "presign_write", path_abs)  # noqa: B904
 
     @abstractmethod
     def _presign_write(self, path: str, *, expire: int | None) -> str:

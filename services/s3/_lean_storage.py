@@ -30,7 +30,7 @@ from storager._errors import (
 )
 from storager._object import Object, ObjectMode
 from storager._protocols import IoCallback, WriteData
-from storager._streams import iter_chunks
+from storager._streams import iter_chunks, source_error
 from storager.services.s3 import S3Storage, _attributes, _etag, _parse_credential
 from storager.services.s3._errors import client_error_code, find_client_error
 from storager.services.s3._lean_client import LeanClient
@@ -298,6 +298,9 @@ class LeanS3Storage(S3Storage):
         except StorageError:
             raise
         except Exception as exc:
+            own = source_error(exc)  # the caller's data source failed: give its error back
+            if own is not None:
+                raise own from None
             error = self._map_error(exc, "write", path)
             if isinstance(error, PreconditionFailedError):
                 raise self._condition_failed(error, path, if_match, if_none_match) from exc

@@ -58,6 +58,11 @@ from storager.testing._gating import covers, missing_coverage
 
 __all__ = ["StoragerSuite", "covers"]
 
+
+class _SourceFailure(Exception):
+    """Raised by a test's own data source; a store must hand it back unchanged."""
+
+
 MiB = 1 << 20
 #: The global op pairs tried, in order, as "a real pair this operation does not accept".
 _FOREIGN_PAIRS = ("content_type", "storage_class", "expire", "list_mode", "offset")
@@ -182,6 +187,23 @@ class StoragerSuite:
             store.write("never.txt", b"0123456789", size=given)
         with pytest.raises(NotFoundError):
             store.stat("never.txt")
+
+    @covers("write")
+    def test_write_source_error_reaches_caller_unchanged(self, store: Storager) -> None:
+        """The caller's own data source failing is the caller's error, not the store's."""
+        store.write("source.txt", b"original")
+
+        def failing() -> Iterator[bytes]:
+            yield b"partial data"
+            raise _SourceFailure("the caller's generator broke")
+
+        with pytest.raises(_SourceFailure):
+            store.write("source.txt", failing())
+        with pytest.raises(_SourceFailure):
+            store.write("fresh.txt", failing())
+        assert store.read("source.txt") == b"original"
+        with pytest.raises(NotFoundError):
+            store.stat("fresh.txt")
 
     @covers("write")
     def test_concurrent_writers_leave_one_whole_version(self, store: Storager) -> None:
