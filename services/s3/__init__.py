@@ -90,6 +90,16 @@ class S3Storage(S3Generated):
         '49f68a5c8493ec2c0bf489821c21fc3b'
     """
 
+    def __new__(cls, *args: Any, **pairs: Any) -> S3Storage:
+        # The lean request path is a subclass, chosen here so that storager.open and
+        # direct construction both get it; request_path="s3fs" keeps s3fs for everything.
+        target: type[S3Storage] = cls
+        if cls is S3Storage and pairs.get("request_path") != "s3fs":
+            from storager.services.s3._lean_storage import LeanS3Storage
+
+            target = LeanS3Storage
+        return super().__new__(target)
+
     def _open(
         self,
         *,
@@ -98,7 +108,14 @@ class S3Storage(S3Generated):
         credential: str | None,
         location: str | None,
         force_path_style: bool | None,
+        max_connections: int | None = None,
+        request_path: str | None = None,
     ) -> None:
+        if request_path not in (None, "lean", "s3fs"):
+            raise PairInvalidError("new", "s3", "", "pair 'request_path' must be 'lean' or 's3fs'")
+        if max_connections is not None and max_connections < 1:
+            raise PairInvalidError("new", "s3", "", "pair 'max_connections' must be at least 1")
+        self._max_connections = max_connections or 16
         if not name or "/" in name:
             raise PairInvalidError("new", "s3", "", "pair 'name' must be a bucket name")
         self._name = name

@@ -102,6 +102,16 @@ INIT_PAIRS: Mapping[str, PairSpec] = {
         "bool",
         "Address buckets as http://endpoint/bucket/key instead of http://bucket.endpoint/key; the client's default when absent (path style for most custom endpoints).",
     ),
+    "request_path": PairSpec(
+        "request_path",
+        "str",
+        "Which client sends GET, PUT, HEAD, DELETE, ListObjectsV2 and multipart requests: 'lean' (the default: botocore's SigV4 signer and credential chain over kept-alive http.client connections, stdlib XML parsing) or 's3fs' (its aiobotocore client). Copy, move and presign use s3fs on both paths.",
+    ),
+    "max_connections": PairSpec(
+        "max_connections",
+        "int",
+        "On the lean path, the keep-alive connections a store keeps and the parallel requests of one streaming write, large read or bulk helper (write_many, read_many, delete_prefix); 16 when absent.",
+    ),
     "default_content_type": PairSpec(
         "default_content_type", "str", "The content_type to use when an operation is not given one."
     ),
@@ -149,6 +159,8 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         credential: str | None = None,
         location: str | None = None,
         force_path_style: bool | None = None,
+        request_path: str | None = None,
+        max_connections: int | None = None,
         default_content_type: str | None = None,
         default_server_side_encryption: str | None = None,
         default_storage_class: str | None = None,
@@ -168,6 +180,10 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
             check_str("new", SERVICE_NAME, "", "location", location)
         if force_path_style is not None:
             check_bool("new", SERVICE_NAME, "", "force_path_style", force_path_style)
+        if request_path is not None:
+            check_str("new", SERVICE_NAME, "", "request_path", request_path)
+        if max_connections is not None:
+            check_int("new", SERVICE_NAME, "", "max_connections", max_connections)
         if default_content_type is not None:
             check_str("new", SERVICE_NAME, "", "default_content_type", default_content_type)
         self._default_content_type = default_content_type
@@ -189,6 +205,8 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
             credential=credential,
             location=location,
             force_path_style=force_path_style,
+            request_path=request_path,
+            max_connections=max_connections,
         )
 
     @abstractmethod
@@ -200,6 +218,8 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         credential: str | None,
         location: str | None,
         force_path_style: bool | None,
+        request_path: str | None,
+        max_connections: int | None,
     ) -> None:
         """Connect or prepare the service from validated init pairs."""
 

@@ -21,7 +21,7 @@ import boto3
 import pytest
 
 import storager
-from storager import NotFoundError, StorageError
+from storager import NotFoundError, PairInvalidError, StorageError
 from storager.services.s3 import S3Storage
 from storager.services.s3._lean_client import LeanClient, encode_key
 from storager.services.s3._lean_storage import LeanS3Storage
@@ -30,9 +30,6 @@ from storager.testing import StoragerSuite
 pytestmark = pytest.mark.s3
 
 MiB = 1 << 20
-
-#: The request paths; "s3fs" is the service as s3fs drives it.
-PATHS = {"lean": LeanS3Storage, "s3fs": S3Storage}
 
 
 @dataclass(frozen=True)
@@ -52,8 +49,10 @@ class Bucket:
         }
 
     def open(self, request_path: str, work_dir: str = "/", **pairs: Any) -> S3Storage:
-        store = PATHS[request_path](**{**self.pairs(), "work_dir": work_dir, **pairs})
-        assert isinstance(store, S3Storage)
+        store = S3Storage(
+            **{**self.pairs(), "work_dir": work_dir, "request_path": request_path, **pairs}
+        )
+        assert isinstance(store, LeanS3Storage) == (request_path == "lean")
         return store
 
 
@@ -134,6 +133,30 @@ class TestS3fsPathSeaweedFS(StoragerSuite):
     @pytest.fixture
     def storager_factory(self, lean_seaweedfs_bucket: Bucket) -> Callable[..., storager.Storager]:
         return _factory(lean_seaweedfs_bucket, "s3fs")
+
+
+# -- choosing the path ---------------------------------------------------------------------------
+
+
+def test_lean_path_is_the_default_and_s3fs_can_be_chosen(bucket: Bucket) -> None:
+    url = f"s3://{bucket.name}/?endpoint={bucket.endpoint}&location=us-east-1"
+    credential = bucket.pairs()["credential"]
+    with storager.open(url, credential=credential) as store:
+        assert type(store) is LeanS3Storage
+        store.write("chosen.txt", b"lean")
+    with storager.open(url + "&request_path=s3fs", credential=credential) as store:
+        assert type(store) is S3Storage
+        assert store.read("chosen.txt") == b"lean"
+    with storager.open(url + "&max_connections=3", credential=credential) as store:
+        assert isinstance(store, LeanS3Storage)
+        assert store._lean.pool.max_idle == 3
+        store.delete("chosen.txt")
+
+
+@pytest.mark.parametrize("pairs", [{"request_path": "boto"}, {"max_connections": 0}])
+def test_bad_path_pairs_are_rejected(bucket: Bucket, pairs: dict[str, Any]) -> None:
+    with pytest.raises(PairInvalidError):
+        S3Storage(**bucket.pairs(), **pairs)
 
 
 # -- key encoding -----------------------------------------------------------------------------
