@@ -76,7 +76,9 @@ TestMirror2Sequential = _mirror_suite("mf", "sequential")
 TestMirror2SequentialFs = _mirror_suite("ff", "sequential")
 TestMirror2Parallel = _mirror_suite("fm", "parallel", "race")
 TestMirror3Sequential = _mirror_suite("mfm", "sequential")
-TestMirror3Parallel = _mirror_suite("fmf", "parallel", "race")
+# All-memory mirrors have every capability a Mirror can have (Segmenter, Linker...).
+TestMirror2Memory = _mirror_suite("mm", "sequential")
+TestMirror3ParallelMemory = _mirror_suite("mmm", "parallel", "race")
 
 
 def _single_suite(

@@ -1,0 +1,312 @@
+"""Running one change on every target of a Mirror: fan-out of streams, and rollback.
+
+:class:`MirrorBase` holds what the Mirror and its capability mixins share: choosing
+the targets of a call, running a function on each (one after another or at once),
+feeding one stream to all of them while reading it once, and putting back what a
+failed change wrote on the targets where it succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import wait
+from functools import partial
+from typing import IO, Any, TypeVar
+
+from storager._errors import InvalidArgumentError, NotFoundError
+from storager._protocols import Storager, WriteData
+from storager._streams import iter_chunks
+from storager.combinators._base import Wrapper, call_child, check_names
+from storager.combinators._mirror_errors import (
+    WRITE_MODES,
+    FeedAborted,
+    check_mode,
+    describe_error,
+    mirror_error,
+    take_callback,
+)
+from storager.combinators._pool import SlotPool, result_or_error
+from storager.combinators._trace import span, tracing
+
+__all__ = ["MirrorBase", "Names", "Outcome", "Touched"]
+
+T = TypeVar("T")
+Names = list[str]
+#: Each target's result, or the error it raised.
+Outcome = dict[str, tuple[Any, BaseException | None]]
+Spools = dict[str, dict[str, IO[bytes] | None]]
+#: The paths a change may alter: the same on every target, or per target name.
+Touched = Names | Mapping[str, Names]
+
+_FEED_POLL = 0.05
+_END = object()
+
+
+class MirrorBase(Wrapper):
+    """The targets of a Mirror and the machinery that runs a call on them."""
+
+    combinator = "mirror"
+    _targets: dict[str, Storager]
+    _order: Names
+    _write_mode: str
+    _read_mode: str
+    _rollback: str
+    _spool_memory: int
+    _queue_chunks: int
+    _pool: SlotPool
+
+    def describe_label(self) -> str:
+        return f"mirror write={self._write_mode} read={self._read_mode}"
+
+    def _select(
+        self, op: str, path: str, pairs: dict[str, Any], modes: Sequence[str]
+    ) -> tuple[Names, str]:
+        """Take ``targets=`` and ``how=`` out of ``pairs``; return the names and the mode."""
+        names = pairs.pop("targets", None)
+        how = pairs.pop("how", None)
+        if names is None:
+            chosen = list(self._order)
+        else:
+            if isinstance(names, str) or not isinstance(names, Sequence) or not names:
+                raise InvalidArgumentError(op, "mirror", path, "targets must be a list of names")
+            check_names(op, "mirror", names, self._targets)
+            chosen = list(dict.fromkeys(names))
+        if how is None:
+            how = self._write_mode if modes is WRITE_MODES else self._read_mode
+        else:
+            check_mode(op, "how", how, modes)
+        return chosen, how
+
+    def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
+        return span(self.describe_label(), op, path) if tracing() else contextlib.nullcontext()
+
+    def _on(self, name: str, op: str, path: str, fn: Callable[[Storager], T]) -> T:
+        return call_child(self._targets[name], op, path, fn)
+
+    def _parallel(self, names: Names, task: Callable[[str], T]) -> Outcome:
+        if len(names) == 1:
+            try:
+                return {names[0]: (task(names[0]), None)}
+            except Exception as exc:
+                return {names[0]: (None, exc)}
+        futures = self._pool.submit_all([partial(task, n) for n in names])
+        wait(futures)
+        return {n: result_or_error(f) for n, f in zip(names, futures, strict=True)}
+
+    def _each(self, names: Names, how: str, task: Callable[[str], T], *, stop: bool) -> Outcome:
+        """Run ``task`` per name, at once or in order (stopping at a failure if ``stop``)."""
+        if how == "parallel":
+            return self._parallel(names, task)
+        outcome: Outcome = {}
+        for name in names:
+            try:
+                outcome[name] = (task(name), None)
+            except Exception as exc:
+                outcome[name] = (None, exc)
+                if stop:
+                    break
+        return outcome
+
+    def _run_all(
+        self, op: str, path: str, names: Names, how: str, fn: Callable[[Storager], T]
+    ) -> T:
+        """Run ``fn`` on every target, none skipped; raise a MirrorError if any failed."""
+        outcome = self._each(names, how, lambda n: self._on(n, op, path, fn), stop=False)
+        errors = {n: e for n, (_, e) in outcome.items() if e is not None}
+        if errors:
+            words = {n: "ok" if e is None else describe_error(e) for n, (_, e) in outcome.items()}
+            raise mirror_error(op, path, words, errors)
+        return outcome[names[0]][0]  # type: ignore[no-any-return]
+
+    # -- changes that roll back ---------------------------------------------------------
+
+    def _mutate(
+        self,
+        op: str,
+        path: str,
+        touched: Touched,
+        names: Names,
+        how: str,
+        fn: Callable[[str, Storager], T],
+        on_failure: Callable[[Outcome], None] | None = None,
+    ) -> T:
+        """Run a change on ``names``; on failure roll back the targets it succeeded on.
+
+        ``touched`` are the paths the change may alter: each is saved first (with
+        ``rollback="restore"``) and put back, or deleted, on the targets that succeeded
+        when another failed. ``on_failure`` runs after the rollback, given the outcome.
+        """
+        snapshots: Spools = {}
+
+        def attempt(name: str) -> T:
+            snapshots[name] = self._snapshot(name, _paths(touched, name))
+            return self._on(name, op, path, lambda s: fn(name, s))
+
+        try:
+            outcome = self._each(names, how, attempt, stop=True)
+            errors = {n: e for n, (_, e) in outcome.items() if e is not None}
+            if not errors:
+                return outcome[names[0]][0]  # type: ignore[no-any-return]
+            words = self._roll_back(outcome, snapshots, touched)
+            if on_failure is not None:
+                on_failure(outcome)
+            words.update({n: "not attempted" for n in names if n not in outcome})
+            raise mirror_error(op, path, {n: words[n] for n in names}, errors)
+        finally:
+            _close_spools(snapshots)
+
+    def _snapshot(self, name: str, paths: Names) -> dict[str, IO[bytes] | None]:
+        """Save what ``paths`` hold on target ``name`` (None: nothing there)."""
+        if self._rollback != "restore":
+            return {}
+        target = self._targets[name]
+        saved: dict[str, IO[bytes] | None] = {}
+        for p in paths:
+            try:
+                if target.stat(p).is_dir:
+                    continue
+                spool = tempfile.SpooledTemporaryFile(max_size=self._spool_memory)  # noqa: SIM115
+                try:
+                    with target.open_reader(p) as reader:
+                        shutil.copyfileobj(reader, spool, 1 << 20)
+                except BaseException:
+                    spool.close()
+                    raise
+            except NotFoundError:
+                saved[p] = None
+                continue
+            spool.seek(0)
+            saved[p] = spool
+        return saved
+
+    def _roll_back(
+        self,
+        outcome: Mapping[str, tuple[Any, BaseException | None]],
+        snapshots: Mapping[str, Mapping[str, IO[bytes] | None]],
+        touched: Touched,
+    ) -> dict[str, str]:
+        words: dict[str, str] = {}
+        for name, (_, err) in outcome.items():
+            if err is not None:
+                words[name] = "cancelled" if isinstance(err, FeedAborted) else describe_error(err)
+                continue
+            paths = _paths(touched, name)
+            if not paths:
+                words[name] = "ok"
+                continue
+            if self._rollback == "none":
+                words[name] = "ok (not rolled back)"
+                continue
+            target = self._targets[name]
+            try:
+                for p in paths:
+                    saved = snapshots.get(name, {}).get(p) if self._rollback == "restore" else None
+                    if saved is None:
+                        target.delete(p)
+                    else:
+                        saved.seek(0)
+                        target.write(p, saved)
+                words[name] = "ok (rolled back)"
+            except Exception as exc:
+                words[name] = f"ok (rollback failed: {describe_error(exc)})"
+        return words
+
+    # -- one stream to every target -----------------------------------------------------
+
+    def _fan_out(
+        self,
+        op: str,
+        path: str,
+        data: WriteData,
+        names: Names,
+        pairs: dict[str, Any],
+        run: Callable[[str, Storager, Iterator[bytes]], T],
+        touched: Names,
+    ) -> dict[str, T]:
+        """Give one stream to every target, reading the source once, in bounded memory.
+
+        Each target runs ``run(name, store, chunks)`` on a thread of the pool with its
+        own bounded queue of chunks. At the first failure (a target's or the source's)
+        the other feeds are aborted, and ``touched`` is rolled back where it changed.
+
+        Returns:
+            Each target's result, by name.
+        """
+        callback = take_callback(op, path, pairs)
+        source = iter_chunks(op, "mirror", path, data, size=pairs.get("size"), io_callback=callback)
+        queues = {n: queue.Queue[Any](maxsize=self._queue_chunks) for n in names}
+        snapshots: Spools = {}
+
+        def feed(name: str) -> Iterator[bytes]:
+            q = queues[name]
+            while True:
+                item = q.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+
+        def consume(name: str) -> T:
+            snapshots[name] = self._snapshot(name, touched)
+            return self._on(name, op, path, lambda s: run(name, s, feed(name)))
+
+        futures = dict(
+            zip(names, self._pool.submit_all([partial(consume, n) for n in names]), strict=True)
+        )
+        live = set(names)
+
+        def put(item: object) -> None:
+            for name in names:
+                while name in live:
+                    try:
+                        queues[name].put(item, timeout=_FEED_POLL)
+                        break
+                    except queue.Full:
+                        if futures[name].done():
+                            live.discard(name)
+
+        source_error: BaseException | None = None
+        try:
+            try:
+                for chunk in source:
+                    put(chunk)
+                    finished = [n for n in live if futures[n].done()]
+                    if any(futures[n].exception() is not None for n in finished):
+                        break  # stop at the first failure: the others are aborted below
+                    live.difference_update(finished)
+                else:
+                    put(_END)
+            except Exception as exc:
+                source_error = exc
+            if source_error is not None or any(
+                f.done() and f.exception() is not None for f in futures.values()
+            ):
+                put(FeedAborted(op, "mirror", path))
+            wait(list(futures.values()))
+            outcome = {n: result_or_error(futures[n]) for n in names}
+            errors = {n: e for n, (_, e) in outcome.items() if e is not None}
+            if source_error is None and not errors:
+                return {n: result for n, (result, _) in outcome.items()}
+            words = self._roll_back(outcome, snapshots, touched)
+            if source_error is not None:
+                raise source_error
+            primary = {n: e for n, e in errors.items() if not isinstance(e, FeedAborted)}
+            raise mirror_error(op, path, {n: words[n] for n in names}, primary or errors)
+        finally:
+            _close_spools(snapshots)
+
+
+def _paths(touched: Touched, name: str) -> Names:
+    return list(touched.get(name, ())) if isinstance(touched, Mapping) else touched
+
+
+def _close_spools(snapshots: Spools) -> None:
+    for snaps in snapshots.values():
+        for spool in snaps.values():
+            if spool is not None:
+                spool.close()
