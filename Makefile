@@ -17,8 +17,10 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install -q -e . --config-settings editable_mode=strict
 
+# Pinned by .ci/constraints.txt: the set last checked together, resolved at once.
 install-test: $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[dev]" --config-settings editable_mode=strict
+	$(BIN)/python -m pip install -q -e ".[dev]" -c .ci/constraints.txt \
+		--config-settings editable_mode=strict
 
 servers:
 	bash .ci/install-servers
