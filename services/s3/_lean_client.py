@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import hmac
 import http
 import logging
 import random
@@ -115,11 +116,32 @@ def _retryable(exc: BaseException) -> bool:
 
 
 class _Signer(S3SigV4Auth):
-    """botocore's S3 SigV4 signer, told the payload hash instead of hashing a body."""
+    """botocore's S3 SigV4 signer, told the payload hash instead of hashing a body.
+
+    The signing key depends only on the secret, the day, the region and the service, so
+    it is derived once a day instead of with four HMACs per request (~10 us); the
+    signature itself is botocore's.
+    """
+
+    _day_key: tuple[str, bytes] | None = None
+
+    def __init__(self, credentials: ReadOnlyCredentials, region: str) -> None:
+        super().__init__(credentials, "s3", region)
+        self.region = region
 
     def payload(self, request: AWSRequest) -> str:
         value: str = request.context["payload_hash"]
         return value
+
+    def signature(self, string_to_sign: str, request: AWSRequest) -> str:
+        day = request.context["timestamp"][0:8]
+        cached = self._day_key
+        if cached is None or cached[0] != day:
+            key = f"AWS4{self.credentials.secret_key}".encode()
+            for part in (day, self.region, "s3", "aws4_request"):
+                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+            cached = self._day_key = (day, key)
+        return hmac.new(cached[1], string_to_sign.encode(), hashlib.sha256).hexdigest()
 
 
 def _local(tag: str) -> str:
@@ -216,7 +238,7 @@ class LeanClient:
         cached = self._signer
         if cached is not None and cached[0] == frozen:
             return cached[1]
-        signer = _Signer(frozen, "s3", self.region)
+        signer = _Signer(frozen, self.region)
         with self._signer_lock:
             self._signer = (frozen, signer)
         return signer

@@ -1,7 +1,13 @@
 """The lean path's transport: a bounded, fork-safe pool of kept-alive HTTP connections.
 
 Plain ``http.client`` connections (``HTTPSConnection`` with a default, verifying TLS
-context), reused across requests. A request that fails on a connection taken from the
+context), reused across requests. ``http.client`` opens them (TCP_NODELAY, timeouts,
+TLS and host name checks); the exchange itself is written on the connection's socket:
+http.client's request and answer machinery (headers parsed by the email package, two
+sends per PUT, a file object per answer) cost ~240 us of CPU per small request here,
+more than signing and everything else together (measured in benchmarks/S3.md).
+The exchange is plain HTTP/1.1: one send for headers and a small body, answers with
+Content-Length, chunked or read-to-close bodies. A request that fails on a connection taken from the
 pool before any answer arrived is sent once more on a fresh connection: the server
 closed an idle keep-alive connection, which is not an error. After a ``fork`` the child
 drops the parent's connections (sharing a socket between processes would interleave
@@ -18,6 +24,11 @@ import threading
 from dataclasses import dataclass
 
 __all__ = ["TRANSPORT_ERRORS", "ConnectionPool", "Response"]
+
+#: Bodies up to this size are sent in the same send() as the headers.
+_COALESCE_MAX = 64 << 10
+#: Bodies up to this size are returned as bytes; larger ones as the bytearray read into.
+_COPY_MAX = 1 << 20
 
 #: Errors that mean the connection failed, not that the server answered.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
@@ -44,7 +55,7 @@ class Response:
 
     status: int
     headers: dict[str, str]
-    body: bytes
+    body: bytes | bytearray
 
 
 class ConnectionPool:
@@ -119,9 +130,9 @@ class ConnectionPool:
         for attempt in (0, 1):
             conn, reused = self._take()
             try:
-                conn.request(method, target, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
+                if conn.sock is None:
+                    conn.connect()  # http.client: TCP_NODELAY, timeout, TLS with verification
+                result, keep = _exchange(conn.sock, method, target, headers, body)
             except _STALE:
                 conn.close()
                 if reused and attempt == 0:
@@ -130,10 +141,10 @@ class ConnectionPool:
             except BaseException:
                 conn.close()
                 raise
-            result = Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-            if resp.will_close:
+            if keep:
+                self._give(conn)
+            else:
                 conn.close()
-            self._give(conn)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -148,3 +159,122 @@ class ConnectionPool:
 
     def __repr__(self) -> str:
         return f"<ConnectionPool {self.scheme}://{self.host}:{self.port} idle={len(self._idle)}>"
+
+
+class _Wire:
+    """Reads an HTTP/1.1 answer from a socket through one buffer."""
+
+    __slots__ = ("buf", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+
+    def _more(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise http.client.RemoteDisconnected("connection closed by the server")
+        self.buf += chunk
+
+    def line_block(self, end: bytes) -> bytes:
+        """Return the bytes up to ``end`` (dropped), reading as needed."""
+        while True:
+            at = self.buf.find(end)
+            if at >= 0:
+                out = bytes(self.buf[:at])
+                del self.buf[: at + len(end)]
+                return out
+            if len(self.buf) > 1 << 20:
+                raise http.client.LineTooLong("header block")
+            self._more()
+
+    def exact(self, n: int) -> bytes | bytearray:
+        """Return exactly ``n`` bytes."""
+        if n <= len(self.buf):
+            out = bytes(self.buf[:n])
+            del self.buf[:n]
+            return out
+        body = bytearray(n)
+        have = len(self.buf)
+        body[:have] = self.buf
+        self.buf.clear()
+        view = memoryview(body)
+        while have < n:
+            got = self.sock.recv_into(view[have:], min(n - have, 1 << 20))
+            if not got:
+                raise http.client.IncompleteRead(bytes(body[:have]), n - have)
+            have += got
+        view.release()
+        return bytes(body) if n <= _COPY_MAX else body
+
+    def chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            size = int(self.line_block(b"\r\n").split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                # Trailers, if any, end with an empty line.
+                while self.line_block(b"\r\n"):
+                    pass
+                return b"".join(parts)
+            parts.append(bytes(self.exact(size)))
+            self.line_block(b"\r\n")
+
+    def to_close(self) -> bytes:
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                out = bytes(self.buf)
+                self.buf.clear()
+                return out
+            self.buf += chunk
+
+
+def _exchange(
+    sock: socket.socket,
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body: bytes | bytearray | memoryview | None,
+) -> tuple[Response, bool]:
+    """Send one request on ``sock`` and read its answer; say whether to keep the socket."""
+    size = 0 if body is None else memoryview(body).nbytes
+    lines = [f"{method} {target} HTTP/1.1"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if size or method in ("PUT", "POST"):
+        lines.append(f"content-length: {size}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    if body is None or not size:
+        sock.sendall(head)
+    elif size <= _COALESCE_MAX:
+        sock.sendall(head + bytes(body))
+    else:
+        sock.sendall(head)
+        sock.sendall(body)
+    wire = _Wire(sock)
+    while True:
+        block = wire.line_block(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        parts = block[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            raise http.client.BadStatusLine(block[0][:80])
+        status = int(parts[1])
+        if status >= 200:
+            break  # 1xx answers (100 Continue unasked for) precede the real one
+    answer: dict[str, str] = {}
+    for line in block[1:]:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        answer[name] = f"{answer[name]}, {value.strip()}" if name in answer else value.strip()
+    keep = parts[0] == "HTTP/1.1" and answer.get("connection", "").lower() != "close"
+    data: bytes | bytearray = b""
+    if method == "HEAD" or status in (204, 304):
+        pass
+    elif "chunked" in answer.get("transfer-encoding", "").lower():
+        data = wire.chunked()
+    elif "content-length" in answer:
+        data = wire.exact(int(answer["content-length"]))
+    else:
+        data = wire.to_close()
+        keep = False
+    if wire.buf:
+        keep = False  # bytes beyond the answer: do not trust this connection again
+    return Response(status, answer, data), keep

@@ -113,7 +113,9 @@ class LeanS3Storage(S3Storage):
             return self._lean.dispatch(method)(**kwargs)
         return super()._call(method, **kwargs)
 
-    def _get(self, key: str, byte_range: str | None, if_match: str | None = None) -> bytes:
+    def _get(
+        self, key: str, byte_range: str | None, if_match: str | None = None
+    ) -> bytes | bytearray:
         # Only the body: parsing the answer's headers into botocore's shape costs ~15 us.
         headers = {}
         if byte_range is not None:
@@ -131,6 +133,7 @@ class LeanS3Storage(S3Storage):
             raise ObjectModeInvalidError("read", "s3", path, "is a directory")
         key = self._key(path)
         start = offset or 0
+        data: bytes | bytearray
         if size == 0:
             self._head("read", path)
             data = b""
@@ -147,9 +150,10 @@ class LeanS3Storage(S3Storage):
                 data = b""  # the range starts at or past the end: S3 answers 416
         if io_callback is not None and data:
             io_callback(len(data))
-        return data
+        # A large body arrives as the bytearray it was read into; callers get bytes.
+        return data if isinstance(data, bytes) else bytes(data)
 
-    def _read_whole(self, key: str) -> bytes:
+    def _read_whole(self, key: str) -> bytes | bytearray:
         """GET an object; a large one as parallel ranges pinned to its ETag."""
         try:
             first = self._lean.get_object(key, Range=f"bytes=0-{PARALLEL_READ_MIN - 1}")
@@ -158,7 +162,7 @@ class LeanS3Storage(S3Storage):
             if error is None or client_error_code(error)[1] != 416:
                 raise
             return self._get(key, None)  # an empty object: no byte 0 to range over
-        body: bytes = first["Body"]
+        body: bytes | bytearray = first["Body"]
         total = _total_length(first.get("ContentRange"), len(body))
         if total <= len(body):
             return body
@@ -175,7 +179,7 @@ class LeanS3Storage(S3Storage):
             self._pool().submit(fetch, at) for at in range(len(body), total, READ_BUFFER)
         ]:
             future.result()
-        return bytes(out)
+        return out
 
     def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
         """List as the s3fs path does, fetching each next page while this one is yielded."""

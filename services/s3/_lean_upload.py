@@ -15,7 +15,7 @@ import hashlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
-from typing import Any
+from typing import Any, cast
 
 from storager._errors import InvalidArgumentError
 from storager.services.s3._upload import MAX_PARTS, PART_MAX, PART_MIN
@@ -128,7 +128,7 @@ class Prefetcher:
 
     def __init__(
         self,
-        fetch: Callable[[int, int], bytes],
+        fetch: Callable[[int, int], bytes | bytearray],
         executor: Executor,
         *,
         start: int,
@@ -139,7 +139,7 @@ class Prefetcher:
         self._executor = executor
         self._end = start + length
         self._depth = depth
-        self._queue: deque[tuple[int, int, Future[bytes]]] = deque()
+        self._queue: deque[tuple[int, int, Future[bytes | bytearray]]] = deque()
 
     def _drop(self) -> None:
         for _, _, future in self._queue:
@@ -163,7 +163,9 @@ class Prefetcher:
         _, n, future = self._queue.popleft()
         data = future.result()
         self._fill(offset + n, size)
-        return data
+        # A large window is the bytearray it was received into; the reader only copies
+        # it into its buffer, so it is handed over as is instead of copied to bytes.
+        return cast(bytes, data)
 
     def close(self) -> None:
         self._drop()
