@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from storager._errors import InvalidArgumentError, UnexpectedError
 from storager._object import Object
-from storager._protocols import Copier, Mover, Storager, WriteData
+from storager._protocols import Copier, Mover, Presigner, Storager, WriteData
 from storager._streams import iter_chunks
 from storager.combinators._base import (
     DELEGATE_MIXINS,
@@ -30,6 +30,7 @@ from storager.combinators._base import (
     DelegateCopier,
     DelegateMover,
     call_child,
+    capabilities_of,
 )
 
 __all__ = ["AuditRecord", "Audited", "read_audit"]
@@ -68,7 +69,8 @@ class Audited(Delegate):
     """Record every mutating operation of ``inner`` in ``log_store``.
 
     Args:
-        inner: The store to audit; its capabilities are kept.
+        inner: The store to audit; its capabilities are kept, except Presigner: a
+            PUT through a signed URL would change the store without a record.
         log_store: Where the records go (it is closed with the Audited).
         prefix: The directory of the records in ``log_store``.
 
@@ -87,6 +89,12 @@ class Audited(Delegate):
         self._prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
         self._lock = threading.Lock()
         self._seq = max((r.seq for r in read_audit(log_store, self._prefix)), default=0)
+
+    @classmethod
+    def _allowed_capabilities(
+        cls, inner: object = None, *args: Any, **kwargs: Any
+    ) -> frozenset[type]:
+        return capabilities_of(inner) - {Presigner}
 
     def children(self) -> Mapping[str, Storager]:
         return {"inner": self._inner, "log": self._log}
@@ -121,7 +129,8 @@ class Audited(Delegate):
                 operation=op, path=path, outcome=type(exc).__name__, target=_target.get() or None
             )
             raise
-        size = result.content_length if isinstance(result, Object) and op == "append" else None
+        sized = ("append", "complete_multipart")
+        size = result.content_length if isinstance(result, Object) and op in sized else None
         self._record(operation=op, path=path, size=size, target=_target.get() or None)
         return result
 

@@ -8,20 +8,42 @@ Coherence: writes and deletes of one path are serialised (a striped lock) and bu
 the path's generation; a read that missed fills the front only if no write started
 since it began reading the back, so a slow reader never puts an old version in front
 of a newer one.
+
+``open_reader`` on a miss streams from the back and fills the front after a complete
+read: while the caller reads from the start without seeking, the bytes are kept (at
+most ``max_object_bytes``), and when it reaches the end they go to the front. Memory
+stays bounded by that limit; a reader that seeks, stops early or passes the limit
+fills nothing. (Teeing into a concurrent front write would start filling sooner but
+leave a half-written front object when the caller stops early.)
+
+Links: when the back is a Linker, a path that is a link is never cached, since a
+write to its target would leave the cached copy stale; so a miss that would fill
+costs one ``stat`` of the back. The Cached is not a Presigner: a PUT through a
+signed URL would change the back behind the front's back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, TypeVar, cast
 
 from storager._errors import InvalidArgumentError, NotFoundError
-from storager._object import Object
-from storager._protocols import Appender, Copier, Direr, Mover, Storager, WriteData
+from storager._object import Multipart, Object, ObjectMode, Part
+from storager._protocols import (
+    Appender,
+    Copier,
+    Direr,
+    Linker,
+    Mover,
+    Segmenter,
+    Storager,
+    WriteData,
+)
 from storager._streams import iter_chunks
 from storager.combinators._base import (
     Wrapper,
@@ -39,7 +61,7 @@ __all__ = ["Cached"]
 T = TypeVar("T")
 logger = logging.getLogger("storager.combinators.cached")
 _STRIPES = 64
-_SUPPORTED = frozenset({Copier, Mover, Appender, Direr})
+_SUPPORTED = frozenset({Copier, Mover, Segmenter, Appender, Direr, Linker})
 
 
 class Cached(Wrapper):
@@ -53,8 +75,9 @@ class Cached(Wrapper):
         max_object_bytes: Objects larger than this are not cached (a stream
             written through is buffered up to this size to fill the front).
 
-    The capabilities are the back's Copier, Mover, Appender and Direr: each runs on
-    the back, then drops the paths it changed from the front.
+    The capabilities are the back's Copier, Mover, Segmenter, Appender, Direr and
+    Linker: each runs on the back, then drops the paths it changed from the front.
+    Never a Presigner (see the module docstring).
     """
 
     combinator = "cached"
@@ -179,25 +202,49 @@ class Cached(Wrapper):
                 return call_child(self.back, "read", path, lambda s: s.read(path, **pairs))
             data = call_child(self.back, "read", path, lambda s: s.read(path))
             served_by.set("back")
-            if len(data) <= self._max_object and (
-                self._max_bytes is None or len(data) <= self._max_bytes
-            ):
-                with self._lock_for(path):
-                    if self._generation.get(path, 0) == generation:
-                        self._put(path, data)
+            self._fill(path, data, generation)
             return data
+
+    def _fill(self, path: str, data: bytes, generation: int) -> None:
+        """Put what a missed read got from the back in front, unless it is stale now."""
+        if len(data) > self._max_object or (
+            self._max_bytes is not None and len(data) > self._max_bytes
+        ):
+            return
+        if isinstance(self.back, Linker) and ObjectMode.LINK in self.back.stat(path).mode:
+            return
+        with self._lock_for(path):
+            if self._generation.get(path, 0) == generation:
+                self._put(path, data)
 
     def open_reader(self, path: str, **pairs: Any) -> BinaryIO:
         with self._traced("open_reader", path):
             try:
                 reader = self.front.open_reader(path, **pairs)
+                with self._meta:
+                    self.hits += 1
                 served_by.set("front")
                 return reader
             except NotFoundError:
-                served_by.set("back")
-                return call_child(
-                    self.back, "open_reader", path, lambda s: s.open_reader(path, **pairs)
-                )
+                pass
+            served_by.set("back")
+            with self._meta:
+                self.misses += 1
+                generation = self._generation.get(path, 0)
+            reader = call_child(
+                self.back, "open_reader", path, lambda s: s.open_reader(path, **pairs)
+            )
+            if pairs:  # a range: serve it, cache nothing
+                return reader
+
+            def complete(data: bytes) -> None:
+                try:
+                    self._fill(path, data, generation)
+                except Exception:
+                    logger.warning("cached: filling the front with %s failed", path)
+
+            raw = _FillingReader(reader, self._max_object, complete)
+            return cast(BinaryIO, io.BufferedReader(raw))
 
     def stat(self, path: str, **pairs: Any) -> Object:
         with self._traced("stat", path):
@@ -258,6 +305,60 @@ class _Tee:
         return None if self._kept is None else b"".join(self._kept)
 
 
+class _FillingReader(io.RawIOBase):
+    """Read through ``inner``, keeping the bytes while the caller reads from the start.
+
+    When the end is reached after a sequential read of at most ``limit`` bytes,
+    ``complete`` gets them (once). A seek elsewhere, or passing ``limit``, drops what
+    was kept, so memory stays within ``limit``.
+    """
+
+    def __init__(self, inner: BinaryIO, limit: int, complete: Callable[[bytes], None]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._limit = limit
+        self._complete: Callable[[bytes], None] | None = complete
+        self._kept: bytearray | None = bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return bool(self._inner.seekable())
+
+    def tell(self) -> int:
+        return self._inner.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        position = self._inner.seek(offset, whence)
+        if self._kept is not None and position != len(self._kept):
+            self._kept = None
+        return position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._inner.read(len(view))
+        n = len(data)
+        view[:n] = data
+        if self._kept is not None:
+            if n == 0 and len(view) > 0:
+                kept, self._kept = bytes(self._kept), None
+                if self._complete is not None:
+                    complete, self._complete = self._complete, None
+                    complete(kept)
+            elif len(self._kept) + n > self._limit:
+                self._kept = None
+            else:
+                self._kept += data
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._kept = None
+            self._inner.close()
+        super().close()
+
+
 class _CachedCopier(Cached, Copier):
     def copy(self, src: str, dst: str, **pairs: Any) -> None:
         with self._traced("copy", src):
@@ -284,9 +385,59 @@ class _CachedDirer(Cached, Direr):
             return cast(Direr, self.back).create_dir(path, **pairs)
 
 
+class _CachedSegmenter(Cached, Segmenter):
+    """Uploads run on the back; completing one drops its path from the front."""
+
+    def create_multipart(self, path: str, **pairs: Any) -> Multipart:
+        with self._traced("create_multipart", path):
+            return cast(Segmenter, self.back).create_multipart(path, **pairs)
+
+    def write_multipart(
+        self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
+    ) -> Part:
+        with self._traced("write_multipart", multipart.path):
+            return cast(Segmenter, self.back).write_multipart(multipart, number, data, **pairs)
+
+    def complete_multipart(
+        self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
+    ) -> Object:
+        # The upload's path is the back's store-absolute one; the caller may have
+        # read the object by its relative path too: make both stale.
+        wd = self.back.metadata().work_dir
+        paths = [multipart.path]
+        if multipart.path.startswith(wd) and multipart.path != wd:
+            paths.append(multipart.path[len(wd) :])
+        with self._traced("complete_multipart", multipart.path):
+            return self._mutate(
+                "complete_multipart",
+                paths,
+                lambda: cast(Segmenter, self.back).complete_multipart(multipart, parts, **pairs),
+            )
+
+    def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
+        with self._traced("abort_multipart", multipart.path):
+            cast(Segmenter, self.back).abort_multipart(multipart, **pairs)
+
+    def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]:
+        with self._traced("list_multipart", multipart.path):
+            return prime(cast(Segmenter, self.back).list_multipart(multipart, **pairs))
+
+
+class _CachedLinker(Cached, Linker):
+    def create_link(self, path: str, target: str, **pairs: Any) -> Object:
+        with self._traced("create_link", path):
+            return self._mutate(
+                "create_link",
+                [path],
+                lambda: cast(Linker, self.back).create_link(path, target, **pairs),
+            )
+
+
 Cached._capability_mixins = {
     Copier: _CachedCopier,
     Mover: _CachedMover,
+    Segmenter: _CachedSegmenter,
     Appender: _CachedAppender,
     Direr: _CachedDirer,
+    Linker: _CachedLinker,
 }

@@ -4,6 +4,10 @@ When the active store fails with a transient error (retryable, or a connection
 error), the same call moves on to the next alternative, which becomes active. While
 an alternative is active, a health probe of the primary, at most once per interval,
 decides when to switch back.
+
+A multipart upload stays on the store that started it: its ``upload_id`` names that
+store (``alternative1:<id>``), and the later calls of the upload go there without
+switching, since no other store knows the upload.
 """
 
 from __future__ import annotations
@@ -11,21 +15,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
+from typing import Any, TypeVar, cast
 
 from storager._errors import InvalidArgumentError, NotFoundError
-from storager._object import Object
-from storager._protocols import Storager, WriteData
+from storager._object import Multipart, Object, Part
+from storager._protocols import Segmenter, Storager, WriteData
 from storager.combinators._base import (
+    DELEGATE_MIXINS,
     Delegate,
+    DelegateSegmenter,
     call_child,
     common_capabilities,
     is_transient,
+    prime,
     replayable,
     served_by,
     single_attempt,
 )
+from storager.combinators._trace import span, tracing
 
 __all__ = ["Failover"]
 
@@ -170,3 +179,52 @@ class Failover(Delegate):
             return self._call("write", path, lambda s: s.write(path, again(), **pairs))
         finally:
             single_attempt.reset(token)
+
+
+class _FailoverSegmenter(DelegateSegmenter, Failover):
+    """Uploads are pinned to the store that created them (see the module docstring)."""
+
+    def create_multipart(self, path: str, **pairs: Any) -> Multipart:
+        token = served_by.set("")
+        try:
+            mp = super().create_multipart(path, **pairs)
+            name = served_by.get() or self.active
+        finally:
+            served_by.reset(token)
+        served_by.set(name)
+        return Multipart(mp.path, f"{name}:{mp.upload_id}")
+
+    def _pinned(self, op: str, multipart: Multipart, fn: Callable[[Segmenter, Multipart], T]) -> T:
+        name, _, upload_id = multipart.upload_id.partition(":")
+        if name not in self._names or not upload_id:
+            raise NotFoundError(op, "failover", multipart.path, "no such multipart upload")
+        store = self._stores[self._names.index(name)]
+        inner = Multipart(multipart.path, upload_id)
+        served_by.set(name)
+        with span(self.describe_label(), op, multipart.path) if tracing() else nullcontext():
+            return call_child(store, op, multipart.path, lambda s: fn(cast(Segmenter, s), inner))
+
+    def write_multipart(
+        self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
+    ) -> Part:
+        return self._pinned(
+            "write_multipart", multipart, lambda s, mp: s.write_multipart(mp, number, data, **pairs)
+        )
+
+    def complete_multipart(
+        self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
+    ) -> Object:
+        return self._pinned(
+            "complete_multipart", multipart, lambda s, mp: s.complete_multipart(mp, parts, **pairs)
+        )
+
+    def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
+        self._pinned("abort_multipart", multipart, lambda s, mp: s.abort_multipart(mp, **pairs))
+
+    def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]:
+        return self._pinned(
+            "list_multipart", multipart, lambda s, mp: prime(s.list_multipart(mp, **pairs))
+        )
+
+
+Failover._capability_mixins = {**DELEGATE_MIXINS, Segmenter: _FailoverSegmenter}

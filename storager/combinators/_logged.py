@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from storager._object import Object
+from storager._object import Object, Part
 from storager._protocols import Storager
 from storager.combinators._base import Delegate, call_child, served_by
 
@@ -102,8 +102,10 @@ class Logged(Delegate):
         size: int | None = None
         if isinstance(result, bytes):
             size = len(result)
-        elif isinstance(result, Object) and op in ("write", "append"):
+        elif isinstance(result, Object) and op in ("write", "append", "complete_multipart"):
             size = result.content_length
+        elif isinstance(result, Part):
+            size = result.size
         self._emit(
             self._level,
             Event(op, path, size, time.perf_counter() - start, "ok", who),

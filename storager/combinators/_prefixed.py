@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from storager._errors import InvalidArgumentError, PermissionDeniedError
-from storager._object import Object, StorageMeta
+from storager._object import Multipart, Object, Part, StorageMeta
 from storager._paths import join_dir, normalize_work_dir, relative_to, resolve
-from storager._protocols import Storager
-from storager.combinators._base import MUTATING, Delegate, call_child, meet_capability, ops_of
+from storager._protocols import Segmenter, Storager, WriteData
+from storager.combinators._base import (
+    DELEGATE_MIXINS,
+    MUTATING,
+    Delegate,
+    DelegateSegmenter,
+    call_child,
+    meet_capability,
+    ops_of,
+    prime,
+)
 
 __all__ = ["Prefixed", "ReadOnly"]
 
@@ -68,16 +77,77 @@ class Prefixed(Delegate):
         return self._root + view[1:]
 
     def _out(self, obj: Object) -> Object:
-        full = obj.path if obj.path.startswith("/") else self._inner_wd + obj.path
-        if full.startswith(self._root):
-            return replace(obj, path=relative_to(self._wd, "/" + full[len(self._root) :]))
+        obj = replace(obj, path=self._view(obj.path))
+        if obj.link_target is not None:
+            obj = replace(obj, link_target=self._view(obj.link_target))
         return obj
+
+    def _view(self, path: str) -> str:
+        """Map an inner path (store-absolute, or relative to its work_dir) to the view's."""
+        full = path if path.startswith("/") else self._inner_wd + path
+        if full.startswith(self._root):
+            return relative_to(self._wd, "/" + full[len(self._root) :])
+        return path
+
+
+class _PrefixedSegmenter(DelegateSegmenter, Prefixed):
+    """Uploads carry the view's store-absolute path; the inner path is derived again."""
+
+    def _inner_upload(self, op: str, multipart: Multipart) -> Multipart:
+        return Multipart(self._path(op, multipart.path), multipart.upload_id)
+
+    def create_multipart(self, path: str, **pairs: Any) -> Multipart:
+        inner = super().create_multipart(path, **pairs)
+        full = inner.path if inner.path.startswith("/") else self._inner_wd + inner.path
+        return Multipart("/" + full[len(self._root) :], inner.upload_id)
+
+    def write_multipart(
+        self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
+    ) -> Part:
+        mp = self._inner_upload("write_multipart", multipart)
+        return self._call(
+            "write_multipart",
+            multipart.path,
+            lambda c: cast(Segmenter, c).write_multipart(mp, number, data, **pairs),
+        )
+
+    def complete_multipart(
+        self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
+    ) -> Object:
+        mp = self._inner_upload("complete_multipart", multipart)
+        return self._out(
+            self._call(
+                "complete_multipart",
+                multipart.path,
+                lambda c: cast(Segmenter, c).complete_multipart(mp, parts, **pairs),
+            )
+        )
+
+    def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
+        mp = self._inner_upload("abort_multipart", multipart)
+        self._call(
+            "abort_multipart",
+            multipart.path,
+            lambda c: cast(Segmenter, c).abort_multipart(mp, **pairs),
+        )
+
+    def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]:
+        mp = self._inner_upload("list_multipart", multipart)
+        return self._call(
+            "list_multipart",
+            multipart.path,
+            lambda c: prime(cast(Segmenter, c).list_multipart(mp, **pairs)),
+        )
+
+
+Prefixed._capability_mixins = {**DELEGATE_MIXINS, Segmenter: _PrefixedSegmenter}
 
 
 class ReadOnly(Delegate):
     """Serve reads from another store; every change raises PermissionDeniedError.
 
-    It has none of the capability protocols (each of them changes the store).
+    It has none of the capability protocols: each changes the store, and a Presigner
+    must also sign writes.
     """
 
     combinator = "readonly"

@@ -12,13 +12,15 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from storager._errors import InvalidArgumentError
-from storager._object import Object
-from storager._protocols import Storager, WriteData
+from storager._object import Multipart, Object, Part
+from storager._protocols import Segmenter, Storager, WriteData
 from storager.combinators._base import (
+    DELEGATE_MIXINS,
     Delegate,
+    DelegateSegmenter,
     call_child,
     is_transient,
     replayable,
@@ -144,12 +146,18 @@ class Retry(Delegate):
                 attempt += 1
 
     def write(self, path: str, data: WriteData, **pairs: Any) -> Object:
-        again, ok = replayable("write", "retry", path, data, self.policy.buffer_limit)
+        return self._replaying("write", path, data, lambda s, d: s.write(path, d, **pairs))
+
+    def _replaying(
+        self, op: str, path: str, data: WriteData, run: Callable[[Storager, WriteData], T]
+    ) -> T:
+        """Run ``run(child, data)``, giving each attempt the data again from its start."""
+        again, ok = replayable(op, "retry", path, data, self.policy.buffer_limit)
         if ok:
-            return self._call("write", path, lambda s: s.write(path, again(), **pairs))
-        token = single_attempt.set("write")
+            return self._call(op, path, lambda s: run(s, again()))
+        token = single_attempt.set(op)
         try:
-            return self._call("write", path, lambda s: s.write(path, again(), **pairs))
+            return self._call(op, path, lambda s: run(s, again()))
         except Exception as exc:
             if self._retry_on(exc):
                 exc.add_note(
@@ -159,3 +167,18 @@ class Retry(Delegate):
             raise
         finally:
             single_attempt.reset(token)
+
+
+class _RetrySegmenter(DelegateSegmenter, Retry):
+    def write_multipart(
+        self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
+    ) -> Part:
+        return self._replaying(
+            "write_multipart",
+            multipart.path,
+            data,
+            lambda s, d: cast(Segmenter, s).write_multipart(multipart, number, d, **pairs),
+        )
+
+
+Retry._capability_mixins = {**DELEGATE_MIXINS, Segmenter: _RetrySegmenter}

@@ -5,19 +5,34 @@ as ``app.txt`` and everything else to ``s3_store``. Copy and move across mounts
 stream through the client (``dst.write(p, src.open_reader(p))``, then a delete for
 move); within a mount they use the store's own copy and move when it has them.
 Listing a directory that holds mount points shows each mount as a directory.
+
+Multipart uploads, links and presigned URLs stay inside one mount: the router is a
+Segmenter, Linker or Presigner when every mount is. An upload's ``path`` is
+router-absolute (``/logs/app.txt``), so later calls find the mount again; a link
+whose target lies in another mount is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, BinaryIO, cast
 
-from storager._errors import InvalidArgumentError
-from storager._object import Object, ObjectMode, StorageMeta
+from storager._errors import InvalidArgumentError, PairUnsupportedError
+from storager._object import Multipart, Object, ObjectMode, Part, StorageMeta
 from storager._paths import join_dir, normalize_work_dir, relative_to, resolve
-from storager._protocols import Appender, Copier, Direr, Mover, Storager, WriteData
+from storager._protocols import (
+    Appender,
+    Copier,
+    Direr,
+    Linker,
+    Mover,
+    Presigner,
+    Segmenter,
+    Storager,
+    WriteData,
+)
 from storager.combinators._base import (
     Wrapper,
     call_child,
@@ -25,11 +40,16 @@ from storager.combinators._base import (
     common_capabilities,
     meet_capability,
     ops_of,
+    prime,
     served_by,
 )
 from storager.combinators._trace import span, tracing
 
 __all__ = ["Router"]
+
+
+#: Capabilities the router has when every mount has them.
+_ALL_MOUNTS = frozenset({Appender, Direr, Segmenter, Linker, Presigner})
 
 
 def _normalize_prefix(prefix: str) -> str:
@@ -50,9 +70,10 @@ class Router(Wrapper):
         work_dir: The router's working directory: relative paths start there,
             absolute ones (``/logs/a``) from the router's root; ``..`` cannot leave it.
 
-    A path no mount covers raises
-    InvalidArgumentError. The router is a Copier and a Mover always (crossing mounts
-    streams through the client), and an Appender or Direr when every mount is.
+    A path no mount covers raises InvalidArgumentError. The router is a Copier and a
+    Mover always (crossing mounts streams through the client, passing on the pairs
+    the destination's ``write`` accepts), and an Appender, Direr, Segmenter, Linker
+    or Presigner when every mount is.
     """
 
     combinator = "router"
@@ -71,13 +92,14 @@ class Router(Wrapper):
             table[key] = store
         # Longest first, so the first match wins.
         self._mounts = sorted(table.items(), key=lambda kv: -len(kv[0]))
+        self._mount_wds = {prefix: store.metadata().work_dir for prefix, store in table.items()}
 
     @classmethod
     def _allowed_capabilities(cls, mounts: object = None, *a: Any, **k: Any) -> frozenset[type]:
         if not isinstance(mounts, Mapping) or not mounts:
             return frozenset()
         common = common_capabilities(mounts.values())
-        return frozenset({Copier, Mover}) | (common & frozenset({Appender, Direr}))
+        return frozenset({Copier, Mover}) | (common & _ALL_MOUNTS)
 
     def children(self) -> Mapping[str, Storager]:
         return {prefix or "/": store for prefix, store in sorted(self._mounts)}
@@ -111,9 +133,11 @@ class Router(Wrapper):
         raise InvalidArgumentError(op, "router", path, "no mount covers this path")
 
     def _out(self, prefix: str, obj: Object) -> Object:
-        if obj.path.startswith("/"):
-            return obj
-        return replace(obj, path=relative_to(self._wd, "/" + prefix + obj.path))
+        if not obj.path.startswith("/"):
+            obj = replace(obj, path=relative_to(self._wd, "/" + prefix + obj.path))
+        if obj.link_target is not None and not obj.link_target.startswith("/"):
+            obj = replace(obj, link_target=relative_to(self._wd, "/" + prefix + obj.link_target))
+        return obj
 
     def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
         return span("router", op, path) if tracing() else contextlib.nullcontext()
@@ -217,12 +241,27 @@ class Router(Wrapper):
             if op == "move" and isinstance(s_store, Mover):
                 call_child(s_store, op, src, lambda s: cast(Mover, s).move(s_path, d_path, **pairs))
                 return
-        if pairs:
-            raise InvalidArgumentError(op, "router", src, "pairs are not taken across mounts")
+        # Across mounts the bytes go through the destination's write: pass on the
+        # pairs it accepts there (sync, content_type...); refuse the others by name.
+        accepted = d_store.metadata().capability
+        for name in pairs:
+            if not accepted.accepts("write", name):
+                raise PairUnsupportedError(
+                    op,
+                    "router",
+                    src,
+                    f"pair {name!r} is not taken across mounts: the destination "
+                    f"mount {dp or '/'!r} does not accept it for write",
+                )
         with s_store.open_reader(s_path) as reader:
-            d_store.write(d_path, reader)
+            d_store.write(d_path, reader, **pairs)
         if op == "move":
             s_store.delete(s_path)
+
+    def _upload(self, op: str, multipart: Multipart) -> tuple[str, Storager, Multipart]:
+        """Return the mount of a router upload and the upload as the mount knows it."""
+        prefix, store, inner = self._route(op, multipart.path)
+        return prefix, store, Multipart(self._mount_wds[prefix] + inner, multipart.upload_id)
 
 
 class _RouterCopier(Router, Copier):
@@ -255,9 +294,109 @@ class _RouterDirer(Router, Direr):
             return self._out(prefix, obj)
 
 
+class _RouterSegmenter(Router, Segmenter):
+    def create_multipart(self, path: str, **pairs: Any) -> Multipart:
+        with self._traced("create_multipart", path):
+            prefix, mp = self._on(
+                "create_multipart",
+                path,
+                lambda s, p: cast(Segmenter, s).create_multipart(p, **pairs),
+            )
+            wd = self._mount_wds[prefix]
+            inner = mp.path[len(wd) :] if mp.path.startswith(wd) else mp.path.lstrip("/")
+            return Multipart("/" + prefix + inner, mp.upload_id)
+
+    def write_multipart(
+        self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
+    ) -> Part:
+        with self._traced("write_multipart", multipart.path):
+            _, store, mp = self._upload("write_multipart", multipart)
+            return call_child(
+                store,
+                "write_multipart",
+                multipart.path,
+                lambda s: cast(Segmenter, s).write_multipart(mp, number, data, **pairs),
+            )
+
+    def complete_multipart(
+        self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
+    ) -> Object:
+        with self._traced("complete_multipart", multipart.path):
+            prefix, store, mp = self._upload("complete_multipart", multipart)
+            obj = call_child(
+                store,
+                "complete_multipart",
+                multipart.path,
+                lambda s: cast(Segmenter, s).complete_multipart(mp, parts, **pairs),
+            )
+            return self._out(prefix, obj)
+
+    def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
+        with self._traced("abort_multipart", multipart.path):
+            _, store, mp = self._upload("abort_multipart", multipart)
+            call_child(
+                store,
+                "abort_multipart",
+                multipart.path,
+                lambda s: cast(Segmenter, s).abort_multipart(mp, **pairs),
+            )
+
+    def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]:
+        with self._traced("list_multipart", multipart.path):
+            _, store, mp = self._upload("list_multipart", multipart)
+            return call_child(
+                store,
+                "list_multipart",
+                multipart.path,
+                lambda s: prime(cast(Segmenter, s).list_multipart(mp, **pairs)),
+            )
+
+
+class _RouterLinker(Router, Linker):
+    def create_link(self, path: str, target: str, **pairs: Any) -> Object:
+        with self._traced("create_link", path):
+            prefix, _, _ = self._route("create_link", path)
+            t_prefix, _, t_inner = self._route("create_link", target)
+            if t_prefix != prefix:
+                raise InvalidArgumentError(
+                    "create_link", "router", path, "a link cannot point into another mount"
+                )
+            _, obj = self._on(
+                "create_link",
+                path,
+                lambda s, p: cast(Linker, s).create_link(p, t_inner, **pairs),
+            )
+            return self._out(prefix, obj)
+
+
+class _RouterPresigner(Router, Presigner):
+    def presign_read(self, path: str, **pairs: Any) -> str:
+        with self._traced("presign_read", path):
+            return cast(
+                str,
+                self._on(
+                    "presign_read", path, lambda s, p: cast(Presigner, s).presign_read(p, **pairs)
+                )[1],
+            )
+
+    def presign_write(self, path: str, **pairs: Any) -> str:
+        with self._traced("presign_write", path):
+            return cast(
+                str,
+                self._on(
+                    "presign_write",
+                    path,
+                    lambda s, p: cast(Presigner, s).presign_write(p, **pairs),
+                )[1],
+            )
+
+
 Router._capability_mixins = {
     Copier: _RouterCopier,
     Mover: _RouterMover,
+    Segmenter: _RouterSegmenter,
     Appender: _RouterAppender,
     Direr: _RouterDirer,
+    Linker: _RouterLinker,
+    Presigner: _RouterPresigner,
 }
