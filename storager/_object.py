@@ -62,8 +62,9 @@ class Object:
     content_md5: str | None = None
     etag: str | None = None
     last_modified: datetime | None = None
-    user_metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY_STR)
-    system_metadata: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
+    # Mappings are compared but not hashed, so an Object stays hashable.
+    user_metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY_STR, hash=False)
+    system_metadata: Mapping[str, object] = field(default_factory=lambda: _EMPTY, hash=False)
     link_target: str | None = None
 
     @property

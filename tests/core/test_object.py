@@ -1,0 +1,40 @@
+"""Object values: the fast constructor is indistinguishable from the dataclass one."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from datetime import UTC, datetime
+
+import pytest
+
+from storager import Object, ObjectMode
+
+
+@pytest.mark.parametrize(
+    ("path", "mode", "length", "modified"),
+    [
+        ("a.txt", ObjectMode.READ, 5, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("dir/", ObjectMode.DIR, None, None),
+        ("log", ObjectMode.READ | ObjectMode.APPEND, 0, None),
+    ],
+)
+def test_quick_object_equals_dataclass_object(
+    path: str, mode: ObjectMode, length: int | None, modified: datetime | None
+) -> None:
+    quick = Object._quick(path, mode, length, modified)
+    slow = Object(path, mode, content_length=length, last_modified=modified)
+    assert type(quick) is Object
+    assert quick == slow
+    assert hash(quick) == hash(slow)
+    assert repr(quick) == repr(slow)
+    assert dataclasses.asdict(quick) == dataclasses.asdict(slow)
+    assert pickle.loads(pickle.dumps(quick)) == slow
+
+
+def test_quick_object_is_frozen() -> None:
+    quick = Object._quick("a.txt", ObjectMode.READ, 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        quick.path = "b.txt"  # type: ignore[misc]
+    assert dataclasses.replace(quick, path="b.txt").path == "b.txt"
+    assert quick.path == "a.txt"
