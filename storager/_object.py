@@ -72,6 +72,13 @@ class Object:
         """Whether the object is a directory."""
         return ObjectMode.DIR in self.mode
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Read-only mapping proxies cannot be pickled: send plain dicts, wrap them again.
+        fields = [getattr(self, name) for name in self.__slots__]
+        fields[7] = dict(self.user_metadata)
+        fields[8] = dict(self.system_metadata)
+        return (_unpickle_object, tuple(fields))
+
     @classmethod
     def _quick(
         cls,
@@ -123,8 +130,17 @@ class _ObjectSlots:
 
 _new = object.__new__
 
+
+def _unpickle_object(*fields: object) -> Object:
+    values = list(fields)
+    values[7] = MappingProxyType(values[7])  # type: ignore[arg-type]
+    values[8] = MappingProxyType(values[8])  # type: ignore[arg-type]
+    return Object(*values)  # type: ignore[arg-type]
+
+
 # Object._quick must fill every field: a field added to Object must be added there too.
-if _ObjectSlots.__slots__ != tuple(Object.__dataclass_fields__):  # pragma: no cover
+_FIELDS = tuple(Object.__dataclass_fields__)
+if _ObjectSlots.__slots__ != _FIELDS or _FIELDS[7:9] != ("user_metadata", "system_metadata"):
     raise RuntimeError("_ObjectSlots is out of step with Object's fields")
 
 

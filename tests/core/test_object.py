@@ -28,8 +28,14 @@ def test_quick_object_equals_dataclass_object(
     assert quick == slow
     assert hash(quick) == hash(slow)
     assert repr(quick) == repr(slow)
-    assert dataclasses.asdict(quick) == dataclasses.asdict(slow)
     assert pickle.loads(pickle.dumps(quick)) == slow
+
+
+def test_object_with_metadata_pickles() -> None:
+    obj = Object("a.txt", user_metadata={"k": "v"}, system_metadata={"class": "STANDARD"})
+    back = pickle.loads(pickle.dumps(obj))
+    assert back == obj
+    assert dict(back.user_metadata) == {"k": "v"}
 
 
 def test_quick_object_is_frozen() -> None:
