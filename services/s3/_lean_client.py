@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, unquote_plus, urlsplit
 
 import botocore.session
-from botocore.auth import UNSIGNED_PAYLOAD, S3SigV4Auth
+from botocore.auth import SIGNED_HEADERS_BLACKLIST, UNSIGNED_PAYLOAD, S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials
 from botocore.exceptions import (
@@ -115,6 +115,13 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, TRANSPORT_ERRORS)
 
 
+class _SignedHeaders(dict[str, str]):
+    """The headers to sign, in the interface botocore's canonical_headers reads."""
+
+    def get_all(self, name: str) -> list[str]:
+        return [self[name]]
+
+
 class _Signer(S3SigV4Auth):
     """botocore's S3 SigV4 signer, told the payload hash instead of hashing a body.
 
@@ -132,6 +139,19 @@ class _Signer(S3SigV4Auth):
     def payload(self, request: AWSRequest) -> str:
         value: str = request.context["payload_hash"]
         return value
+
+    def headers_to_sign(self, request: AWSRequest) -> Any:
+        # botocore's own selection, into a plain dict instead of its email.message-based
+        # HTTPHeaders (~15 us a request). Our requests never repeat a header name, so
+        # get_all has one value; the signature test holds this to botocore's output.
+        selected = _SignedHeaders()
+        for name, value in request.headers.items():
+            lname = name.lower()
+            if lname not in SIGNED_HEADERS_BLACKLIST:
+                selected[lname] = value
+        if "host" not in selected:
+            selected["host"] = str(urlsplit(str(request.url)).netloc)
+        return selected
 
     def signature(self, string_to_sign: str, request: AWSRequest) -> str:
         day = request.context["timestamp"][0:8]
@@ -356,20 +376,28 @@ class LeanClient:
         contents: list[dict[str, Any]] = []
         prefixes: list[dict[str, str]] = []
         result: dict[str, Any] = {"Contents": contents, "CommonPrefixes": prefixes}
+        # Tags compared with their namespace, and fields read with findtext (C code): a
+        # 1,000-key page is parsed in about half the time of a dict per entry.
+        ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+        t_contents, t_key, t_size = ns + "Contents", ns + "Key", ns + "Size"
+        t_etag, t_modified, t_class = ns + "ETag", ns + "LastModified", ns + "StorageClass"
         for child in root:
-            tag = _local(child.tag)
-            if tag == "Contents":
-                f = _fields(child)
+            full = child.tag
+            if full == t_contents:
+                key = child.findtext(t_key) or ""
                 item: dict[str, Any] = {
-                    "Key": unquote_plus(f.get("Key", "")),
-                    "Size": int(f.get("Size") or 0),
-                    "ETag": f.get("ETag"),
-                    "LastModified": _iso(f.get("LastModified")),
+                    "Key": unquote_plus(key) if "%" in key or "+" in key else key,
+                    "Size": int(child.findtext(t_size) or 0),
+                    "ETag": child.findtext(t_etag),
+                    "LastModified": _iso(child.findtext(t_modified)),
                 }
-                if f.get("StorageClass"):
-                    item["StorageClass"] = f["StorageClass"]
+                storage_class = child.findtext(t_class)
+                if storage_class:
+                    item["StorageClass"] = storage_class
                 contents.append(item)
-            elif tag == "CommonPrefixes":
+                continue
+            tag = full[len(ns) :] if ns and full.startswith(ns) else _local(full)
+            if tag == "CommonPrefixes":
                 prefixes.append({"Prefix": unquote_plus(_fields(child).get("Prefix", ""))})
             elif tag == "IsTruncated":
                 result["IsTruncated"] = (child.text or "").strip() == "true"

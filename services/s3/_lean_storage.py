@@ -204,7 +204,22 @@ class LeanS3Storage(S3Storage):
                     key = "/" + item["Key"]
                     if key == prefix and not recursive:
                         continue  # the directory's own marker
-                    yield self._object(key, item, length_key="Size")
+                    if key.endswith("/"):
+                        yield self._object(key, item, length_key="Size")
+                        continue
+                    # What _object builds from a listed entry, without its generic
+                    # lookups: listing 10,000 keys spends ~12 us per key there.
+                    storage_class = item.get("StorageClass")
+                    yield Object(
+                        self._rel(key),
+                        ObjectMode.READ,
+                        content_length=item["Size"],
+                        etag=_etag(item["ETag"]),
+                        last_modified=item["LastModified"],
+                        system_metadata=MappingProxyType({"storage_class": storage_class})
+                        if storage_class
+                        else _EMPTY,
+                    )
                 for common in page["CommonPrefixes"]:
                     dir_path = "/" + common["Prefix"]
                     if dir_path not in seen_dirs:
