@@ -334,8 +334,10 @@ def test_failed_block_write_leaves_existing_object_untouched(store: AzblobStorag
         yield b"x" * MiB  # enough to stage blocks
         raise OSError("source broke")
 
-    with pytest.raises(StorageError):
+    # The caller's own exception comes back unchanged, even an OSError.
+    with pytest.raises(OSError, match="source broke") as info:
         store.write("keep.bin", broken())
+    assert not isinstance(info.value, StorageError)
     assert store.read("keep.bin") == b"old content"
 
 
