@@ -41,7 +41,8 @@ def skip_unless(
         protocol_name = OPERATIONS.get(op, "Storager")
         protocol = CAPABILITIES.get(protocol_name)
         if protocol is not None and not isinstance(store, protocol):
-            pytest.skip(f"store is not a {protocol_name}")
+            article = "an" if protocol_name[0] in "AEIOU" else "a"
+            pytest.skip(f"store is not {article} {protocol_name}")
         if not capability.supports(op):
             pytest.skip(f"{op} is not in capability.operations")
     if feature is not None and not getattr(capability, feature, False):
