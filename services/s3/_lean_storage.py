@@ -44,8 +44,9 @@ __all__ = ["LeanS3Storage"]
 MAX_CONNECTIONS = 16
 #: Parts uploading at once while the next fills: memory is (this + 1) x 5 MiB.
 PARTS_IN_FLIGHT = 4
-#: Windows a reader keeps downloading ahead of itself (each READ_BUFFER bytes).
-READ_AHEAD = 4
+#: Ranged GETs a reader keeps in flight ahead of itself, of READ_BLOCK bytes each.
+READ_AHEAD = 8
+READ_BLOCK = 4 << 20
 #: A whole-object read larger than this is fetched as parallel ranges.
 PARALLEL_READ_MIN = 2 * READ_BUFFER
 
@@ -243,6 +244,7 @@ class LeanS3Storage(S3Storage):
             start=start,
             length=span,
             depth=READ_AHEAD,
+            block=READ_BLOCK,
         )
         return open_ranged(
             prefetch, start, span, lambda exc: self._map_error(exc, "open_reader", path)

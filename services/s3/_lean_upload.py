@@ -15,7 +15,7 @@ import hashlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
-from typing import Any, cast
+from typing import Any
 
 from storager._errors import InvalidArgumentError
 from storager.services.s3._upload import MAX_PARTS, PART_MAX, PART_MIN
@@ -119,11 +119,13 @@ def upload_stream(
 
 
 class Prefetcher:
-    """``fetch(offset, size)`` that keeps the next ``depth`` windows downloading.
+    """``fetch(offset, size)`` served from ranged GETs started ahead of the reader.
 
-    A reader that asks for consecutive windows of one size gets each from a request
-    started earlier; any other request (a seek) drops what was prefetched and starts
-    again from there. Memory: ``depth`` windows.
+    The object is fetched in blocks of ``block`` bytes, ``depth`` of them in flight on
+    the store's executor, whatever window size the reader asks for (windows are joined
+    from, or cut out of, blocks). A request that does not continue where the last one
+    ended (a seek) drops what was prefetched and starts again there. Memory: ``depth``
+    blocks plus the window being assembled.
     """
 
     def __init__(
@@ -134,38 +136,66 @@ class Prefetcher:
         start: int,
         length: int,
         depth: int,
+        block: int,
     ) -> None:
         self._fetch = fetch
         self._executor = executor
         self._end = start + length
         self._depth = depth
+        self._block = block
+        self._next = start
         self._queue: deque[tuple[int, int, Future[bytes | bytearray]]] = deque()
+        self._carry: tuple[int, memoryview] | None = None
 
     def _drop(self) -> None:
         for _, _, future in self._queue:
             future.cancel()
         self._queue.clear()
+        self._carry = None
 
-    def _fill(self, offset: int, size: int) -> None:
-        at = self._queue[-1][0] + self._queue[-1][1] if self._queue else offset
-        while len(self._queue) < self._depth and at < self._end:
-            n = min(size, self._end - at)
-            self._queue.append((at, n, self._executor.submit(self._fetch, at, n)))
-            at += n
+    def _fill(self) -> None:
+        while len(self._queue) < self._depth and self._next < self._end:
+            n = min(self._block, self._end - self._next)
+            self._queue.append((self._next, n, self._executor.submit(self._fetch, self._next, n)))
+            self._next += n
 
     def __call__(self, offset: int, size: int) -> bytes:
-        if self._queue and (self._queue[0][0] != offset or self._queue[0][1] != size):
-            # A seek, or a new window size: what was prefetched is not what is wanted.
+        if self._carry is not None:
+            expected = self._carry[0]
+        elif self._queue:
+            expected = self._queue[0][0]
+        else:
+            expected = self._next
+        if offset != expected:
             self._drop()
-        self._fill(offset, size)
-        if not self._queue:
-            return b""
-        _, n, future = self._queue.popleft()
-        data = future.result()
-        self._fill(offset + n, size)
-        # A large window is the bytearray it was received into; the reader only copies
-        # it into its buffer, so it is handed over as is instead of copied to bytes.
-        return cast(bytes, data)
+            self._next = offset
+        pieces: list[memoryview] = []
+        need = size
+        while need > 0:
+            if self._carry is not None:
+                at, data = self._carry
+                self._carry = None
+            else:
+                self._fill()
+                if not self._queue:
+                    break
+                at, n, future = self._queue.popleft()
+                data = memoryview(future.result())
+                self._fill()
+                if len(data) < n:
+                    pieces.append(data)
+                    self._drop()
+                    self._next = at + len(data)
+                    break  # the object ended early: give what there is
+            if len(data) > need:
+                pieces.append(data[:need])
+                self._carry = (at + need, data[need:])
+                need = 0
+            else:
+                pieces.append(data)
+                need -= len(data)
+        # Bytes, always: a raw reader's readall must return bytes, not a view.
+        return b"".join(pieces)
 
     def close(self) -> None:
         self._drop()
