@@ -143,7 +143,7 @@ CONNECTION = ConnectionForm(
 
 
 class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
-    """Generated base of S3Storage: Amazon S3 and S3-compatible stores (SeaweedFS, MinIO, moto...), built on s3fs."""
+    """Generated base of S3Storage: Amazon S3 and S3-compatible stores (SeaweedFS, MinIO, moto...)."""
 
     service_name = SERVICE_NAME
     capability = CAPABILITY
