@@ -29,6 +29,7 @@ import hmac
 import http
 import logging
 import random
+import ssl
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -112,6 +113,8 @@ def _retryable(exc: BaseException) -> bool:
         error = exc.response.get("Error", {})
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         return status >= 500 or status == 429 or error.get("Code") in _THROTTLE_CODES
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return False  # a certificate that does not verify will not verify on a retry
     return isinstance(exc, TRANSPORT_ERRORS)
 
 

@@ -45,7 +45,7 @@ MAX_CONNECTIONS = 16
 #: Parts uploading at once while the next fills: memory is (this + 1) x 5 MiB.
 PARTS_IN_FLIGHT = 4
 #: Ranged GETs a reader keeps in flight ahead of itself, of READ_BLOCK bytes each.
-READ_AHEAD = 8
+READ_AHEAD = 6
 READ_BLOCK = 4 << 20
 #: A whole-object read larger than this is fetched as parallel ranges.
 PARALLEL_READ_MIN = 2 * READ_BUFFER

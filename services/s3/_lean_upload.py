@@ -181,7 +181,6 @@ class Prefetcher:
                     break
                 at, n, future = self._queue.popleft()
                 data = memoryview(future.result())
-                self._fill()
                 if len(data) < n:
                     pieces.append(data)
                     self._drop()
@@ -194,8 +193,12 @@ class Prefetcher:
             else:
                 pieces.append(data)
                 need -= len(data)
-        # Bytes, always: a raw reader's readall must return bytes, not a view.
-        return b"".join(pieces)
+        window = b"".join(pieces)  # bytes: a raw reader's readall must not return a view
+        del pieces
+        # Refilled once the window is assembled, so blocks in hand plus blocks in flight
+        # never exceed ``depth``.
+        self._fill()
+        return window
 
     def close(self) -> None:
         self._drop()
