@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import quote, unquote_plus, urlsplit
 
 import botocore.session
@@ -116,6 +116,25 @@ def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return False  # a certificate that does not verify will not verify on a retry
     return isinstance(exc, TRANSPORT_ERRORS)
+
+
+class _SigningRequest:
+    """What botocore's signer reads and writes on a request, without ``AWSRequest``.
+
+    ``AWSRequest`` keeps its headers in an email.message-based map; the signer only
+    needs ``method``, ``url``, ``params``, ``context`` and a mutable ``headers`` mapping,
+    and the headers it adds (``X-Amz-Date``, ``X-Amz-Content-SHA256``, ``Authorization``,
+    a session token) never collide with the lower-case names this client sets.
+    """
+
+    __slots__ = ("context", "headers", "method", "params", "url")
+
+    def __init__(self, method: str, url: str, headers: dict[str, str], payload: str) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.params: dict[str, str] = {}
+        self.context: dict[str, Any] = {"payload_hash": payload}
 
 
 class _SignedHeaders(dict[str, str]):
@@ -283,10 +302,9 @@ class LeanClient:
     ) -> Response:
         target = self._prefix + encode_key(key) + (f"?{query}" if query else "")
         headers["host"] = self._host_header
-        request = AWSRequest(method=method, url=self._origin + target, headers=headers)
-        request.context["payload_hash"] = self._payload_hash(body)
-        self._signer_for_now().add_auth(request)
-        response = self.pool.request(method, target, dict(request.headers.items()), body)
+        request = _SigningRequest(method, self._origin + target, headers, self._payload_hash(body))
+        self._signer_for_now().add_auth(cast(AWSRequest, request))
+        response = self.pool.request(method, target, headers, body)
         if response.status >= 300:
             raise self._error(response, method)
         return response
