@@ -34,7 +34,6 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar, cast
@@ -51,9 +50,10 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from storager._retry_policy import RetryPolicy
 from storager.services.s3._lean_http import TRANSPORT_ERRORS, ConnectionPool, Response
 
-__all__ = ["LeanClient", "RetryPolicy", "encode_key"]
+__all__ = ["DEFAULT_RETRY", "LeanClient", "encode_key"]
 
 logger = logging.getLogger("storager.services.s3.lean")
 
@@ -91,21 +91,8 @@ def _q(value: str) -> str:
     return quote(value, safe="-_.~")
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Retries for throttling, 5xx answers and connection failures.
-
-    Full-jitter exponential backoff: attempt ``n`` sleeps a random time up to
-    ``min(cap, base * 2**n)`` seconds. (A storager-wide retry combinator can replace
-    this once it exists; the lean path only needs ``attempts`` and ``delay``.)
-    """
-
-    attempts: int = 4
-    base: float = 0.05
-    cap: float = 2.0
-
-    def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.cap, self.base * (2**attempt)))
+#: The lean path's default: a few quick attempts with full jitter, within 30 s.
+DEFAULT_RETRY = RetryPolicy(max_attempts=4, jitter=1.0)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -260,7 +247,7 @@ class LeanClient:
         self.pool = ConnectionPool(
             url.scheme, host, url.port, max_idle=max_connections, timeout=timeout
         )
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or DEFAULT_RETRY
         self._signer_lock = threading.Lock()
         self._signer: tuple[object, _Signer] | None = None
 
@@ -330,12 +317,15 @@ class LeanClient:
     ) -> Response:
         """Send a request, retrying throttling, 5xx and connection failures."""
         attempt = 0
+        started = time.monotonic()
         while True:
             try:
                 return self._send(method, key, query, dict(headers or {}), body)
             except Exception as exc:
                 attempt += 1
-                if attempt >= self.retry.attempts or not _retryable(exc):
+                wait = self.retry.backoff(attempt, random.random())
+                out_of_budget = time.monotonic() - started + wait > self.retry.budget
+                if attempt >= self.retry.max_attempts or out_of_budget or not _retryable(exc):
                     if isinstance(exc, ClientError):
                         raise
                     if isinstance(exc, TimeoutError):
@@ -346,7 +336,7 @@ class LeanClient:
                 logger.debug(
                     "retrying %s after %s (attempt %d)", method, type(exc).__name__, attempt
                 )
-                time.sleep(self.retry.delay(attempt))
+                time.sleep(wait)
 
     # -- the operations, in botocore's shapes ------------------------------------------
 

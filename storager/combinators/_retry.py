@@ -11,12 +11,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from storager._errors import InvalidArgumentError
 from storager._object import Multipart, Object, Part
 from storager._protocols import Segmenter, Storager, WriteData
+from storager._retry_policy import RetryPolicy
 from storager.combinators._base import (
     DELEGATE_MIXINS,
     Delegate,
@@ -33,46 +33,6 @@ T = TypeVar("T")
 
 #: Not idempotent: a failed attempt may have taken effect, so a retry could duplicate it.
 _NEVER_RETRIED = frozenset({"append"})
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How :class:`Retry` retries.
-
-    Attributes:
-        max_attempts: Attempts in all, the first included (1 disables retrying).
-        initial_backoff: Seconds to wait before the second attempt.
-        multiplier: Each wait is this many times the one before.
-        max_backoff: The longest single wait, in seconds.
-        jitter: The fraction of each wait that is random (0: none; 1: "full jitter",
-            anywhere from 0 to the wait), so that clients do not retry in lockstep.
-        budget: Seconds from the first attempt after which no retry starts: a retry
-            whose wait would end past the budget is not made.
-        buffer_limit: Bytes of a one-shot stream buffered so a write can be retried.
-    """
-
-    max_attempts: int = 5
-    initial_backoff: float = 0.05
-    multiplier: float = 2.0
-    max_backoff: float = 2.0
-    jitter: float = 0.5
-    budget: float = 30.0
-    buffer_limit: int = 8 << 20
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise InvalidArgumentError("new", "retry", "", "max_attempts must be at least 1")
-        if min(self.initial_backoff, self.max_backoff, self.budget, self.buffer_limit) < 0:
-            raise InvalidArgumentError("new", "retry", "", "times and limits must not be negative")
-        if not 0 <= self.jitter <= 1:
-            raise InvalidArgumentError("new", "retry", "", "jitter must be between 0 and 1")
-        if self.multiplier < 1:
-            raise InvalidArgumentError("new", "retry", "", "multiplier must be at least 1")
-
-    def backoff(self, retry: int, rand: float) -> float:
-        """Return the wait before retry number ``retry`` (from 1), given a random [0, 1)."""
-        base = min(self.max_backoff, self.initial_backoff * self.multiplier ** (retry - 1))
-        return base * (1 - self.jitter * rand)
 
 
 class Retry(Delegate):

@@ -318,11 +318,11 @@ def test_connections_are_reused(lean_seaweedfs_bucket: Bucket) -> None:
 
 
 def test_stale_connection_is_replaced(store: LeanS3Storage) -> None:
-    from storager.services.s3._lean_client import RetryPolicy
+    from storager._retry_policy import RetryPolicy
 
     store.write("stale.txt", b"before")
     # No retries: the pool itself must notice the stale connection and reconnect.
-    store._lean.retry = RetryPolicy(attempts=1)
+    store._lean.retry = RetryPolicy(max_attempts=1)
     pool = store._lean.pool
     if not pool._idle:  # moto answers HTTP/1.0 and closes: give the pool one to go stale
         fresh = pool._new()
@@ -338,10 +338,10 @@ def test_stale_connection_is_replaced(store: LeanS3Storage) -> None:
 
 
 def test_unreachable_endpoint_is_retried_then_service_error(bucket: Bucket) -> None:
-    from storager.services.s3._lean_client import RetryPolicy
+    from storager._retry_policy import RetryPolicy
 
     with bucket.open("lean", "/", endpoint="http://127.0.0.1:9") as store:
-        store._lean.retry = RetryPolicy(attempts=3, base=0.001, cap=0.002)
+        store._lean.retry = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.002)
         with pytest.raises(StorageError) as info:
             store.read("x")
     assert info.value.retryable
