@@ -17,7 +17,7 @@ import asyncio
 import base64
 import functools
 import hashlib
-from collections.abc import Awaitable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import Future
 from datetime import datetime
 from types import MappingProxyType
@@ -38,27 +38,24 @@ from storager._errors import (
     PreconditionFailedError,
     StorageError,
 )
-from storager._object import Multipart, Object, ObjectMode, Part
+from storager._object import Object, ObjectMode
 from storager._protocols import IoCallback, WriteData
 from storager._streams import iter_chunks, source_error
 from storager.services.s3._errors import client_error_code, find_client_error, map_error
+from storager.services.s3._fields import EMPTY_MAP, attributes, parse_credential, unquote_etag
 from storager.services.s3._generated import S3Generated
+from storager.services.s3._multipart import S3Multipart
 from storager.services.s3._reader import open_ranged
-from storager.services.s3._upload import MAX_PARTS, PART_MAX, Result, Upload, stream
+from storager.services.s3._upload import PART_MAX, Result, Upload, stream
 
 __all__ = ["S3Storage"]
 
 T = TypeVar("T")
 
-_EMPTY_MAP: Mapping[str, str] = MappingProxyType({})
 #: Longest validity SigV4 allows a presigned URL.
 _PRESIGN_MAX = 7 * 24 * 3600
 #: Largest object one CopyObject may copy; larger ones copy part by part.
 _COPY_MAX = 5 << 30
-
-
-def _etag(value: object) -> str | None:
-    return value.strip('"') if isinstance(value, str) else None
 
 
 @functools.cache
@@ -70,18 +67,7 @@ def _md5_base64(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
-def _parse_credential(credential: str) -> tuple[str, str]:
-    kind, _, rest = credential.partition(":")
-    access, _, secret = rest.partition(":")
-    if kind != "hmac" or not access or not secret:
-        # Never echo the value: it may hold a secret.
-        raise PairInvalidError(
-            "new", "s3", "", "pair 'credential' must look like 'hmac:ACCESS_KEY:SECRET_KEY'"
-        )
-    return access, secret
-
-
-class S3Storage(S3Generated):
+class S3Storage(S3Multipart, S3Generated):
     """A bucket (and a working directory in it) on S3 or an S3-compatible server.
 
     Example:
@@ -122,7 +108,7 @@ class S3Storage(S3Generated):
         self._bucket = name
         key = secret = None
         if credential is not None:
-            key, secret = _parse_credential(credential)
+            key, secret = parse_credential(credential)
         client_kwargs: dict[str, Any] = {}
         if location:
             client_kwargs["region_name"] = location
@@ -220,10 +206,10 @@ class S3Storage(S3Generated):
             ObjectMode.DIR if is_dir else ObjectMode.READ,
             content_length=None if is_dir else head.get(length_key),
             content_type=head.get("ContentType"),
-            etag=_etag(head.get("ETag")),
+            etag=unquote_etag(head.get("ETag")),
             last_modified=modified if isinstance(modified, datetime) else None,
-            user_metadata=MappingProxyType(dict(meta)) if meta else _EMPTY_MAP,
-            system_metadata=MappingProxyType(system) if system else _EMPTY_MAP,
+            user_metadata=MappingProxyType(dict(meta)) if meta else EMPTY_MAP,
+            system_metadata=MappingProxyType(system) if system else EMPTY_MAP,
         )
 
     def _has_children(self, prefix: str) -> bool:
@@ -278,16 +264,23 @@ class S3Storage(S3Generated):
         length = int(head.get("ContentLength") or 0)
         start = min(offset or 0, length)
         span = length - start if size is None else min(size, length - start)
-        key = self._key(path)
-        etag = head.get("ETag")
-
-        def fetch(at: int, n: int) -> bytes:
-            # Pinned to the ETag: a reader never mixes two versions of the object.
-            return self._run(self._aget(key, f"bytes={at}-{at + n - 1}", etag))
-
+        fetch = self._range_fetcher(self._key(path), head.get("ETag"), start, span)
         return open_ranged(
             fetch, start, span, lambda exc: self._map_error(exc, "open_reader", path)
         )
+
+    def _range_fetcher(
+        self, key: str, etag: str | None, start: int, span: int
+    ) -> Callable[[int, int], bytes]:
+        """Return the ``fetch(offset, size)`` a reader over ``span`` bytes from ``start`` uses.
+
+        Every range is pinned to ``etag``: a reader never mixes two versions of the object.
+        """
+
+        def fetch(at: int, n: int) -> bytes:
+            return self._run(self._aget(key, f"bytes={at}-{at + n - 1}", etag))
+
+        return fetch
 
     def _write(
         self,
@@ -307,7 +300,7 @@ class S3Storage(S3Generated):
         if path.endswith("/"):
             raise PathInvalidError("write", "s3", path, "a directory path cannot be written")
         key = self._key(path)
-        attrs = _attributes(content_type, storage_class, server_side_encryption, user_metadata)
+        attrs = attributes(content_type, storage_class, server_side_encryption, user_metadata)
         conditions: dict[str, Any] = {}
         if if_match is not None:
             conditions["IfMatch"] = if_match
@@ -376,8 +369,8 @@ class S3Storage(S3Generated):
             content_length=result.length,
             content_type=content_type,
             content_md5=content_md5,
-            etag=_etag(result.response.get("ETag")),
-            user_metadata=MappingProxyType(dict(user_metadata)) if user_metadata else _EMPTY_MAP,
+            etag=unquote_etag(result.response.get("ETag")),
+            user_metadata=MappingProxyType(dict(user_metadata)) if user_metadata else EMPTY_MAP,
         )
 
     @staticmethod
@@ -391,14 +384,6 @@ class S3Storage(S3Generated):
         if if_none_match is not None and if_match is None:
             return AlreadyExistsError("write", "s3", path, "object exists (if_none_match)")
         return error
-
-    def _abort(self, key: str, upload_id: str) -> None:
-        try:
-            self._call("abort_multipart_upload", Key=key, UploadId=upload_id)
-        except Exception as exc:
-            error = find_client_error(exc)
-            if error is None or client_error_code(error)[0] != "NoSuchUpload":
-                raise
 
     def _stat(self, path: str) -> Object:
         if path.endswith("/"):
@@ -472,37 +457,6 @@ class S3Storage(S3Generated):
             return
         self._copy_parts(source, dst, length, head)
 
-    def _copy_parts(
-        self, source: Mapping[str, str], dst: str, length: int, head: Mapping[str, Any]
-    ) -> None:
-        """Copy an object over 5 GiB, part by part inside the service."""
-        key = self._key(dst)
-        attrs = _attributes(head.get("ContentType"), None, None, head.get("Metadata"))
-        upload_id = str(self._call("create_multipart_upload", Key=key, **attrs)["UploadId"])
-        part = max(PART_MAX // 5, -(-length // MAX_PARTS))
-        try:
-            parts = []
-            for number, start in enumerate(range(0, length, part), start=1):
-                end = min(start + part, length) - 1
-                response = self._call(
-                    "upload_part_copy",
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    CopySource=dict(source),
-                    CopySourceRange=f"bytes={start}-{end}",
-                )
-                parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
-            self._call(
-                "complete_multipart_upload",
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
-        except BaseException:
-            self._abort(key, upload_id)
-            raise
-
     def _move(self, src: str, dst: str) -> None:
         if src.endswith("/"):
             raise PathInvalidError("move", "s3", src, "move takes object paths, not directories")
@@ -512,110 +466,12 @@ class S3Storage(S3Generated):
         self._copy(src, dst)
         self._call("delete_object", Key=self._key(src))
 
-    # -- Segmenter --------------------------------------------------------------------------
-
-    def _create_multipart(
-        self,
-        path: str,
-        *,
-        content_type: str | None,
-        server_side_encryption: str | None,
-        storage_class: str | None,
-        user_metadata: Mapping[str, str] | None,
-    ) -> Multipart:
-        if path.endswith("/"):
-            raise PathInvalidError(
-                "create_multipart", "s3", path, "a directory path cannot be written"
-            )
-        attrs = _attributes(content_type, storage_class, server_side_encryption, user_metadata)
-        response = self._call("create_multipart_upload", Key=self._key(path), **attrs)
-        return Multipart(path, str(response["UploadId"]))
-
-    def _write_multipart(
-        self, multipart: Multipart, number: int, data: WriteData, *, size: int | None
-    ) -> Part:
-        path = multipart.path
-        if not 1 <= number <= MAX_PARTS:
-            raise InvalidArgumentError(
-                "write_multipart", "s3", path, "part number must be 1 to 10000"
-            )
-        if size is not None and size > PART_MAX:
-            raise InvalidArgumentError("write_multipart", "s3", path, "a part is at most 5 GiB")
-        # One part is one request body: it is held in memory, at most 5 GiB.
-        body = bytearray()
-        for chunk in iter_chunks("write_multipart", "s3", path, data, size=size):
-            body += chunk
-            if len(body) > PART_MAX:
-                raise InvalidArgumentError("write_multipart", "s3", path, "a part is at most 5 GiB")
-        response = self._call(
-            "upload_part",
-            Key=self._key(path),
-            UploadId=multipart.upload_id,
-            PartNumber=number,
-            Body=bytes(body),
-        )
-        return Part(number, len(body), _etag(response.get("ETag")) or "")
-
-    def _complete_multipart(self, multipart: Multipart, parts: Sequence[Part]) -> Object:
-        path = multipart.path
-        last = 0
-        for part in parts:
-            if part.number <= last:
-                raise InvalidArgumentError(
-                    "complete_multipart", "s3", path, "parts must be in increasing order"
-                )
-            last = part.number
-        if not parts:
-            raise InvalidArgumentError("complete_multipart", "s3", path, "no parts given")
-        uploaded: dict[int, Part] = {}
-        if any(not part.etag for part in parts):
-            uploaded = {p.number: p for p in self._list_multipart(multipart)}
-        listed = []
-        for part in parts:
-            etag = part.etag or (uploaded[part.number].etag if part.number in uploaded else "")
-            if not etag:
-                raise InvalidArgumentError(
-                    "complete_multipart", "s3", path, f"part {part.number} was not uploaded"
-                )
-            listed.append({"PartNumber": part.number, "ETag": f'"{etag}"'})
-        response = self._call(
-            "complete_multipart_upload",
-            Key=self._key(path),
-            UploadId=multipart.upload_id,
-            MultipartUpload={"Parts": listed},
-        )
-        return Object(
-            self._rel(path),
-            ObjectMode.READ,
-            content_length=sum(part.size for part in parts),
-            etag=_etag(response.get("ETag")),
-        )
-
-    def _abort_multipart(self, multipart: Multipart) -> None:
-        self._abort(self._key(multipart.path), multipart.upload_id)
-
-    def _list_multipart(self, multipart: Multipart) -> Iterator[Part]:
-        marker = 0
-        while True:
-            page = self._call(
-                "list_parts",
-                Key=self._key(multipart.path),
-                UploadId=multipart.upload_id,
-                PartNumberMarker=marker,
-            )
-            for item in page.get("Parts") or ():
-                yield Part(int(item["PartNumber"]), int(item["Size"]), _etag(item["ETag"]) or "")
-            next_marker = int(page.get("NextPartNumberMarker") or 0)
-            if not page.get("IsTruncated") or next_marker <= marker:
-                return
-            marker = next_marker
-
     # -- Direr ------------------------------------------------------------------------------
 
     def _create_dir(self, path: str) -> Object:
         dir_path = path if path.endswith("/") else path + "/"
         response = self._call("put_object", Key=self._key(dir_path), Body=b"")
-        return Object(self._rel(dir_path), ObjectMode.DIR, etag=_etag(response.get("ETag")))
+        return Object(self._rel(dir_path), ObjectMode.DIR, etag=unquote_etag(response.get("ETag")))
 
     # -- Presigner --------------------------------------------------------------------------
 
@@ -643,22 +499,3 @@ class S3Storage(S3Generated):
 
     def _presign_write(self, path: str, *, expire: int | None) -> str:
         return self._presign("presign_write", "put_object", path, expire)
-
-
-def _attributes(
-    content_type: str | None,
-    storage_class: str | None,
-    server_side_encryption: str | None,
-    user_metadata: Mapping[str, str] | None,
-) -> dict[str, Any]:
-    """Return the request fields an object is created with."""
-    attrs: dict[str, Any] = {}
-    if content_type is not None:
-        attrs["ContentType"] = content_type
-    if storage_class is not None:
-        attrs["StorageClass"] = storage_class
-    if server_side_encryption is not None:
-        attrs["ServerSideEncryption"] = server_side_encryption
-    if user_metadata:
-        attrs["Metadata"] = dict(user_metadata)
-    return attrs

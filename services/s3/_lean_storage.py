@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import MappingProxyType
-from typing import Any, BinaryIO
+from typing import Any
 
 from storager._errors import (
     InvalidArgumentError,
@@ -31,11 +31,12 @@ from storager._errors import (
 from storager._object import Object, ObjectMode
 from storager._protocols import IoCallback, WriteData
 from storager._streams import iter_chunks, source_error
-from storager.services.s3 import S3Storage, _attributes, _etag, _parse_credential
+from storager.services.s3 import S3Storage
 from storager.services.s3._errors import client_error_code, find_client_error
+from storager.services.s3._fields import EMPTY_MAP, attributes, parse_credential, unquote_etag
 from storager.services.s3._lean_client import LeanClient
 from storager.services.s3._lean_upload import Prefetcher, upload_stream
-from storager.services.s3._reader import READ_BUFFER, open_ranged
+from storager.services.s3._reader import READ_BUFFER
 from storager.services.s3._upload import PART_MAX
 
 __all__ = ["LeanS3Storage"]
@@ -78,7 +79,7 @@ class LeanS3Storage(S3Storage):
             name,
             endpoint=endpoint,
             region=location,
-            credentials=_parse_credential(credential) if credential is not None else None,
+            credentials=parse_credential(credential) if credential is not None else None,
             force_path_style=force_path_style,
             max_connections=self.max_connections,
         )
@@ -215,11 +216,11 @@ class LeanS3Storage(S3Storage):
                         self._rel(key),
                         ObjectMode.READ,
                         content_length=item["Size"],
-                        etag=_etag(item["ETag"]),
+                        etag=unquote_etag(item["ETag"]),
                         last_modified=item["LastModified"],
                         system_metadata=MappingProxyType({"storage_class": storage_class})
                         if storage_class
-                        else _EMPTY,
+                        else EMPTY_MAP,
                     )
                 for common in page["CommonPrefixes"]:
                     dir_path = "/" + common["Prefix"]
@@ -231,23 +232,17 @@ class LeanS3Storage(S3Storage):
         finally:
             future.cancel()  # a caller that stopped early: drop the page in flight
 
-    def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
-        head = self._head("open_reader", path)
-        length = int(head.get("ContentLength") or 0)
-        start = min(offset or 0, length)
-        span = length - start if size is None else min(size, length - start)
-        key = self._key(path)
-        etag = head.get("ETag")
-        prefetch = Prefetcher(
+    def _range_fetcher(
+        self, key: str, etag: str | None, start: int, span: int
+    ) -> Callable[[int, int], bytes]:
+        """Serve the reader from ranged GETs started ahead of it, pinned to ``etag``."""
+        return Prefetcher(
             lambda at, n: self._get(key, f"bytes={at}-{at + n - 1}", etag),
             self._pool(),
             start=start,
             length=span,
             depth=READ_AHEAD,
             block=READ_BLOCK,
-        )
-        return open_ranged(
-            prefetch, start, span, lambda exc: self._map_error(exc, "open_reader", path)
         )
 
     def _write(
@@ -282,7 +277,7 @@ class LeanS3Storage(S3Storage):
         if path.endswith("/"):
             raise PathInvalidError("write", "s3", path, "a directory path cannot be written")
         key = self._key(path)
-        attrs = _attributes(content_type, storage_class, server_side_encryption, user_metadata)
+        attrs = attributes(content_type, storage_class, server_side_encryption, user_metadata)
         conditions: dict[str, Any] = {}
         if if_match is not None:
             conditions["IfMatch"] = if_match
@@ -332,8 +327,8 @@ class LeanS3Storage(S3Storage):
             content_length=length,
             content_type=content_type,
             content_md5=content_md5,
-            etag=_etag(response.get("ETag")),
-            user_metadata=MappingProxyType(dict(user_metadata)) if user_metadata else _EMPTY,
+            etag=unquote_etag(response.get("ETag")),
+            user_metadata=MappingProxyType(dict(user_metadata)) if user_metadata else EMPTY_MAP,
         )
 
     # -- throughput helpers -------------------------------------------------------------------
@@ -385,9 +380,6 @@ class LeanS3Storage(S3Storage):
         except Exception as exc:
             raise self._map_error(exc, "delete", prefix) from exc
         return count
-
-
-_EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 def _total_length(content_range: str | None, fallback: int) -> int:
