@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 import pytest
 
@@ -29,6 +30,27 @@ def test_quick_object_equals_dataclass_object(
     assert hash(quick) == hash(slow)
     assert repr(quick) == repr(slow)
     assert pickle.loads(pickle.dumps(quick)) == slow
+
+
+def test_quick_object_with_etag_and_system_metadata_equals_dataclass_object() -> None:
+    modified = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    system = MappingProxyType({"storage_class": "STANDARD"})
+    quick = Object._quick("a.bin", ObjectMode.READ, 7, modified, "0f1e", system)
+    slow = Object(
+        "a.bin",
+        ObjectMode.READ,
+        content_length=7,
+        etag="0f1e",
+        last_modified=modified,
+        system_metadata=system,
+    )
+    assert type(quick) is Object
+    assert quick == slow
+    assert hash(quick) == hash(slow)
+    assert repr(quick) == repr(slow)
+    assert pickle.loads(pickle.dumps(quick)) == slow
+    assert quick.etag == "0f1e"
+    assert dict(quick.system_metadata) == {"storage_class": "STANDARD"}
 
 
 def test_object_with_metadata_pickles() -> None:
