@@ -17,11 +17,15 @@ from typing import Any, ClassVar, TypeVar
 from storager._capability import Capability
 from storager._errors import (
     AlreadyExistsError,
+    InvalidArgumentError,
     NotFoundError,
     ObjectModeInvalidError,
     OperationTimeoutError,
     PairInvalidError,
     PermissionDeniedError,
+    PreconditionFailedError,
+    RateLimitedError,
+    ServiceInternalError,
     StorageError,
     UnexpectedError,
 )
@@ -31,7 +35,7 @@ from storager._paths import join_dir, normalize_work_dir, relative_to, resolve
 from storager._protocols import Storager
 from storager._streams import source_error
 
-__all__ = ["ConnectionForm", "Service"]
+__all__ = ["ConnectionForm", "Service", "http_status_error", "map_os_error"]
 
 logger = logging.getLogger("storager.service")
 
@@ -163,6 +167,31 @@ class Service(Storager):
         The default understands the builtin OSError family.
         """
         return map_os_error(exc, op, self.service_name, path)
+
+
+#: What an HTTP status means, for every service that speaks HTTP. Services map their
+#: vendor's error codes first and fall back on this; a service whose vendor gives a
+#: status another meaning (S3 and Azure answer 503 when throttling) says so before it.
+_HTTP_STATUS_ERRORS: Mapping[int, type[StorageError]] = {
+    400: InvalidArgumentError,
+    401: PermissionDeniedError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: OperationTimeoutError,
+    411: InvalidArgumentError,
+    412: PreconditionFailedError,
+    413: InvalidArgumentError,
+    416: InvalidArgumentError,
+    429: RateLimitedError,
+}
+
+
+def http_status_error(status: int) -> type[StorageError] | None:
+    """Return the storager error class an HTTP status means, or None if it means none."""
+    cls = _HTTP_STATUS_ERRORS.get(status)
+    if cls is None and 500 <= status <= 599:
+        return ServiceInternalError
+    return cls
 
 
 def map_os_error(exc: Exception, op: str, service: str, path: str) -> StorageError:

@@ -34,7 +34,7 @@ from storager._errors import (
     StorageError,
     UnexpectedError,
 )
-from storager._service import map_os_error
+from storager._service import http_status_error, map_os_error
 
 __all__ = ["error_code", "map_azure_error"]
 
@@ -62,16 +62,9 @@ _BY_CODE: dict[str, type[StorageError]] = {
     "OperationTimedOut": OperationTimeoutError,
 }
 
-_BY_STATUS: dict[int, type[StorageError]] = {
-    400: InvalidArgumentError,
-    401: PermissionDeniedError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    412: PreconditionFailedError,
-    416: InvalidArgumentError,
-    429: RateLimitedError,
-    503: RateLimitedError,
-}
+# Azure answers 503 (ServerBusy) when it throttles; other statuses mean what they mean
+# everywhere (storager._service.http_status_error).
+_BY_STATUS: dict[int, type[StorageError]] = {503: RateLimitedError}
 
 
 def error_code(exc: HttpResponseError) -> str:
@@ -110,11 +103,9 @@ def map_azure_error(exc: BaseException, op: str, path: str) -> StorageError:
 def _map_http(exc: HttpResponseError, op: str, path: str) -> StorageError:
     code = error_code(exc)
     status = exc.status_code or 0
-    cls = _BY_CODE.get(code) or _BY_STATUS.get(status)
+    cls = _BY_CODE.get(code) or _BY_STATUS.get(status) or http_status_error(status)
     if cls is None and isinstance(exc, ClientAuthenticationError):
         cls = PermissionDeniedError
-    if cls is None and 500 <= status < 600:
-        cls = ServiceInternalError
     if cls is None:
         logger.debug("unmapped azblob status %s (%s) in %s %s", status, code, op, path)
         cls = UnexpectedError

@@ -30,12 +30,11 @@ from storager._errors import (
     OperationTimeoutError,
     PermissionDeniedError,
     PreconditionFailedError,
-    RateLimitedError,
     ServiceInternalError,
     StorageError,
     UnexpectedError,
 )
-from storager._service import map_os_error
+from storager._service import http_status_error, map_os_error
 
 __all__ = ["map_gcs_error", "status_error"]
 
@@ -46,22 +45,20 @@ logger = logging.getLogger("storager.services.gcs")
 
 def status_error(status: int, op: str, path: str) -> StorageError:
     """Return the storager error an HTTP status means for ``op`` on ``path``."""
-    if status == 404:
-        return NotFoundError(op, SERVICE, path)
-    if status in (401, 403):
-        reason = "not authenticated" if status == 401 else "permission denied"
-        return PermissionDeniedError(op, SERVICE, path, reason)
-    if status == 412:
-        return PreconditionFailedError(op, SERVICE, path)
-    if status == 429:
-        return RateLimitedError(op, SERVICE, path)
-    if status == 408:
-        return OperationTimeoutError(op, SERVICE, path, "request timed out (408)")
-    if 500 <= status <= 599:
-        return ServiceInternalError(op, SERVICE, path, f"service error ({status})")
-    if status in (400, 411, 413, 416):
-        return InvalidArgumentError(op, SERVICE, path, f"request refused ({status})")
-    return UnexpectedError(op, SERVICE, path, f"unexpected HTTP status {status}")
+    cls = http_status_error(status)
+    if cls is None:
+        return UnexpectedError(op, SERVICE, path, f"unexpected HTTP status {status}")
+    if status == 401:
+        reason = "not authenticated"
+    elif status == 408:
+        reason = "request timed out (408)"
+    elif cls is ServiceInternalError:
+        reason = f"service error ({status})"
+    elif cls is InvalidArgumentError:
+        reason = f"request refused ({status})"
+    else:
+        reason = cls.default_reason
+    return cls(op, SERVICE, path, reason)
 
 
 def map_gcs_error(exc: BaseException, op: str, path: str) -> StorageError:

@@ -37,7 +37,7 @@ from storager._errors import (
     StorageError,
     UnexpectedError,
 )
-from storager._service import map_os_error
+from storager._service import http_status_error, map_os_error
 
 __all__ = ["client_error_code", "find_client_error", "map_error"]
 
@@ -185,14 +185,11 @@ def _from_client_error(error: ClientError, op: str, path: str, bucket: str) -> S
         return OperationTimeoutError(op, SERVICE, path, reason("timed out"))
     if code in _INVALID or code.startswith("Invalid") or code.startswith("Malformed"):
         return InvalidArgumentError(op, SERVICE, path, reason("invalid argument"))
-    if status >= 500 or code in ("InternalError", "500"):
+    if code in ("InternalError", "500"):
         return ServiceInternalError(op, SERVICE, path, reason("service internal error"))
-    if status == 404:
-        return NotFoundError(op, SERVICE, path, reason("not found"))
-    if status in (401, 403):
-        return PermissionDeniedError(op, SERVICE, path, reason("permission denied"))
-    if status == 400:
-        return InvalidArgumentError(op, SERVICE, path, reason("invalid argument"))
+    cls = http_status_error(status)
+    if cls is not None:
+        return cls(op, SERVICE, path, reason(cls.default_reason))
     logger.debug("unmapped s3 error in %s %s: code=%s status=%s", op, path, code, status)
     return UnexpectedError(op, SERVICE, path, reason("unexpected error"))
 

@@ -150,3 +150,27 @@ def test_only_rate_limit_internal_and_timeout_errors_are_retryable(
     retryable = {RateLimitedError, ServiceInternalError, OperationTimeoutError}
     assert cls("read").retryable is (cls in retryable)
     assert StorageError("read").retryable is False
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (400, storager.InvalidArgumentError),
+        (401, storager.PermissionDeniedError),
+        (403, storager.PermissionDeniedError),
+        (404, storager.NotFoundError),
+        (408, storager.OperationTimeoutError),
+        (412, storager.PreconditionFailedError),
+        (416, storager.InvalidArgumentError),
+        (429, storager.RateLimitedError),
+        (500, storager.ServiceInternalError),
+        (503, storager.ServiceInternalError),
+        (599, storager.ServiceInternalError),
+        (200, None),
+        (418, None),
+    ],
+)
+def test_http_status_maps_to_one_storager_error(status: int, expected: type | None) -> None:
+    from storager._service import http_status_error
+
+    assert http_status_error(status) is expected
