@@ -6,13 +6,27 @@ Inside a store, paths are ``/``-separated. A caller's path is relative to the st
 store's root: climbing past it, or a NUL byte, raises :class:`PathInvalidError` before
 anything is touched. Resolved paths are *store-absolute*: they start with ``/``, and
 end with ``/`` when they name a directory.
+
+A path names a directory when it ends with ``/``, or with a ``.`` or ``..`` segment
+(``"x/."``, ``"a/.."``). Operations that act on directories too (``stat``, ``delete``,
+``create_dir``) take such a path as the directory; every other operation refuses it
+with :class:`PathInvalidError`, and operations that create or replace an object
+(``write``, ``append``, ``copy``, ``move``...) also refuse a trailing ``/``.
 """
 
 from __future__ import annotations
 
 from storager._errors import PathInvalidError
 
-__all__ = ["join_dir", "normalize_work_dir", "relative_to", "resolve"]
+__all__ = ["DIRECTORY_OPS", "WRITE_OPS", "join_dir", "normalize_work_dir", "relative_to", "resolve"]
+
+#: Operations whose path may name a directory (``"d/"``, ``"d/."``).
+DIRECTORY_OPS = frozenset({"stat", "delete", "create_dir", "list"})
+#: Operations whose paths name an object to create, replace or take from: a directory
+#: path there is a mistake in the path, reported before anything is touched.
+WRITE_OPS = frozenset(
+    {"write", "append", "copy", "move", "create_multipart", "presign_write", "create_link"}
+)
 
 
 def _clean(op: str, service: str, path: str, raw: str) -> str:
@@ -62,11 +76,13 @@ def resolve(op: str, service: str, work_dir: str, path: str) -> str:
             out of the store's root.
     """
     # The common case (a plain relative key) skips the segment walk: no leading "/" or
-    # ".", no "/." (which covers "." and ".." segments), "//", backslash or NUL.
+    # ".", no "/." (which covers "." and ".." segments), "//", backslash, NUL or
+    # trailing "/".
     if (
         type(path) is str
         and path
         and path[0] not in "/."
+        and path[-1] != "/"
         and "/." not in path
         and "//" not in path
         and "\\" not in path
@@ -74,22 +90,36 @@ def resolve(op: str, service: str, work_dir: str, path: str) -> str:
     ):
         return work_dir + path
     if not isinstance(path, str):
-        raise PathInvalidError(op, service, repr(path), "path must be a str")
+        raise PathInvalidError(op, service, _shown(path), "path must be a str")
     if not path:
         raise PathInvalidError(op, service, path, "empty path")
     base = "" if path[0] in "/\\" else work_dir
     resolved = _clean(op, service, path, base + path)
     if resolved == "/":
         raise PathInvalidError(op, service, path, "path names the store's root, not an object")
+    if path.replace("\\", "/").rpartition("/")[2] in (".", ".."):
+        if op not in DIRECTORY_OPS:
+            raise PathInvalidError(
+                op, service, path, "a path ending in '.' or '..' names a directory, not an object"
+            )
+        resolved = resolved if resolved.endswith("/") else resolved + "/"
+    if resolved.endswith("/") and op in WRITE_OPS:
+        raise PathInvalidError(op, service, path, f"{op} takes an object path, not a directory")
     return resolved
+
+
+def _shown(value: object) -> str:
+    """Return a non-str path as an error shows it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def join_dir(op: str, service: str, work_dir: str, path: str) -> str:
     """Resolve a directory (or listing prefix) path; ``""`` is ``work_dir`` itself."""
+    if not isinstance(path, str):
+        raise PathInvalidError(op, service, _shown(path), "path must be a str")
     if not path:
         return work_dir
-    if not isinstance(path, str):
-        raise PathInvalidError(op, service, repr(path), "path must be a str")
     base = "" if path[0] in "/\\" else work_dir
     return _clean(op, service, path, base + path)
 

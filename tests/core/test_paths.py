@@ -235,3 +235,50 @@ def test_fs_errors_are_storage_errors_naming_op_and_path(escape: tuple[FsStorage
     assert info.value.op == "read"
     assert info.value.service == "fs"
     assert info.value.path == "/link.txt"
+
+
+# -- paths naming directories ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [".", "x/.", "a/..", "x/y/..", "x\\.", "./."])
+@pytest.mark.parametrize("op", ["read", "write", "open_reader", "append", "copy", "move"])
+def test_a_path_ending_in_dot_is_no_object_path(op: str, path: str) -> None:
+    with pytest.raises(PathInvalidError) as info:
+        resolve(op, "fs", "/w/", path)
+    assert info.value.op == op
+    assert info.value.path == path
+    assert "names a directory" in info.value.reason
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"), [(".", "/w/"), ("x/.", "/w/x/"), ("a/..", "/w/"), ("x/y/..", "/w/x/")]
+)
+@pytest.mark.parametrize("op", ["stat", "delete", "create_dir"])
+def test_directory_operations_take_a_dot_path_as_the_directory(
+    op: str, path: str, expected: str
+) -> None:
+    assert resolve(op, "fs", "/w/", path) == expected
+
+
+@pytest.mark.parametrize("op", ["write", "append", "copy", "move", "create_multipart"])
+def test_operations_that_put_objects_refuse_a_directory_path(op: str) -> None:
+    with pytest.raises(PathInvalidError, match="takes an object path, not a directory"):
+        resolve(op, "memory", "/w/", "d/")
+
+
+def test_write_of_dot_with_a_work_dir_leaves_the_work_dir_a_directory(tmp_path: Path) -> None:
+    store = FsStorage(root=str(tmp_path), work_dir="/w/")
+    store.write("keep.txt", b"k")
+    for path in (".", "sub/..", "x/."):
+        with pytest.raises(PathInvalidError):
+            store.write(path, b"must not land")
+    assert (tmp_path / "w").is_dir()
+    assert (tmp_path / "w" / "keep.txt").read_bytes() == b"k"
+
+
+@pytest.mark.parametrize("path", [None, 3, b"d/"])
+def test_list_refuses_a_non_str_path(path: object) -> None:
+    with pytest.raises(PathInvalidError, match="must be a str"):
+        join_dir("list", "memory", "/w/", path)  # type: ignore[arg-type]
+    with pytest.raises(PathInvalidError, match="must be a str"):
+        list(MemoryStorage().list(path))  # type: ignore[arg-type]
