@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 from collections.abc import Mapping
 from importlib.metadata import entry_points
@@ -112,12 +113,20 @@ def reload_entry_points() -> None:
         _entry_points_loaded = False
 
 
-def redact_url(url: str, secret_keys: frozenset[str] = frozenset({"credential"})) -> str:
-    """Return ``url`` with its password and secret query values replaced by ``***``."""
+def redact_url(url: str, public_keys: frozenset[str] | None = None) -> str:
+    """Return ``url`` with its password and every query value not known to be public hidden.
+
+    A query value is shown only when its key, percent-decoded, names a pair declared
+    non-secret: ``public_keys``, or, when that is None, the non-secret init pairs of the
+    service registered for the URL's scheme. Any other value (a secret pair, a typo such
+    as ``CREDENTIAL=``, a percent-encoded key, an unknown scheme) shows as ``***``.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable connection string>"
+    if public_keys is None:
+        public_keys = _public_keys(parts.scheme.lower())
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, hostport = netloc.rpartition("@")
@@ -125,11 +134,31 @@ def redact_url(url: str, secret_keys: frozenset[str] = frozenset({"credential"})
             userinfo = userinfo.split(":", 1)[0] + ":***"
         netloc = f"{userinfo}@{hostport}"
     query = "&".join(
-        f"{key}=***" if key in secret_keys else f"{key}={value}"
+        f"{key}={value}" if unquote(key) in public_keys else f"{shown_key(key)}=***"
         for key, _, value in (item.partition("=") for item in parts.query.split("&") if item)
     )
     out = f"{parts.scheme}://{netloc}{parts.path}"
     return f"{out}?{query}" if query else out
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+
+
+def shown_key(key: str) -> str:
+    """Return a query key as an error may show it: plain names whole, anything else hidden.
+
+    A key that is not a short plain name may be a value pasted in the wrong place.
+    """
+    return key if _PLAIN_KEY.fullmatch(key) else "<key>"
+
+
+def _public_keys(scheme: str) -> frozenset[str]:
+    """Return the names of the non-secret init pairs of ``scheme``'s service, if known."""
+    try:
+        specs = service_class(scheme).init_pairs
+    except Exception:  # an unknown or broken scheme: show no value at all
+        return frozenset()
+    return frozenset(name for name, spec in specs.items() if not spec.secret)
 
 
 def parse_connection_string(url: str) -> tuple[type[Service], dict[str, Any]]:
@@ -145,23 +174,23 @@ def parse_connection_string(url: str) -> tuple[type[Service], dict[str, Any]]:
         ServiceNotRegisteredError: Unknown scheme.
     """
     if not isinstance(url, str) or ":" not in url:
-        shown = redact_url(url) if isinstance(url, str) else repr(type(url))
+        shown = redact_url(url, frozenset()) if isinstance(url, str) else repr(type(url))
         raise ConnectionStringInvalidError("open", "", shown, "expected scheme://...")
-    secret = frozenset({"credential"})
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
         raise ConnectionStringInvalidError(
-            "open", "", redact_url(url, secret), f"malformed URL ({exc})"
+            "open", "", redact_url(url, frozenset()), f"malformed URL ({exc})"
         ) from None
     scheme = parts.scheme.lower()
     if not scheme:
-        raise ConnectionStringInvalidError("open", "", redact_url(url, secret), "missing scheme")
+        raise ConnectionStringInvalidError(
+            "open", "", redact_url(url, frozenset()), "missing scheme"
+        )
     cls = service_class(scheme)
     specs = cls.init_pairs
-    secret = frozenset(name for name, spec in specs.items() if spec.secret) | secret
-    shown = redact_url(url, secret)
+    shown = redact_url(url, frozenset(name for name, spec in specs.items() if not spec.secret))
     form = cls.connection
     pairs: dict[str, Any] = {}
 
@@ -191,10 +220,12 @@ def parse_connection_string(url: str) -> tuple[type[Service], dict[str, Any]]:
         if key not in specs:
             known = ", ".join(sorted(specs))
             raise ConnectionStringInvalidError(
-                "open", scheme, shown, f"unknown key {key!r} (known: {known})"
+                "open", scheme, shown, f"unknown key {shown_key(key)!r} (known: {known})"
             )
         if key in pairs:
-            raise ConnectionStringInvalidError("open", scheme, shown, f"key {key!r} given twice")
+            raise ConnectionStringInvalidError(
+                "open", scheme, shown, f"key {shown_key(key)!r} given twice"
+            )
         pairs[key] = parse_text_value(scheme, specs[key], text)
     return cls, pairs
 

@@ -257,6 +257,32 @@ def test_credentials_never_appear_in_errors_or_logs(
 
 
 def test_redact_url_hides_passwords_and_secret_values() -> None:
-    shown = redact_url(f"s3://ak:{SECRET}@host/b?credential={SECRET}&location=eu")
+    shown = redact_url(
+        f"s3://ak:{SECRET}@host/b?credential={SECRET}&location=eu", frozenset({"location"})
+    )
     assert SECRET not in shown
     assert shown == "s3://ak:***@host/b?credential=***&location=eu"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"cred%65ntial=hmac:AK:{SECRET}&bogus=1",
+        f"CREDENTIAL=hmac:AK:{SECRET}",
+        f"credentail=hmac:AK:{SECRET}",
+        f"work_dir=/x/&hmac:AK:{SECRET}",
+    ],
+)
+def test_connection_string_errors_show_no_value_of_a_key_not_known_public(
+    third_party: None, query: str
+) -> None:
+    with pytest.raises(storager.ConnectionStringInvalidError) as info:
+        storager.open(f"thirdparty://?{query}")
+    assert SECRET not in str(info.value)
+
+
+def test_values_of_known_public_pairs_stay_visible_in_errors(third_party: None) -> None:
+    with pytest.raises(storager.ConnectionStringInvalidError) as info:
+        storager.open(f"memory:///?work_dir=/visible/&credential=hmac:AK:{SECRET}")
+    assert "work_dir=/visible/" in str(info.value)
+    assert SECRET not in str(info.value)
