@@ -115,6 +115,15 @@ class Service(Storager):
     ) -> None:
         self.close()
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # A store holds open connections, file descriptors and credentials: a pickle of it
+        # would carry secrets in clear and restore dead sockets. Processes share the
+        # connection string instead.
+        raise TypeError(
+            f"cannot pickle {self!r}: a store holds connections and credentials; "
+            "pickle its connection string and call storager.open() on the other side"
+        )
+
     def __repr__(self) -> str:
         # Only what identifies the store: never credentials or other pairs.
         name = f" name={self._name!r}" if self._name else ""
