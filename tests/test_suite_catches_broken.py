@@ -20,6 +20,7 @@ from storager import (
     NotFoundError,
     Object,
     ObjectMode,
+    PathInvalidError,
     StorageError,
     Storager,
     UnexpectedError,
@@ -241,6 +242,46 @@ class _FailingReader:
         return None
 
 
+class DotPathsAreObjects(MemoryStorage):
+    """A path ending in '.' or '..' names the directory as if it were an object."""
+
+    def _abs_path(self, op: str, path: str) -> str:
+        if isinstance(path, str) and path.rpartition("/")[2] in (".", ".."):
+            return self._work_dir[:-1]
+        return super()._abs_path(op, path)
+
+
+class NoneListsWorkDir(MemoryStorage):
+    """list(None) lists the work_dir."""
+
+    def _abs_dir(self, op: str, path: str) -> str:
+        return self._work_dir if path is None else super()._abs_dir(op, path)
+
+
+class FileOverDirectory(MemoryStorage):
+    """An object may take the name of a directory, or sit under a file."""
+
+    def _check_name_free(self, op: str, path: str) -> None:
+        return None
+
+    def _check_parents(self, op: str, path: str) -> None:
+        return None
+
+
+class CopyMoveBlameSource(MemoryStorage):
+    """copy and move name the source when the destination is a directory path."""
+
+    def copy(self, src: str, dst: str, **pairs: Any) -> None:
+        if dst.endswith("/"):
+            raise PathInvalidError("copy", "memory", src, "directory path")
+        super().copy(src, dst, **pairs)
+
+    def move(self, src: str, dst: str, **pairs: Any) -> None:
+        if dst.endswith("/"):
+            raise PathInvalidError("move", "memory", src, "directory path")
+        super().move(src, dst, **pairs)
+
+
 # -- running the suite on them ---------------------------------------------------------
 
 
@@ -301,6 +342,23 @@ CASES: list[tuple[type[Storager], list[str]]] = [
     (UnknownOperation, ["test_every_declared_capability_has_tests"]),
     (InterleavedWrites, ["test_concurrent_writers_leave_one_whole_version"]),
     (LazyMissingReader, ["test_open_reader_missing_object_raises_when_called"]),
+    (DotPathsAreObjects, ["test_path_ending_in_dot_names_a_directory"]),
+    (NoneListsWorkDir, ["test_non_str_path_is_refused_by_every_operation"]),
+    (
+        FileOverDirectory,
+        [
+            "test_object_cannot_take_a_directory_name",
+            "test_object_cannot_be_put_under_a_file",
+            "test_copy_cannot_put_an_object_over_a_directory",
+        ],
+    ),
+    (
+        CopyMoveBlameSource,
+        [
+            "test_copy_refuses_directory_paths_naming_the_wrong_one",
+            "test_move_refuses_directory_paths_naming_the_wrong_one",
+        ],
+    ),
 ]
 
 

@@ -68,6 +68,10 @@ class MemoryStorage(MemoryGenerated):
 
     def _open(self) -> None:
         self._objects: dict[str, _Entry] = {}
+        # How many keys lie under each directory prefix ("/a/" -> 2), kept with
+        # _objects by _put and _pop: a directory exists while it has keys under it,
+        # and the count answers that without a scan.
+        self._under: dict[str, int] = {}
         self._uploads: dict[str, _Upload] = {}
         self._lock = threading.RLock()
         self._versions = itertools.count(1)
@@ -99,7 +103,39 @@ class MemoryStorage(MemoryGenerated):
         raise PathInvalidError(op, "memory", path, "too many levels of links")
 
     def _has_children(self, prefix: str) -> bool:
-        return any(key.startswith(prefix) for key in self._objects)
+        return prefix in self._under
+
+    def _put(self, path: str, entry: _Entry) -> None:
+        """Store ``entry`` at ``path``, counting it under each of its directories."""
+        if path not in self._objects:
+            for parent in _parents(path):
+                self._under[parent] = self._under.get(parent, 0) + 1
+        self._objects[path] = entry
+
+    def _pop(self, path: str) -> _Entry | None:
+        """Remove and return the entry at ``path``, if any."""
+        entry = self._objects.pop(path, None)
+        if entry is not None:
+            for parent in _parents(path):
+                left = self._under[parent] - 1
+                if left:
+                    self._under[parent] = left
+                else:
+                    del self._under[parent]
+        return entry
+
+    def _check_name_free(self, op: str, path: str) -> None:
+        """Raise unless an object may be put at ``path``: a file and a directory never
+        share a name, and no parent of an object is a file (as on a file system)."""
+        if path + "/" in self._under or path + "/" in self._objects:
+            raise ObjectModeInvalidError(op, "memory", path, "a directory has this name")
+        self._check_parents(op, path)
+
+    def _check_parents(self, op: str, path: str) -> None:
+        for parent in _parents(path):
+            entry = self._objects.get(parent[:-1])
+            if entry is not None and ObjectMode.DIR not in entry.mode:
+                raise ObjectModeInvalidError(op, "memory", path, "a parent is not a directory")
 
     def _read(
         self, path: str, *, io_callback: IoCallback | None, offset: int | None, size: int | None
@@ -153,6 +189,8 @@ class MemoryStorage(MemoryGenerated):
                 raise AlreadyExistsError("write", "memory", path, "object exists (if_none_match)")
             if if_match is not None and (current is None or current.etag != if_match):
                 raise PreconditionFailedError("write", "memory", path, "etag does not match")
+            if current is None:
+                self._check_name_free("write", path)
             entry = _Entry(
                 content,
                 ObjectMode.READ,
@@ -164,7 +202,7 @@ class MemoryStorage(MemoryGenerated):
                 if user_metadata
                 else _EMPTY_MAP,
             )
-            self._objects[path] = entry
+            self._put(path, entry)
         return self._to_object(path, entry)
 
     def _to_object(self, path: str, entry: _Entry) -> Object:
@@ -195,7 +233,7 @@ class MemoryStorage(MemoryGenerated):
 
     def _delete(self, path: str) -> None:
         with self._lock:
-            self._objects.pop(path, None)
+            self._pop(path)
 
     def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
         prefix = path if list_mode == "prefix" or path.endswith("/") else path + "/"
@@ -227,7 +265,9 @@ class MemoryStorage(MemoryGenerated):
             raise PathInvalidError("copy", "memory", dst, "a directory path cannot be written")
         with self._lock:
             entry = self._resolve_entry("copy", src)
-            self._objects[dst] = replace(entry, etag=self._etag(), modified=datetime.now(UTC))
+            if dst not in self._objects:
+                self._check_name_free("copy", dst)
+            self._put(dst, replace(entry, etag=self._etag(), modified=datetime.now(UTC)))
 
     def _move(self, src: str, dst: str) -> None:
         if dst.endswith("/") or src.endswith("/"):
@@ -241,8 +281,10 @@ class MemoryStorage(MemoryGenerated):
                 raise NotFoundError("move", "memory", src)
             if ObjectMode.DIR in entry.mode:
                 raise ObjectModeInvalidError("move", "memory", src, "is a directory")
-            del self._objects[src]
-            self._objects[dst] = entry
+            if dst not in self._objects:
+                self._check_name_free("move", dst)
+            self._pop(src)
+            self._put(dst, entry)
 
     # -- Segmenter ----------------------------------------------------------------------
 
@@ -311,7 +353,9 @@ class MemoryStorage(MemoryGenerated):
                 content_type=upload.content_type,
                 user_metadata=upload.user_metadata,
             )
-            self._objects[upload.path] = entry
+            if upload.path not in self._objects:
+                self._check_name_free("complete_multipart", upload.path)
+            self._put(upload.path, entry)
             del self._uploads[multipart.upload_id]
         return self._to_object(upload.path, entry)
 
@@ -344,6 +388,8 @@ class MemoryStorage(MemoryGenerated):
             current = self._objects.get(path)
             if current is not None and current.mode & (ObjectMode.DIR | ObjectMode.LINK):
                 raise ObjectModeInvalidError("append", "memory", path, "not a regular object")
+            if current is None:
+                self._check_name_free("append", path)
             base = current.data if current is not None else b""
             ctype = content_type or (current.content_type if current is not None else None)
             entry = _Entry(
@@ -354,18 +400,19 @@ class MemoryStorage(MemoryGenerated):
                 content_type=ctype,
                 user_metadata=current.user_metadata if current is not None else _EMPTY_MAP,
             )
-            self._objects[path] = entry
+            self._put(path, entry)
         return self._to_object(path, entry)
 
     def _create_dir(self, path: str) -> Object:
         dir_path = path if path.endswith("/") else path + "/"
         with self._lock:
-            if path in self._objects and not path.endswith("/"):
+            if dir_path[:-1] in self._objects:
                 raise AlreadyExistsError("create_dir", "memory", path, "an object has this name")
+            self._check_parents("create_dir", dir_path[:-1])
             entry = self._objects.get(dir_path)
             if entry is None:
                 entry = _Entry(b"", ObjectMode.DIR, self._etag(), datetime.now(UTC))
-                self._objects[dir_path] = entry
+                self._put(dir_path, entry)
         return self._to_object(dir_path, entry)
 
     def _create_link(self, path: str, target: str) -> Object:
@@ -375,7 +422,9 @@ class MemoryStorage(MemoryGenerated):
             )
         entry = _Entry(b"", ObjectMode.LINK, self._etag(), datetime.now(UTC), link_target=target)
         with self._lock:
-            self._objects[path] = entry
+            if path not in self._objects:
+                self._check_name_free("create_link", path)
+            self._put(path, entry)
         return self._to_object(path, entry)
 
     # -- Presigner ----------------------------------------------------------------------
@@ -391,6 +440,14 @@ class MemoryStorage(MemoryGenerated):
 
     def _presign_write(self, path: str, *, expire: int | None) -> str:
         return self._presigner().sign("PUT", path, expire or 3600)
+
+
+def _parents(path: str) -> Iterator[str]:
+    """Yield the directories above a store-absolute path: "/a/b" -> "/", "/a/"."""
+    end = path.find("/", 0, len(path) - 1)
+    while end != -1:
+        yield path[: end + 1]
+        end = path.find("/", end + 1, len(path) - 1)
 
 
 def _collect(

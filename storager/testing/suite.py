@@ -15,7 +15,7 @@ runs on object stores as well as on file systems.
 
 The tests live in one mixin per theme, in ``storager/testing/_suite_*.py``:
 write, read (with open_reader), stat and delete, list, names and paths (with
-errors), pairs, streaming, and the capability protocols.
+errors), directory names, pairs, streaming, and the capability protocols.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from storager._protocols import Storager
 from storager.testing._gating import covers, missing_coverage
 from storager.testing._suite_base import Factory, MiB
 from storager.testing._suite_capabilities import CapabilityTests
+from storager.testing._suite_dir_names import DirectoryNameTests
 from storager.testing._suite_list import ListTests
 from storager.testing._suite_names_paths import NamesPathsTests
 from storager.testing._suite_pairs import PairTests
@@ -47,6 +48,7 @@ class StoragerSuite(
     CapabilityTests,
     StreamingTests,
     PairTests,
+    DirectoryNameTests,
     NamesPathsTests,
     ListTests,
     StatDeleteTests,
