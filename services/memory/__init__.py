@@ -170,8 +170,6 @@ class MemoryStorage(MemoryGenerated):
         size: int | None,
         user_metadata: Mapping[str, str] | None,
     ) -> Object:
-        if path.endswith("/"):
-            raise PathInvalidError("write", "memory", path, "a directory path cannot be written")
         content = _collect("write", path, data, size, io_callback)
         if content_md5 is not None:
             actual = base64.b64encode(hashlib.md5(content).digest()).decode()
@@ -261,8 +259,6 @@ class MemoryStorage(MemoryGenerated):
     # -- Copier, Mover ------------------------------------------------------------------
 
     def _copy(self, src: str, dst: str) -> None:
-        if dst.endswith("/"):
-            raise PathInvalidError("copy", "memory", dst, "a directory path cannot be written")
         with self._lock:
             entry = self._resolve_entry("copy", src)
             if dst not in self._objects:
@@ -270,10 +266,6 @@ class MemoryStorage(MemoryGenerated):
             self._put(dst, replace(entry, etag=self._etag(), modified=datetime.now(UTC)))
 
     def _move(self, src: str, dst: str) -> None:
-        if dst.endswith("/") or src.endswith("/"):
-            raise PathInvalidError(
-                "move", "memory", src, "move takes object paths, not directories"
-            )
         with self._lock:
             entry = self._objects.get(src)
             if entry is None:
@@ -291,10 +283,6 @@ class MemoryStorage(MemoryGenerated):
     def _create_multipart(
         self, path: str, *, content_type: str | None, user_metadata: Mapping[str, str] | None
     ) -> Multipart:
-        if path.endswith("/"):
-            raise PathInvalidError(
-                "create_multipart", "memory", path, "a directory path cannot be written"
-            )
         upload_id = uuid.uuid4().hex
         meta = MappingProxyType(dict(user_metadata)) if user_metadata else _EMPTY_MAP
         with self._lock:
@@ -381,8 +369,6 @@ class MemoryStorage(MemoryGenerated):
         io_callback: IoCallback | None,
         size: int | None,
     ) -> Object:
-        if path.endswith("/"):
-            raise PathInvalidError("append", "memory", path, "a directory path cannot be written")
         content = _collect("append", path, data, size, io_callback)
         with self._lock:
             current = self._objects.get(path)
@@ -416,10 +402,6 @@ class MemoryStorage(MemoryGenerated):
         return self._to_object(dir_path, entry)
 
     def _create_link(self, path: str, target: str) -> Object:
-        if path.endswith("/"):
-            raise PathInvalidError(
-                "create_link", "memory", path, "a link cannot be a directory path"
-            )
         entry = _Entry(b"", ObjectMode.LINK, self._etag(), datetime.now(UTC), link_target=target)
         with self._lock:
             if path not in self._objects:
