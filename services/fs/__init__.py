@@ -2,7 +2,11 @@
 
 Writes are atomic (a temporary file renamed into place); ``sync=True`` makes them
 durable. The root directory may not be left: ``..`` is refused by the path rules, and
-symbolic links are checked here so that none leads outside the root.
+every path is resolved beneath a directory descriptor held on the root
+(:mod:`._beneath`), so no symbolic link, even one swapped in while an operation runs,
+leads outside it. Temporary files a killed writer left behind are removed by
+:meth:`FsStorage.sweep_temp_files` and by deleting their directory, once older than
+the ``temp_max_age`` pair.
 """
 
 from __future__ import annotations
@@ -11,18 +15,22 @@ import contextlib
 import errno
 import io
 import itertools
+import math
 import os
 import secrets
 import stat as stat_module
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from stat import S_ISDIR, S_ISLNK
+from stat import S_ISDIR
 from typing import BinaryIO
 
 from storager._errors import (
     NotFoundError,
     ObjectModeInvalidError,
+    PairInvalidError,
     PathInvalidError,
+    PermissionDeniedError,
     StorageError,
     UnexpectedError,
 )
@@ -30,20 +38,20 @@ from storager._object import Object, ObjectMode
 from storager._protocols import IoCallback, WriteData
 from storager._service import map_os_error
 from storager._streams import RangeReader, iter_chunks
+from storager.services.fs._beneath import Beneath, OutsideRootError
 from storager.services.fs._generated import FsGenerated
+from storager.services.fs._temp import TEMP_PREFIX, remove_stale, sweep
 
-__all__ = ["FsStorage"]
+__all__ = ["TEMP_PREFIX", "FsStorage"]
 
-#: Temporary files of in-flight writes start with this; listings hide them and no
-#: object may be named so.
-TEMP_PREFIX = ".storager-tmp-"
-_READ_ONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_READ_ONLY = os.O_RDONLY
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-_SAFE_DIR_CACHE_MAX = 4096
+_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _COPY_CHUNK = 1 << 20
 _READ_OPS = frozenset({"read", "open_reader", "stat", "copy", "move", "delete"})
 _FILE = ObjectMode.READ
+_DEFAULT_TEMP_MAX_AGE = 3600.0
 _from_timestamp = datetime.fromtimestamp
 
 
@@ -56,58 +64,54 @@ class FsStorage(FsGenerated):
         2
     """
 
-    def _open(self, *, root: str) -> None:
-        real = os.path.realpath(os.path.abspath(os.path.expanduser(root)))
-        os.makedirs(real, exist_ok=True)
+    def _open(self, *, root: str, temp_max_age: float | None) -> None:
+        if temp_max_age is not None and not math.isfinite(temp_max_age):
+            raise PairInvalidError("new", "fs", "", "pair 'temp_max_age' must be finite")
+        self._temp_max_age = _DEFAULT_TEMP_MAX_AGE if temp_max_age is None else temp_max_age
+        self._beneath = _open_root(root)
+        real = self._beneath.real_path
         self._root = real
-        self._prefix = "" if real == "/" else real
-        self._root_slash = real if real.endswith("/") else real + "/"
         self._name = real
         self._token = secrets.token_hex(4)
         self._counter = itertools.count()
-        # Directories already checked to resolve inside the root. A cache, so that
-        # the common case costs a dict lookup instead of a realpath walk; a directory
-        # swapped for an outward symlink afterwards is caught at the object level
-        # (O_NOFOLLOW, lstat) but not above it.
-        self._safe_dirs: dict[str, None] = {}
+
+    def _close(self) -> None:
+        self._beneath.close()
+
+    def sweep_temp_files(self, older_than: float | None = None) -> int:
+        """Remove temporary files left under the root by writers that died; return how many.
+
+        A temporary file (``.storager-tmp-*``) is taken as abandoned once it has not
+        been modified for ``older_than`` seconds (default: the store's
+        ``temp_max_age`` pair, one hour unless set). A younger one may belong to a
+        write still running, in this process or another, and is kept.
+
+        Raises:
+            PairInvalidError: ``older_than`` is negative or not a finite number.
+        """
+        age = self._temp_max_age if older_than is None else older_than
+        if type(age) not in (int, float) or not math.isfinite(age) or age < 0:
+            raise PairInvalidError(
+                "sweep_temp_files", "fs", "", "older_than must be a finite number >= 0"
+            )
+        try:
+            return sweep(self._beneath, time.time() - age)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, "sweep_temp_files", "/") from exc
 
     # -- path safety -------------------------------------------------------------------
 
-    def _local(self, op: str, path: str) -> str:
-        """Return the OS path of a store-absolute path whose parents stay inside root."""
-        local = self._prefix + path
-        trimmed = local.rstrip("/") if path[-1] == "/" else local
-        parent, _, name = trimmed.rpartition("/")
-        # A directory path ("d/") is resolved whole when listed or stat'ed, so check the
-        # directory itself: a link "d" leading outside must not be followed there.
-        parent = (trimmed or "/") if path[-1] == "/" else (parent or "/")
-        if parent not in self._safe_dirs:
-            self._check_inside(op, path, parent)
-            if len(self._safe_dirs) >= _SAFE_DIR_CACHE_MAX:
-                self._safe_dirs.clear()
-            self._safe_dirs[parent] = None
-        if name.startswith(TEMP_PREFIX):
+    def _check_name(self, op: str, path: str) -> None:
+        if TEMP_PREFIX in path and path.rpartition("/")[2].startswith(TEMP_PREFIX):
             raise PathInvalidError(
                 op, self.service_name, path, f"names starting with {TEMP_PREFIX!r} are reserved"
             )
-        return local
-
-    def _check_inside(self, op: str, path: str, local: str) -> None:
-        real = os.path.realpath(local)
-        if real != self._root and not real.startswith(self._root_slash):
-            raise PathInvalidError(
-                op, self.service_name, path, "a symbolic link leads outside the store's root"
-            )
 
     def _open_read_fd(self, op: str, path: str) -> int:
-        local = self._local(op, path)
-        try:
-            return os.open(local, _READ_ONLY | _NO_FOLLOW)
-        except OSError as exc:
-            if exc.errno != errno.ELOOP:
-                raise
-        self._check_inside(op, path, local)  # a link: follow it only if it stays inside
-        return os.open(local, _READ_ONLY)
+        self._check_name(op, path)
+        return self._beneath.open_file(path, _READ_ONLY)
 
     # -- Storager -----------------------------------------------------------------------
 
@@ -156,46 +160,43 @@ class FsStorage(FsGenerated):
     ) -> Object:
         if path.endswith("/"):
             raise PathInvalidError("write", "fs", path, "a directory path cannot be written")
-        local = self._local("write", path)
+        self._check_name("write", path)
         chunks = iter_chunks("write", "fs", path, data, size=size, io_callback=io_callback)
-        total = self._replace_with(local, chunks, bool(sync))
+        total = self._replace_with(path, chunks, bool(sync))
         return Object._quick(self._rel(path), _FILE, total)
 
     def _replace_with(
-        self, local: str, chunks: Iterator[bytes | bytearray | memoryview], sync: bool
+        self, path: str, chunks: Iterator[bytes | bytearray | memoryview], sync: bool
     ) -> int:
-        """Write chunks to a temporary file beside ``local`` and rename it into place."""
-        directory = local.rpartition("/")[0] or "/"
-        tmp = f"{directory}/{TEMP_PREFIX}{self._token}-{next(self._counter)}"
+        """Write chunks to a temporary file beside ``path`` and rename it into place."""
+        beneath = self._beneath
+        dir_fd, name = beneath.open_parent(path, create=True)
         try:
-            fd = os.open(tmp, _CREATE, 0o666)
-        except FileNotFoundError:
-            os.makedirs(directory, exist_ok=True)
-            fd = os.open(tmp, _CREATE, 0o666)
-        total = 0
-        try:
+            tmp = f"{TEMP_PREFIX}{self._token}-{next(self._counter)}"
+            fd = os.open(tmp, _CREATE, 0o666, dir_fd=dir_fd)
+            total = 0
             try:
-                for chunk in chunks:
-                    total += _write_all(fd, chunk)
-                if sync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, local)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        if sync:
-            _fsync_dir(directory)
+                try:
+                    for chunk in chunks:
+                        total += _write_all(fd, chunk)
+                    if sync:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=dir_fd)
+                raise
+            if sync:
+                os.fsync(dir_fd)
+        finally:
+            beneath.release(dir_fd)
         return total
 
     def _stat(self, path: str) -> Object:
-        local = self._local("stat", path)
-        info = os.lstat(local)
-        if S_ISLNK(info.st_mode):
-            self._check_inside("stat", path, local)
-            info = os.stat(local)
+        self._check_name("stat", path)
+        info = self._beneath.stat(path)
         modified = _from_timestamp(info.st_mtime, UTC)
         if S_ISDIR(info.st_mode):
             rel = self._rel(path if path.endswith("/") else path + "/")
@@ -208,94 +209,131 @@ class FsStorage(FsGenerated):
         return Object._quick(rel, _FILE, info.st_size, modified)
 
     def _delete(self, path: str) -> None:
-        local = self._local("delete", path)
+        self._check_name("delete", path)
+        beneath = self._beneath
+        try:
+            dir_fd, name = beneath.open_parent(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return  # no parent, so nothing to delete
         try:
             if path.endswith("/"):
-                os.rmdir(local)
+                self._rmdir(dir_fd, name, path)
             else:
-                os.unlink(local)
-        except FileNotFoundError:
+                try:
+                    os.unlink(name, dir_fd=dir_fd)
+                except IsADirectoryError:
+                    self._rmdir(dir_fd, name, path)
+        except (FileNotFoundError, NotADirectoryError):
+            return  # missing, or "a.txt/" naming no directory: nothing to delete
+        finally:
+            beneath.release(dir_fd)
+
+    def _rmdir(self, dir_fd: int, name: str, path: str) -> None:
+        """Remove a directory; one holding only stale temporary files is emptied first."""
+        try:
+            os.rmdir(name, dir_fd=dir_fd)
             return
-        except NotADirectoryError:
-            return  # "a.txt/" names no directory: nothing to delete
-        except IsADirectoryError:
-            os.rmdir(local)
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY:
+                raise
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+            try:
+                young = remove_stale(fd, time.time() - self._temp_max_age)
+            finally:
+                os.close(fd)
+            if young is None:
+                raise  # it holds objects: not empty
+        if young:
+            raise ObjectModeInvalidError(
+                "delete", "fs", path, "a write into this directory is in flight"
+            )
+        os.rmdir(name, dir_fd=dir_fd)
 
     def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
         if list_mode == "prefix":
             directory, _, name_prefix = path.rpartition("/")
-            yield from self._walk(directory + "/", name_prefix)
+            try:
+                fd = self._beneath.open_dir(directory)
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            try:
+                yield from self._walk(fd, directory + "/", name_prefix)
+            finally:
+                self._beneath.release(fd)
             return
         directory = path if path.endswith("/") else path + "/"
-        local = self._local("list", directory) if directory != "/" else self._prefix + "/"
-        for name, entry in _scan_sorted(local):
+        try:
+            fd = self._beneath.open_dir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            entries = _scan_sorted(fd, "")
+        finally:
+            self._beneath.release(fd)
+        for name, kind, info in entries:
             abs_path = directory + name
-            if entry.is_dir(follow_symlinks=False):
+            if kind == "d":
                 yield Object(self._rel(abs_path + "/"), ObjectMode.DIR)
-            elif entry.is_symlink():
+            elif kind == "l":
                 yield Object(self._rel(abs_path), ObjectMode.LINK)
             else:
-                info = entry.stat(follow_symlinks=False)
-                yield Object(
-                    self._rel(abs_path),
-                    ObjectMode.READ,
-                    content_length=info.st_size,
-                    last_modified=datetime.fromtimestamp(info.st_mtime, UTC),
-                )
+                assert info is not None
+                yield _file_object(self._rel(abs_path), info)
 
-    def _walk(self, directory: str, name_prefix: str) -> Iterator[Object]:
-        """Yield every file under ``directory`` whose name starts with the prefix, in order."""
-        local = self._local("list", directory) if directory != "/" else self._prefix + "/"
-        for name, entry in _scan_sorted(local):
-            if not name.startswith(name_prefix):
-                continue
+    def _walk(self, fd: int, directory: str, name_prefix: str) -> Iterator[Object]:
+        """Yield every file under the directory ``fd`` whose name starts with the prefix."""
+        for name, kind, info in _scan_sorted(fd, name_prefix):
             abs_path = directory + name
-            if entry.is_dir(follow_symlinks=False):
-                yield from self._walk(abs_path + "/", "")
-            elif entry.is_symlink():
+            if kind == "d":
+                try:
+                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    continue  # removed or swapped for a link meanwhile: not descended
+                try:
+                    yield from self._walk(child, abs_path + "/", "")
+                finally:
+                    os.close(child)
+            elif kind == "l":
                 yield Object(self._rel(abs_path), ObjectMode.LINK)
             else:
-                info = entry.stat(follow_symlinks=False)
-                yield Object(
-                    self._rel(abs_path),
-                    ObjectMode.READ,
-                    content_length=info.st_size,
-                    last_modified=datetime.fromtimestamp(info.st_mtime, UTC),
-                )
+                assert info is not None
+                yield _file_object(self._rel(abs_path), info)
 
     # -- Copier, Mover, Appender, Direr --------------------------------------------------
 
     def _copy(self, src: str, dst: str, *, sync: bool | None) -> None:
         if dst.endswith("/"):
             raise PathInvalidError("copy", "fs", dst, "a directory path cannot be written")
+        self._check_name("copy", dst)
         fd = self._open_read_fd("copy", src)
         try:
             if stat_module.S_ISDIR(os.fstat(fd).st_mode):
                 raise ObjectModeInvalidError("copy", "fs", src, "is a directory")
-            local = self._local("copy", dst)
-            self._replace_with(local, _read_chunks(fd), bool(sync))
+            self._replace_with(dst, _read_chunks(fd), bool(sync))
         finally:
             os.close(fd)
 
     def _move(self, src: str, dst: str, *, sync: bool | None) -> None:
         if dst.endswith("/") or src.endswith("/"):
             raise PathInvalidError("move", "fs", src, "move takes object paths, not directories")
-        local_src = self._local("move", src)
-        local_dst = self._local("move", dst)
-        info = os.lstat(local_src)
-        if stat_module.S_ISDIR(info.st_mode):
-            raise ObjectModeInvalidError("move", "fs", src, "is a directory")
-        directory = local_dst.rpartition("/")[0] or "/"
+        self._check_name("move", src)
+        self._check_name("move", dst)
+        beneath = self._beneath
+        src_fd, src_name = beneath.open_parent(src)
         try:
-            os.replace(local_src, local_dst)
-        except FileNotFoundError:
-            if not os.path.lexists(local_src):
-                raise
-            os.makedirs(directory, exist_ok=True)
-            os.replace(local_src, local_dst)
-        if sync:
-            _fsync_dir(directory)
-            _fsync_dir(local_src.rpartition("/")[0] or "/")
+            info = os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
+            if stat_module.S_ISDIR(info.st_mode):
+                raise ObjectModeInvalidError("move", "fs", src, "is a directory")
+            dst_fd, dst_name = beneath.open_parent(dst, create=True)
+            try:
+                os.replace(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+                if sync:
+                    os.fsync(dst_fd)
+                    os.fsync(src_fd)
+            finally:
+                beneath.release(dst_fd)
+        finally:
+            beneath.release(src_fd)
 
     def _append(
         self,
@@ -308,13 +346,8 @@ class FsStorage(FsGenerated):
     ) -> Object:
         if path.endswith("/"):
             raise PathInvalidError("append", "fs", path, "a directory path cannot be written")
-        local = self._local("append", path)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NO_FOLLOW | getattr(os, "O_CLOEXEC", 0)
-        try:
-            fd = os.open(local, flags, 0o666)
-        except FileNotFoundError:
-            os.makedirs(local.rpartition("/")[0] or "/", exist_ok=True)
-            fd = os.open(local, flags, 0o666)
+        self._check_name("append", path)
+        fd = self._beneath.open_file(path, _APPEND, 0o666, create=True)
         try:
             before = os.fstat(fd).st_size
             try:
@@ -333,14 +366,17 @@ class FsStorage(FsGenerated):
         return Object(self._rel(path), ObjectMode.READ | ObjectMode.APPEND, content_length=length)
 
     def _create_dir(self, path: str) -> Object:
-        local = self._local("create_dir", path)
-        os.makedirs(local, exist_ok=True)
+        self._beneath.release(self._beneath.open_dir(path, create=True))
         rel = self._rel(path if path.endswith("/") else path + "/")
         return Object(rel, ObjectMode.DIR)
 
     # -- errors ------------------------------------------------------------------------
 
     def _map_error(self, exc: Exception, op: str, path: str) -> StorageError:
+        if isinstance(exc, OutsideRootError):
+            return PathInvalidError(
+                op, self.service_name, path, "a symbolic link leads outside the store's root"
+            )
         if isinstance(exc, NotADirectoryError) and op in _READ_OPS:
             return NotFoundError(op, self.service_name, path)
         if isinstance(exc, OSError):
@@ -353,18 +389,66 @@ class FsStorage(FsGenerated):
         return map_os_error(exc, op, self.service_name, path)
 
 
-def _scan_sorted(local: str) -> list[tuple[str, os.DirEntry[str]]]:
-    """Return a directory's entries sorted as their listed paths sort; none if missing."""
+def _open_root(root: str) -> Beneath:
+    """Make and open the root directory; a root that cannot be one is a storager error."""
+    shown = _shown(root)
+    if "\x00" in root:
+        raise PathInvalidError("new", "fs", shown, "root contains a NUL byte")
     try:
-        with os.scandir(local) as it:
-            entries = [(e.name, e) for e in it if not e.name.startswith(TEMP_PREFIX)]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+        real = os.path.realpath(os.path.abspath(os.path.expanduser(root)))
+        os.makedirs(real, exist_ok=True)
+        return Beneath(real)
+    except RecursionError:
+        raise PathInvalidError("new", "fs", shown, "root is too deeply nested") from None
+    except PermissionError as exc:
+        raise PermissionDeniedError("new", "fs", shown, "root cannot be made or opened") from exc
+    except (OSError, ValueError) as exc:
+        reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else str(exc)
+        if isinstance(exc, NotADirectoryError | FileExistsError):
+            reason = "root or one of its parents is not a directory"
+        raise PathInvalidError("new", "fs", shown, f"root unusable: {reason}") from exc
+
+
+def _shown(value: str) -> str:
+    """Return a root as an error shows it: NUL made visible, cut short."""
+    text = value.replace("\x00", "\\0")
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _scan_sorted(fd: int, name_prefix: str) -> list[tuple[str, str, os.stat_result | None]]:
+    """Return a directory's visible entries as (name, kind, file status), sorted as listed.
+
+    ``kind`` is ``"d"`` (directory), ``"l"`` (symbolic link) or ``"f"``; files that
+    vanish while scanned are left out.
+    """
+    entries: list[tuple[str, str, os.stat_result | None]] = []
+    with os.scandir(fd) as it:
+        for entry in it:
+            name = entry.name
+            if not name.startswith(name_prefix) or name.startswith(TEMP_PREFIX):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                entries.append((name + "/", "d", None))
+            elif entry.is_symlink():
+                entries.append((name, "l", None))
+            else:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                entries.append((name, "f", info))
     # Directories list as "name/", so sort them by that to keep full paths in order.
-    entries.sort(
-        key=lambda item: item[0] + "/" if item[1].is_dir(follow_symlinks=False) else item[0]
+    entries.sort(key=lambda item: item[0])
+    return [(n[:-1] if k == "d" else n, k, i) for n, k, i in entries]
+
+
+def _file_object(rel: str, info: os.stat_result) -> Object:
+    return Object(
+        rel,
+        ObjectMode.READ,
+        content_length=info.st_size,
+        last_modified=datetime.fromtimestamp(info.st_mtime, UTC),
     )
-    return entries
 
 
 def _write_all(fd: int, chunk: bytes | bytearray | memoryview) -> int:
@@ -393,11 +477,3 @@ def _pread_all(fd: int, offset: int, size: int | None) -> bytes:
 def _read_chunks(fd: int) -> Iterator[bytes]:
     while chunk := os.read(fd, _COPY_CHUNK):
         yield chunk
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

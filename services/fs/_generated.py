@@ -16,6 +16,7 @@ from storager._pairs import (
     PairSpec,
     check_bool,
     check_choice,
+    check_float,
     check_int,
     check_io_callback,
     check_str,
@@ -59,6 +60,11 @@ INIT_PAIRS: Mapping[str, PairSpec] = {
         "str",
         "The directory, inside the store, that relative paths start from. Defaults to '/'.",
     ),
+    "temp_max_age": PairSpec(
+        "temp_max_age",
+        "float",
+        "Seconds after its last modification that a temporary file ('.storager-tmp-*') is taken as abandoned by a writer that died: deleting its directory and sweep_temp_files() remove it then; a younger one may belong to a write in flight and is kept. Defaults to 3600.",
+    ),
     "default_sync": PairSpec(
         "default_sync", "bool", "The sync to use when an operation is not given one."
     ),
@@ -92,6 +98,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         *,
         root: str | None = None,
         work_dir: str | None = None,
+        temp_max_age: float | None = None,
         default_sync: bool | None = None,
         loose_pairs: bool = False,
         **pairs: Any,
@@ -101,13 +108,15 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         if root is None:
             raise PairRequiredError("new", SERVICE_NAME, "", "pair 'root' is required")
         check_str("new", SERVICE_NAME, "", "root", root)
+        if temp_max_age is not None:
+            check_float("new", SERVICE_NAME, "", "temp_max_age", temp_max_age)
         if default_sync is not None:
             check_bool("new", SERVICE_NAME, "", "default_sync", default_sync)
         self._default_sync = default_sync
-        self._open(root=root)
+        self._open(root=root, temp_max_age=temp_max_age)
 
     @abstractmethod
-    def _open(self, *, root: str) -> None:
+    def _open(self, *, root: str, temp_max_age: float | None) -> None:
         """Connect or prepare the service from validated init pairs."""
 
     def list(
