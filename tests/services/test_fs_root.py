@@ -1,0 +1,71 @@
+"""fs: a root that cannot be a directory is a storager error naming 'new' and the root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import storager
+from storager import InvalidArgumentError, StorageError
+from storager.services.fs import FsStorage
+
+
+def bad_roots(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "afile").write_bytes(b"x")
+    return {
+        "under a file": str(tmp_path / "afile" / "sub"),
+        "the file itself": str(tmp_path / "afile"),
+        "NUL": str(tmp_path / "a\x00b"),
+        "too long": str(tmp_path / ("n" * 5000)),
+        "a name too long": str(tmp_path / ("n" * 300)),
+        "thousands deep": str(tmp_path) + "/a" * 3000,
+        "deep under PATH_MAX": str(tmp_path) + "/a" * 1900,
+    }
+
+
+CASES = [
+    "under a file",
+    "the file itself",
+    "NUL",
+    "too long",
+    "a name too long",
+    "thousands deep",
+    "deep under PATH_MAX",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("how", ["FsStorage", "storager.open"])
+def test_an_unusable_root_is_an_invalid_argument_naming_new_and_the_root(
+    tmp_path: Path, case: str, how: str
+) -> None:
+    root = bad_roots(tmp_path)[case]
+    opener: Callable[[], object] = (
+        (lambda: FsStorage(root=root))
+        if how == "FsStorage"
+        else (lambda: storager.open("fs://" + root.replace("\x00", "%00")))
+    )
+    with pytest.raises(StorageError) as info:
+        opener()
+    exc = info.value
+    assert isinstance(exc, InvalidArgumentError)
+    assert isinstance(exc, ValueError)
+    assert exc.op == "new"
+    assert exc.service == "fs"
+    text = str(exc)
+    assert len(text) < 400  # a huge root is cut short
+    shown = root.replace("\x00", "\\0")
+    assert shown[:60] in text
+
+
+def test_a_root_of_a_few_thousand_levels_that_exists_still_works_or_errs_cleanly(
+    tmp_path: Path,
+) -> None:
+    # Deep but legal: a root of 200 levels is made and used.
+    root = str(tmp_path) + "/a" * 200
+    store = FsStorage(root=root)
+    store.write("x/y.txt", b"deep")
+    assert store.read("x/y.txt") == b"deep"
+    store.close()
