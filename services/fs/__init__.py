@@ -104,7 +104,7 @@ class FsStorage(FsGenerated):
     # -- path safety -------------------------------------------------------------------
 
     def _check_name(self, op: str, path: str) -> None:
-        if TEMP_PREFIX in path and path.rpartition("/")[2].startswith(TEMP_PREFIX):
+        if TEMP_PREFIX in path and path.rstrip("/").rpartition("/")[2].startswith(TEMP_PREFIX):
             raise PathInvalidError(
                 op, self.service_name, path, f"names starting with {TEMP_PREFIX!r} are reserved"
             )
@@ -366,6 +366,7 @@ class FsStorage(FsGenerated):
         return Object(self._rel(path), ObjectMode.READ | ObjectMode.APPEND, content_length=length)
 
     def _create_dir(self, path: str) -> Object:
+        self._check_name("create_dir", path)
         self._beneath.release(self._beneath.open_dir(path, create=True))
         rel = self._rel(path if path.endswith("/") else path + "/")
         return Object(rel, ObjectMode.DIR)

@@ -85,7 +85,8 @@ class Beneath:
             FileNotFoundError: A directory is missing and ``create`` is false.
             NotADirectoryError: A component is a file.
         """
-        return self._walk(path.strip("/").split("/"), create)[0]
+        names = path.strip("/")
+        return self._walk(names.split("/"), create)[0] if names else self.fd
 
     def open_parent(self, path: str, *, create: bool = False) -> tuple[int, str]:
         """Return a descriptor on the parent of ``path`` and the final name in it.
@@ -105,8 +106,38 @@ class Beneath:
         ``create`` makes missing parent directories (for ``O_CREAT`` opens).
         """
         parent, _, name = path.strip("/").rpartition("/")
-        names = parent.split("/") if parent else []
         flags |= os.O_NOFOLLOW | _CLOEXEC
+        root = self.fd
+        dir_fd = self._walk(parent.split("/"), create)[0] if parent else root
+        try:
+            return os.open(name, flags, mode, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+        finally:
+            if dir_fd != root:
+                os.close(dir_fd)
+        return self._open_file_slowly(parent, name, flags, mode, create)
+
+    def stat(self, path: str) -> os.stat_result:
+        """Return the status of ``path``, following links that stay inside the root."""
+        parent, _, name = path.strip("/").rpartition("/")
+        if not name:
+            return os.fstat(self.fd)
+        root = self.fd
+        dir_fd = self._walk(parent.split("/"), False)[0] if parent else root
+        try:
+            info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        finally:
+            if dir_fd != root:
+                os.close(dir_fd)
+        if stat_module.S_ISLNK(info.st_mode):
+            return self._stat_slowly(parent, name)
+        return info
+
+    def _open_file_slowly(self, parent: str, name: str, flags: int, mode: int, create: bool) -> int:
+        """Open ``name`` in ``parent`` when it is (or was) a link: follow it if inward."""
+        names = parent.split("/") if parent else []
         for _ in range(MAX_LINKS + 1):
             dir_fd, walked = self._walk(names, create) if names else (self.fd, names)
             try:
@@ -119,11 +150,8 @@ class Beneath:
                 self.release(dir_fd)
         raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
 
-    def stat(self, path: str) -> os.stat_result:
-        """Return the status of ``path``, following links that stay inside the root."""
-        parent, _, name = path.strip("/").rpartition("/")
-        if not name:
-            return os.fstat(self.fd)
+    def _stat_slowly(self, parent: str, name: str) -> os.stat_result:
+        """Stat ``name`` in ``parent`` when it is (or was) a link: follow it if inward."""
         names = parent.split("/") if parent else []
         for _ in range(MAX_LINKS + 1):
             dir_fd, walked = self._walk(names, False) if names else (self.fd, names)

@@ -71,6 +71,15 @@ def test_temp_files_never_show_in_listings(fs: FsStorage, tmp_path: Path) -> Non
 def test_names_starting_with_the_temp_prefix_are_reserved(fs: FsStorage) -> None:
     with pytest.raises(PathInvalidError, match="reserved"):
         fs.write(f"{TEMP_PREFIX}x", b"x")
+    for call in (
+        lambda: fs.read(f"d/{TEMP_PREFIX}x"),
+        lambda: fs.stat(f"d/{TEMP_PREFIX}x"),
+        lambda: fs.delete(f"d/{TEMP_PREFIX}x"),
+        lambda: fs.create_dir(f"d/{TEMP_PREFIX}x/"),
+        lambda: fs.append(f"{TEMP_PREFIX}x", b"x"),
+    ):
+        with pytest.raises(PathInvalidError, match="reserved"):
+            call()
 
 
 def test_sync_writes_appends_copies_and_moves_are_durable_and_correct(
