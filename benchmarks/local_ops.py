@@ -8,7 +8,10 @@ warm-up, against the plain-Python way to do the same work:
   in a directory, read is open + read, stat is ``os.stat`` giving the size and mtime.
 
 Storager's fs write is atomic (temporary file + rename), so it does one more syscall
-than the plain write; see benchmarks/README.md.
+than the plain write, and every fs operation resolves its path beneath a descriptor held
+on the root (one ``openat`` + ``close`` per directory component, here one), where the raw
+side lets the kernel resolve the whole path; see benchmarks/README.md. ``--dir /dev/shm``
+takes the disk out of the write rows.
 
 Run ``python benchmarks/local_ops.py`` for a table of ops/s (the median of 3 rounds,
 raw and storager interleaved in each round) and the ratio storager/raw.
