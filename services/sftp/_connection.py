@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import paramiko
 
-from storager.services.sftp._errors import UnknownHostKeyError
+from storager.services.sftp._errors import KeyPassphraseError, UnknownHostKeyError
 
 __all__ = ["CHANNELS_MAX", "Channel", "ConnectOptions", "Pool", "parse_credential"]
 
@@ -89,18 +89,68 @@ def _parse_host_key(line: str) -> paramiko.PKey:
         ) from exc
 
 
+def _read_key(local: str, passphrase: bytes | None) -> paramiko.PKey | None:
+    """Return the key, or None when it could not be read with this passphrase."""
+    try:
+        # The stubs say str, but paramiko passes it to cryptography, which wants bytes.
+        return paramiko.PKey.from_path(local, passphrase)  # type: ignore[arg-type]
+    except (paramiko.SSHException, ValueError, TypeError):
+        # paramiko (through cryptography) says "password was not given", "incorrect
+        # password", "not encrypted" or "not a private key" with these types alike.
+        return None
+
+
 def _load_private_key(path: str, passphrase: str | None) -> paramiko.PKey:
+    """Load a private key file, decrypting it with ``passphrase`` when it is encrypted.
+
+    Raises:
+        OptionError: No key file, or not a key paramiko can read.
+        paramiko.PasswordRequiredException: The key is encrypted and no passphrase given.
+        KeyPassphraseError: The key is encrypted and the passphrase does not decrypt it.
+    """
     local = os.path.expanduser(path)
     if not os.path.isfile(local):
         raise OptionError("pair 'private_key': no file at that path")
+    # paramiko takes the passphrase as bytes only (a str is refused as "not a key").
+    secret = passphrase.encode("utf-8", "surrogatepass") if passphrase is not None else None
+    key = _read_key(local, secret)
+    if key is not None:
+        return key
+    # Tell the failures apart without showing paramiko's words: is the key encrypted?
+    unencrypted = _read_key(local, None) if secret is not None else None
+    if unencrypted is not None:
+        return unencrypted  # a passphrase given for a key that needs none
+    if _is_encrypted(local):
+        if secret is None:
+            raise paramiko.PasswordRequiredException("private key file is encrypted")
+        raise KeyPassphraseError
+    raise OptionError("pair 'private_key' is not a private key paramiko can read")
+
+
+def _is_encrypted(local: str) -> bool:
+    """Return whether a key file is encrypted (OpenSSH's or PEM's own markers)."""
     try:
-        return paramiko.PKey.from_path(local, passphrase)
-    except paramiko.PasswordRequiredException:
-        raise
-    except (paramiko.SSHException, ValueError, TypeError) as exc:
-        raise OptionError(
-            "pair 'private_key' is not a private key paramiko can read (or its passphrase is wrong)"
-        ) from exc
+        with open(local, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    if b"Proc-Type: 4,ENCRYPTED" in head or b"BEGIN ENCRYPTED PRIVATE KEY" in head:
+        return True
+    if b"BEGIN OPENSSH PRIVATE KEY" not in head:
+        return False
+    lines = head.decode("ascii", "replace").splitlines()
+    body = "".join(line.strip() for line in lines if line and not line.startswith("-----"))
+    try:
+        blob = base64.b64decode(body[:200] + "=" * (-len(body[:200]) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    # "openssh-key-v1\0", then the cipher name as an SSH string: "none" when not encrypted.
+    magic = b"openssh-key-v1\x00"
+    if not blob.startswith(magic) or len(blob) < len(magic) + 4:
+        return False
+    size = int.from_bytes(blob[len(magic) : len(magic) + 4], "big")
+    cipher = blob[len(magic) + 4 : len(magic) + 4 + size]
+    return cipher != b"none"
 
 
 class _RefuseUnknown(paramiko.MissingHostKeyPolicy):

@@ -27,7 +27,7 @@ from storager._errors import (
 )
 from storager._service import map_os_error
 
-__all__ = ["UnknownHostKeyError", "map_sftp_error"]
+__all__ = ["KeyPassphraseError", "UnknownHostKeyError", "map_sftp_error"]
 
 logger = logging.getLogger("storager.services.sftp")
 
@@ -40,6 +40,13 @@ class UnknownHostKeyError(paramiko.SSHException):
         self.key_name = key_name
         self.fingerprint = fingerprint
         super().__init__(f"unknown host key for {host}")
+
+
+class KeyPassphraseError(paramiko.AuthenticationException):
+    """The private key is encrypted and the passphrase given does not decrypt it."""
+
+    def __init__(self) -> None:
+        super().__init__("the passphrase does not decrypt the private key")
 
 
 _CONNECTION_LOST = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, EOFError)
@@ -60,6 +67,10 @@ def map_sftp_error(exc: Exception, op: str, service: str, path: str) -> StorageE
     if isinstance(exc, paramiko.PasswordRequiredException):
         return PermissionDeniedError(
             op, service, path, "private key is encrypted: give credential 'passphrase:...'"
+        )
+    if isinstance(exc, KeyPassphraseError):
+        return PermissionDeniedError(
+            op, service, path, "credential 'passphrase:...' does not decrypt private_key"
         )
     if isinstance(exc, paramiko.AuthenticationException):
         return PermissionDeniedError(op, service, path, "authentication failed")

@@ -52,6 +52,16 @@ class SSHDServer:
         """The sshd listener's process id."""
         return self._process.pid
 
+    @property
+    def authorized_keys_path(self) -> Path:
+        """The server's authorized_keys file (it holds the client key's public line)."""
+        return self.client_key_path.parent / "authorized_keys"
+
+    def authorize_key(self, public_key_line: str) -> None:
+        """Let one more key log in (sshd reads authorized_keys at each login)."""
+        with self.authorized_keys_path.open("a") as f:
+            f.write(public_key_line.strip() + "\n")
+
     def stop(self) -> None:
         """Stop sshd by its PID and delete its temp dir (keys, config, root dir)."""
         self._process.stop()
