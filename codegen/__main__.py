@@ -9,7 +9,13 @@ import tomllib
 from pathlib import Path
 
 from codegen.model import ROOT, DefinitionError, Model, load_model
-from codegen.render import render_capability, render_matrix, render_registry, render_service
+from codegen.render import (
+    render_capability,
+    render_header_pairs,
+    render_matrix,
+    render_registry,
+    render_service,
+)
 
 
 def _format_python(text: str, filename: Path) -> str:
@@ -34,6 +40,7 @@ def outputs(model: Model, root: Path = ROOT) -> dict[Path, str]:
     """Every generated file under ``root`` and its content."""
     files: dict[Path, str] = {
         root / "storager" / "_capability.py": render_capability(model),
+        root / "storager" / "_header_pairs.py": render_header_pairs(model),
         root / "services" / "__init__.py": render_registry(model),
     }
     for svc in model.services:

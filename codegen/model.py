@@ -12,6 +12,8 @@ DEFINITIONS = ROOT / "definitions"
 SERVICES = ROOT / "services"
 
 PAIR_TYPES = {"str", "int", "bool", "float", "str_map", "io_callback"}
+#: The pair types a ``header = true`` pair may have (the header check reads text).
+HEADER_TYPES = {"str", "str_map"}
 PARAM_KINDS = {"path", "dir", "data", "multipart", "int", "parts"}
 CAPABILITIES = ["Copier", "Mover", "Segmenter", "Appender", "Direr", "Linker", "Presigner"]
 
@@ -29,6 +31,8 @@ class Pair:
     defaultable: bool = False
     secret: bool = False
     choices: tuple[str, ...] = ()
+    header: bool = False
+    """Sent as a header or metadata entry on some service: codegen emits the header check."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,13 @@ def _pair(where: str, name: str, body: dict[str, Any]) -> Pair:
     scope = body.get("scope", "op")
     if scope not in ("init", "op"):
         raise DefinitionError(f"{where}: pair {name!r} has scope {scope!r}")
+    header = body.get("header", False)
+    if type(header) is not bool:
+        raise DefinitionError(f"{where}: pair {name!r}: header must be true or false")
+    if header and kind not in HEADER_TYPES:
+        raise DefinitionError(f"{where}: pair {name!r} is a header but has type {kind!r}")
+    if header and body.get("secret", False):
+        raise DefinitionError(f"{where}: pair {name!r}: a header pair cannot be secret")
     return Pair(
         name=name,
         scope=scope,
@@ -118,6 +129,7 @@ def _pair(where: str, name: str, body: dict[str, Any]) -> Pair:
         defaultable=bool(body.get("defaultable", False)),
         secret=bool(body.get("secret", False)),
         choices=tuple(body.get("choices", ())),
+        header=header,
     )
 
 

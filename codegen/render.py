@@ -113,12 +113,45 @@ def _defaultable(model: Model, svc: Service) -> list[Pair]:
     return [seen[n] for n in sorted(seen)]
 
 
+#: Appended to the description of every ``header = true`` pair, in docstrings and specs.
+HEADER_RULE = (
+    "Sent as a header or metadata entry: printable ASCII only; control characters "
+    "and non-ASCII text raise PairInvalidError before anything is sent."
+)
+HEADER_MAP_RULE = HEADER_RULE + " Keys must be RFC 7230 tokens."
+
+
+def _describe(pair: Pair) -> str:
+    """The pair's description, with the header rule when the pair is header-bound."""
+    if not pair.header:
+        return pair.description
+    rule = HEADER_MAP_RULE if pair.type == "str_map" else HEADER_RULE
+    return f"{pair.description} {rule}"
+
+
+def _header_check(pair: Pair, op: str, where: str, var: str, name: str = "") -> str:
+    """The header check call for a header-bound pair (after its type check), else ""."""
+    if not pair.header:
+        return ""
+    func = "check_header_map" if pair.type == "str_map" else "check_header"
+    return f'{func}("{op}", SERVICE_NAME, {where}, "{name or pair.name}", {var})'
+
+
 def _check(pair: Pair, op: str, where: str, var: str) -> str:
     if pair.choices:
         inner = ", ".join(f'"{c}"' for c in pair.choices)
         choices = f"({inner},)" if len(pair.choices) == 1 else f"({inner})"
         return f'check_choice("{op}", SERVICE_NAME, {where}, "{pair.name}", {var}, {choices})'
     return f'check_{pair.type}("{op}", SERVICE_NAME, {where}, "{pair.name}", {var})'
+
+
+def _checks(pair: Pair, op: str, where: str, var: str, indent: str, name: str = "") -> str:
+    """The type check of a pair and, for a header-bound pair, the header check: lines."""
+    check = _check(pair, op, where, var)
+    if name:
+        check = check.replace(f'"{pair.name}"', f'"{name}"')
+    lines = [check, _header_check(pair, op, where, var, name)]
+    return "".join(f"{indent}{line}\n" for line in lines if line)
 
 
 def render_service(model: Model, svc: Service) -> str:
@@ -162,9 +195,11 @@ def render_service(model: Model, svc: Service) -> str:
         out.append(
             f'    "{pair.name}": PairSpec(\n        "{pair.name}",\n        "{pair.type}",\n'
         )
-        out.append(f"        {pair.description!r}{extra},\n    ),\n")
+        out.append(f"        {_describe(pair)!r}{extra},\n    ),\n")
     for pair in _defaultable(model, svc):
         desc = f"The {pair.name} to use when an operation is not given one."
+        if pair.header:
+            desc = f"{desc} {HEADER_MAP_RULE if pair.type == 'str_map' else HEADER_RULE}"
         out.append(
             f'    "default_{pair.name}": '
             f'PairSpec("default_{pair.name}", "{pair.type}", {desc!r}),\n'
@@ -207,6 +242,7 @@ _IMPORTABLE = [
     ("typing", ["Any", "BinaryIO"]),
     ("storager._capability", ["Capability"]),
     ("storager._errors", ["PairRequiredError", "StorageError"]),
+    ("storager._headers", ["check_header", "check_header_map"]),
     ("storager._object", ["Multipart", "Object", "Part"]),
     (
         "storager._pairs",
@@ -258,13 +294,13 @@ def _render_init(model: Model, svc: Service) -> str:
                 f"        if {pair.name} is None:\n"
                 f'            raise PairRequiredError("new", SERVICE_NAME, "", '
                 f"\"pair '{pair.name}' is required\")\n"
-                f"        {_check(pair, 'new', EMPTY, pair.name)}\n"
+                + _checks(pair, "new", EMPTY, pair.name, "        ")
             )
             abstract_params.append(f"{pair.name}: {ann}")
         else:
             body.append(
                 f"        if {pair.name} is not None:\n"
-                f"            {_check(pair, 'new', EMPTY, pair.name)}\n"
+                + _checks(pair, "new", EMPTY, pair.name, "            ")
             )
             abstract_params.append(f"{pair.name}: {ann} | None")
         open_args.append(f"{pair.name}={pair.name}")
@@ -272,8 +308,8 @@ def _render_init(model: Model, svc: Service) -> str:
         ann = ANNOTATION[pair.type]
         name = f"default_{pair.name}"
         params.append(f"        {name}: {ann} | None = None,\n")
-        check = _check(pair, "new", EMPTY, name).replace(f'"{pair.name}"', f'"{name}"')
-        body.append(f"        if {name} is not None:\n            {check}\n")
+        check = _checks(pair, "new", EMPTY, name, "            ", name=name)
+        body.append(f"        if {name} is not None:\n{check}")
         body.append(f"        self._{name} = {name}\n")
     body.append(f"        self._open({', '.join(open_args)})\n")
     sig = (
@@ -311,7 +347,7 @@ def _render_op(model: Model, svc: Service, op: Operation) -> str:
         doc_lines.append("")
         doc_lines.append("Pairs:")
         for p in pairs:
-            doc_lines.extend(_wrap(f"{p.name}: {p.description}", 76, "    "))
+            doc_lines.extend(_wrap(f"{p.name}: {_describe(p)}", 76, "    "))
     if op.contract:
         doc_lines.append("")
         doc_lines.append("Contract:")
@@ -327,7 +363,7 @@ def _render_op(model: Model, svc: Service, op: Operation) -> str:
     ]
     for p in pairs:
         body.append(f"        if {p.name} is not None:\n")
-        body.append(f"            {_check(p, op.name, raw_where, p.name)}\n")
+        body.append(_checks(p, op.name, raw_where, p.name, "            "))
         if p.defaultable:
             body.append(f"        else:\n            {p.name} = self._default_{p.name}\n")
     call_args = []
@@ -377,6 +413,24 @@ def _render_op(model: Model, svc: Service, op: Operation) -> str:
         f'        """Implement ``{op.name}``: paths are store-absolute, pairs validated."""\n\n'
     )
     return "\n" + sig + doc + "".join(body) + abstract
+
+
+# -- storager/_header_pairs.py -----------------------------------------------------------
+
+
+def render_header_pairs(model: Model) -> str:
+    out = [HEADER.format(sources="definitions/pairs.toml")]
+    out.append('"""The global pairs sent as a header or metadata entry on some service."""\n\n')
+    out.append('__all__ = ["HEADER_PAIRS"]\n\n')
+    out.append(
+        "#: Pairs marked ``header = true``: the generated code of every service that\n"
+        "#: accepts one runs the header check of ``storager._headers`` on it, and the\n"
+        "#: conformance suite tries control characters in each one a write accepts.\n"
+    )
+    names = sorted(p.name for p in model.pairs.values() if p.header)
+    inner = "".join(f'        "{n}",\n' for n in names)
+    out.append(f"HEADER_PAIRS: frozenset[str] = frozenset(\n    {{\n{inner}    }}\n)\n")
+    return "".join(out)
 
 
 # -- services/__init__.py ---------------------------------------------------------------

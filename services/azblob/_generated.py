@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 
 from storager._capability import Capability
 from storager._errors import PairRequiredError, StorageError
+from storager._headers import check_header, check_header_map
 from storager._object import Object
 from storager._pairs import (
     PairSpec,
@@ -84,7 +85,9 @@ INIT_PAIRS: Mapping[str, PairSpec] = {
         "How many times the Azure SDK retries a request that failed on a timeout, a broken connection, a 5xx or a 429, waiting about 0.5, 2.5, 4.5... seconds between tries (default 3; the SDK's own default waits 15 s and more). 0 leaves retrying to a storager Retry wrapper.",
     ),
     "default_content_type": PairSpec(
-        "default_content_type", "str", "The content_type to use when an operation is not given one."
+        "default_content_type",
+        "str",
+        "The content_type to use when an operation is not given one. Sent as a header or metadata entry: printable ASCII only; control characters and non-ASCII text raise PairInvalidError before anything is sent.",
     ),
     "loose_pairs": PairSpec(
         "loose_pairs",
@@ -142,6 +145,7 @@ class AzblobGenerated(Service, Copier, Mover, Appender, Direr):
             check_int("new", SERVICE_NAME, "", "retry_max", retry_max)
         if default_content_type is not None:
             check_str("new", SERVICE_NAME, "", "default_content_type", default_content_type)
+            check_header("new", SERVICE_NAME, "", "default_content_type", default_content_type)
         self._default_content_type = default_content_type
         self._open(
             name=name,
@@ -301,13 +305,17 @@ class AzblobGenerated(Service, Copier, Mover, Appender, Direr):
         """Write an object whole from bytes, a binary file object or an iterable of bytes, replacing any object at the path.
 
         Pairs:
-            content_type: The MIME type to store with the object.
+            content_type: The MIME type to store with the object. Sent as a header or
+            metadata entry: printable ASCII only; control characters and non-ASCII text
+            raise PairInvalidError before anything is sent.
             io_callback: Called with the number of bytes moved, each time a chunk is
             read or written.
             size: A number of bytes: for reads, at most how many to return; for writes,
             the exact length of the data.
             user_metadata: Key/value metadata stored with the object and returned by
-            stat.
+            stat. Sent as a header or metadata entry: printable ASCII only; control
+            characters and non-ASCII text raise PairInvalidError before anything is
+            sent. Keys must be RFC 7230 tokens.
 
         Contract:
             write MUST overwrite an existing object.
@@ -321,6 +329,7 @@ class AzblobGenerated(Service, Copier, Mover, Appender, Direr):
             self._reject_pairs("write", path, pairs)
         if content_type is not None:
             check_str("write", SERVICE_NAME, path, "content_type", content_type)
+            check_header("write", SERVICE_NAME, path, "content_type", content_type)
         else:
             content_type = self._default_content_type
         if io_callback is not None:
@@ -329,6 +338,7 @@ class AzblobGenerated(Service, Copier, Mover, Appender, Direr):
             check_int("write", SERVICE_NAME, path, "size", size)
         if user_metadata is not None:
             check_str_map("write", SERVICE_NAME, path, "user_metadata", user_metadata)
+            check_header_map("write", SERVICE_NAME, path, "user_metadata", user_metadata)
         path_abs = self._abs_path("write", path)
         try:
             return self._write(
@@ -475,7 +485,9 @@ class AzblobGenerated(Service, Copier, Mover, Appender, Direr):
         """Append data to an object, creating it when missing.
 
         Pairs:
-            content_type: The MIME type to store with the object.
+            content_type: The MIME type to store with the object. Sent as a header or
+            metadata entry: printable ASCII only; control characters and non-ASCII text
+            raise PairInvalidError before anything is sent.
             io_callback: Called with the number of bytes moved, each time a chunk is
             read or written.
             size: A number of bytes: for reads, at most how many to return; for writes,
@@ -489,6 +501,7 @@ class AzblobGenerated(Service, Copier, Mover, Appender, Direr):
             self._reject_pairs("append", path, pairs)
         if content_type is not None:
             check_str("append", SERVICE_NAME, path, "content_type", content_type)
+            check_header("append", SERVICE_NAME, path, "content_type", content_type)
         else:
             content_type = self._default_content_type
         if io_callback is not None:

@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 
 from storager._capability import Capability
 from storager._errors import PairRequiredError, StorageError
+from storager._headers import check_header, check_header_map
 from storager._object import Object
 from storager._pairs import (
     PairSpec,
@@ -79,7 +80,9 @@ INIT_PAIRS: Mapping[str, PairSpec] = {
         "Bytes sent per request of a resumable upload, a positive multiple of 262144 (256 KiB); data shorter than one chunk is sent in a single request. Defaults to 8388608 (8 MiB).",
     ),
     "default_content_type": PairSpec(
-        "default_content_type", "str", "The content_type to use when an operation is not given one."
+        "default_content_type",
+        "str",
+        "The content_type to use when an operation is not given one. Sent as a header or metadata entry: printable ASCII only; control characters and non-ASCII text raise PairInvalidError before anything is sent.",
     ),
     "loose_pairs": PairSpec(
         "loose_pairs",
@@ -134,6 +137,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
             check_int("new", SERVICE_NAME, "", "chunk_size", chunk_size)
         if default_content_type is not None:
             check_str("new", SERVICE_NAME, "", "default_content_type", default_content_type)
+            check_header("new", SERVICE_NAME, "", "default_content_type", default_content_type)
         self._default_content_type = default_content_type
         self._open(
             name=name,
@@ -291,13 +295,17 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         """Write an object whole from bytes, a binary file object or an iterable of bytes, replacing any object at the path.
 
         Pairs:
-            content_type: The MIME type to store with the object.
+            content_type: The MIME type to store with the object. Sent as a header or
+            metadata entry: printable ASCII only; control characters and non-ASCII text
+            raise PairInvalidError before anything is sent.
             io_callback: Called with the number of bytes moved, each time a chunk is
             read or written.
             size: A number of bytes: for reads, at most how many to return; for writes,
             the exact length of the data.
             user_metadata: Key/value metadata stored with the object and returned by
-            stat.
+            stat. Sent as a header or metadata entry: printable ASCII only; control
+            characters and non-ASCII text raise PairInvalidError before anything is
+            sent. Keys must be RFC 7230 tokens.
 
         Contract:
             write MUST overwrite an existing object.
@@ -311,6 +319,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
             self._reject_pairs("write", path, pairs)
         if content_type is not None:
             check_str("write", SERVICE_NAME, path, "content_type", content_type)
+            check_header("write", SERVICE_NAME, path, "content_type", content_type)
         else:
             content_type = self._default_content_type
         if io_callback is not None:
@@ -319,6 +328,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
             check_int("write", SERVICE_NAME, path, "size", size)
         if user_metadata is not None:
             check_str_map("write", SERVICE_NAME, path, "user_metadata", user_metadata)
+            check_header_map("write", SERVICE_NAME, path, "user_metadata", user_metadata)
         path_abs = self._abs_path("write", path)
         try:
             return self._write(

@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 
 from storager._capability import Capability
 from storager._errors import StorageError
+from storager._headers import check_header, check_header_map
 from storager._object import Multipart, Object, Part
 from storager._pairs import (
     PairSpec,
@@ -82,7 +83,9 @@ INIT_PAIRS: Mapping[str, PairSpec] = {
         "The directory, inside the store, that relative paths start from. Defaults to '/'.",
     ),
     "default_content_type": PairSpec(
-        "default_content_type", "str", "The content_type to use when an operation is not given one."
+        "default_content_type",
+        "str",
+        "The content_type to use when an operation is not given one. Sent as a header or metadata entry: printable ASCII only; control characters and non-ASCII text raise PairInvalidError before anything is sent.",
     ),
     "loose_pairs": PairSpec(
         "loose_pairs",
@@ -121,6 +124,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         self._begin_init(loose_pairs, work_dir, pairs)
         if default_content_type is not None:
             check_str("new", SERVICE_NAME, "", "default_content_type", default_content_type)
+            check_header("new", SERVICE_NAME, "", "default_content_type", default_content_type)
         self._default_content_type = default_content_type
         self._open()
 
@@ -268,17 +272,27 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
 
         Pairs:
             content_md5: The base64 MD5 of the data; the service rejects the write when
-            the data does not match.
-            content_type: The MIME type to store with the object.
-            if_match: Proceed only if the object's current ETag equals this value.
+            the data does not match. Sent as a header or metadata entry: printable ASCII
+            only; control characters and non-ASCII text raise PairInvalidError before
+            anything is sent.
+            content_type: The MIME type to store with the object. Sent as a header or
+            metadata entry: printable ASCII only; control characters and non-ASCII text
+            raise PairInvalidError before anything is sent.
+            if_match: Proceed only if the object's current ETag equals this value. Sent
+            as a header or metadata entry: printable ASCII only; control characters and
+            non-ASCII text raise PairInvalidError before anything is sent.
             if_none_match: Proceed only if no object's ETag matches; '*' means only if
-            the object does not exist.
+            the object does not exist. Sent as a header or metadata entry: printable
+            ASCII only; control characters and non-ASCII text raise PairInvalidError
+            before anything is sent.
             io_callback: Called with the number of bytes moved, each time a chunk is
             read or written.
             size: A number of bytes: for reads, at most how many to return; for writes,
             the exact length of the data.
             user_metadata: Key/value metadata stored with the object and returned by
-            stat.
+            stat. Sent as a header or metadata entry: printable ASCII only; control
+            characters and non-ASCII text raise PairInvalidError before anything is
+            sent. Keys must be RFC 7230 tokens.
 
         Contract:
             write MUST overwrite an existing object.
@@ -292,20 +306,25 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
             self._reject_pairs("write", path, pairs)
         if content_md5 is not None:
             check_str("write", SERVICE_NAME, path, "content_md5", content_md5)
+            check_header("write", SERVICE_NAME, path, "content_md5", content_md5)
         if content_type is not None:
             check_str("write", SERVICE_NAME, path, "content_type", content_type)
+            check_header("write", SERVICE_NAME, path, "content_type", content_type)
         else:
             content_type = self._default_content_type
         if if_match is not None:
             check_str("write", SERVICE_NAME, path, "if_match", if_match)
+            check_header("write", SERVICE_NAME, path, "if_match", if_match)
         if if_none_match is not None:
             check_str("write", SERVICE_NAME, path, "if_none_match", if_none_match)
+            check_header("write", SERVICE_NAME, path, "if_none_match", if_none_match)
         if io_callback is not None:
             check_io_callback("write", SERVICE_NAME, path, "io_callback", io_callback)
         if size is not None:
             check_int("write", SERVICE_NAME, path, "size", size)
         if user_metadata is not None:
             check_str_map("write", SERVICE_NAME, path, "user_metadata", user_metadata)
+            check_header_map("write", SERVICE_NAME, path, "user_metadata", user_metadata)
         path_abs = self._abs_path("write", path)
         try:
             return self._write(
@@ -456,9 +475,13 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         """Start a multipart upload; nothing is visible at the path until it completes.
 
         Pairs:
-            content_type: The MIME type to store with the object.
+            content_type: The MIME type to store with the object. Sent as a header or
+            metadata entry: printable ASCII only; control characters and non-ASCII text
+            raise PairInvalidError before anything is sent.
             user_metadata: Key/value metadata stored with the object and returned by
-            stat.
+            stat. Sent as a header or metadata entry: printable ASCII only; control
+            characters and non-ASCII text raise PairInvalidError before anything is
+            sent. Keys must be RFC 7230 tokens.
 
         Contract:
             An upload in progress MUST NOT be visible to stat, read or list.
@@ -467,10 +490,12 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
             self._reject_pairs("create_multipart", path, pairs)
         if content_type is not None:
             check_str("create_multipart", SERVICE_NAME, path, "content_type", content_type)
+            check_header("create_multipart", SERVICE_NAME, path, "content_type", content_type)
         else:
             content_type = self._default_content_type
         if user_metadata is not None:
             check_str_map("create_multipart", SERVICE_NAME, path, "user_metadata", user_metadata)
+            check_header_map("create_multipart", SERVICE_NAME, path, "user_metadata", user_metadata)
         path_abs = self._abs_path("create_multipart", path)
         try:
             return self._create_multipart(
@@ -608,7 +633,9 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         """Append data to an object, creating it when missing.
 
         Pairs:
-            content_type: The MIME type to store with the object.
+            content_type: The MIME type to store with the object. Sent as a header or
+            metadata entry: printable ASCII only; control characters and non-ASCII text
+            raise PairInvalidError before anything is sent.
             io_callback: Called with the number of bytes moved, each time a chunk is
             read or written.
             size: A number of bytes: for reads, at most how many to return; for writes,
@@ -622,6 +649,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
             self._reject_pairs("append", path, pairs)
         if content_type is not None:
             check_str("append", SERVICE_NAME, path, "content_type", content_type)
+            check_header("append", SERVICE_NAME, path, "content_type", content_type)
         else:
             content_type = self._default_content_type
         if io_callback is not None:

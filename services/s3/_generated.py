@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 
 from storager._capability import Capability
 from storager._errors import PairRequiredError, StorageError
+from storager._headers import check_header, check_header_map
 from storager._object import Multipart, Object, Part
 from storager._pairs import (
     PairSpec,
@@ -113,17 +114,19 @@ INIT_PAIRS: Mapping[str, PairSpec] = {
         "On the lean path, the keep-alive connections a store keeps and the parallel requests of one streaming write, large read or bulk helper (write_many, read_many, delete_prefix); 16 when absent.",
     ),
     "default_content_type": PairSpec(
-        "default_content_type", "str", "The content_type to use when an operation is not given one."
+        "default_content_type",
+        "str",
+        "The content_type to use when an operation is not given one. Sent as a header or metadata entry: printable ASCII only; control characters and non-ASCII text raise PairInvalidError before anything is sent.",
     ),
     "default_server_side_encryption": PairSpec(
         "default_server_side_encryption",
         "str",
-        "The server_side_encryption to use when an operation is not given one.",
+        "The server_side_encryption to use when an operation is not given one. Sent as a header or metadata entry: printable ASCII only; control characters and non-ASCII text raise PairInvalidError before anything is sent.",
     ),
     "default_storage_class": PairSpec(
         "default_storage_class",
         "str",
-        "The storage_class to use when an operation is not given one.",
+        "The storage_class to use when an operation is not given one. Sent as a header or metadata entry: printable ASCII only; control characters and non-ASCII text raise PairInvalidError before anything is sent.",
     ),
     "loose_pairs": PairSpec(
         "loose_pairs",
@@ -186,6 +189,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
             check_int("new", SERVICE_NAME, "", "max_connections", max_connections)
         if default_content_type is not None:
             check_str("new", SERVICE_NAME, "", "default_content_type", default_content_type)
+            check_header("new", SERVICE_NAME, "", "default_content_type", default_content_type)
         self._default_content_type = default_content_type
         if default_server_side_encryption is not None:
             check_str(
@@ -195,9 +199,17 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
                 "default_server_side_encryption",
                 default_server_side_encryption,
             )
+            check_header(
+                "new",
+                SERVICE_NAME,
+                "",
+                "default_server_side_encryption",
+                default_server_side_encryption,
+            )
         self._default_server_side_encryption = default_server_side_encryption
         if default_storage_class is not None:
             check_str("new", SERVICE_NAME, "", "default_storage_class", default_storage_class)
+            check_header("new", SERVICE_NAME, "", "default_storage_class", default_storage_class)
         self._default_storage_class = default_storage_class
         self._open(
             name=name,
@@ -365,19 +377,33 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
 
         Pairs:
             content_md5: The base64 MD5 of the data; the service rejects the write when
-            the data does not match.
-            content_type: The MIME type to store with the object.
-            if_match: Proceed only if the object's current ETag equals this value.
+            the data does not match. Sent as a header or metadata entry: printable ASCII
+            only; control characters and non-ASCII text raise PairInvalidError before
+            anything is sent.
+            content_type: The MIME type to store with the object. Sent as a header or
+            metadata entry: printable ASCII only; control characters and non-ASCII text
+            raise PairInvalidError before anything is sent.
+            if_match: Proceed only if the object's current ETag equals this value. Sent
+            as a header or metadata entry: printable ASCII only; control characters and
+            non-ASCII text raise PairInvalidError before anything is sent.
             if_none_match: Proceed only if no object's ETag matches; '*' means only if
-            the object does not exist.
+            the object does not exist. Sent as a header or metadata entry: printable
+            ASCII only; control characters and non-ASCII text raise PairInvalidError
+            before anything is sent.
             io_callback: Called with the number of bytes moved, each time a chunk is
             read or written.
             server_side_encryption: The server-side encryption to apply, such as AES256.
+            Sent as a header or metadata entry: printable ASCII only; control characters
+            and non-ASCII text raise PairInvalidError before anything is sent.
             size: A number of bytes: for reads, at most how many to return; for writes,
             the exact length of the data.
             storage_class: The service's storage class for the object, such as STANDARD.
+            Sent as a header or metadata entry: printable ASCII only; control characters
+            and non-ASCII text raise PairInvalidError before anything is sent.
             user_metadata: Key/value metadata stored with the object and returned by
-            stat.
+            stat. Sent as a header or metadata entry: printable ASCII only; control
+            characters and non-ASCII text raise PairInvalidError before anything is
+            sent. Keys must be RFC 7230 tokens.
 
         Contract:
             write MUST overwrite an existing object.
@@ -391,28 +417,37 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
             self._reject_pairs("write", path, pairs)
         if content_md5 is not None:
             check_str("write", SERVICE_NAME, path, "content_md5", content_md5)
+            check_header("write", SERVICE_NAME, path, "content_md5", content_md5)
         if content_type is not None:
             check_str("write", SERVICE_NAME, path, "content_type", content_type)
+            check_header("write", SERVICE_NAME, path, "content_type", content_type)
         else:
             content_type = self._default_content_type
         if if_match is not None:
             check_str("write", SERVICE_NAME, path, "if_match", if_match)
+            check_header("write", SERVICE_NAME, path, "if_match", if_match)
         if if_none_match is not None:
             check_str("write", SERVICE_NAME, path, "if_none_match", if_none_match)
+            check_header("write", SERVICE_NAME, path, "if_none_match", if_none_match)
         if io_callback is not None:
             check_io_callback("write", SERVICE_NAME, path, "io_callback", io_callback)
         if server_side_encryption is not None:
             check_str("write", SERVICE_NAME, path, "server_side_encryption", server_side_encryption)
+            check_header(
+                "write", SERVICE_NAME, path, "server_side_encryption", server_side_encryption
+            )
         else:
             server_side_encryption = self._default_server_side_encryption
         if size is not None:
             check_int("write", SERVICE_NAME, path, "size", size)
         if storage_class is not None:
             check_str("write", SERVICE_NAME, path, "storage_class", storage_class)
+            check_header("write", SERVICE_NAME, path, "storage_class", storage_class)
         else:
             storage_class = self._default_storage_class
         if user_metadata is not None:
             check_str_map("write", SERVICE_NAME, path, "user_metadata", user_metadata)
+            check_header_map("write", SERVICE_NAME, path, "user_metadata", user_metadata)
         path_abs = self._abs_path("write", path)
         try:
             return self._write(
@@ -569,11 +604,19 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         """Start a multipart upload; nothing is visible at the path until it completes.
 
         Pairs:
-            content_type: The MIME type to store with the object.
+            content_type: The MIME type to store with the object. Sent as a header or
+            metadata entry: printable ASCII only; control characters and non-ASCII text
+            raise PairInvalidError before anything is sent.
             server_side_encryption: The server-side encryption to apply, such as AES256.
+            Sent as a header or metadata entry: printable ASCII only; control characters
+            and non-ASCII text raise PairInvalidError before anything is sent.
             storage_class: The service's storage class for the object, such as STANDARD.
+            Sent as a header or metadata entry: printable ASCII only; control characters
+            and non-ASCII text raise PairInvalidError before anything is sent.
             user_metadata: Key/value metadata stored with the object and returned by
-            stat.
+            stat. Sent as a header or metadata entry: printable ASCII only; control
+            characters and non-ASCII text raise PairInvalidError before anything is
+            sent. Keys must be RFC 7230 tokens.
 
         Contract:
             An upload in progress MUST NOT be visible to stat, read or list.
@@ -582,6 +625,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
             self._reject_pairs("create_multipart", path, pairs)
         if content_type is not None:
             check_str("create_multipart", SERVICE_NAME, path, "content_type", content_type)
+            check_header("create_multipart", SERVICE_NAME, path, "content_type", content_type)
         else:
             content_type = self._default_content_type
         if server_side_encryption is not None:
@@ -592,14 +636,23 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
                 "server_side_encryption",
                 server_side_encryption,
             )
+            check_header(
+                "create_multipart",
+                SERVICE_NAME,
+                path,
+                "server_side_encryption",
+                server_side_encryption,
+            )
         else:
             server_side_encryption = self._default_server_side_encryption
         if storage_class is not None:
             check_str("create_multipart", SERVICE_NAME, path, "storage_class", storage_class)
+            check_header("create_multipart", SERVICE_NAME, path, "storage_class", storage_class)
         else:
             storage_class = self._default_storage_class
         if user_metadata is not None:
             check_str_map("create_multipart", SERVICE_NAME, path, "user_metadata", user_metadata)
+            check_header_map("create_multipart", SERVICE_NAME, path, "user_metadata", user_metadata)
         path_abs = self._abs_path("create_multipart", path)
         try:
             return self._create_multipart(

@@ -11,6 +11,7 @@ import pytest
 
 from codegen.__main__ import main as codegen_main
 from codegen.model import ROOT, DefinitionError, load_model
+from codegen.render import render_header_pairs, render_service
 
 
 @pytest.fixture
@@ -21,7 +22,8 @@ def tree(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "definitions", root / "definitions", ignore=ignore)
     shutil.copytree(ROOT / "services", root / "services", ignore=ignore)
     (root / "storager").mkdir()
-    shutil.copy2(ROOT / "storager" / "_capability.py", root / "storager" / "_capability.py")
+    for generated in ("_capability.py", "_header_pairs.py"):
+        shutil.copy2(ROOT / "storager" / generated, root / "storager" / generated)
     (root / "docs").mkdir()
     shutil.copy2(ROOT / "docs" / "capabilities.md", root / "docs" / "capabilities.md")
     shutil.copy2(ROOT / "pyproject.toml", root / "pyproject.toml")
@@ -122,3 +124,65 @@ def test_a_changed_definition_makes_the_generated_files_stale(
     toml.write_text(toml.read_text().replace("dir_explicit = true", "dir_explicit = false"))
     assert codegen_main(["--check", "--root", str(tree)]) == 1
     assert "services/fs/_generated.py is stale" in capsys.readouterr().err
+
+
+# -- header-bound pairs ------------------------------------------------------------------
+
+
+def _service(tree: Path, name: str) -> str:
+    model = load_model(tree)
+    svc = next(s for s in model.services if s.name == name)
+    return render_service(model, svc)
+
+
+def test_header_pairs_get_the_header_check_after_their_type_check() -> None:
+    model = load_model()
+    header = {p.name for p in model.pairs.values() if p.header}
+    assert {"content_type", "user_metadata", "if_match", "storage_class"} <= header
+    s3 = render_service(model, next(s for s in model.services if s.name == "s3"))
+    assert (
+        'check_str("write", SERVICE_NAME, path, "content_type", content_type)\n'
+        '            check_header("write", SERVICE_NAME, path, "content_type", content_type)'
+    ) in s3
+    assert 'check_header_map("write", SERVICE_NAME, path, "user_metadata", user_metadata)' in s3
+    assert 'check_header("new", SERVICE_NAME, "", "default_content_type"' in s3
+    assert 'check_header("write", SERVICE_NAME, path, "size"' not in s3
+    assert "printable ASCII only" in s3  # the rule is in the generated docstrings
+
+
+def test_header_pairs_module_lists_the_marked_global_pairs(tree: Path) -> None:
+    append(
+        tree / "definitions" / "pairs.toml",
+        '\n[x_custom]\nscope = "op"\ntype = "str"\nheader = true\ndescription = "A header."\n',
+    )
+    text = render_header_pairs(load_model(tree))
+    assert '"x_custom",' in text and '"content_type",' in text and '"size"' not in text
+
+
+def test_a_service_pair_marked_header_gets_the_check(tree: Path) -> None:
+    toml = tree / "services" / "memory" / "service.toml"
+    text = toml.read_text().replace(
+        'pairs = ["content_type", "content_md5"',
+        'pairs = ["x_label", "content_type", "content_md5"',
+    )
+    append_text = '\n[pairs.x_label]\ntype = "str"\nheader = true\ndescription = "A label."\n'
+    toml.write_text(text + append_text)
+    generated = _service(tree, "memory")
+    assert 'check_header("write", SERVICE_NAME, path, "x_label", x_label)' in generated
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('type = "int"\nheader = true', "is a header but has type 'int'"),
+        ('type = "str"\nheader = "yes"', "header must be true or false"),
+        ('type = "str"\nheader = true\nsecret = true', "a header pair cannot be secret"),
+    ],
+)
+def test_a_malformed_header_mark_is_refused(tree: Path, body: str, message: str) -> None:
+    append(
+        tree / "definitions" / "pairs.toml",
+        f'\n[bad_header]\nscope = "op"\n{body}\ndescription = "Bad."\n',
+    )
+    with pytest.raises(DefinitionError, match=message):
+        load_model(tree)
