@@ -79,9 +79,7 @@ def check_header(op: str, service: str, path: str, name: str, value: str) -> Non
     )
 
 
-def check_header_map(
-    op: str, service: str, path: str, name: str, value: Mapping[str, str]
-) -> None:
+def check_header_map(op: str, service: str, path: str, name: str, value: Mapping[str, str]) -> None:
     """Raise PairInvalidError unless every key is a token and every value printable ASCII.
 
     Args:
