@@ -42,7 +42,13 @@ from storager._object import Object, ObjectMode
 from storager._protocols import IoCallback, WriteData
 from storager._streams import iter_chunks, source_error
 from storager.services.s3._errors import client_error_code, find_client_error, map_error
-from storager.services.s3._fields import EMPTY_MAP, attributes, parse_credential, unquote_etag
+from storager.services.s3._fields import (
+    EMPTY_MAP,
+    attributes,
+    check_endpoint,
+    parse_credential,
+    unquote_etag,
+)
 from storager.services.s3._generated import S3Generated
 from storager.services.s3._multipart import S3Multipart
 from storager.services.s3._reader import open_ranged
@@ -102,6 +108,8 @@ class S3Storage(S3Multipart, S3Generated):
         if max_connections is not None and max_connections < 1:
             raise PairInvalidError("new", "s3", "", "pair 'max_connections' must be at least 1")
         self._max_connections = max_connections or 16
+        if endpoint is not None:
+            check_endpoint(endpoint)
         if not name or "/" in name:
             raise PairInvalidError("new", "s3", "", "pair 'name' must be a bucket name")
         self._name = name

@@ -38,6 +38,7 @@ from storager._errors import (
     UnexpectedError,
 )
 from storager._service import http_status_error, map_os_error
+from storager.services.s3._lean_http import UnsafeRequestError
 
 __all__ = ["client_error_code", "find_client_error", "map_error"]
 
@@ -201,6 +202,9 @@ def _from_transport(exc: BaseException, op: str, path: str) -> StorageError:
         return OperationTimeoutError(op, SERVICE, path, "timed out talking to the endpoint")
     if isinstance(exc, EndpointConnectionError | ConnectionClosedError):
         return ServiceInternalError(op, SERVICE, path, "cannot reach the endpoint")
+    if isinstance(exc, UnsafeRequestError):
+        # The lean writer refused a head that could add a header or smuggle a request.
+        return InvalidArgumentError(op, SERVICE, path, f"request not sent: {exc}")
     if isinstance(exc, ParamValidationError):
         return InvalidArgumentError(op, SERVICE, path, "request parameters rejected by the client")
     if type(exc).__module__.startswith("aiohttp"):

@@ -12,23 +12,36 @@ pool before any answer arrived is sent once more on a fresh connection: the serv
 closed an idle keep-alive connection, which is not an error. After a ``fork`` the child
 drops the parent's connections (sharing a socket between processes would interleave
 their bytes) and opens its own.
+
+The request head is built, and checked, before a connection is taken: a CR, LF, NUL or
+any other control character (or a character Latin-1 cannot encode) in the method, the
+target or a header name or value raises :class:`UnsafeRequestError` and nothing is
+sent. Pairs are checked long before (``storager._headers``); this is the last line of
+defence for everything else that reaches a header, so no value can add a header or
+smuggle a second request onto a pooled connection.
 """
 
 from __future__ import annotations
 
 import http.client
 import os
+import re
 import socket
 import ssl
 import threading
 from dataclasses import dataclass
 
-__all__ = ["TRANSPORT_ERRORS", "ConnectionPool", "Response"]
+__all__ = ["TRANSPORT_ERRORS", "ConnectionPool", "Response", "UnsafeRequestError"]
 
 #: Bodies up to this size are sent in the same send() as the headers.
 _COALESCE_MAX = 64 << 10
 #: Bodies up to this size are returned as bytes; larger ones as the bytearray read into.
 _COPY_MAX = 1 << 20
+
+#: Characters no part of a request head may hold (line breaks end a header or the head).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: A header name: an RFC 7230 token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 #: Errors that mean the connection failed, not that the server answered.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
@@ -47,6 +60,43 @@ _STALE = (
     ConnectionAbortedError,
     BrokenPipeError,
 )
+
+
+class UnsafeRequestError(ValueError):
+    """A request head would hold a control character or a bad header name; nothing was sent.
+
+    The message names the part (method, target or header name) and shows the offending
+    text as a truncated ``repr``, never raw.
+    """
+
+
+def _shown(text: str) -> str:
+    return repr(text[:40]) + ("..." if len(text) > 40 else "")
+
+
+def _request_head(method: str, target: str, headers: dict[str, str], size: int) -> bytes:
+    """Build the request head, refusing anything that could break out of its line."""
+    lines = [f"{method} {target} HTTP/1.1"]
+    if _TOKEN.fullmatch(method) is None or _CONTROL.search(target) or " " in target:
+        raise UnsafeRequestError(
+            f"request line refused: method {_shown(method)}, target {_shown(target)}"
+        )
+    for name, value in headers.items():
+        if _TOKEN.fullmatch(name) is None:
+            raise UnsafeRequestError(f"header name {_shown(name)} refused: not a token")
+        if _CONTROL.search(value) is not None:
+            raise UnsafeRequestError(
+                f"header {name!r} refused: its value holds a control character: {_shown(value)}"
+            )
+        lines.append(f"{name}: {value}")
+    if size or method in ("PUT", "POST"):
+        lines.append(f"content-length: {size}")
+    try:
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise UnsafeRequestError(
+            f"request head refused: {_shown(exc.object[exc.start : exc.end])} is not Latin-1"
+        ) from None
 
 
 @dataclass(slots=True)
@@ -125,14 +175,18 @@ class ConnectionPool:
         """Send one request and read the whole answer.
 
         Raises:
+            UnsafeRequestError: The head would hold a control character, a header
+                name that is not a token, or text Latin-1 cannot encode; nothing is sent.
             One of TRANSPORT_ERRORS when no answer could be had.
         """
+        size = 0 if body is None else memoryview(body).nbytes
+        head = _request_head(method, target, headers, size)
         for attempt in (0, 1):
             conn, reused = self._take()
             try:
                 if conn.sock is None:
                     conn.connect()  # http.client: TCP_NODELAY, timeout, TLS with verification
-                result, keep = _exchange(conn.sock, method, target, headers, body)
+                result, keep = _exchange(conn.sock, method, head, body, size)
             except _STALE:
                 conn.close()
                 if reused and attempt == 0:
@@ -232,17 +286,11 @@ class _Wire:
 def _exchange(
     sock: socket.socket,
     method: str,
-    target: str,
-    headers: dict[str, str],
+    head: bytes,
     body: bytes | bytearray | memoryview | None,
+    size: int,
 ) -> tuple[Response, bool]:
-    """Send one request on ``sock`` and read its answer; say whether to keep the socket."""
-    size = 0 if body is None else memoryview(body).nbytes
-    lines = [f"{method} {target} HTTP/1.1"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    if size or method in ("PUT", "POST"):
-        lines.append(f"content-length: {size}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    """Send a checked head and the body on ``sock``, read the answer; say whether to keep it."""
     if body is None or not size:
         sock.sendall(head)
     elif size <= _COALESCE_MAX:

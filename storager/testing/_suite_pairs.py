@@ -1,4 +1,5 @@
-"""The conformance tests of pairs: supported, unsupported, loose, defaults, wrong types."""
+"""The conformance tests of pairs: supported, unsupported, loose, defaults, wrong types,
+and control characters in pairs that travel as headers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from storager._errors import PairInvalidError, PairUnsupportedError, StorageError
+from storager._errors import NotFoundError, PairInvalidError, PairUnsupportedError, StorageError
+from storager._header_pairs import HEADER_PAIRS
 from storager._protocols import Storager
 from storager._service import Service
 from storager.testing._gating import covers
@@ -16,6 +18,22 @@ from storager.testing._suite_base import Factory, _files
 #: The global op pairs tried, in order, as "a real pair this operation does not accept".
 _FOREIGN_PAIRS = ("content_type", "storage_class", "expire", "list_mode", "offset")
 _UNKNOWN_PAIR = "storager_no_such_pair"
+#: Values that would add a header, end the head or smuggle a request if sent raw.
+_INJECTIONS = (
+    "a\rb",
+    "a\nb",
+    "a\r\nX-Injected: 1",
+    "a\x00b",
+    "a\x7fb",
+    "a\r\n\r\nGET /smuggled HTTP/1.1",
+)
+
+
+def _injected_pairs(pair: str, payload: str) -> list[dict[str, object]]:
+    """The pair with ``payload`` in each place it can go (a map: its value and its key)."""
+    if pair == "user_metadata":
+        return [{pair: {"k": payload}}, {pair: {f"k{payload}": "v"}}]
+    return [{pair: payload}]
 
 
 class PairTests:
@@ -96,3 +114,35 @@ class PairTests:
             with pytest.raises(PairInvalidError) as info:
                 call()
             assert isinstance(info.value, ValueError)
+
+    @covers("write", "stat", "read")
+    def test_header_pairs_refuse_control_characters_and_write_nothing(
+        self, store: Storager
+    ) -> None:
+        """A control character in a header-bound pair is refused, and nothing is written.
+
+        Every pair in ``HEADER_PAIRS`` that the store's write accepts gets CR, LF, CRLF
+        with a header after it, NUL, DEL and a smuggled request, as its value (and, for
+        user_metadata, in a key): PairInvalidError naming the operation, the path and
+        the pair, without the raw value; the path stays absent, and an existing object
+        keeps its bytes.
+        """
+        capability = store.metadata().capability
+        pairs = sorted(p for p in HEADER_PAIRS if capability.accepts("write", p))
+        if not pairs:
+            pytest.skip("write accepts no header-bound pair")
+        store.write("headers/kept.txt", b"original")
+        for pair in pairs:
+            for payload in _INJECTIONS:
+                for given in _injected_pairs(pair, payload):
+                    for path in ("headers/absent.txt", "headers/kept.txt"):
+                        with pytest.raises(PairInvalidError) as info:
+                            store.write(path, b"INJECTED", **given)  # type: ignore[arg-type]
+                        err = info.value
+                        assert err.op == "write", (pair, payload, err.op)
+                        for word in (pair, path):
+                            assert word in str(err), (word, str(err))
+                        assert not any(c in str(err) for c in "\r\n\x00\x7f"), str(err)
+        with pytest.raises(NotFoundError):
+            store.stat("headers/absent.txt")
+        assert store.read("headers/kept.txt") == b"original"
