@@ -137,7 +137,7 @@ class PairTests:
                 for given in _injected_pairs(pair, payload):
                     for path in ("headers/absent.txt", "headers/kept.txt"):
                         with pytest.raises(PairInvalidError) as info:
-                            store.write(path, b"INJECTED", **given)  # type: ignore[arg-type]
+                            store.write(path, b"INJECTED", **given)
                         err = info.value
                         assert err.op == "write", (pair, payload, err.op)
                         for word in (pair, path):
