@@ -5,8 +5,9 @@ other (see ``_connection``). Host keys are verified; unknown hosts are refused u
 ``accept_unknown_host=True``. Writes go to a temporary file beside the target that is
 renamed over it with ``posix-rename@openssh.com``, so readers see the old object or the
 new one whole. The root directory may not be left: ``..`` is refused by the path rules,
-and symbolic links are resolved on the server (``realpath``) and refused when they lead
-outside the root.
+and every path is resolved on the server (``realpath``) right before each operation,
+refused when it leads outside the root, and used resolved (see ``_root`` for the
+race that remains).
 """
 
 from __future__ import annotations
@@ -213,17 +214,22 @@ class SftpStorage(SftpGenerated):
 
     def _open_temp(
         self, op: str, path: str, ch: Channel, remote: str
-    ) -> tuple[str, paramiko.SFTPFile]:
-        directory = posixpath.dirname(remote)
-        tmp = f"{directory}/{TEMP_PREFIX}{self._token}-{next(self._counter)}"
+    ) -> tuple[str, str, paramiko.SFTPFile]:
+        """Open a new temporary file beside ``remote``.
+
+        Returns the real path to rename it to, the temporary file's path and the file,
+        all under the parent directory as resolved right now.
+        """
+        directory, name = posixpath.split(remote)
+        tmp_name = f"{TEMP_PREFIX}{self._token}-{next(self._counter)}"
         with ch.lock:
             try:
-                self._guard.check_dir(op, path, ch.sftp, directory)
-                f = open_pipelined(ch.sftp, tmp, "wx")
+                real_dir = self._guard.resolve(op, path, ch.sftp, directory)
+                f = open_pipelined(ch.sftp, posixpath.join(real_dir, tmp_name), "wx")
             except FileNotFoundError:
-                self._guard.makedirs(op, path, ch.sftp, directory)
-                f = open_pipelined(ch.sftp, tmp, "wx")
-        return tmp, f
+                real_dir = self._guard.makedirs(op, path, ch.sftp, directory)
+                f = open_pipelined(ch.sftp, posixpath.join(real_dir, tmp_name), "wx")
+        return posixpath.join(real_dir, name), posixpath.join(real_dir, tmp_name), f
 
     def _replace_with(
         self,
@@ -234,7 +240,7 @@ class SftpStorage(SftpGenerated):
         chunks: Iterator[bytes | bytearray | memoryview],
     ) -> int:
         """Write chunks to a temporary file beside ``remote`` and rename it over it."""
-        tmp, f = self._open_temp(op, path, ch, remote)
+        target, tmp, f = self._open_temp(op, path, ch, remote)
         try:
             try:
                 total = self._send(ch, f, chunks)
@@ -242,7 +248,7 @@ class SftpStorage(SftpGenerated):
                 with ch.lock:
                     f.close()
             with ch.lock:
-                self._rename_over(op, path, ch, tmp, remote)
+                self._rename_over(op, path, ch, tmp, target)
         except BaseException:
             with ch.lock, contextlib.suppress(Exception):
                 ch.sftp.remove(tmp)
@@ -306,18 +312,20 @@ class SftpStorage(SftpGenerated):
     def _delete(self, path: str) -> None:
         remote = self._guard.remote("delete", path)
         with self._channel() as ch, ch.lock:
+            real = remote
             try:
-                self._guard.check_dir("delete", path, ch.sftp, posixpath.dirname(remote))
+                # A final link is removed itself, never what it points at.
+                real = self._guard.resolve_parent("delete", path, ch.sftp, remote)
                 if not path.endswith("/"):
-                    ch.sftp.remove(remote)
+                    ch.sftp.remove(real)
                     return
             except FileNotFoundError:
                 return
             except OSError:
                 # SFTP says only "Failure" for a directory; look before deciding.
-                if not self._is_dir(ch, remote):
+                if not self._is_dir(ch, real):
                     raise
-            self._rmdir(path, ch, remote)
+            self._rmdir(path, ch, real)
 
     def _is_dir(self, ch: Channel, remote: str) -> bool:
         try:
@@ -338,9 +346,9 @@ class SftpStorage(SftpGenerated):
                     "delete", self.service_name, path, "directory not empty"
                 ) from None
             raise
-        self._guard.forget(remote)
 
     def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
+        self._guard.check_names("list", path)
         if list_mode == "prefix":
             directory, _, name_prefix = path.rpartition("/")
             return self._walk(directory + "/", name_prefix)
@@ -388,13 +396,14 @@ class SftpStorage(SftpGenerated):
         """
         remote = self._guard.remote("list", directory) if directory != "/" else self._guard.root
         with self._channel() as ch, ch.lock:
+            real = remote
             try:
-                self._guard.check_dir("list", directory, ch.sftp, remote)
-                entries = ch.sftp.listdir_attr(remote)
+                real = self._guard.resolve("list", directory, ch.sftp, remote)
+                entries = ch.sftp.listdir_attr(real)
             except FileNotFoundError:
                 return []
             except OSError:
-                if not self._is_dir(ch, remote):
+                if not self._is_dir(ch, real):
                     return []
                 raise
         listed = [(e.filename, e) for e in entries if not e.filename.startswith(TEMP_PREFIX)]
@@ -430,16 +439,17 @@ class SftpStorage(SftpGenerated):
         src_remote = self._guard.remote("move", src)
         dst_remote = self._guard.remote("move", dst)
         with self._channel() as ch, ch.lock:
-            self._guard.check_dir("move", src, ch.sftp, posixpath.dirname(src_remote))
-            if stat_module.S_ISDIR(ch.sftp.lstat(src_remote).st_mode or 0):
+            # Both names are taken as they are (a link moves as a link).
+            real_src = self._guard.resolve_parent("move", src, ch.sftp, src_remote)
+            if stat_module.S_ISDIR(ch.sftp.lstat(real_src).st_mode or 0):
                 raise ObjectModeInvalidError("move", self.service_name, src, "is a directory")
-            directory = posixpath.dirname(dst_remote)
+            directory, name = posixpath.split(dst_remote)
             try:
-                self._guard.check_dir("move", dst, ch.sftp, directory)
-                ch.sftp.stat(directory)
+                real_dir = self._guard.resolve("move", dst, ch.sftp, directory)
+                ch.sftp.stat(real_dir)
             except FileNotFoundError:
-                self._guard.makedirs("move", dst, ch.sftp, directory)
-            self._rename_over("move", dst, ch, src_remote, dst_remote)
+                real_dir = self._guard.makedirs("move", dst, ch.sftp, directory)
+            self._rename_over("move", dst, ch, real_src, posixpath.join(real_dir, name))
 
     def _append(
         self, path: str, data: WriteData, *, io_callback: IoCallback | None, size: int | None
@@ -470,17 +480,18 @@ class SftpStorage(SftpGenerated):
     def _append_target(self, path: str, ch: Channel, remote: str) -> tuple[str, int]:
         """Return the server path to append to and its current size (0 when missing)."""
         try:
-            attrs, target = self._guard.attrs("append", path, ch.sftp, remote)
+            real = self._guard.resolve("append", path, ch.sftp, remote)
         except FileNotFoundError:
-            directory = posixpath.dirname(remote)
-            try:
-                ch.sftp.stat(directory)
-            except FileNotFoundError:
-                self._guard.makedirs("append", path, ch.sftp, directory)
-            return remote, 0
+            directory, name = posixpath.split(remote)
+            real_dir = self._guard.makedirs("append", path, ch.sftp, directory)
+            return posixpath.join(real_dir, name), 0
+        try:
+            attrs = self._guard.lstat_resolved("append", path, ch.sftp, real)
+        except FileNotFoundError:
+            return real, 0
         if stat_module.S_ISDIR(attrs.st_mode or 0):
             raise ObjectModeInvalidError("append", self.service_name, path, "is a directory")
-        return target, attrs.st_size or 0
+        return real, attrs.st_size or 0
 
     def _create_dir(self, path: str) -> Object:
         remote = self._guard.remote("create_dir", path)

@@ -20,6 +20,7 @@ import paramiko
 from storager._errors import (
     NotFoundError,
     OperationTimeoutError,
+    PathInvalidError,
     PermissionDeniedError,
     ServiceInternalError,
     StorageError,
@@ -82,6 +83,10 @@ def map_sftp_error(exc: Exception, op: str, service: str, path: str) -> StorageE
         # "Server connection dropped", "SSH session not active", negotiation failures.
         logger.debug("ssh error in %s %s: %s", op, path, type(exc).__name__)
         return ServiceInternalError(op, service, path, "ssh connection failed or was lost")
+    if isinstance(exc, UnicodeError):
+        # paramiko encodes names as UTF-8; the guard refuses such paths first.
+        shown = path.encode("utf-8", "backslashreplace").decode("utf-8")
+        return PathInvalidError(op, service, shown, "path is not valid UTF-8")
     if isinstance(exc, socket.timeout | TimeoutError):
         return OperationTimeoutError(op, service, path)
     if isinstance(exc, _CONNECTION_LOST):
