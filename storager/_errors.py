@@ -22,6 +22,7 @@ catches, so ``except FileNotFoundError`` keeps working::
     ├── RateLimitedError            (retryable)
     ├── ServiceInternalError        (retryable)
     ├── OperationTimeoutError(TimeoutError)   (retryable)
+    ├── OutcomeUnknownError(TimeoutError)     (never retryable)
     └── UnexpectedError
 """
 
@@ -35,6 +36,7 @@ __all__ = [
     "NotFoundError",
     "ObjectModeInvalidError",
     "OperationTimeoutError",
+    "OutcomeUnknownError",
     "PairInvalidError",
     "PairRequiredError",
     "PairUnsupportedError",
@@ -185,6 +187,18 @@ class OperationTimeoutError(StorageError, TimeoutError):
 
     retryable = True
     default_reason = "timed out"
+
+
+class OutcomeUnknownError(StorageError, TimeoutError):
+    """A change passed its deadline after it could no longer be stopped.
+
+    It may have taken effect, or may still take effect later: the caller must find
+    out (``stat``, ``read``) before it acts on the object. Never retryable, so that
+    Retry, Mirror and Failover do not take it for a clean failure.
+    """
+
+    retryable = False
+    default_reason = "outcome unknown"
 
 
 class UnexpectedError(StorageError):

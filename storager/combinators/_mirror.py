@@ -43,6 +43,7 @@ from storager.combinators._mirror_errors import (
 )
 from storager.combinators._mirror_multipart import MirrorSegmenter
 from storager.combinators._mirror_write import MirrorBase, Names
+from storager.combinators._path_locks import PathLocks
 from storager.combinators._pool import SlotPool, result_or_error
 
 __all__ = ["Mirror", "MirrorError"]
@@ -114,6 +115,7 @@ class Mirror(MirrorBase):
         self._queue_chunks = max(1, queue_chunks)
         size = max(len(targets), workers or 2 * len(targets))
         self._pool = SlotPool(size, "storager-mirror")
+        self._locks = PathLocks()
 
     @classmethod
     def _allowed_capabilities(cls, targets: object = None, *a: Any, **k: Any) -> frozenset[type]:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from storager._errors import InvalidArgumentError, PairInvalidError, StorageError
+from storager._errors import (
+    InvalidArgumentError,
+    OutcomeUnknownError,
+    PairInvalidError,
+    StorageError,
+)
 
 __all__ = [
     "READ_MODES",
@@ -53,7 +58,10 @@ class MirrorError(StorageError):
             reason = ", ".join(f"{name}: {what}" for name, what in self.outcomes.items())
         super().__init__(op, service, path, reason)
         if self.errors:
-            self.retryable = any(getattr(e, "retryable", False) for e in self.errors.values())
+            # Trying again after an unknown outcome could apply the change twice.
+            self.retryable = not any(
+                isinstance(e, OutcomeUnknownError) for e in self.errors.values()
+            ) and any(getattr(e, "retryable", False) for e in self.errors.values())
 
 
 _error_classes: dict[type, type[MirrorError]] = {}
@@ -62,8 +70,13 @@ _error_classes: dict[type, type[MirrorError]] = {}
 def mirror_error(
     op: str, path: str, outcomes: Mapping[str, str], errors: Mapping[str, BaseException]
 ) -> MirrorError:
-    """Build the MirrorError for ``errors``, also an instance of the first error's class."""
-    first = next(iter(errors.values()))
+    """Build the MirrorError for ``errors``, also an instance of the first error's class.
+
+    An OutcomeUnknownError comes first whatever the order: the caller must learn
+    that some target may yet take the change, above any other failure.
+    """
+    unknown = [e for e in errors.values() if isinstance(e, OutcomeUnknownError)]
+    first = unknown[0] if unknown else next(iter(errors.values()))
     base = type(first)
     cls: type[MirrorError] = MirrorError
     if issubclass(base, StorageError) and not issubclass(base, MirrorError):

@@ -28,7 +28,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
-from storager._errors import InvalidArgumentError, NotFoundError
+from storager._errors import InvalidArgumentError, NotFoundError, OutcomeUnknownError
 from storager._object import Multipart, Object, Part
 from storager._protocols import Segmenter, WriteData
 from storager.combinators._base import prime, served_by
@@ -196,6 +196,8 @@ class MirrorSegmenter(MirrorBase, Segmenter):
         def after_failure(outcome: Outcome) -> None:
             if all(err is not None for _, err in outcome.values()):
                 return  # nothing completed: the uploads stay for another try
+            if any(isinstance(err, OutcomeUnknownError) for _, err in outcome.values()):
+                return  # a completion may yet land: aborting would race it
             for name in names:
                 if name not in outcome or outcome[name][1] is not None:
                     with contextlib.suppress(Exception):

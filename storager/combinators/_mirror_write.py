@@ -9,15 +9,17 @@ failed change wrote on the targets where it succeeded.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import wait
+from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any, TypeVar
 
-from storager._errors import InvalidArgumentError, NotFoundError
+from storager._errors import InvalidArgumentError, NotFoundError, OutcomeUnknownError
 from storager._protocols import Storager, WriteData
 from storager._streams import iter_chunks
 from storager.combinators._base import Wrapper, call_child, check_names
@@ -29,6 +31,7 @@ from storager.combinators._mirror_errors import (
     mirror_error,
     take_callback,
 )
+from storager.combinators._path_locks import PathLocks
 from storager.combinators._pool import SlotPool, result_or_error
 from storager.combinators._trace import span, tracing
 
@@ -38,7 +41,19 @@ T = TypeVar("T")
 Names = list[str]
 #: Each target's result, or the error it raised.
 Outcome = dict[str, tuple[Any, BaseException | None]]
-Spools = dict[str, dict[str, IO[bytes] | None]]
+
+
+@dataclass(slots=True)
+class Saved:
+    """What a path held on a target before a change: its bytes and its metadata."""
+
+    spool: IO[bytes]
+    content_type: str | None
+    user_metadata: Mapping[str, str]
+
+
+#: Per target, per path: what it held (None: nothing).
+Spools = dict[str, dict[str, Saved | None]]
 #: The paths a change may alter: the same on every target, or per target name.
 Touched = Names | Mapping[str, Names]
 
@@ -58,6 +73,7 @@ class MirrorBase(Wrapper):
     _spool_memory: int
     _queue_chunks: int
     _pool: SlotPool
+    _locks: PathLocks
 
     def describe_label(self) -> str:
         return f"mirror write={self._write_mode} read={self._read_mode}"
@@ -115,7 +131,8 @@ class MirrorBase(Wrapper):
         self, op: str, path: str, names: Names, how: str, fn: Callable[[Storager], T]
     ) -> T:
         """Run ``fn`` on every target, none skipped; raise a MirrorError if any failed."""
-        outcome = self._each(names, how, lambda n: self._on(n, op, path, fn), stop=False)
+        with self._locks.hold([path]):
+            outcome = self._each(names, how, lambda n: self._on(n, op, path, fn), stop=False)
         errors = {n: e for n, (_, e) in outcome.items() if e is not None}
         if errors:
             words = {n: "ok" if e is None else describe_error(e) for n, (_, e) in outcome.items()}
@@ -139,6 +156,8 @@ class MirrorBase(Wrapper):
         ``touched`` are the paths the change may alter: each is saved first (with
         ``rollback="restore"``) and put back, or deleted, on the targets that succeeded
         when another failed. ``on_failure`` runs after the rollback, given the outcome.
+        Changes of the same paths through this Mirror run one at a time, so a
+        rollback never undoes another caller's acknowledged change.
         """
         snapshots: Spools = {}
 
@@ -146,28 +165,30 @@ class MirrorBase(Wrapper):
             snapshots[name] = self._snapshot(name, _paths(touched, name))
             return self._on(name, op, path, lambda s: fn(name, s))
 
-        try:
-            outcome = self._each(names, how, attempt, stop=True)
-            errors = {n: e for n, (_, e) in outcome.items() if e is not None}
-            if not errors:
-                return outcome[names[0]][0]  # type: ignore[no-any-return]
-            words = self._roll_back(outcome, snapshots, touched)
-            if on_failure is not None:
-                on_failure(outcome)
-            words.update({n: "not attempted" for n in names if n not in outcome})
-            raise mirror_error(op, path, {n: words[n] for n in names}, errors)
-        finally:
-            _close_spools(snapshots)
+        with self._locks.hold([path, *_all_paths(touched)]):
+            try:
+                outcome = self._each(names, how, attempt, stop=True)
+                errors = {n: e for n, (_, e) in outcome.items() if e is not None}
+                if not errors:
+                    return outcome[names[0]][0]  # type: ignore[no-any-return]
+                words = self._roll_back(outcome, snapshots, touched)
+                if on_failure is not None:
+                    on_failure(outcome)
+                words.update({n: "not attempted" for n in names if n not in outcome})
+                raise mirror_error(op, path, {n: words[n] for n in names}, errors)
+            finally:
+                _close_spools(snapshots)
 
-    def _snapshot(self, name: str, paths: Names) -> dict[str, IO[bytes] | None]:
+    def _snapshot(self, name: str, paths: Names) -> dict[str, Saved | None]:
         """Save what ``paths`` hold on target ``name`` (None: nothing there)."""
         if self._rollback != "restore":
             return {}
         target = self._targets[name]
-        saved: dict[str, IO[bytes] | None] = {}
+        saved: dict[str, Saved | None] = {}
         for p in paths:
             try:
-                if target.stat(p).is_dir:
+                obj = target.stat(p)
+                if obj.is_dir:
                     continue
                 spool = tempfile.SpooledTemporaryFile(max_size=self._spool_memory)  # noqa: SIM115
                 try:
@@ -180,16 +201,19 @@ class MirrorBase(Wrapper):
                 saved[p] = None
                 continue
             spool.seek(0)
-            saved[p] = spool
+            saved[p] = Saved(spool, obj.content_type, obj.user_metadata)
         return saved
 
     def _roll_back(
         self,
         outcome: Mapping[str, tuple[Any, BaseException | None]],
-        snapshots: Mapping[str, Mapping[str, IO[bytes] | None]],
+        snapshots: Mapping[str, Mapping[str, Saved | None]],
         touched: Touched,
     ) -> dict[str, str]:
         words: dict[str, str] = {}
+        # A target that may yet take the change must not be left alone with it:
+        # keep it where it succeeded, and let the caller see the outcome is unknown.
+        unknown = any(isinstance(err, OutcomeUnknownError) for _, err in outcome.values())
         for name, (_, err) in outcome.items():
             if err is not None:
                 words[name] = "cancelled" if isinstance(err, FeedAborted) else describe_error(err)
@@ -197,6 +221,9 @@ class MirrorBase(Wrapper):
             paths = _paths(touched, name)
             if not paths:
                 words[name] = "ok"
+                continue
+            if unknown:
+                words[name] = "ok (kept: the outcome on another target is unknown)"
                 continue
             if self._rollback == "none":
                 words[name] = "ok (not rolled back)"
@@ -208,8 +235,7 @@ class MirrorBase(Wrapper):
                     if saved is None:
                         target.delete(p)
                     else:
-                        saved.seek(0)
-                        target.write(p, saved)
+                        _restore(target, p, saved)
                 words[name] = "ok (rolled back)"
             except Exception as exc:
                 words[name] = f"ok (rollback failed: {describe_error(exc)})"
@@ -236,6 +262,19 @@ class MirrorBase(Wrapper):
         Returns:
             Each target's result, by name.
         """
+        with self._locks.hold(touched):
+            return self._fan_out_locked(op, path, data, names, pairs, run, touched)
+
+    def _fan_out_locked(
+        self,
+        op: str,
+        path: str,
+        data: WriteData,
+        names: Names,
+        pairs: dict[str, Any],
+        run: Callable[[str, Storager, Iterator[bytes]], T],
+        touched: Names,
+    ) -> dict[str, T]:
         callback = take_callback(op, path, pairs)
         source = iter_chunks(op, "mirror", path, data, size=pairs.get("size"), io_callback=callback)
         queues = {n: queue.Queue[Any](maxsize=self._queue_chunks) for n in names}
@@ -305,8 +344,26 @@ def _paths(touched: Touched, name: str) -> Names:
     return list(touched.get(name, ())) if isinstance(touched, Mapping) else touched
 
 
+def _all_paths(touched: Touched) -> Names:
+    if isinstance(touched, Mapping):
+        return list(itertools.chain.from_iterable(touched.values()))
+    return list(touched)
+
+
+def _restore(target: Storager, path: str, saved: Saved) -> None:
+    """Put back the saved bytes, with the metadata the target accepts on a write."""
+    accepted = target.metadata().capability.operations.get("write", frozenset())
+    pairs: dict[str, Any] = {}
+    if saved.content_type is not None and "content_type" in accepted:
+        pairs["content_type"] = saved.content_type
+    if saved.user_metadata and "user_metadata" in accepted:
+        pairs["user_metadata"] = dict(saved.user_metadata)
+    saved.spool.seek(0)
+    target.write(path, saved.spool, **pairs)
+
+
 def _close_spools(snapshots: Spools) -> None:
     for snaps in snapshots.values():
-        for spool in snaps.values():
-            if spool is not None:
-                spool.close()
+        for saved in snaps.values():
+            if saved is not None:
+                saved.spool.close()

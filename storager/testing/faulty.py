@@ -91,8 +91,12 @@ class FaultyStorager(Delegate):
         fail_after_bytes: Cut data streams short: ``read`` and readers from
             ``open_reader`` raise ServiceInternalError after this many bytes, and
             ``write`` consumes this many bytes of its source, then raises.
+        commit_latency: Seconds a ``write`` waits after it has read all of its data
+            and before the inner store may commit it: a slow commit (a rename on a
+            busy disk, a PUT whose answer is late), past the point where the caller
+            could still stop it.
 
-    The attributes ``fail``, ``latency`` and ``fail_after_bytes`` may be changed
+    The attributes ``fail``, ``latency``, ``fail_after_bytes`` and ``commit_latency`` may be changed
     while the store is in use (to heal it, for example); ``calls`` counts the calls
     per operation, failed or not.
     """
@@ -106,6 +110,7 @@ class FaultyStorager(Delegate):
         fail: Mapping[str, FaultSpec] | None = None,
         latency: float | Mapping[str, float] | None = None,
         fail_after_bytes: int | None = None,
+        commit_latency: float | None = None,
     ) -> None:
         super().__init__(inner)
         self._lock = threading.Lock()
@@ -123,6 +128,15 @@ class FaultyStorager(Delegate):
                 "new", "faulty", "", "fail_after_bytes must be a non-negative int"
             )
         self.fail_after_bytes = fail_after_bytes
+        if commit_latency is not None and (
+            isinstance(commit_latency, bool)
+            or not isinstance(commit_latency, int | float)
+            or not 0 <= commit_latency < float("inf")
+        ):
+            raise InvalidArgumentError(
+                "new", "faulty", "", "commit_latency must be a finite number of seconds >= 0"
+            )
+        self.commit_latency = commit_latency
 
     @property
     def fail(self) -> Mapping[str, Fault]:
@@ -141,6 +155,7 @@ class FaultyStorager(Delegate):
         self.fail = {}
         self.latency = None
         self.fail_after_bytes = None
+        self.commit_latency = None
 
     def describe_label(self) -> str:
         return "faulty"
@@ -188,7 +203,17 @@ class FaultyStorager(Delegate):
         cut = self.fail_after_bytes
         if cut is not None:
             data = _cut_source(path, data, cut)
+        slow = self.commit_latency
+        if slow:
+            data = _slow_end(path, data, slow)
         return super().write(path, data, **pairs)
+
+
+def _slow_end(path: str, data: WriteData, seconds: float) -> Iterator[bytes]:
+    """Yield ``data``, then wait ``seconds`` before telling the consumer it ended."""
+    for chunk in iter_chunks("write", "faulty", path, data):
+        yield bytes(chunk)
+    time.sleep(seconds)
 
 
 def _cut_source(path: str, data: WriteData, cut: int) -> Iterator[bytes]:
