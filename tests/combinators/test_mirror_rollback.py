@@ -1,0 +1,206 @@
+"""Mirror rollback never undoes another writer's acknowledged write, and keeps metadata.
+
+Issue 8, item 4: changes of one path are serialised inside a Mirror, so the snapshot
+a rollback puts back is never older than a concurrent acknowledged write; and
+``rollback="restore"`` puts back content_type and user_metadata with the bytes.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storager import Storager
+from storager.combinators import Mirror, MirrorError
+from storager.combinators._path_locks import PathLocks
+from storager.services.fs import FsStorage
+from storager.services.memory import MemoryStorage
+from storager.testing.faulty import Fault, FaultyStorager
+
+
+@pytest.fixture(params=["memory", "fs"])
+def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    made: list[Storager] = []
+
+    def factory(name: str) -> Storager:
+        store: Storager
+        if request.param == "memory":
+            store = MemoryStorage()
+        else:
+            store = FsStorage(root=str(tmp_path / name))
+        made.append(store)
+        return store
+
+    yield factory
+    for store in made:
+        store.close()
+
+
+def _run(fn: Any, results: dict[str, object], key: str) -> threading.Thread:
+    def body() -> None:
+        try:
+            results[key] = fn()
+        except Exception as exc:
+            results[key] = exc
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("data", ["bytes", "stream"])
+def test_failed_write_does_not_roll_back_a_concurrent_acknowledged_write(
+    make: Any, data: str
+) -> None:
+    a, b = make("a"), make("b")
+    a.write("k", b"v0")
+    b.write("k", b"v0")
+    # b's first write fails after a delay; the second writer's succeeds meanwhile.
+    slow = FaultyStorager(b, fail={"write": 1}, latency={"write": 0.2})
+    mirror = Mirror({"a": a, "b": slow}, write="parallel")
+
+    def payload(value: bytes) -> Any:
+        return value if data == "bytes" else iter([value])
+
+    results: dict[str, object] = {}
+    first = _run(lambda: mirror.write("k", payload(b"v1")), results, "first")
+    time.sleep(0.05)
+    second = _run(lambda: mirror.write("k", payload(b"v2")), results, "second")
+    first.join(5)
+    second.join(5)
+    assert isinstance(results["first"], MirrorError)
+    assert not isinstance(results["second"], BaseException)
+    assert a.read("k") == b.read("k") == b"v2"
+
+
+def test_concurrent_delete_is_not_undone_by_a_failed_write_rollback(make: Any) -> None:
+    a, b = make("a"), make("b")
+    a.write("k", b"v0")
+    b.write("k", b"v0")
+    slow = FaultyStorager(b, fail={"write": 1}, latency={"write": 0.2})
+    mirror = Mirror({"a": a, "b": slow}, write="parallel")
+    results: dict[str, object] = {}
+    first = _run(lambda: mirror.write("k", b"v1"), results, "first")
+    time.sleep(0.05)
+    second = _run(lambda: mirror.delete("k"), results, "second")
+    first.join(5)
+    second.join(5)
+    assert isinstance(results["first"], MirrorError)
+    assert results["second"] is None
+    assert not [o.path for o in a.list("")] and not [o.path for o in b.list("")]
+
+
+def test_many_writers_with_failures_leave_the_targets_equal(make: Any) -> None:
+    a, b = make("a"), make("b")
+    rng = random.Random(8)
+    lock = threading.Lock()
+
+    def flaky(_: str) -> bool:
+        with lock:
+            return rng.random() < 0.3
+
+    mirror = Mirror(
+        {"a": a, "b": FaultyStorager(b, fail={"write": Fault(when=flaky)}, latency=0.002)},
+        write="parallel",
+    )
+    acknowledged: set[bytes] = set()
+
+    def writer(n: int) -> None:
+        for i in range(15):
+            value = f"w{n}-{i}".encode()
+            try:
+                mirror.write("k", value)
+            except MirrorError:
+                continue
+            with lock:
+                acknowledged.add(value)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert acknowledged
+    assert a.read("k") == b.read("k")
+    assert a.read("k") in acknowledged
+    assert len(mirror._locks) == 0  # released entries are removed
+
+
+def test_restore_puts_back_content_type_and_user_metadata(tmp_path: Path) -> None:
+    a = MemoryStorage()
+    b = FsStorage(root=str(tmp_path / "b"))
+    mirror = Mirror({"a": a, "b": FaultyStorager(b)}, write="sequential")
+    mirror.write("k", b"old", targets=["a"], content_type="text/plain", user_metadata={"x": "1"})
+    b.write("k", b"old")
+    before = a.stat("k")
+    cast_b = mirror.children()["b"]
+    assert isinstance(cast_b, FaultyStorager)
+    cast_b.fail = {"write": 1}
+    with pytest.raises(MirrorError) as info:
+        mirror.write("k", b"new", targets=["a", "b"], content_type="image/png")
+    assert info.value.outcomes["a"] == "ok (rolled back)"
+    after = a.stat("k")
+    assert a.read("k") == b"old"
+    assert after.content_type == before.content_type == "text/plain"
+    assert dict(after.user_metadata) == {"x": "1"}
+    assert b.read("k") == b"old"
+
+
+def test_restore_metadata_with_concurrent_writers_on_memory_targets() -> None:
+    a, b = MemoryStorage(), MemoryStorage()
+    for store in (a, b):
+        store.write("k", b"v0", content_type="text/plain", user_metadata={"v": "0"})
+    slow = FaultyStorager(b, fail={"write": 1}, latency={"write": 0.2})
+    mirror = Mirror({"a": a, "b": slow}, write="parallel")
+    results: dict[str, object] = {}
+    first = _run(
+        lambda: mirror.write("k", b"v1", content_type="text/csv", user_metadata={"v": "1"}),
+        results,
+        "first",
+    )
+    time.sleep(0.05)
+    second = _run(
+        lambda: mirror.write("k", b"v2", content_type="text/html", user_metadata={"v": "2"}),
+        results,
+        "second",
+    )
+    first.join(5)
+    second.join(5)
+    assert isinstance(results["first"], MirrorError)
+    for store in (a, b):
+        obj = store.stat("k")
+        assert store.read("k") == b"v2"
+        assert obj.content_type == "text/html"
+        assert dict(obj.user_metadata) == {"v": "2"}
+
+
+def test_path_locks_serialise_one_path_and_forget_released_ones() -> None:
+    locks = PathLocks()
+    inside = 0
+    most = 0
+    guard = threading.Lock()
+
+    def hold(paths: list[str]) -> None:
+        nonlocal inside, most
+        with locks.hold(paths):
+            with guard:
+                inside += 1
+                most = max(most, inside)
+            time.sleep(0.01)
+            with guard:
+                inside -= 1
+
+    threads = [threading.Thread(target=hold, args=(["p", f"q{i}"],)) for i in range(8)]
+    threads += [threading.Thread(target=hold, args=([f"q{i}", "p"],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert most == 1
+    assert len(locks) == 0
