@@ -6,6 +6,7 @@ object means the same thing wherever a retry happens.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from storager._errors import InvalidArgumentError
@@ -38,16 +39,38 @@ class RetryPolicy:
     buffer_limit: int = 8 << 20
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise InvalidArgumentError("new", "retry", "", "max_attempts must be at least 1")
-        if min(self.initial_backoff, self.max_backoff, self.budget, self.buffer_limit) < 0:
-            raise InvalidArgumentError("new", "retry", "", "times and limits must not be negative")
-        if not 0 <= self.jitter <= 1:
-            raise InvalidArgumentError("new", "retry", "", "jitter must be between 0 and 1")
-        if self.multiplier < 1:
-            raise InvalidArgumentError("new", "retry", "", "multiplier must be at least 1")
+        _integer("max_attempts", self.max_attempts, least=1)
+        _integer("buffer_limit", self.buffer_limit, least=0)
+        _number("initial_backoff", self.initial_backoff, least=0)
+        _number("multiplier", self.multiplier, least=1)
+        _number("max_backoff", self.max_backoff, least=0)
+        _number("jitter", self.jitter, least=0, most=1)
+        _number("budget", self.budget, least=0)
 
     def backoff(self, retry: int, rand: float) -> float:
         """Return the wait before retry number ``retry`` (from 1), given a random [0, 1)."""
         base = min(self.max_backoff, self.initial_backoff * self.multiplier ** (retry - 1))
         return base * (1 - self.jitter * rand)
+
+
+def _invalid(name: str, value: object, rule: str) -> InvalidArgumentError:
+    return InvalidArgumentError("new", "retry", "", f"{name} must be {rule}, not {value!r}")
+
+
+def _integer(name: str, value: object, *, least: int) -> None:
+    """Refuse anything but an int (not a bool, not a float) of at least ``least``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise _invalid(name, value, f"an int >= {least}")
+
+
+def _number(name: str, value: object, *, least: float, most: float | None = None) -> None:
+    """Refuse anything but a finite int or float in [least, most]."""
+    rule = (
+        f"a finite number >= {least:g}"
+        if most is None
+        else (f"a number from {least:g} to {most:g}")
+    )
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _invalid(name, value, rule)
+    if not math.isfinite(value) or value < least or (most is not None and value > most):
+        raise _invalid(name, value, rule)
