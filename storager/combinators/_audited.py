@@ -103,6 +103,9 @@ class Audited(Delegate):
         return f"audited log={self._prefix}"
 
     def _record(self, **fields: Any) -> None:
+        if not isinstance(fields.get("path"), str):
+            # A refused non-str path is still an attempt worth a record; JSON takes its repr.
+            fields["path"] = repr(fields.get("path"))
         with self._lock:
             self._seq += 1
             record = AuditRecord(seq=self._seq, time=datetime.now(UTC).isoformat(), **fields)

@@ -389,7 +389,8 @@ class Delegate(Wrapper):
         return obj
 
     def list(self, path: str = "", **pairs: Any) -> Iterator[Object]:
-        p = self._path("list", path) if path else self._path("list", "")
+        # A non-str path goes to the child as it is, to be refused there.
+        p = self._path("list", path) if isinstance(path, str) else path
         it = self._call("list", path, lambda s: prime(s.list(p, **pairs)))
         return it if type(self)._out is Delegate._out else (self._out(o) for o in it)
 

@@ -68,12 +68,18 @@ _error_classes: dict[type, type[MirrorError]] = {}
 
 
 def mirror_error(
-    op: str, path: str, outcomes: Mapping[str, str], errors: Mapping[str, BaseException]
+    op: str,
+    path: str,
+    outcomes: Mapping[str, str],
+    errors: Mapping[str, BaseException],
+    *,
+    blame: Sequence[str] = (),
 ) -> MirrorError:
     """Build the MirrorError for ``errors``, also an instance of the first error's class.
 
     An OutcomeUnknownError comes first whatever the order: the caller must learn
-    that some target may yet take the change, above any other failure.
+    that some target may yet take the change, above any other failure. When the
+    first error blames one of the paths in ``blame`` as invalid, the error names it.
     """
     unknown = [e for e in errors.values() if isinstance(e, OutcomeUnknownError)]
     first = unknown[0] if unknown else next(iter(errors.values()))
@@ -84,6 +90,8 @@ def mirror_error(
             f"MirrorError[{base.__name__}]", (MirrorError, base), {"__module__": __name__}
         )
         _error_classes[base] = cls
+    if isinstance(first, InvalidArgumentError) and first.path in blame:
+        path = first.path  # name the argument the target found wrong (copy's destination...)
     err = cls(op, "mirror", path, outcomes=outcomes, errors=errors)
     err.__cause__ = first
     return err

@@ -175,7 +175,13 @@ class MirrorBase(Wrapper):
                 if on_failure is not None:
                     on_failure(outcome)
                 words.update({n: "not attempted" for n in names if n not in outcome})
-                raise mirror_error(op, path, {n: words[n] for n in names}, errors)
+                raise mirror_error(
+                    op,
+                    path,
+                    {n: words[n] for n in names},
+                    errors,
+                    blame=[path, *_all_paths(touched)],
+                )
             finally:
                 _close_spools(snapshots)
 
