@@ -16,6 +16,7 @@ from storager._errors import (
     NotFoundError,
     ObjectModeInvalidError,
     OperationTimeoutError,
+    OutcomeUnknownError,
     PairInvalidError,
     PairRequiredError,
     PairUnsupportedError,
@@ -49,6 +50,7 @@ TREE: list[tuple[type[StorageError], type[StorageError], type[BaseException] | N
     (RateLimitedError, StorageError, None),
     (ServiceInternalError, StorageError, None),
     (OperationTimeoutError, StorageError, TimeoutError),
+    (OutcomeUnknownError, StorageError, TimeoutError),
     (UnexpectedError, StorageError, None),
 ]
 
