@@ -17,7 +17,8 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install -q -e . --config-settings editable_mode=strict
 
-# Pinned by .ci/constraints.txt: the set last checked together, resolved at once.
+# Pinned by .ci/constraints.txt for reproducible runs: the set last checked together. The
+# extras resolve at once without it too (tests/packaging/test_install_resolves.py).
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev]" -c .ci/constraints.txt \
 		--config-settings editable_mode=strict
