@@ -32,6 +32,7 @@ __all__ = [
     "AlreadyExistsError",
     "CapabilityInsufficientError",
     "ConnectionStringInvalidError",
+    "InsufficientStorageError",
     "InvalidArgumentError",
     "NotFoundError",
     "ObjectModeInvalidError",
@@ -199,6 +200,15 @@ class OutcomeUnknownError(StorageError, TimeoutError):
 
     retryable = False
     default_reason = "outcome unknown"
+
+
+class InsufficientStorageError(StorageError, OSError):
+    """No backend has room or health enough to place the data (quota, full, down).
+
+    The message names the backends and their state; nothing was left behind.
+    """
+
+    default_reason = "insufficient storage"
 
 
 class UnexpectedError(StorageError):

@@ -12,6 +12,7 @@ from storager._errors import (
     AlreadyExistsError,
     CapabilityInsufficientError,
     ConnectionStringInvalidError,
+    InsufficientStorageError,
     InvalidArgumentError,
     NotFoundError,
     ObjectModeInvalidError,
@@ -51,6 +52,7 @@ TREE: list[tuple[type[StorageError], type[StorageError], type[BaseException] | N
     (ServiceInternalError, StorageError, None),
     (OperationTimeoutError, StorageError, TimeoutError),
     (OutcomeUnknownError, StorageError, TimeoutError),
+    (InsufficientStorageError, StorageError, OSError),
     (UnexpectedError, StorageError, None),
 ]
 
