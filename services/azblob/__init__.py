@@ -34,7 +34,6 @@ from storager._errors import (
     NotFoundError,
     ObjectModeInvalidError,
     PairInvalidError,
-    PathInvalidError,
     ServiceInternalError,
     StorageError,
 )
@@ -263,8 +262,6 @@ class AzblobStorage(AzblobGenerated):
         size: int | None,
         user_metadata: Mapping[str, str] | None,
     ) -> Object:
-        if path.endswith("/"):
-            raise PathInvalidError("write", SERVICE, path, "a directory path cannot be written")
         chunks = iter_chunks(
             "write",
             SERVICE,
@@ -335,8 +332,6 @@ class AzblobStorage(AzblobGenerated):
 
     def _copy_blob(self, op: str, src: str, dst: str) -> None:
         source = self._blob(self._file_key(op, src))
-        if dst.endswith("/"):
-            raise PathInvalidError(op, SERVICE, dst, "a directory path cannot be written")
         status = self._run(_server_copy(source, self._blob(_key(dst))))
         if status != "success":
             raise ServiceInternalError(op, SERVICE, dst, f"server-side copy ended {status}")

@@ -158,8 +158,6 @@ class FsStorage(FsGenerated):
         size: int | None,
         sync: bool | None,
     ) -> Object:
-        if path.endswith("/"):
-            raise PathInvalidError("write", "fs", path, "a directory path cannot be written")
         self._check_name("write", path)
         chunks = iter_chunks("write", "fs", path, data, size=size, io_callback=io_callback)
         total = self._replace_with(path, chunks, bool(sync))
@@ -302,8 +300,6 @@ class FsStorage(FsGenerated):
     # -- Copier, Mover, Appender, Direr --------------------------------------------------
 
     def _copy(self, src: str, dst: str, *, sync: bool | None) -> None:
-        if dst.endswith("/"):
-            raise PathInvalidError("copy", "fs", dst, "a directory path cannot be written")
         self._check_name("copy", dst)
         fd = self._open_read_fd("copy", src)
         try:
@@ -344,8 +340,6 @@ class FsStorage(FsGenerated):
         size: int | None,
         sync: bool | None,
     ) -> Object:
-        if path.endswith("/"):
-            raise PathInvalidError("append", "fs", path, "a directory path cannot be written")
         self._check_name("append", path)
         fd = self._beneath.open_file(path, _APPEND, 0o666, create=True)
         try:

@@ -24,11 +24,11 @@ from fsspec.asyn import sync
 from gcsfs.core import GCSFileSystem, simple_upload
 from gcsfs.retry import HttpError
 
+from storager._endpoints import check_endpoint
 from storager._errors import (
     NotFoundError,
     ObjectModeInvalidError,
     PairInvalidError,
-    PathInvalidError,
     StorageError,
 )
 from storager._object import Object, ObjectMode
@@ -79,6 +79,8 @@ class GcsStorage(GcsGenerated):
             raise PairInvalidError(
                 "new", "gcs", "", f"pair 'chunk_size' must be a positive multiple of {CHUNK_ALIGN}"
             )
+        if endpoint is not None:
+            check_endpoint("gcs", endpoint)
         token = token_for(credential)
         self._name = name
         self._bucket = name
@@ -217,8 +219,6 @@ class GcsStorage(GcsGenerated):
         size: int | None,
         user_metadata: Mapping[str, str] | None,
     ) -> Object:
-        if path.endswith("/"):
-            raise PathInvalidError("write", "gcs", path, "a directory path cannot be written")
         chunks = iter_chunks(
             "write",
             "gcs",
@@ -297,8 +297,6 @@ class GcsStorage(GcsGenerated):
     def _rewrite(self, op: str, src: str, dst: str) -> None:
         if src.endswith("/"):
             raise ObjectModeInvalidError(op, "gcs", src, "is a directory")
-        if dst.endswith("/"):
-            raise PathInvalidError(op, "gcs", dst, "a directory path cannot be written")
         args = (self._bucket, src[1:], self._bucket, dst[1:])
         try:
             out = self._call("POST", _REWRITE, *args, json_out=True)

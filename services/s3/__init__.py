@@ -28,6 +28,7 @@ from aiobotocore.session import AioSession
 from botocore.loaders import Loader, create_loader
 from fsspec.asyn import sync
 
+from storager._endpoints import check_endpoint
 from storager._errors import (
     AlreadyExistsError,
     InvalidArgumentError,
@@ -45,7 +46,6 @@ from storager.services.s3._errors import client_error_code, find_client_error, m
 from storager.services.s3._fields import (
     EMPTY_MAP,
     attributes,
-    check_endpoint,
     parse_credential,
     unquote_etag,
 )
@@ -109,7 +109,7 @@ class S3Storage(S3Multipart, S3Generated):
             raise PairInvalidError("new", "s3", "", "pair 'max_connections' must be at least 1")
         self._max_connections = max_connections or 16
         if endpoint is not None:
-            check_endpoint(endpoint)
+            check_endpoint("s3", endpoint)
         if not name or "/" in name:
             raise PairInvalidError("new", "s3", "", "pair 'name' must be a bucket name")
         self._name = name
@@ -305,8 +305,6 @@ class S3Storage(S3Multipart, S3Generated):
         storage_class: str | None,
         user_metadata: Mapping[str, str] | None,
     ) -> Object:
-        if path.endswith("/"):
-            raise PathInvalidError("write", "s3", path, "a directory path cannot be written")
         key = self._key(path)
         attrs = attributes(content_type, storage_class, server_side_encryption, user_metadata)
         conditions: dict[str, Any] = {}
@@ -455,8 +453,6 @@ class S3Storage(S3Multipart, S3Generated):
     # -- Copier, Mover ----------------------------------------------------------------------
 
     def _copy(self, src: str, dst: str) -> None:
-        if dst.endswith("/"):
-            raise PathInvalidError("copy", "s3", dst, "a directory path cannot be written")
         head = self._head("copy", src)
         source = {"Bucket": self._bucket, "Key": self._key(src)}
         length = int(head.get("ContentLength") or 0)

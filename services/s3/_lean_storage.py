@@ -24,7 +24,6 @@ from typing import Any
 from storager._errors import (
     InvalidArgumentError,
     ObjectModeInvalidError,
-    PathInvalidError,
     PreconditionFailedError,
     StorageError,
 )
@@ -284,8 +283,6 @@ class LeanS3Storage(S3Storage):
         if isinstance(data, bytes | bytearray | memoryview) and len(data) <= PART_MAX:
             # One PUT: the service's own path, whose requests come to _call.
             return super()._write(path, data, **pairs)
-        if path.endswith("/"):
-            raise PathInvalidError("write", "s3", path, "a directory path cannot be written")
         key = self._key(path)
         attrs = attributes(content_type, storage_class, server_side_encryption, user_metadata)
         conditions: dict[str, Any] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from storager._errors import InvalidArgumentError, PathInvalidError
+from storager._errors import InvalidArgumentError
 from storager._object import Multipart, Object, ObjectMode, Part
 from storager._protocols import WriteData
 from storager._streams import iter_chunks
@@ -82,10 +82,6 @@ class S3Multipart:
         storage_class: str | None,
         user_metadata: Mapping[str, str] | None,
     ) -> Multipart:
-        if path.endswith("/"):
-            raise PathInvalidError(
-                "create_multipart", "s3", path, "a directory path cannot be written"
-            )
         attrs = attributes(content_type, storage_class, server_side_encryption, user_metadata)
         response = self._call("create_multipart_upload", Key=self._key(path), **attrs)
         return Multipart(path, str(response["UploadId"]))

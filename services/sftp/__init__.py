@@ -200,8 +200,6 @@ class SftpStorage(SftpGenerated):
     def _write(
         self, path: str, data: WriteData, *, io_callback: IoCallback | None, size: int | None
     ) -> Object:
-        if path.endswith("/"):
-            raise PathInvalidError("write", "sftp", path, "a directory path cannot be written")
         remote = self._guard.remote("write", path)
         chunks = iter_chunks("write", "sftp", path, data, size=size, io_callback=io_callback)
         with self._channel() as ch:
@@ -416,8 +414,6 @@ class SftpStorage(SftpGenerated):
     # -- Copier, Mover, Appender, Direr --------------------------------------------------
 
     def _copy(self, src: str, dst: str) -> None:
-        if dst.endswith("/"):
-            raise PathInvalidError("copy", "sftp", dst, "a directory path cannot be written")
         src_remote = self._guard.remote("copy", src)
         dst_remote = self._guard.remote("copy", dst)
         with self._channel() as ch:
@@ -454,8 +450,6 @@ class SftpStorage(SftpGenerated):
     def _append(
         self, path: str, data: WriteData, *, io_callback: IoCallback | None, size: int | None
     ) -> Object:
-        if path.endswith("/"):
-            raise PathInvalidError("append", "sftp", path, "a directory path cannot be written")
         remote = self._guard.remote("append", path)
         chunks = iter_chunks("append", "sftp", path, data, size=size, io_callback=io_callback)
         with self._channel() as ch:
