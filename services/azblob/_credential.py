@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from storager._endpoints import check_endpoint
 from storager._errors import PairInvalidError, PairRequiredError
 
 __all__ = ["FORMS", "adlfs_options"]
@@ -141,15 +142,10 @@ def _with_endpoint(connection_string: str, endpoint: str | None) -> str:
 
 
 def _check_endpoint(endpoint: str) -> None:
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or ";" in endpoint:
-        raise PairInvalidError(
-            "new",
-            SERVICE,
-            "",
-            "pair 'endpoint' must be an http(s) URL without a query, "
-            "such as http://127.0.0.1:10000/devstoreaccount1",
-        )
+    check_endpoint(SERVICE, endpoint)
+    if ";" in endpoint:
+        # The endpoint goes into a connection string, whose fields ';' separates.
+        raise PairInvalidError("new", SERVICE, "", "pair 'endpoint' may not hold ';'")
 
 
 def _check_value(what: str, value: str) -> None:

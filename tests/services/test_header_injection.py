@@ -477,6 +477,28 @@ def test_bad_s3_endpoint_from_a_connection_string_is_a_storager_value_error(
     assert "s3cr3t" not in str(err) and "AKIA" not in str(err)
 
 
+@pytest.mark.parametrize("endpoint", BAD_ENDPOINTS)
+def test_bad_gcs_endpoint_is_pair_invalid_before_anything_connects(endpoint: str) -> None:
+    from storager.services.gcs import GcsStorage
+
+    with pytest.raises(PairInvalidError) as info:
+        GcsStorage(name="b", endpoint=endpoint, credential="token:anon")
+    err = info.value
+    assert err.op == "new" and err.service == "gcs" and "endpoint" in str(err)
+    assert "s3cr3t" not in str(err) and "\n" not in str(err)
+
+
+@pytest.mark.parametrize("endpoint", [*BAD_ENDPOINTS, "http://h:10000/acct;AccountKey=x"])
+def test_bad_azblob_endpoint_is_pair_invalid_before_anything_connects(endpoint: str) -> None:
+    from storager.services.azblob import AzblobStorage
+
+    with pytest.raises(PairInvalidError) as info:
+        AzblobStorage(name="c", endpoint=endpoint, credential="anonymous")
+    err = info.value
+    assert err.op == "new" and err.service == "azblob" and "endpoint" in str(err)
+    assert "s3cr3t" not in str(err) and "\n" not in str(err)
+
+
 def test_good_s3_endpoints_are_accepted() -> None:
     for endpoint in ("http://127.0.0.1:9000", "https://s3.example.com", "http://h:1/base"):
         S3Storage(name="b", endpoint=endpoint, credential="hmac:a:b").close()
