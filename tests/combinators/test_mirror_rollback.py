@@ -10,36 +10,16 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from storager import Storager
 from storager.combinators import Mirror, MirrorError
 from storager.combinators._path_locks import PathLocks
 from storager.services.fs import FsStorage
 from storager.services.memory import MemoryStorage
 from storager.testing.faulty import Fault, FaultyStorager
-
-
-@pytest.fixture(params=["memory", "fs"])
-def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    made: list[Storager] = []
-
-    def factory(name: str) -> Storager:
-        store: Storager
-        if request.param == "memory":
-            store = MemoryStorage()
-        else:
-            store = FsStorage(root=str(tmp_path / name))
-        made.append(store)
-        return store
-
-    yield factory
-    for store in made:
-        store.close()
 
 
 def _run(fn: Any, results: dict[str, object], key: str) -> threading.Thread:

@@ -34,24 +34,6 @@ SLOW = 0.4
 SETTLE = SLOW + 0.3
 
 
-@pytest.fixture(params=["memory", "fs"])
-def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    made: list[Storager] = []
-
-    def factory(name: str = "s") -> Storager:
-        store: Storager
-        if request.param == "memory":
-            store = MemoryStorage()
-        else:
-            store = FsStorage(root=str(tmp_path / name))
-        made.append(store)
-        return store
-
-    yield factory
-    for store in made:
-        store.close()
-
-
 def _holds(store: Storager, path: str) -> bytes | None:
     try:
         return store.read(path)
