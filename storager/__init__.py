@@ -47,6 +47,7 @@ from storager._protocols import (
     WriteData,
 )
 from storager._registry import open, register
+from storager.tree import load
 
 __all__ = [
     "AlreadyExistsError",
@@ -85,6 +86,7 @@ __all__ = [
     "Storager",
     "UnexpectedError",
     "WriteData",
+    "load",
     "open",
     "register",
 ]
