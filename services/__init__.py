@@ -8,6 +8,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "fs": ("storager.services.fs", "FsStorage"),
     "gcs": ("storager.services.gcs", "GcsStorage"),
     "memory": ("storager.services.memory", "MemoryStorage"),
+    "redis": ("storager.services.redis", "RedisStorage"),
     "s3": ("storager.services.s3", "S3Storage"),
     "sftp": ("storager.services.sftp", "SftpStorage"),
 }

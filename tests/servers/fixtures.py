@@ -20,10 +20,19 @@ import pytest
 from tests.servers.azurite import AzuriteServer, start_azurite
 from tests.servers.gcs import GCSServer, start_gcs
 from tests.servers.moto import MotoServer, start_moto
+from tests.servers.redis import RedisCluster, RedisServer, start_redis, start_redis_cluster
 from tests.servers.seaweedfs import SeaweedFSServer, start_seaweedfs
 from tests.servers.sshd import SSHDServer, start_sshd
 
-__all__ = ["azurite_server", "gcs_server", "moto_server", "seaweedfs_server", "sshd_server"]
+__all__ = [
+    "azurite_server",
+    "gcs_server",
+    "moto_server",
+    "redis_cluster",
+    "redis_server",
+    "seaweedfs_server",
+    "sshd_server",
+]
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +73,19 @@ def sshd_server() -> Iterator[SSHDServer]:
     server = start_sshd()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A standalone redis-server, no password, no persistence."""
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A three-master Redis Cluster (no replicas), joined with redis-cli."""
+    cluster = start_redis_cluster()
+    yield cluster
+    cluster.stop()

@@ -1,0 +1,453 @@
+"""The redis service: objects in Redis or Redis Cluster, over redis-py.
+
+Layout (see ``_keys``): a Hash manifest per object, small objects inline in it, larger
+ones as immutable chunks of a per-write generation; a Sorted Set index of every path
+for ordered, paged listing. A write stores its data first (``_writer``), then one
+server-side script (``_scripts``) checks the write's conditions and swaps the manifest,
+the index entry and the old generation's reference in one atomic step, so readers see
+the old object or the new one whole. Generations nobody uses are deleted by the sweep
+(``_sweep``) after a grace period.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import logging
+import secrets
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
+
+from storager._errors import (
+    AlreadyExistsError,
+    InvalidArgumentError,
+    NotFoundError,
+    ObjectModeInvalidError,
+    PairInvalidError,
+    PreconditionFailedError,
+    ServiceInternalError,
+    StorageError,
+)
+from storager._object import Object, ObjectMode
+from storager._protocols import IoCallback, WriteData
+from storager._streams import BytesReader, RangeReader, iter_chunks
+from storager.services.redis._connection import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT,
+    ConnectOptions,
+    OptionError,
+    connect,
+    parse_credential,
+)
+from storager.services.redis._errors import map_commit_error, map_redis_error
+from storager.services.redis._generated import RedisGenerated
+from storager.services.redis._keys import (
+    DEFAULT_NAMESPACE,
+    Keys,
+    NamespaceError,
+    encode_path,
+    lex_prefix_range,
+)
+from storager.services.redis._listing import list_index
+from storager.services.redis._manifest import (
+    STAT_FIELDS,
+    Manifest,
+    manifest_fields,
+    parse_mtime,
+)
+from storager.services.redis._reader import ChunkMissing, read_chunks
+from storager.services.redis._scripts import Scripts
+from storager.services.redis._sweep import Sweeper, SweepReport
+from storager.services.redis._writer import ChunkSwept, write_body
+
+__all__ = ["RedisStorage", "SweepReport"]
+
+logger = logging.getLogger("storager.services.redis")
+
+DEFAULT_CHUNK_SIZE = 1 << 20
+DEFAULT_INLINE_LIMIT = 64 << 10
+DEFAULT_SWEEP_GRACE = 60.0
+_CHUNK_SIZE_MIN = 1 << 10
+_CHUNK_SIZE_MAX = 64 << 20
+_READ_FIELDS = (*STAT_FIELDS, b"data")
+
+#: What each refusal of a script means.
+_REFUSALS: Mapping[bytes, tuple[type[StorageError], str]] = {
+    b"match": (PreconditionFailedError, "etag does not match (if_match); nothing changed"),
+    b"exists": (AlreadyExistsError, "object exists (if_none_match); nothing changed"),
+    b"isdir": (ObjectModeInvalidError, "a directory has this name"),
+    b"parent": (ObjectModeInvalidError, "a parent is not a directory"),
+    b"file": (AlreadyExistsError, "an object has this name"),
+    b"missing": (NotFoundError, "not found"),
+    b"swept": (
+        ServiceInternalError,
+        "the write paused longer than sweep_grace and its chunks were swept; nothing changed",
+    ),
+}
+
+
+class RedisStorage(RedisGenerated):
+    """A store in Redis or Redis Cluster; see the module docstring.
+
+    Example:
+        >>> store = RedisStorage(host="127.0.0.1", port=6379, namespace="app1")
+        >>> store.write("a/b.txt", b"hi").content_length
+        2
+    """
+
+    # -- construction ------------------------------------------------------------------
+
+    def _open(
+        self,
+        *,
+        host: str,
+        port: int | None,
+        db: int | None,
+        credential: str | None,
+        namespace: str | None,
+        cluster: bool | None,
+        tls: bool | None,
+        tls_ca_file: str | None,
+        chunk_size: int | None,
+        inline_limit: int | None,
+        max_connections: int | None,
+        timeout: float | None,
+        sweep_grace: float | None,
+    ) -> None:
+        port = DEFAULT_PORT if port is None else port
+        shown = f"{host}:{port}"
+        self._client: Any = None
+        try:
+            username, password = parse_credential(credential)
+            self._keys = Keys.for_namespace(namespace or DEFAULT_NAMESPACE)
+            self._chunk_size, self._inline_limit = _sizes(chunk_size, inline_limit)
+            if max_connections == 0:
+                raise OptionError("pair 'max_connections' must be at least 1")
+            if timeout == 0:
+                raise OptionError("pair 'timeout' must be more than 0")
+            options = ConnectOptions(
+                host=host,
+                port=port,
+                db=db or 0,
+                cluster=bool(cluster),
+                tls=bool(tls) or tls_ca_file is not None,
+                tls_ca_file=tls_ca_file,
+                max_connections=max_connections or DEFAULT_MAX_CONNECTIONS,
+                timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+                username=username,
+                password=password,
+            )
+            self._grace = DEFAULT_SWEEP_GRACE if sweep_grace is None else float(sweep_grace)
+            self._client = connect(options)
+            # Fail here, not at the first operation, when the server or credential is wrong.
+            self._client.ping()
+        except (OptionError, NamespaceError) as exc:
+            self._close()
+            raise PairInvalidError("new", self.service_name, shown, str(exc)) from None
+        except StorageError:
+            self._close()
+            raise
+        except Exception as exc:
+            self._close()
+            raise self._map_error(exc, "new", shown) from exc
+        self._sweeper = Sweeper(self._client, self._keys)
+        where = f"{host}:{port}" + (" (cluster)" if options.cluster else f"/{options.db}")
+        self._name = f"{where}/{self._keys.namespace}"
+
+    def _close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+
+    # -- Storager -----------------------------------------------------------------------
+
+    def _manifest(self, op: str, path: str, fields: tuple[bytes, ...]) -> Manifest:
+        """Return the file at ``path``, or raise NotFoundError / ObjectModeInvalidError."""
+        manifest = Manifest.parse(
+            self._client.hmget(self._keys.manifest(encode_path(path)), fields)
+        )
+        if manifest is None or manifest.is_dir:
+            if manifest is not None or self._has_children(path):
+                raise ObjectModeInvalidError(op, self.service_name, path, "is a directory")
+            raise NotFoundError(op, self.service_name, path)
+        return manifest
+
+    def _has_children(self, path: str) -> bool:
+        low, high = lex_prefix_range(encode_path(path.rstrip("/") + "/"))
+        return bool(self._client.zrangebylex(self._keys.index, low, high, 0, 1))
+
+    def _read(
+        self, path: str, *, io_callback: IoCallback | None, offset: int | None, size: int | None
+    ) -> bytes:
+        manifest = self._manifest("read", path, _READ_FIELDS)
+        start, length = _clamp(manifest.size, offset, size)
+        if manifest.data is not None:
+            data = manifest.data[start : start + length]
+        else:
+            data = self._read_chunks("read", path, manifest, start, length)
+        if io_callback is not None and data:
+            io_callback(len(data))
+        return data
+
+    def _read_chunks(
+        self, op: str, path: str, manifest: Manifest, start: int, length: int
+    ) -> bytes:
+        try:
+            return read_chunks(self._client, self._keys, manifest, start, length)
+        except ChunkMissing:
+            raise NotFoundError(
+                op,
+                self.service_name,
+                path,
+                "the object was replaced and the version being read was swept",
+            ) from None
+
+    def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
+        manifest = self._manifest("open_reader", path, _READ_FIELDS)
+        start, length = _clamp(manifest.size, offset, size)
+        if manifest.data is not None:
+            return BytesReader(manifest.data[start : start + length])
+
+        def fetch(position: int, count: int) -> bytes:
+            try:
+                return self._read_chunks("open_reader", path, manifest, start + position, count)
+            except StorageError:
+                raise
+            except Exception as exc:
+                raise self._map_error(exc, "open_reader", path) from exc
+
+        raw = RangeReader(fetch, length)
+        return io.BufferedReader(raw, buffer_size=self._chunk_size)
+
+    def _write(
+        self,
+        path: str,
+        data: WriteData,
+        *,
+        content_md5: str | None,
+        content_type: str | None,
+        if_match: str | None,
+        if_none_match: str | None,
+        io_callback: IoCallback | None,
+        size: int | None,
+        user_metadata: Mapping[str, str] | None,
+    ) -> Object:
+        key_path = encode_path(path)
+        source = iter_chunks(
+            "write", self.service_name, path, data, size=size, io_callback=io_callback
+        )
+        try:
+            body = write_body(
+                self._client,
+                self._keys,
+                self._sweeper,
+                source,
+                chunk_size=self._chunk_size,
+                inline_limit=self._inline_limit,
+                want_md5=content_md5 is not None,
+            )
+        except ChunkSwept:
+            raise _refusal(b"swept", "write", self.service_name, path) from None
+        if content_md5 is not None and base64.b64encode(body.md5 or b"").decode() != content_md5:
+            self._discard(body.generation, body.chunks)
+            raise InvalidArgumentError(
+                "write", self.service_name, path, "content_md5 does not match the data"
+            )
+        etag = secrets.token_hex(16)
+        fields = manifest_fields(
+            size=body.size,
+            content_type=content_type,
+            content_md5=content_md5,
+            user_metadata=user_metadata,
+            data=body.inline,
+            generation=body.generation,
+            chunk_size=self._chunk_size,
+            chunks=body.chunks,
+        )
+        keys = self._keys
+        try:
+            reply = Scripts.commit(
+                self._client,
+                [
+                    keys.manifest(key_path),
+                    keys.index,
+                    keys.refs,
+                    keys.chunk_counts,
+                    keys.pending,
+                    keys.doomed,
+                ],
+                [
+                    key_path,
+                    etag,
+                    body.generation or b"",
+                    if_match or "",
+                    if_none_match or "",
+                    repr(self._grace),
+                    body.chunks,
+                    *fields,
+                ],
+            )
+        except Exception as exc:
+            # The generation stays registered: if the commit did not run, the sweep
+            # takes it once its registration is older than the grace period.
+            raise map_commit_error(exc, "write", self.service_name, path) from exc
+        if reply[0] != b"ok":
+            self._discard(body.generation, body.chunks)
+            raise _refusal(reply[0], "write", self.service_name, path)
+        self._sweep_if_due(reply[2])
+        return Object(
+            self._rel(path),
+            ObjectMode.READ,
+            content_length=body.size,
+            content_type=content_type,
+            content_md5=content_md5,
+            etag=etag,
+            last_modified=parse_mtime(reply[1]),
+            user_metadata=dict(user_metadata) if user_metadata else {},
+        )
+
+    def _discard(self, generation: bytes | None, chunks: int) -> None:
+        if generation is not None:
+            self._sweeper.discard(generation, chunks)
+
+    def _stat(self, path: str) -> Object:
+        key = self._keys.manifest(encode_path(path))
+        manifest = Manifest.parse(self._client.hmget(key, STAT_FIELDS))
+        if manifest is not None:
+            return manifest.to_object(self._rel(path))
+        if self._has_children(path):
+            return Object(self._rel(path.rstrip("/") + "/"), ObjectMode.DIR)
+        if not path.endswith("/"):
+            # A marker of an empty directory named without its slash.
+            marker = Manifest.parse(self._client.hmget(key + b"/", STAT_FIELDS))
+            if marker is not None:
+                return marker.to_object(self._rel(path + "/"))
+        raise NotFoundError("stat", self.service_name, path)
+
+    def _delete(self, path: str) -> None:
+        key_path = encode_path(path)
+        keys = self._keys
+        try:
+            due = Scripts.delete(
+                self._client,
+                [keys.manifest(key_path), keys.index, keys.refs, keys.doomed, keys.pending],
+                [key_path, repr(self._grace)],
+            )
+        except Exception as exc:
+            raise map_commit_error(exc, "delete", self.service_name, path) from exc
+        self._sweep_if_due(due)
+
+    def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
+        dir_mode = list_mode != "prefix"
+        prefix = path if not dir_mode or path.endswith("/") else path + "/"
+        return list_index(
+            self._client, self._keys, encode_path(prefix), dir_mode=dir_mode, shown=self._rel
+        )
+
+    # -- Copier, Mover, Direr ------------------------------------------------------------
+
+    def _copy(self, src: str, dst: str) -> None:
+        self._copy_or_move("copy", src, dst)
+
+    def _move(self, src: str, dst: str) -> None:
+        self._copy_or_move("move", src, dst)
+
+    def _copy_or_move(self, op: str, src: str, dst: str) -> None:
+        src_path, dst_path = encode_path(src), encode_path(dst)
+        keys = self._keys
+        try:
+            reply = Scripts.copy(
+                self._client,
+                [
+                    keys.manifest(src_path),
+                    keys.manifest(dst_path),
+                    keys.index,
+                    keys.refs,
+                    keys.doomed,
+                    keys.pending,
+                ],
+                [src_path, dst_path, secrets.token_hex(16), repr(self._grace), op],
+            )
+        except Exception as exc:
+            raise map_commit_error(exc, op, self.service_name, src) from exc
+        if reply[0] == b"missing" and self._has_children(src):
+            raise ObjectModeInvalidError(op, self.service_name, src, "is a directory")
+        if reply[0] != b"ok":
+            where = src if reply[0] == b"missing" else dst
+            raise _refusal(reply[0], op, self.service_name, where)
+        self._sweep_if_due(reply[1])
+
+    def _create_dir(self, path: str) -> Object:
+        marker = path if path.endswith("/") else path + "/"
+        key_path = encode_path(marker)
+        try:
+            reply = Scripts.create_dir(
+                self._client,
+                [self._keys.manifest(key_path), self._keys.index],
+                [key_path, secrets.token_hex(16)],
+            )
+        except Exception as exc:
+            raise map_commit_error(exc, "create_dir", self.service_name, path) from exc
+        if reply[0] != b"ok":
+            raise _refusal(reply[0], "create_dir", self.service_name, path)
+        return Object(self._rel(marker), ObjectMode.DIR, last_modified=parse_mtime(reply[1]))
+
+    # -- the sweep -----------------------------------------------------------------------
+
+    def sweep(self, *, grace: float | None = None) -> SweepReport:
+        """Delete the chunks no object uses any more, and those of writers that died.
+
+        Args:
+            grace: Only generations released (or writes last heard from) at least this
+                many seconds ago; the store's ``sweep_grace`` when None. A grace shorter
+                than the longest pause of a live writer breaks that write (it fails
+                cleanly, with ServiceInternalError).
+
+        Returns:
+            How many generations and chunk keys were removed.
+        """
+        if grace is not None and (type(grace) is bool or not isinstance(grace, int | float)):
+            raise PairInvalidError("sweep", self.service_name, "", "grace must be a number")
+        try:
+            return self._sweeper.sweep(self._grace if grace is None else float(grace))
+        except Exception as exc:
+            raise self._map_error(exc, "sweep", "") from exc
+
+    def _sweep_if_due(self, due: Any) -> None:
+        """Run one short round of the sweep when the last commit said one is due."""
+        if due != 1:
+            return
+        try:
+            self._sweeper.sweep(self._grace, rounds=1)
+        except Exception as exc:  # the next commit tries again
+            logger.debug("sweep after commit failed: %r", exc)
+
+    # -- errors ------------------------------------------------------------------------
+
+    def _map_error(self, exc: Exception, op: str, path: str) -> StorageError:
+        return map_redis_error(exc, op, self.service_name, path)
+
+
+def _refusal(status: bytes, op: str, service: str, path: str) -> StorageError:
+    cls, reason = _REFUSALS.get(status, (ServiceInternalError, f"unexpected answer {status!r}"))
+    return cls(op, service, path, reason)
+
+
+def _clamp(total: int, offset: int | None, size: int | None) -> tuple[int, int]:
+    """Return the start and length of the range ``offset``/``size`` within ``total``."""
+    start = min(offset or 0, total)
+    length = total - start if size is None else min(size, total - start)
+    return start, length
+
+
+def _sizes(chunk_size: int | None, inline_limit: int | None) -> tuple[int, int]:
+    """Check chunk_size and inline_limit; return them with their defaults."""
+    chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
+    if not _CHUNK_SIZE_MIN <= chunk <= _CHUNK_SIZE_MAX:
+        raise OptionError("pair 'chunk_size' must be 1 KiB to 64 MiB")
+    inline = min(DEFAULT_INLINE_LIMIT, chunk) if inline_limit is None else inline_limit
+    if inline > chunk:
+        raise OptionError("pair 'inline_limit' must not exceed chunk_size")
+    return chunk, inline

@@ -1,0 +1,58 @@
+"""Ranged reads of a chunked object: GET or GETRANGE on only the chunks a range touches.
+
+A read works on the generation its manifest named when it started, which stays intact
+while that manifest (or a copy) uses it and for the sweep's grace period after. A chunk
+that comes back short means the generation was swept under a slow reader: the read
+fails with :class:`ChunkMissing` rather than return a mix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storager.services.redis._keys import Keys
+from storager.services.redis._manifest import Manifest
+
+__all__ = ["ChunkMissing", "read_chunks"]
+
+#: At most this many chunk requests per pipeline.
+_CHUNKS_PER_PIPELINE = 16
+
+
+class ChunkMissing(Exception):
+    """A chunk of the generation being read is gone (swept after a replacement)."""
+
+
+def read_chunks(client: Any, keys: Keys, manifest: Manifest, start: int, length: int) -> bytes:
+    """Return ``length`` bytes of a chunked object from ``start`` (both within the object).
+
+    Raises:
+        ChunkMissing: A chunk is missing or shorter than the manifest says.
+    """
+    if length <= 0:
+        return b""
+    assert manifest.generation is not None
+    size = manifest.chunk_size
+    end = start + length
+    first, last = start // size, (end - 1) // size
+    out = bytearray()
+    for batch_start in range(first, last + 1, _CHUNKS_PER_PIPELINE):
+        numbers = range(batch_start, min(last + 1, batch_start + _CHUNKS_PER_PIPELINE))
+        pipe = client.pipeline(transaction=False)
+        wanted = []
+        for number in numbers:
+            chunk_start = number * size
+            low = max(start, chunk_start) - chunk_start
+            high = min(end, chunk_start + size) - chunk_start
+            key = keys.chunk(manifest.generation, number)
+            whole = min(size, manifest.size - chunk_start)
+            if low == 0 and high == whole:
+                pipe.get(key)
+            else:
+                pipe.getrange(key, low, high - 1)
+            wanted.append(high - low)
+        for data, want in zip(pipe.execute(), wanted, strict=True):
+            if data is None or len(data) != want:
+                raise ChunkMissing()
+            out += data
+    return bytes(out)

@@ -1,0 +1,231 @@
+"""The server-side steps that must be atomic: Lua scripts, each run with EVALSHA.
+
+Every script touches only metadata keys of one namespace (one hash tag, so one cluster
+slot) and reads the server's clock, so times agree whichever client writes. A script
+that finds its work already done (a commit whose etag is already in place) answers as
+if it had done it, so a call sent twice changes nothing the second time.
+
+Statuses a script answers with, besides ``ok``: ``match`` (if_match failed),
+``exists`` (if_none_match failed), ``isdir`` (a directory has the name), ``parent``
+(a parent is a file), ``file`` (a file has the directory's name), ``missing`` (no
+source object), ``swept`` (the write's generation was swept as abandoned).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+__all__ = ["Script", "Scripts"]
+
+_PRELUDE = r"""
+local function now_parts()
+  local t = redis.call('TIME')
+  local usec = tonumber(t[2])
+  return tonumber(t[1]) + usec / 1000000, t[1] .. '.' .. string.format('%06d', usec)
+end
+local function score(x) return string.format('%.6f', x) end
+-- One manifest lets go of a generation; the last one schedules it for deletion.
+local function release(refs, doomed, gen, now)
+  if not gen or gen == '' then return end
+  if redis.call('HINCRBY', refs, gen, -1) <= 0 then
+    redis.call('HDEL', refs, gen)
+    redis.call('ZADD', doomed, score(now), gen)
+  end
+end
+-- Whether anything (object or marker) lies under path .. '/'.
+local function has_children(index, path)
+  return redis.call('ZRANGEBYLEX', index, '[' .. path .. '/', '(' .. path .. '/\255',
+                    'LIMIT', 0, 1)[1] ~= nil
+end
+-- The first directory of path (from the root down) that is a file, or nil.
+local function file_parent(index, path)
+  local i = 1
+  while true do
+    local j = string.find(path, '/', i + 1, true)
+    if not j then return nil end
+    local parent = string.sub(path, 1, j - 1)
+    if redis.call('ZSCORE', index, parent) then return parent end
+    i = j
+  end
+end
+-- Whether a sweep has work: a doomed generation past its grace, or a stale write.
+local function sweep_due(pending, doomed, now, grace)
+  for _, key in ipairs({doomed, pending}) do
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if first[2] and tonumber(first[2]) + grace <= now then return 1 end
+  end
+  return 0
+end
+"""
+
+# KEYS: manifest, index, refs, counts, pending, doomed
+# ARGV: path, etag, generation ('' inline), if_match, if_none_match, grace, chunk count,
+#       then field/value pairs of the manifest.
+_COMMIT = r"""
+local now, mtime = now_parts()
+local grace = tonumber(ARGV[6])
+local cur = redis.call('HMGET', KEYS[1], 'etag', 'gen')
+local etag = cur[1]
+if etag and etag == ARGV[2] then return {'ok', redis.call('HGET', KEYS[1], 'mtime'), 0} end
+if ARGV[4] ~= '' and etag ~= ARGV[4] then return {'match'} end
+if ARGV[5] ~= '' and etag and (ARGV[5] == '*' or ARGV[5] == etag) then return {'exists'} end
+local gen = ARGV[3]
+if gen ~= '' and not redis.call('ZSCORE', KEYS[5], gen) then return {'swept'} end
+if not etag then
+  if has_children(KEYS[2], ARGV[1]) then return {'isdir'} end
+  if file_parent(KEYS[2], ARGV[1]) then return {'parent'} end
+end
+if gen ~= '' then
+  redis.call('ZREM', KEYS[5], gen)
+  redis.call('HINCRBY', KEYS[3], gen, 1)
+  redis.call('HSET', KEYS[4], gen, ARGV[7])
+end
+release(KEYS[3], KEYS[6], cur[2], now)
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'kind', 'f', 'etag', ARGV[2], 'mtime', mtime, unpack(ARGV, 8))
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return {'ok', mtime, sweep_due(KEYS[5], KEYS[6], now, grace)}
+"""
+
+# KEYS: manifest, index, refs, doomed, pending
+# ARGV: path, grace
+_DELETE = r"""
+local now = now_parts()
+local gen = redis.call('HMGET', KEYS[1], 'kind', 'gen')
+redis.call('ZREM', KEYS[2], ARGV[1])
+if not gen[1] then return 0 end
+release(KEYS[3], KEYS[4], gen[2], now)
+redis.call('DEL', KEYS[1])
+return sweep_due(KEYS[5], KEYS[4], now, tonumber(ARGV[2]))
+"""
+
+# KEYS: source manifest, destination manifest, index, refs, doomed, pending
+# ARGV: source path, destination path, new etag, grace, 'copy' or 'move'
+_COPY = r"""
+local now, mtime = now_parts()
+local dst = redis.call('HMGET', KEYS[2], 'etag', 'gen')
+if dst[1] and dst[1] == ARGV[3] then return {'ok', 0} end
+local src = redis.call('HGETALL', KEYS[1])
+if #src == 0 then return {'missing'} end
+if ARGV[1] == ARGV[2] then return {'ok', 0} end
+if not dst[1] then
+  if has_children(KEYS[3], ARGV[2]) then return {'isdir'} end
+  if file_parent(KEYS[3], ARGV[2]) then return {'parent'} end
+end
+local fields, gen = {}, nil
+for i = 1, #src, 2 do
+  local name = src[i]
+  if name == 'gen' then gen = src[i + 1] end
+  if name ~= 'etag' and name ~= 'mtime' then
+    fields[#fields + 1] = name
+    fields[#fields + 1] = src[i + 1]
+  end
+end
+if ARGV[5] == 'copy' and gen and gen ~= '' then redis.call('HINCRBY', KEYS[4], gen, 1) end
+release(KEYS[4], KEYS[5], dst[2], now)
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'etag', ARGV[3], 'mtime', mtime, unpack(fields))
+redis.call('ZADD', KEYS[3], 0, ARGV[2])
+if ARGV[5] == 'move' then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
+return {'ok', sweep_due(KEYS[6], KEYS[5], now, tonumber(ARGV[4]))}
+"""
+
+# KEYS: marker manifest, index
+# ARGV: marker path (ending with '/'), etag
+_CREATE_DIR = r"""
+local taken = file_parent(KEYS[2], ARGV[1])
+if taken then
+  if taken .. '/' == ARGV[1] then return {'file'} end
+  return {'parent'}
+end
+local mtime = redis.call('HGET', KEYS[1], 'mtime')
+if mtime then return {'ok', mtime} end
+local _, now = now_parts()
+redis.call('HSET', KEYS[1], 'kind', 'd', 'etag', ARGV[2], 'mtime', now)
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+return {'ok', now}
+"""
+
+# KEYS: pending, counts
+# ARGV: generation, chunk-count bound, '1' to register (else only while still pending)
+_HEARTBEAT = r"""
+if ARGV[3] ~= '1' and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local now = now_parts()
+redis.call('ZADD', KEYS[1], score(now), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: pending, doomed
+# ARGV: generation
+_ABANDON = r"""
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('ZADD', KEYS[2], 0, ARGV[1])
+end
+return 1
+"""
+
+# KEYS: pending, doomed, counts
+# ARGV: grace, limit
+# Claims writes not heard from for grace seconds (moved to doomed), then answers the
+# doomed generations released at least grace seconds ago with their chunk counts.
+_CLAIM = r"""
+local now = now_parts()
+local cutoff = score(now - tonumber(ARGV[1]))
+local limit = tonumber(ARGV[2])
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, limit)
+for _, gen in ipairs(stale) do
+  redis.call('ZREM', KEYS[1], gen)
+  redis.call('ZADD', KEYS[2], 0, gen)
+end
+local out = {}
+for _, gen in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff, 'LIMIT', 0, limit)) do
+  out[#out + 1] = gen
+  out[#out + 1] = redis.call('HGET', KEYS[3], gen) or '0'
+end
+return out
+"""
+
+# KEYS: doomed, counts
+# ARGV: generations whose chunks are gone
+_FORGET = r"""
+for _, gen in ipairs(ARGV) do
+  redis.call('ZREM', KEYS[1], gen)
+  redis.call('HDEL', KEYS[2], gen)
+end
+return #ARGV
+"""
+
+
+class Script:
+    """One Lua script: EVALSHA, and EVAL (which caches it) when the server lacks it."""
+
+    def __init__(self, body: str) -> None:
+        self.text = _PRELUDE + body
+        self.sha = hashlib.sha1(self.text.encode()).hexdigest()
+
+    def __call__(self, client: Any, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return client.eval(self.text, len(keys), *keys, *args)
+
+
+class Scripts:
+    """Every script the store runs."""
+
+    commit = Script(_COMMIT)
+    delete = Script(_DELETE)
+    copy = Script(_COPY)
+    create_dir = Script(_CREATE_DIR)
+    heartbeat = Script(_HEARTBEAT)
+    abandon = Script(_ABANDON)
+    claim = Script(_CLAIM)
+    forget = Script(_FORGET)

@@ -1,0 +1,97 @@
+"""The sweep: deleting the chunks of generations no manifest uses any more.
+
+A generation becomes *doomed* when the last manifest using it lets go (an overwrite, a
+delete), when its write fails, or when its writer has not been heard from for the grace
+period (it died mid-object). The sweep deletes the chunks of every doomed generation
+released at least ``grace`` seconds ago with ``UNLINK`` (the server frees them in the
+background), then forgets the generation. Sweeping twice at once is harmless: deleting
+a key twice is a no-op, and a doomed generation can never be used again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from storager.services.redis._keys import Keys
+from storager.services.redis._scripts import Scripts
+
+__all__ = ["SweepReport", "Sweeper"]
+
+logger = logging.getLogger("storager.services.redis")
+
+#: Generations claimed per round trip, and chunk keys unlinked per pipeline.
+_GENERATIONS_PER_ROUND = 64
+_KEYS_PER_PIPELINE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one sweep removed.
+
+    Attributes:
+        generations: How many generations it deleted.
+        chunks: How many chunk keys it unlinked (keys that no longer existed count too).
+    """
+
+    generations: int
+    chunks: int
+
+
+class Sweeper:
+    """Deletes doomed generations of one namespace."""
+
+    def __init__(self, client: Any, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+
+    def sweep(self, grace: float, *, rounds: int | None = None) -> SweepReport:
+        """Delete what is doomed since ``grace`` seconds, ``rounds`` batches at most."""
+        generations = chunks = 0
+        done = 0
+        while rounds is None or done < rounds:
+            done += 1
+            reply = Scripts.claim(
+                self._client,
+                [self._keys.pending, self._keys.doomed, self._keys.chunk_counts],
+                [repr(float(grace)), _GENERATIONS_PER_ROUND],
+            )
+            claimed = [(reply[i], int(reply[i + 1])) for i in range(0, len(reply), 2)]
+            if not claimed:
+                break
+            for generation, count in claimed:
+                chunks += self.unlink_chunks(generation, count)
+            Scripts.forget(
+                self._client,
+                [self._keys.doomed, self._keys.chunk_counts],
+                [generation for generation, _ in claimed],
+            )
+            generations += len(claimed)
+            if len(claimed) < _GENERATIONS_PER_ROUND:
+                break
+        return SweepReport(generations, chunks)
+
+    def unlink_chunks(self, generation: bytes, count: int) -> int:
+        """UNLINK chunks 0 to ``count - 1`` of ``generation``; return ``count``."""
+        for start in range(0, count, _KEYS_PER_PIPELINE):
+            pipe = self._client.pipeline(transaction=False)
+            for number in range(start, min(count, start + _KEYS_PER_PIPELINE)):
+                pipe.unlink(self._keys.chunk(generation, number))
+            pipe.execute()
+        return count
+
+    def discard(self, generation: bytes, count: int) -> None:
+        """Drop a generation whose write failed: it was never visible; best effort.
+
+        Whatever this cannot delete now stays doomed, for the next sweep.
+        """
+        with contextlib.suppress(RedisError, OSError):
+            Scripts.abandon(self._client, [self._keys.pending, self._keys.doomed], [generation])
+            self.unlink_chunks(generation, count)
+            Scripts.forget(self._client, [self._keys.doomed, self._keys.chunk_counts], [generation])
+            return
+        logger.debug("could not discard generation %s now; the sweep will", generation)
