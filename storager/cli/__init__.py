@@ -12,7 +12,10 @@ An argument names an object, not a store: ``s3://bucket/dir/a.txt`` opens the st
 ``s3://bucket`` and names ``/dir/a.txt`` in it; ``fs:///data/a.txt`` (or the local
 path ``/data/a.txt``) opens the file system at root ``/`` and names ``/data/a.txt``.
 Query pairs configure the store. A trailing ``/`` names a directory. In ``cp``, ``-``
-is stdin as SRC and stdout as DST. See docs/cli.md for examples.
+is stdin as SRC and stdout as DST. With ``--config tree.toml`` (after the command), an
+argument ``NAME:path`` names ``path`` in the store tree ``NAME`` of that file
+(``storager ls --config tree.toml photos:2024/``; see docs/trees.md). See docs/cli.md
+for examples.
 
 Errors print one line, ``storager: <message>``, on stderr, never a traceback.
 
@@ -20,6 +23,7 @@ Exit codes:
     0: success.
     1: an operation failed (a StorageError: missing object, permission denied...).
     2: usage error: bad arguments, a malformed URL or unknown key
+       (ConnectionStringInvalidError), a bad tree file or unknown tree name
        (ConnectionStringInvalidError), an unknown scheme (ServiceNotRegisteredError),
        a missing, unsupported or invalid pair (PairRequiredError, PairUnsupportedError,
        PairInvalidError).
@@ -44,6 +48,7 @@ from storager.cli._commands import Context, UsageError
 from storager.cli._output import Progress
 from storager.cli._parser import build_parser
 from storager.cli._urls import Location, Stores, split_url
+from storager.tree import TreeFile
 
 __all__ = [
     "EXIT_FAILED",
@@ -89,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if show_progress is None:
         show_progress = getattr(args, "command", "") == "cp" and sys.stderr.isatty()
     try:
-        with Stores() as stores:
+        trees = TreeFile.read(args.config) if getattr(args, "config", None) else None
+        with Stores(trees=trees) as stores:
             ctx = Context(
                 stores=stores,
                 stdout=sys.stdout,

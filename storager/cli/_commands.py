@@ -12,7 +12,7 @@ from storager._errors import NotFoundError, ObjectModeInvalidError
 from storager._object import Object
 from storager._protocols import IoCallback, Storager
 from storager.cli._output import Progress, kind, object_json, stat_text
-from storager.cli._urls import Location, Stores, split_url
+from storager.cli._urls import Location, Stores
 
 __all__ = ["COMMANDS", "Context", "UsageError"]
 
@@ -77,7 +77,7 @@ def _long(obj: Object, name: str) -> str:
 
 def cmd_ls(args: argparse.Namespace, ctx: Context) -> None:
     """List a directory (one level, or every object under it with -r), or show one object."""
-    loc = split_url(args.url)
+    loc = ctx.stores.locate(args.url)
     store = ctx.stores.get(loc)
     directory, single = _classify(store, loc)
     out = ctx.stdout
@@ -111,7 +111,7 @@ def _print_entry(out: TextIO, args: argparse.Namespace, obj: Object, name: str) 
 
 def cmd_stat(args: argparse.Namespace, ctx: Context) -> None:
     """Print one object's metadata."""
-    loc = split_url(args.url)
+    loc = ctx.stores.locate(args.url)
     obj = ctx.stores.get(loc).stat(loc.path)
     shown = _abs(obj.path)
     ctx.stdout.write((object_json(obj, shown) if args.json else stat_text(obj, shown)) + "\n")
@@ -134,7 +134,7 @@ def _binary_stdout(ctx: Context) -> BinaryIO:
 
 def cmd_cat(args: argparse.Namespace, ctx: Context) -> None:
     """Stream an object, or the range --offset/--size, to stdout."""
-    loc = split_url(args.url)
+    loc = ctx.stores.locate(args.url)
     if loc.is_dir:
         raise UsageError(f"cat: {loc.arg} names a directory, not an object")
     pairs = {}
@@ -202,13 +202,13 @@ def cmd_cp(args: argparse.Namespace, ctx: Context) -> None:
         _pump(ctx.stdin, _binary_stdout(ctx))
         return
     if args.src == "-":
-        dst_loc = split_url(args.dst)
+        dst_loc = ctx.stores.locate(args.dst)
         if dst_loc.is_dir:
             raise UsageError(f"cp: stdin needs an object name, not a directory: {args.dst}")
         dst = ctx.stores.get(dst_loc)
         _copy(ctx, "-", None, lambda cb: _write_stdin(ctx, dst, dst_loc.path, cb))
         return
-    src_loc = split_url(args.src)
+    src_loc = ctx.stores.locate(args.src)
     src = ctx.stores.get(src_loc)
     if args.dst == "-":
         if src_loc.is_dir:
@@ -218,7 +218,7 @@ def cmd_cp(args: argparse.Namespace, ctx: Context) -> None:
             _pump(reader, out)
         out.flush()
         return
-    dst_loc = split_url(args.dst)
+    dst_loc = ctx.stores.locate(args.dst)
     dst = ctx.stores.get(dst_loc)
     if args.recursive:
         _copy_tree(ctx, src_loc, src, dst_loc, dst)
@@ -276,7 +276,7 @@ def _files(store: Storager, directory: str) -> Iterator[Object]:
 
 def cmd_rm(args: argparse.Namespace, ctx: Context) -> None:
     """Delete an object, or with -r everything under a directory. Missing is fine."""
-    loc = split_url(args.url)
+    loc = ctx.stores.locate(args.url)
     store = ctx.stores.get(loc)
     if not args.recursive:
         if loc.path == "/":

@@ -11,8 +11,9 @@ __all__ = ["build_parser"]
 
 _EPILOG = """\
 An argument names an object: scheme://host/path/to/object?pair=value, or a local
-path (fs). A trailing '/' names a directory. Exit codes: 0 success, 1 an operation
-failed, 2 usage error (bad arguments, bad URL, unknown scheme or pair), 130 interrupted.
+path (fs), or with --config tree.toml NAME:path in the tree NAME of that file. A
+trailing '/' names a directory. Exit codes: 0 success, 1 an operation failed, 2 usage
+error (bad arguments, bad URL or tree file, unknown scheme or pair), 130 interrupted.
 """
 
 
@@ -45,8 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"storager {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Every command that takes URLs takes --config, after the command like its other options.
+    config = _Parser(add_help=False)
+    config.add_argument(
+        "--config",
+        metavar="TREE.toml",
+        help="a store tree file: NAME:path then names path in its tree NAME",
+    )
 
-    ls = sub.add_parser("ls", help="list a directory or show one object")
+    ls = sub.add_parser("ls", help="list a directory or show one object", parents=[config])
     ls.add_argument("url", metavar="URL")
     ls.add_argument("-l", "--long", action="store_true", help="show size, mtime and type")
     ls.add_argument(
@@ -54,16 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
 
-    stat = sub.add_parser("stat", help="show an object's metadata")
+    stat = sub.add_parser("stat", help="show an object's metadata", parents=[config])
     stat.add_argument("url", metavar="URL")
     stat.add_argument("--json", action="store_true", help="print JSON")
 
-    cat = sub.add_parser("cat", help="stream an object to stdout")
+    cat = sub.add_parser("cat", help="stream an object to stdout", parents=[config])
     cat.add_argument("url", metavar="URL")
     cat.add_argument("--offset", type=_byte_count, help="start at this byte")
     cat.add_argument("--size", type=_byte_count, help="at most this many bytes")
 
-    cp = sub.add_parser("cp", help="copy from any URL to any URL ('-' is stdin/stdout)")
+    cp = sub.add_parser(
+        "cp", help="copy from any URL to any URL ('-' is stdin/stdout)", parents=[config]
+    )
     cp.add_argument("src", metavar="SRC")
     cp.add_argument("dst", metavar="DST")
     cp.add_argument(
@@ -81,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-progress", dest="progress", action="store_false", help="never report progress"
     )
 
-    rm = sub.add_parser("rm", help="delete an object (missing is fine)")
+    rm = sub.add_parser("rm", help="delete an object (missing is fine)", parents=[config])
     rm.add_argument("url", metavar="URL")
     rm.add_argument("-r", "--recursive", action="store_true", help="delete everything under URL")
 

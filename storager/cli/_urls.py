@@ -11,6 +11,9 @@ the store ``scheme://host?pair=value`` at its top and names the object ``/some/p
 
 Query pairs stay store pairs. A trailing ``/`` names a directory. The mapping reads the
 service's ``connection`` form, so a new service needs no change here.
+
+With ``--config tree.toml``, ``NAME:path`` names ``path`` in the tree ``NAME`` of that
+file (see ``storager/cli/_trees.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from storager._errors import (
 from storager._protocols import Storager
 from storager._registry import open as open_store
 from storager._registry import redact_url, service_class
+from storager.cli._trees import TreeView, tree_location
+from storager.tree import TreeFile
 
 __all__ = ["Location", "Stores", "split_url"]
 
@@ -44,12 +49,15 @@ class Location:
         path: The store-absolute object path; ``"/"`` is the store's top.
         root_mapped: Whether the service maps the URL path to ``root`` (fs, sftp):
             its top is then a whole file system.
+        tree: The tree of the ``--config`` file the argument names, or ``""``; its
+            ``store_url`` is then ``tree:NAME``.
     """
 
     arg: str
     store_url: str
     path: str
     root_mapped: bool = False
+    tree: str = ""
 
     @property
     def is_dir(self) -> bool:
@@ -106,13 +114,29 @@ _OPEN_ERRORS = (
 
 @dataclass
 class Stores:
-    """Open each store once per command and close them all at the end."""
+    """Open each store once per command and close them all at the end.
+
+    Attributes:
+        trees: The ``--config`` file, whose trees arguments may name as ``NAME:path``.
+    """
 
     _open: dict[str, Storager] = field(default_factory=dict)
+    trees: TreeFile | None = None
+
+    def locate(self, arg: str) -> Location:
+        """Split an argument: ``NAME:path`` for a tree of ``trees``, else :func:`split_url`."""
+        if self.trees is not None:
+            found = tree_location(arg, self.trees)
+            if found is not None:
+                name, path = found
+                return Location(arg, f"tree:{name}", path, tree=name)
+        return split_url(arg)
 
     def get(self, location: Location) -> Storager:
         """Return the store for ``location``, opening it on first use."""
         store = self._open.get(location.store_url)
+        if store is None and location.tree and self.trees is not None:
+            store = self._open[location.store_url] = TreeView(self.trees.build(location.tree))
         if store is None:
             try:
                 store = open_store(location.store_url)
@@ -123,10 +147,12 @@ class Stores:
         return store
 
     def close(self) -> None:
-        """Close every store opened so far."""
+        """Close every store opened so far, and the trees of the ``--config`` file."""
         stores, self._open = list(self._open.values()), {}
         for store in stores:
             store.close()
+        if self.trees is not None:
+            self.trees.close()
 
     def __enter__(self) -> Stores:
         return self
