@@ -451,3 +451,10 @@ def test_a_third_party_kind_registers_how_its_arguments_map(tmp_path: Path) -> N
     register_kind(NodeKind("tagged", Tagged, {"inner": Slot(Shape.ONE)}, {"tag": Pair(string)}))
     store = load_text(tmp_path, '[trees.t]\nkind = "tagged"\ntag = "blue"\ninner = "memory://"')
     assert describe(store).startswith("tagged blue")
+
+
+def test_the_example_in_docs_trees_md_is_a_valid_tree_file() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "trees.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    trees = TreeFile.read(io.StringIO(example), env={})
+    assert trees.names == ("photos", "archive") and trees.default == "photos"
