@@ -121,7 +121,7 @@ class RedisStorage(RedisGenerated):
         self._client: Any = None
         try:
             username, password = parse_credential(credential)
-            self._keys = Keys.for_namespace(namespace or DEFAULT_NAMESPACE)
+            self._keys = Keys.for_namespace(DEFAULT_NAMESPACE if namespace is None else namespace)
             self._chunk_size, self._inline_limit = _sizes(chunk_size, inline_limit)
             if max_connections == 0:
                 raise OptionError("pair 'max_connections' must be at least 1")

@@ -207,8 +207,12 @@ return #ARGV
 class Script:
     """One Lua script: EVALSHA, and EVAL (which caches it) when the server lacks it."""
 
-    def __init__(self, body: str) -> None:
-        self.text = _PRELUDE + body
+    def __init__(self, body: str, *, frees_memory: bool = False) -> None:
+        # The shebang makes Redis refuse a script that writes when the server is out of
+        # memory (OOM); scripts without one run anyway. Scripts that only delete or
+        # move bookkeeping carry allow-oom, so a full server can still be emptied.
+        shebang = "#!lua flags=allow-oom\n" if frees_memory else "#!lua\n"
+        self.text = shebang + _PRELUDE + body
         self.sha = hashlib.sha1(self.text.encode()).hexdigest()
 
     def __call__(self, client: Any, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
@@ -222,10 +226,10 @@ class Scripts:
     """Every script the store runs."""
 
     commit = Script(_COMMIT)
-    delete = Script(_DELETE)
+    delete = Script(_DELETE, frees_memory=True)
     copy = Script(_COPY)
     create_dir = Script(_CREATE_DIR)
     heartbeat = Script(_HEARTBEAT)
-    abandon = Script(_ABANDON)
-    claim = Script(_CLAIM)
-    forget = Script(_FORGET)
+    abandon = Script(_ABANDON, frees_memory=True)
+    claim = Script(_CLAIM, frees_memory=True)
+    forget = Script(_FORGET, frees_memory=True)
