@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 import tomllib
 from collections.abc import Mapping
 from types import TracebackType
@@ -64,6 +65,8 @@ class TreeFile:
         self._env = env
         self._built: dict[str, Storager] = {}
         self._building: list[str] = []
+        # Re-entrant: building a tree builds the trees it refers to.
+        self._lock = threading.RLock()
 
     # -- reading --------------------------------------------------------------------------
 
@@ -132,6 +135,7 @@ class TreeFile:
         """Return the tree ``name`` (default: :attr:`default`), building it on first use.
 
         A tree is built once per file; a tree that others refer to is shared by them.
+        Safe to call from several threads.
 
         Raises:
             ConnectionStringInvalidError: An unknown tree, no default, an unset
@@ -148,22 +152,24 @@ class TreeFile:
                 )
         elif name not in self._trees:
             raise Where(self._file).error(f"no tree named {name!r} (trees: {_names(self._trees)})")
-        store = self._built.get(name)
-        if store is not None:
+        with self._lock:
+            store = self._built.get(name)
+            if store is None:
+                store = self._built[name] = self._build_tree(name)
             return store
+
+    def _build_tree(self, name: str) -> Storager:
         if name in self._building:  # _check refuses cycles; this guards against a mistake
             raise Where(self._file, f"trees.{name}").error("the tree refers to itself")
         self._building.append(name)
         try:
-            store = self._build(self._trees[name], Where(self._file).key("trees").key(name))
+            return self._build(self._trees[name], Where(self._file).key("trees").key(name))
         except StorageError as exc:
             if self._env.reveals(str(exc)):
                 raise self._scrubbed(exc) from None
             raise
         finally:
             self._building.pop()
-        self._built[name] = store
-        return store
 
     def _scrubbed(self, exc: StorageError) -> StorageError:
         """Return ``exc`` again with every value taken from the environment hidden."""

@@ -22,6 +22,7 @@ from storager._protocols import Storager
 from storager._retry_policy import RetryPolicy
 from storager.tree._values import (
     Converter,
+    boolean,
     integer,
     log_level,
     logger_named,
@@ -148,11 +149,18 @@ _RETRY_POLICY = record(
 )
 
 
-def _combinator(name: str) -> Callable[..., Any]:
-    """Return a callable that imports ``storager.combinators.<name>`` when first called."""
+_STRIPED = "storager.combinators.striped"
+
+
+def _striped(name: str) -> Callable[..., Any]:
+    """Return a callable that imports ``storager.combinators.striped.<name>`` when called.
+
+    Striped needs its extra (pyeclib for ReedSolomon); a file without a striped node
+    never imports it.
+    """
 
     def build(*args: Any, **kwargs: Any) -> Any:
-        return getattr(importlib.import_module(_COMBINATORS), name)(*args, **kwargs)
+        return getattr(importlib.import_module(_STRIPED), name)(*args, **kwargs)
 
     return build
 
@@ -164,12 +172,12 @@ _NO_KIND = frozenset({"kind"})
 _STRIPED_CODEC = tagged(
     {
         "reed_solomon": record(
-            _combinator("ReedSolomon"),
+            _striped("ReedSolomon"),
             {"data": integer, "parity": integer, "ec_type": string},
             skip=_NO_KIND,
         ),
-        "replicas": record(_combinator("Replicas"), {"n": integer}, skip=_NO_KIND),
-        "stripes": record(_combinator("Stripes"), {"width": integer}, skip=_NO_KIND),
+        "replicas": record(_striped("Replicas"), {"n": integer}, skip=_NO_KIND),
+        "stripes": record(_striped("Stripes"), {"width": integer}, skip=_NO_KIND),
     }
 )
 
@@ -250,7 +258,7 @@ for _kind in (
     ),
     NodeKind(
         "striped",
-        f"{_COMBINATORS}:Striped",
+        f"{_STRIPED}:Striped",
         {
             "backends": Slot(Shape.MAP, positional=True),
             "manifests": Slot(Shape.ONE),
@@ -260,7 +268,17 @@ for _kind in (
             "chunk_size": Pair(size),
             "placement": Pair(string),
             "quotas": Pair(table_of(size)),
+            "work_dir": Pair(string),
+            "write_quorum": Pair(optional(integer)),
+            "stripes_in_flight": Pair(integer),
+            "io_workers": Pair(optional(integer)),
+            "failures_to_down": Pair(integer),
+            "cooldown": Pair(number),
+            "hedge_after": Pair(optional(number)),
+            "default_content_type": Pair(string),
+            "loose_pairs": Pair(boolean),
         },
+        frozenset({"clock"}),
     ),
 ):
     register_kind(_kind)
