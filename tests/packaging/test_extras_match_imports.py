@@ -24,6 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 # services/<folder> -> the extra that installs what it needs.
 SERVICE_EXTRAS = {"s3": "s3", "gcs": "gcs", "azblob": "azure", "sftp": "sftp"}
+# Folders of storager/ whose optional features have an extra of their own (imported lazily,
+# so the core still imports with no dependency installed).
+CORE_EXTRAS = {"combinators/striped": "striped"}
 
 
 def canonical(name: str) -> str:
@@ -103,13 +106,24 @@ def test_extra_declares_nothing_its_service_does_not_import(service: str) -> Non
     )
 
 
+@pytest.mark.parametrize("folder", sorted(CORE_EXTRAS))
+def test_extra_declares_exactly_what_its_core_folder_imports(folder: str) -> None:
+    extra = CORE_EXTRAS[folder]
+    imported = {owner(m) for m in third_party_imports(REPO / "storager" / folder)}
+    assert imported == declared(extra), f"storager/{folder} imports {sorted(imported)}"
+
+
 def test_core_library_imports_only_the_standard_library() -> None:
     # storager.testing imports pytest, which the pytest plugin entry point only loads under
-    # pytest; everything else must work with no dependency installed (dependencies = []).
+    # pytest; everything else must work with no dependency installed (dependencies = []),
+    # except the folders of CORE_EXTRAS, checked against their extras above.
+    optional = set()
+    for folder in CORE_EXTRAS:
+        optional |= third_party_imports(REPO / "storager" / folder)
     core = {
         m
         for m in third_party_imports(REPO / "storager")
-        if not m.startswith("pytest") and not m.startswith("_pytest")
+        if not m.startswith("pytest") and not m.startswith("_pytest") and m not in optional
     }
     assert not core, f"storager/ imports {sorted(core)} but declares no dependency"
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
