@@ -1,0 +1,32 @@
+"""Striped: one object spread over N backends by a codec, with an atomic manifest.
+
+See docs/striped.md. The modules, one idea each:
+
+- ``_codecs``: Replicas, Stripes, ReedSolomon (pyeclib);
+- ``_manifest``: the manifest, generations, chunk keys, digests;
+- ``_placement``: placement policies and quotas;
+- ``_health``: backends down after repeated failures, cooldown, probe;
+- ``_core``: what the parts share (pools, fragment I/O);
+- ``_writer`` and ``_reader``: streaming stripe by stripe;
+- ``_records``: Striped's own records in the manifest store;
+- ``_state``: paths, pairs, publishing manifests;
+- ``_maintenance``: gc, heal, scrub;
+- ``_multipart``: parts as chunk groups;
+- ``_striped``: the Striped class.
+"""
+
+from storager.combinators.striped._codecs import Codec, ReedSolomon, Replicas, Stripes
+from storager.combinators.striped._health import BackendHealth
+from storager.combinators.striped._maintenance import GcReport, HealReport
+from storager.combinators.striped._striped import Striped
+
+__all__ = [
+    "BackendHealth",
+    "Codec",
+    "GcReport",
+    "HealReport",
+    "ReedSolomon",
+    "Replicas",
+    "Striped",
+    "Stripes",
+]

@@ -1,0 +1,125 @@
+"""What the writer, the reader and maintenance share: backends, pools, health, placement.
+
+Fragment I/O runs on a small thread pool (fragments to different backends in
+parallel); stripe work (encode, digests, decode) runs on a second pool, so the
+caller's thread keeps reading its source while earlier stripes are encoded and
+stored. At most ``stripes_in_flight`` stripes of one call are in either pool at
+once, which bounds the memory of a call whatever the object's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+from storager._protocols import Storager
+from storager.combinators._trace import in_context
+from storager.combinators.striped._codecs import Codec
+from storager.combinators.striped._health import Health
+from storager.combinators.striped._placement import Placement
+
+__all__ = ["Core", "Damage"]
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Damage:
+    """What a read found wrong with an object's fragments (for heal)."""
+
+    path: str
+    generation: str
+    problems: list[str] = field(default_factory=list)
+
+
+class Core:
+    """The internals one Striped store's calls share (see the module docstring)."""
+
+    def __init__(
+        self,
+        backends: Mapping[str, Storager],
+        codec: Codec,
+        chunk_size: int,
+        health: Health,
+        placement: Placement,
+        *,
+        io_workers: int,
+        stripe_workers: int,
+        stripes_in_flight: int,
+        write_quorum: int,
+        hedge_after: float | None,
+        on_damage: Callable[[Damage], None],
+    ) -> None:
+        self.backends = dict(backends)
+        self.codec = codec
+        self.chunk_size = chunk_size
+        self.health = health
+        self.placement = placement
+        self.stripes_in_flight = stripes_in_flight
+        self.write_quorum = write_quorum
+        self.hedge_after = hedge_after
+        self.on_damage = on_damage
+        self._io = ThreadPoolExecutor(io_workers, thread_name_prefix="storager-striped-io")
+        self._stripes = ThreadPoolExecutor(
+            stripe_workers, thread_name_prefix="storager-striped-stripe"
+        )
+
+    def io(self, fn: Callable[[], T]) -> Future[T]:
+        """Run ``fn`` on the fragment I/O pool."""
+        return self._io.submit(in_context(fn))
+
+    def stripe(self, fn: Callable[[], T]) -> Future[T]:
+        """Run ``fn`` on the stripe pool (encode, decode, digests)."""
+        return self._stripes.submit(in_context(fn))
+
+    def put(self, name: str, key: str, data: bytes | bytearray | memoryview) -> None:
+        """Write one fragment, recording the backend's health."""
+        try:
+            self.backends[name].write(key, data)
+        except Exception as exc:
+            self.health.fail(name, exc)
+            raise
+        self.health.ok(name)
+
+    def get(self, name: str, key: str) -> bytes:
+        """Read one fragment, recording the backend's health."""
+        try:
+            data = self.backends[name].read(key)
+        except Exception as exc:
+            self.health.fail(name, exc)
+            raise
+        self.health.ok(name)
+        return data
+
+    def delete_chunks(self, chunks: Iterable[tuple[str, str]]) -> int:
+        """Delete chunks, best effort and in parallel; return how many were deleted."""
+        futures = [self.io(partial(self.backends[name].delete, key)) for name, key in chunks]
+        deleted = 0
+        for future in futures:
+            with contextlib.suppress(Exception):
+                future.result()
+                deleted += 1
+        return deleted
+
+    def shutdown(self) -> None:
+        """Stop both pools; running tasks finish in the background."""
+        self._io.shutdown(wait=False, cancel_futures=True)
+        self._stripes.shutdown(wait=False, cancel_futures=True)
+
+
+class InFlight:
+    """A bound on one call's stripes in flight: ``acquire`` before submitting one."""
+
+    def __init__(self, limit: int) -> None:
+        self._sem = threading.BoundedSemaphore(limit)
+
+    def acquire(self) -> None:
+        self._sem.acquire()
+
+    def release(self, _: object = None) -> None:
+        self._sem.release()

@@ -1,0 +1,346 @@
+"""Maintenance: ``gc`` (no leaked chunks), ``heal`` (rebuild what is lost), ``scrub``.
+
+``gc(grace)`` lists the chunk area of every backend first, then every manifest and
+upload record, and deletes each chunk that no record names and whose generation
+(and, where the backend reports one, modification time) is at least ``grace``
+seconds old. Listing chunks before manifests means a manifest published between
+the two listings is seen; the grace period protects the chunks of writes still in
+flight and of manifests replaced while readers still use them. After ``gc(0)`` with
+no write in flight, the chunks on the backends are exactly those the records name.
+
+``heal(path)`` reads every fragment of the object, rebuilds the missing and corrupt
+ones from ``data`` good ones, checks that the good fragments re-encode to their
+recorded digests, writes the rebuilt fragments under a new generation on backends
+the stripe does not use yet, and publishes the new manifest only if the object was
+not replaced meanwhile (checked and written under the path's lock). ``heal()``
+heals every object recorded as degraded; ``scrub()`` checks every object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, wait
+from dataclasses import dataclass, field
+from functools import partial
+
+from storager._errors import InvalidArgumentError, NotFoundError, StorageError
+from storager.combinators.striped._manifest import (
+    CHUNK_AREA,
+    Fragment,
+    Manifest,
+    Stripe,
+    chunk_key,
+    codec_of,
+    digest,
+    generation_age,
+    generation_of_key,
+    new_generation,
+    stripes_from_json,
+)
+from storager.combinators.striped._reader import _Bad, _fetch_fragment
+from storager.combinators.striped._records import UPLOADS, is_reserved, restate
+from storager.combinators.striped._state import StripedState
+from storager.combinators.striped._writer import discard
+
+__all__ = ["GcReport", "HealReport", "Maintenance"]
+
+
+@dataclass(frozen=True, slots=True)
+class GcReport:
+    """What ``gc`` did.
+
+    Attributes:
+        deleted: Chunks deleted.
+        deleted_bytes: Their bytes (as the backends listed them).
+        kept_young: Unreferenced chunks kept because they are younger than the grace.
+        referenced: Chunks the manifests and upload records name.
+        skipped: Backends that could not be listed (down): nothing deleted there.
+    """
+
+    deleted: int
+    deleted_bytes: int
+    kept_young: int
+    referenced: int
+    skipped: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class HealReport:
+    """What ``heal`` or ``scrub`` found for one object.
+
+    Attributes:
+        path: The object's path.
+        damaged: One line per fragment found missing, corrupt or unreachable.
+        rebuilt: Fragments rebuilt and written.
+        lost: Stripes with fewer than ``data`` good fragments (unrecoverable now).
+        note: Why nothing was published (``replaced meanwhile``...), or "".
+    """
+
+    path: str
+    damaged: list[str] = field(default_factory=list)
+    rebuilt: int = 0
+    lost: int = 0
+    note: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the object is whole (nothing damaged, or everything rebuilt)."""
+        return self.lost == 0 and not self.note and (not self.damaged or self.rebuilt > 0)
+
+
+class Maintenance(StripedState):
+    """gc, heal and scrub of Striped (see the module docstring)."""
+
+    # -- gc -----------------------------------------------------------------------------
+
+    def gc(self, grace: float = 86_400.0) -> GcReport:
+        """Delete every chunk no manifest or upload names, older than ``grace`` seconds.
+
+        Raises:
+            InvalidArgumentError: A negative grace.
+            StorageError: A manifest could not be read (nothing is deleted then, as
+                its chunks cannot be told apart from leaked ones).
+        """
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+            raise InvalidArgumentError("gc", "striped", "", "grace must be seconds >= 0")
+        chunks: dict[str, list[tuple[str, int, float | None]]] = {}
+        skipped: list[str] = []
+        for name, backend in self._backends.items():
+            try:
+                chunks[name] = [
+                    (
+                        o.path,
+                        o.content_length or 0,
+                        o.last_modified.timestamp() if o.last_modified else None,
+                    )
+                    for o in backend.list(CHUNK_AREA, list_mode="prefix")
+                    if not o.is_dir
+                ]
+            except Exception:
+                skipped.append(name)
+        referenced = self._referenced()
+        now = time.time()
+        doomed: list[tuple[str, str, int]] = []
+        kept = 0
+        for name, listed in chunks.items():
+            for key, size, modified in listed:
+                if (name, key) in referenced:
+                    continue
+                generation = generation_of_key(key)
+                if generation is None:
+                    continue  # not a chunk of ours
+                age = generation_age(generation, now)
+                if modified is not None:
+                    age = min(age, now - modified)
+                if age < grace:
+                    kept += 1
+                    continue
+                doomed.append((name, key, size))
+        deleted = self._core.delete_chunks((name, key) for name, key, _ in doomed)
+        for name, _, size in doomed:
+            self._core.placement.add(name, -size)
+        self._drop_empty_dirs(doomed)
+        return GcReport(
+            deleted, sum(s for _, _, s in doomed), kept, len(referenced), tuple(skipped)
+        )
+
+    def _referenced(self) -> set[tuple[str, str]]:
+        """Return every (backend, key) a manifest or upload record names."""
+        referenced: set[tuple[str, str]] = set()
+        store = self._manifests
+        try:
+            keys = [o.path for o in store.list("", list_mode="prefix") if not o.is_dir]
+        except Exception as exc:
+            raise restate(exc, "gc", "") from exc
+        for key in keys:
+            if is_reserved(key) and not key.startswith(UPLOADS):
+                continue
+            try:
+                raw = store.read(key)
+            except NotFoundError:
+                continue  # deleted meanwhile
+            except Exception as exc:
+                raise restate(exc, "gc", key) from exc
+            for fragment in _fragments_named(raw, key):
+                referenced.add((fragment.backend, fragment.key))
+        return referenced
+
+    def _drop_empty_dirs(self, doomed: list[tuple[str, str, int]]) -> None:
+        """Remove the generation directories left empty (stores with real directories)."""
+        dirs = {(name, key.rpartition("/")[0] + "/") for name, key, _ in doomed}
+        for name, directory in dirs:
+            backend = self._backends[name]
+            with contextlib.suppress(Exception):
+                if not any(True for _ in backend.list(directory)):
+                    backend.delete(directory)
+
+    # -- heal and scrub -----------------------------------------------------------------
+
+    def heal(self, path: str | None = None) -> list[HealReport]:
+        """Rebuild missing or corrupt fragments of ``path``, or of every degraded object.
+
+        Returns:
+            One report per object looked at.
+
+        Raises:
+            NotFoundError: ``path`` names no object.
+        """
+        if path is not None:
+            return [self._check("heal", path, repair=True)]
+        reports = []
+        for generation, key in list(self._records.degraded()):
+            try:
+                report = self._check("heal", "/" + key, repair=True)
+            except NotFoundError:
+                self._records.clear_degraded(generation)
+                continue
+            reports.append(report)
+            if report.healthy:
+                self._records.clear_degraded(generation)
+                with self._damaged_lock:
+                    self._damaged.discard(generation)
+        return reports
+
+    def scrub(self, *, repair: bool = False) -> list[HealReport]:
+        """Check every fragment of every object; with ``repair``, heal what is damaged.
+
+        Returns:
+            The reports of the objects found damaged.
+        """
+        reports = []
+        for key in self._object_keys():
+            try:
+                report = self._check("scrub", "/" + key, repair=repair)
+            except NotFoundError:
+                continue
+            if report.damaged or report.lost or report.note:
+                reports.append(report)
+        return reports
+
+    def _object_keys(self) -> Iterator[str]:
+        for obj in list(self._manifests.list("", list_mode="prefix")):
+            if not obj.is_dir and not is_reserved(obj.path):
+                yield obj.path
+
+    def _check(self, op: str, path: str, *, repair: bool) -> HealReport:
+        key = self._key(op, path)
+        manifest = self._load(op, path, key)
+        report = HealReport(self._rel(key))
+        generation = new_generation()
+        stripes: list[Stripe] = []
+        rebuilt: list[Fragment] = []
+        for index, stripe in enumerate(manifest.stripes):
+            stripes.append(
+                self._check_stripe(manifest, index, stripe, generation, report, repair, rebuilt)
+            )
+        if not rebuilt:
+            return report
+        written = (Stripe(0, 0, tuple(rebuilt)),)
+        healed = manifest.with_stripes(stripes, generation)
+        with self._locks.hold([key]):
+            try:
+                current = Manifest.from_json(self._manifests.read(key), op, path)
+            except StorageError:
+                current = None
+            if current is None or current.generation != manifest.generation:
+                discard(self._core, written)
+                report.note = "replaced or deleted meanwhile: nothing published"
+                report.rebuilt = 0
+                return report
+            try:
+                self._manifests.write(key, healed.to_json())
+            except Exception as exc:
+                discard(self._core, written)
+                raise restate(exc, op, path) from exc
+        return report
+
+    def _check_stripe(
+        self,
+        manifest: Manifest,
+        index: int,
+        stripe: Stripe,
+        generation: str,
+        report: HealReport,
+        repair: bool,
+        rebuilt: list[Fragment],
+    ) -> Stripe:
+        """Verify every fragment of a stripe; rebuild the bad ones when ``repair``."""
+        core = self._core
+        codec = codec_of(manifest.codec)
+        futures: dict[int, Future[bytes]] = {
+            i: core.io(partial(_fetch_fragment, core, f))
+            for i, f in enumerate(stripe.fragments)
+            if f is not None
+        }
+        wait(list(futures.values()))
+        good: dict[int, bytes] = {}
+        bad: list[int] = [i for i, f in enumerate(stripe.fragments) if f is None]
+        for i in bad:
+            report.damaged.append(f"stripe {index} fragment {i}: never written")
+        for i, future in futures.items():
+            fragment = stripe.fragments[i]
+            assert fragment is not None
+            try:
+                good[i] = future.result()
+            except (_Bad, NotFoundError) as exc:
+                what = "chunk missing" if isinstance(exc, NotFoundError) else str(exc)
+                report.damaged.append(f"stripe {index} fragment {i} on {fragment.backend}: {what}")
+                bad.append(i)
+            except Exception as exc:
+                # Unreachable, not known to be lost: left alone.
+                report.damaged.append(
+                    f"stripe {index} fragment {i} on {fragment.backend}: unreachable ({exc})"
+                )
+        if not bad or not repair:
+            return stripe
+        if len(good) < codec.data:
+            report.lost += 1
+            return stripe
+        data = codec.decode(dict(sorted(good.items())[: codec.data]), stripe.length)
+        fragments = codec.encode(data)
+        for i in good:
+            if digest(fragments[i]) != stripe.fragments[i].digest:  # type: ignore[union-attr]
+                report.note = f"stripe {index}: fragment {i} does not re-encode to its digest"
+                return stripe
+        used = {f.backend for i, f in enumerate(stripe.fragments) if f is not None and i in good}
+        new = list(stripe.fragments)
+        for i in sorted(bad):
+            rebuilt_payload = fragments[i]
+            targets = core.placement.choose(1, len(rebuilt_payload), exclude=used)
+            if not targets:
+                report.damaged.append(f"stripe {index} fragment {i}: no backend to rebuild on")
+                continue
+            name = targets[0]
+            key = chunk_key(generation, index, i)
+            try:
+                core.put(name, key, rebuilt_payload)
+            except Exception as exc:
+                core.placement.add(name, -len(rebuilt_payload))
+                report.damaged.append(
+                    f"stripe {index} fragment {i}: rebuild on {name} failed ({exc})"
+                )
+                continue
+            used.add(name)
+            fragment = Fragment(name, key, len(rebuilt_payload), digest(rebuilt_payload))
+            new[i] = fragment
+            rebuilt.append(fragment)
+            report.rebuilt += 1
+        return Stripe(stripe.offset, stripe.length, tuple(new))
+
+
+def _fragments_named(raw: bytes, key: str) -> list[Fragment]:
+    """Return the fragments a manifest or part record names ([] if it is neither)."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return []
+    if not isinstance(doc, dict) or "stripes" not in doc:
+        return []
+    try:
+        stripes = stripes_from_json(doc["stripes"])
+    except (ValueError, TypeError, KeyError, IndexError):
+        return []
+    return [f for s in stripes for f in s.fragments if f is not None]

@@ -1,0 +1,263 @@
+"""The reader: stripes rebuilt from verified fragments, data fragments first.
+
+For each stripe it asks for the ``data`` fragments it needs, data ones first (a
+systematic code then decodes by copying) and fragments on down backends last. Every
+fragment is checked against its length and sha256 from the manifest before it
+reaches the codec: pyeclib would decode a corrupted fragment to wrong bytes without
+a word. An error, a digest mismatch, or no answer within ``hedge_after`` seconds
+each start a request for the next fragment (a parity one), so a stripe stays
+readable while at most ``parity`` of its fragments are lost. What was wrong is
+reported to ``Core.on_damage`` for ``heal``.
+
+Ranged reads fetch only the stripes they overlap. A whole read fetches up to
+``stripes_in_flight`` stripes at once; ``open_reader`` keeps the stripe it reads
+and prefetches the next ones.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from functools import partial
+from typing import Any
+
+from storager._errors import NotFoundError, ServiceInternalError
+from storager._protocols import IoCallback
+from storager.combinators.striped._core import Core, Damage
+from storager.combinators.striped._health import describe_error
+from storager.combinators.striped._manifest import Fragment, Manifest, Stripe, codec_of, digest
+
+__all__ = ["StripedReader", "fetch_stripe", "read_range"]
+
+
+class _Bad(Exception):
+    """A fragment that arrived but is not what the manifest recorded."""
+
+
+def _fetch_fragment(core: Core, fragment: Fragment) -> bytes:
+    data = core.get(fragment.backend, fragment.key)
+    if len(data) != fragment.length:
+        raise _Bad(f"length {len(data)}, manifest says {fragment.length}")
+    if digest(data) != fragment.digest:
+        raise _Bad("digest mismatch")
+    return data
+
+
+def fetch_stripe(
+    core: Core, op: str, path: str, manifest: Manifest, index: int, *, verify_all: bool = False
+) -> bytes:
+    """Rebuild stripe ``index`` of ``manifest`` from verified fragments.
+
+    With ``verify_all`` every fragment is fetched and checked (``scrub`` and ``heal``),
+    not only the ones needed.
+
+    Raises:
+        ServiceInternalError: Fewer than ``data`` good fragments could be read; the
+            message names each fragment's outcome.
+    """
+    stripe = manifest.stripes[index]
+    codec = codec_of(manifest.codec)
+    order = [i for i, f in enumerate(stripe.fragments) if f is not None]
+    # Up backends first, data fragments before parity within each group.
+    order.sort(key=lambda i: (not core.health.is_up(stripe.fragments[i].backend), i))  # type: ignore[union-attr]
+    good: dict[int, bytes] = {}
+    problems: list[str] = []
+    missing = [f"fragment {i}: never written" for i, f in enumerate(stripe.fragments) if f is None]
+    pending: dict[Future[bytes], int] = {}
+    queue = list(order)
+
+    def launch() -> None:
+        i = queue.pop(0)
+        fragment = stripe.fragments[i]
+        assert fragment is not None
+        pending[core.io(partial(_fetch_fragment, core, fragment))] = i
+
+    want = len(order) if verify_all else codec.data
+    while queue and len(pending) < want:
+        launch()
+    while pending:
+        done, _ = wait(list(pending), timeout=core.hedge_after, return_when=FIRST_COMPLETED)
+        if not done:
+            if queue:  # slow answers: ask another fragment as well
+                launch()
+            continue
+        for future in done:
+            i = pending.pop(future)
+            fragment = stripe.fragments[i]
+            assert fragment is not None
+            try:
+                good[i] = future.result()
+            except Exception as exc:
+                what = str(exc) if isinstance(exc, _Bad) else describe_error(exc)
+                if isinstance(exc, NotFoundError):
+                    what = "chunk missing"
+                problems.append(f"fragment {i} on {fragment.backend}: {what}")
+                if queue:
+                    launch()
+        if not verify_all and len(good) >= codec.data:
+            break
+    if problems or missing:
+        core.on_damage(Damage(path, manifest.generation, problems + missing))
+    if len(good) < codec.data:
+        raise ServiceInternalError(
+            op,
+            "striped",
+            path,
+            f"stripe {index} ({codec.label()}) needs {codec.data} good fragments, got "
+            f"{len(good)}: {'; '.join(problems + missing)}",
+        )
+    chosen = dict(sorted(good.items())[: codec.data])
+    return codec.decode(chosen, stripe.length)
+
+
+def _span(manifest: Manifest, start: int, end: int) -> range:
+    """Return the indexes of the stripes overlapping ``[start, end)``."""
+    offsets = [s.offset for s in manifest.stripes]
+    first = max(0, bisect.bisect_right(offsets, start) - 1)
+    last = bisect.bisect_left(offsets, end)
+    return range(first, last)
+
+
+def _window(manifest: Manifest, offset: int | None, size: int | None) -> tuple[int, int]:
+    start = min(offset or 0, manifest.size)
+    end = manifest.size if size is None else min(manifest.size, start + size)
+    return start, end
+
+
+def _stripe_slices(
+    core: Core, op: str, path: str, manifest: Manifest, start: int, end: int
+) -> Iterator[bytes]:
+    """Yield the bytes of ``[start, end)``, stripe by stripe, with stripes in flight."""
+    indexes = list(_span(manifest, start, end))
+    futures: list[Future[bytes]] = []
+    try:
+        submitted = 0
+        for n, index in enumerate(indexes):
+            # At most stripes_in_flight stripes fetched ahead of the one handed out.
+            while submitted < len(indexes) and submitted < n + core.stripes_in_flight:
+                futures.append(
+                    core.stripe(partial(fetch_stripe, core, op, path, manifest, indexes[submitted]))
+                )
+                submitted += 1
+            data = futures[n].result()
+            stripe: Stripe = manifest.stripes[index]
+            lo = max(start, stripe.offset) - stripe.offset
+            hi = min(end, stripe.offset + stripe.length) - stripe.offset
+            yield data if (lo, hi) == (0, len(data)) else data[lo:hi]
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def read_range(
+    core: Core,
+    op: str,
+    path: str,
+    manifest: Manifest,
+    offset: int | None,
+    size: int | None,
+    io_callback: IoCallback | None,
+) -> bytes:
+    """Return ``size`` bytes of the object from ``offset`` (fetching only those stripes)."""
+    start, end = _window(manifest, offset, size)
+    if start >= end:
+        return b""
+    parts = []
+    for piece in _stripe_slices(core, op, path, manifest, start, end):
+        parts.append(piece)
+        if io_callback is not None:
+            io_callback(len(piece))
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class StripedReader(io.RawIOBase):
+    """A seekable raw reader over one manifest (so it never mixes versions).
+
+    It keeps the stripe it reads and prefetches the next ``stripes_in_flight - 1``.
+    """
+
+    def __init__(
+        self,
+        core: Core,
+        path: str,
+        manifest: Manifest,
+        offset: int | None,
+        size: int | None,
+    ) -> None:
+        super().__init__()
+        self._core = core
+        self._path = path
+        self._manifest = manifest
+        self._start, self._end = _window(manifest, offset, size)
+        self._pos = 0
+        self._cache: dict[int, Future[bytes]] = {}
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == io.SEEK_END:
+            pos = self._end - self._start + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if pos < 0:
+            raise ValueError("negative seek position")
+        self._pos = pos
+        return pos
+
+    def _stripe(self, index: int) -> bytes:
+        wanted = range(
+            index, min(index + self._core.stripes_in_flight, len(self._manifest.stripes))
+        )
+        for stale in [i for i in self._cache if i not in wanted]:
+            self._cache.pop(stale).cancel()
+        for i in wanted:
+            if i not in self._cache:
+                self._cache[i] = self._core.stripe(
+                    partial(fetch_stripe, self._core, "open_reader", self._path, self._manifest, i)
+                )
+        return self._cache[index].result()
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        absolute = self._start + self._pos
+        if absolute >= self._end or not len(view):
+            return 0
+        index = _span(self._manifest, absolute, absolute + 1)[0]
+        stripe = self._manifest.stripes[index]
+        data = self._stripe(index)
+        lo = absolute - stripe.offset
+        n = min(len(view), stripe.length - lo, self._end - absolute)
+        view[:n] = data[lo : lo + n]
+        self._pos += n
+        return n
+
+    def readall(self) -> bytes:
+        absolute = self._start + self._pos
+        if absolute >= self._end:
+            return b""
+        out = b"".join(
+            _stripe_slices(
+                self._core, "open_reader", self._path, self._manifest, absolute, self._end
+            )
+        )
+        self._pos += len(out)
+        return out
+
+    def close(self) -> None:
+        for future in self._cache.values():
+            future.cancel()
+        self._cache.clear()
+        super().close()

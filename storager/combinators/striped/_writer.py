@@ -1,0 +1,244 @@
+"""The writer: a stream of bytes becomes stripes of immutable chunks, stripe by stripe.
+
+The caller's thread reads the source and cuts it into stripes of
+``codec.data * chunk_size`` bytes; each stripe goes to the stripe pool, which
+encodes it, digests every fragment, places the fragments on distinct backends and
+writes them in parallel on the I/O pool. At most ``stripes_in_flight`` stripes of
+one write are in flight; the caller's thread waits for room before it cuts the
+next one.
+
+A fragment whose backend fails is written again on another backend the stripe does
+not use yet; when none is left the fragment stays missing. A stripe with fewer
+than ``write_quorum`` fragments stored fails the write. Whatever made the write fail
+(the caller's source, a size mismatch, backends), every chunk it wrote is deleted
+before the error reaches the caller, best effort; ``gc`` removes what a crash
+leaves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
+from functools import partial
+
+from storager._errors import InsufficientStorageError, ServiceInternalError
+from storager._protocols import IoCallback, WriteData
+from storager._streams import iter_chunks
+from storager.combinators.striped._core import Core, InFlight
+from storager.combinators.striped._health import describe_error
+from storager.combinators.striped._manifest import Fragment, Stripe, chunk_key, digest
+
+__all__ = ["Group", "backend_states", "write_group"]
+
+_RETRIES_PER_FRAGMENT = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """What one write stored: its stripes, size and sha256 (hex)."""
+
+    stripes: tuple[Stripe, ...]
+    size: int
+    sha256: str
+
+
+@dataclass(slots=True)
+class _Placed:
+    backend: str
+    key: str
+    counted: int
+
+
+class _Cancelled(Exception):
+    """The write was given up: a stripe still queued must store nothing."""
+
+
+def backend_states(core: Core) -> str:
+    """Return every backend's state in one line, for errors."""
+    usage = core.placement.usage() or {}
+    quotas = core.placement.quotas
+    states = [core.health.report(n, usage.get(n), quotas.get(n)) for n in core.backends]
+    return "; ".join(f"{state.name}: {state.describe()}" for state in states)
+
+
+class _Write:
+    """One write in progress: its chunks (for cleanup) and its abort flag."""
+
+    def __init__(self, core: Core, op: str, path: str, generation: str) -> None:
+        self.core = core
+        self.op = op
+        self.path = path
+        self.generation = generation
+        self.aborted = threading.Event()
+        self.lock = threading.Lock()
+        # Every chunk a put was tried for, with the bytes counted for it on its backend.
+        self.chunks: list[_Placed] = []
+
+    def store_stripe(self, index: int, offset: int, data: bytes) -> Stripe:
+        """Encode one stripe and store its fragments (runs on the stripe pool)."""
+        if self.aborted.is_set():
+            raise _Cancelled
+        core = self.core
+        codec = core.codec
+        fragments = codec.encode(data)
+        digests: dict[int, str] = {}
+        for fragment in fragments:
+            if id(fragment) not in digests:  # replicas share one buffer
+                digests[id(fragment)] = digest(fragment)
+        size = max((len(f) for f in fragments), default=0)
+        targets = core.placement.choose(codec.total, size)
+        if len(targets) < core.write_quorum:
+            for name in targets:
+                core.placement.add(name, -size)
+            raise InsufficientStorageError(
+                self.op,
+                "striped",
+                self.path,
+                f"stripe {index} needs {codec.total} distinct backends up with room "
+                f"(at least {core.write_quorum}), found {len(targets)}: {backend_states(core)}",
+            )
+        for i, name in enumerate(targets):  # reserve each fragment's own length
+            core.placement.add(name, len(fragments[i]) - size)
+        used = set(targets)
+        used_lock = threading.Lock()
+        errors: list[str] = []
+
+        def put(i: int, name: str) -> Fragment | None:
+            fragment = fragments[i]
+            key = chunk_key(self.generation, index, i)
+            for attempt in range(_RETRIES_PER_FRAGMENT + 1):
+                if self.aborted.is_set():
+                    core.placement.add(name, -len(fragment))
+                    raise _Cancelled
+                entry = _Placed(name, key, len(fragment))
+                with self.lock:
+                    self.chunks.append(entry)
+                try:
+                    core.put(name, key, fragment)
+                except Exception as exc:
+                    core.placement.add(name, -len(fragment))
+                    entry.counted = 0
+                    errors.append(f"{name}: {describe_error(exc)}")
+                    if attempt == _RETRIES_PER_FRAGMENT:
+                        return None
+                    with used_lock:
+                        other = core.placement.choose(1, len(fragment), exclude=used)
+                        if not other:
+                            return None
+                        name = other[0]
+                        used.add(name)
+                    continue
+                return Fragment(name, key, len(fragment), digests[id(fragment)])
+            return None
+
+        futures = [core.io(partial(put, i, n)) for i, n in enumerate(targets)]
+        wait(futures)
+        stored: list[Fragment | None] = [None] * codec.total
+        for i, future in enumerate(futures):
+            stored[i] = future.result()  # _Cancelled propagates
+        present = sum(f is not None for f in stored)
+        if present < core.write_quorum:
+            raise ServiceInternalError(
+                self.op,
+                "striped",
+                self.path,
+                f"stripe {index} stored {present} of {codec.total} fragments, needs "
+                f"{core.write_quorum}: {'; '.join(errors)}",
+            )
+        return Stripe(offset, len(data), tuple(stored))
+
+    def clean_up(self) -> None:
+        """Delete every chunk this write stored (best effort)."""
+        with self.lock:
+            chunks = list(self.chunks)
+            self.chunks.clear()
+        for placed in chunks:
+            self.core.placement.add(placed.backend, -placed.counted)
+        self.core.delete_chunks((p.backend, p.key) for p in chunks)
+
+
+def _stripes_of(
+    op: str,
+    path: str,
+    data: WriteData,
+    stripe_bytes: int,
+    sha: hashlib._Hash,
+    size: int | None,
+    io_callback: IoCallback | None,
+) -> Iterator[bytes]:
+    """Yield the source cut in stripes of ``stripe_bytes`` (the last may be shorter)."""
+    buffer = bytearray()
+    for chunk in iter_chunks(op, "striped", path, data, size=size, io_callback=io_callback):
+        view = memoryview(chunk).cast("B")
+        sha.update(view)
+        pos = 0
+        while pos < len(view):
+            if not buffer and len(view) - pos >= stripe_bytes:
+                yield bytes(view[pos : pos + stripe_bytes])
+                pos += stripe_bytes
+                continue
+            take = min(stripe_bytes - len(buffer), len(view) - pos)
+            buffer += view[pos : pos + take]
+            pos += take
+            if len(buffer) == stripe_bytes:
+                yield bytes(buffer)
+                buffer = bytearray()
+    if buffer:
+        yield bytes(buffer)
+
+
+def write_group(
+    core: Core,
+    op: str,
+    path: str,
+    generation: str,
+    data: WriteData,
+    *,
+    size: int | None = None,
+    io_callback: IoCallback | None = None,
+) -> Group:
+    """Store ``data`` as stripes of chunks named by ``generation``; nothing is published.
+
+    Raises:
+        InsufficientStorageError: A stripe cannot be placed on enough backends.
+        ServiceInternalError: Backends failed and a stripe kept too few fragments.
+        InvalidArgumentError: The data is not bytes-like or has not ``size`` bytes.
+        Exception: the caller's source's own error, unchanged.
+    """
+    write = _Write(core, op, path, generation)
+    limit = InFlight(core.stripes_in_flight)
+    sha = hashlib.sha256()
+    futures: list[Future[Stripe]] = []
+    offset = 0
+    try:
+        stripe_bytes = core.codec.data * core.chunk_size
+        for index, stripe in enumerate(
+            _stripes_of(op, path, data, stripe_bytes, sha, size, io_callback)
+        ):
+            limit.acquire()
+            for done in futures:
+                if done.done() and done.exception() is not None:
+                    limit.release()
+                    done.result()
+            future = core.stripe(partial(write.store_stripe, index, offset, stripe))
+            future.add_done_callback(limit.release)
+            futures.append(future)
+            offset += len(stripe)
+        stripes = tuple(f.result() for f in futures)
+    except BaseException:
+        write.aborted.set()
+        wait(futures)
+        write.clean_up()
+        raise
+    return Group(stripes, offset, sha.hexdigest())
+
+
+def discard(core: Core, stripes: tuple[Stripe, ...]) -> None:
+    """Delete the chunks of ``stripes`` (a group that will never be published)."""
+    chunks = [(f.backend, f.key, f.length) for s in stripes for f in s.fragments if f]
+    for name, _, nbytes in chunks:
+        core.placement.add(name, -nbytes)
+    core.delete_chunks((name, key) for name, key, _ in chunks)
