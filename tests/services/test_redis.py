@@ -1,6 +1,6 @@
-"""The redis service against a real redis-server: the conformance suite, standalone and
-on a three-master cluster, plus what is particular to it (connection strings, layout,
-errors, sharing generations between copies).
+"""The redis service against a real standalone redis-server: the conformance suite, and
+what is particular to it (connection strings, layout, errors, sharing generations
+between copies). The cluster runs are in test_redis_cluster.py.
 
 The tests look at the server's keys with redis-py directly, behind the service, never
 in place of it.
@@ -37,7 +37,7 @@ from storager.services.redis import RedisStorage
 from storager.services.redis._listing import list_index
 from storager.testing import StoragerSuite, url_factory
 from tests.servers._process import free_port
-from tests.servers.redis import RedisCluster, RedisServer, start_redis
+from tests.servers.redis import RedisServer, start_redis
 
 pytestmark = pytest.mark.redis
 
@@ -48,14 +48,6 @@ class TestRedis(StoragerSuite):
     @pytest.fixture
     def storager_factory(self, redis_server: RedisServer) -> Any:
         return url_factory(redis_server.url())
-
-
-class TestRedisCluster(StoragerSuite):
-    """Every behaviour contract, against a three-master Redis Cluster."""
-
-    @pytest.fixture
-    def storager_factory(self, redis_cluster: RedisCluster) -> Any:
-        return url_factory(redis_cluster.url())
 
 
 # -- helpers ----------------------------------------------------------------------------
