@@ -27,7 +27,7 @@ from storager._pairs import parse_text_value
 from storager._protocols import Storager
 from storager._registry import parse_connection_string, service_class
 from storager._service import Service, map_os_error
-from storager.tree._kinds import NodeKind, Shape, kind_names, node_kind
+from storager.tree._kinds import NodeKind, Shape, Slot, kind_names, node_kind
 from storager.tree._values import Environment, Where, error_class, error_text
 
 __all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "Source", "TreeFile"]
@@ -186,32 +186,45 @@ class TreeFile:
             return self._build_service(node, where)
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
-        children: list[Storager] = []
-        for name, slot in kind.slots.items():
-            if name not in node:
-                continue
-            at, value = where.key(name), node[name]
-            built: Any
-            if slot.shape is Shape.ONE:
-                built = self._build(value, at)
-                children.append(built)
-            elif slot.shape is Shape.LIST:
-                built = [self._build(v, at.item(i)) for i, v in enumerate(value)]
-                children.extend(built)
-            else:
-                built = {k: self._build(v, at.key(k)) for k, v in value.items()}
-                children.extend(built.values())
-            if not slot.positional:
-                kwargs[name] = built
-            elif slot.shape is Shape.LIST:
-                args.extend(built)
-            else:
-                args.append(built)
-        for name, pair in kind.pairs.items():
-            if name in node:
-                at = where.key(name)
-                kwargs[name] = pair.convert(self._env.expand(node[name], at), at)
-        return self._construct(kind.factory(), args, kwargs, where, children)
+        children: list[Storager] = []  # built so far, closed again if the node fails
+        try:
+            for name, slot in kind.slots.items():
+                if name in node:
+                    built = self._build_slot(slot, node[name], where.key(name), children)
+                    if not slot.positional:
+                        kwargs[name] = built
+                    elif slot.shape is Shape.LIST:
+                        args.extend(built)
+                    else:
+                        args.append(built)
+            for name, pair in kind.pairs.items():
+                if name in node:
+                    at = where.key(name)
+                    kwargs[name] = pair.convert(self._env.expand(node[name], at), at)
+            try:
+                factory = kind.factory()
+            except ImportError as exc:
+                raise where.error(
+                    f"{kind.name} needs packages that are not installed ({exc.name})"
+                ) from exc
+        except BaseException:
+            self._discard(children)
+            raise
+        return self._construct(factory, args, kwargs, where, children)
+
+    def _build_slot(self, slot: Slot, value: Any, where: Where, children: list[Storager]) -> Any:
+        """Build the node(s) of one slot, adding each to ``children`` as it is built."""
+
+        def one(node: Any, at: Where) -> Storager:
+            store = self._build(node, at)
+            children.append(store)
+            return store
+
+        if slot.shape is Shape.ONE:
+            return one(value, where)
+        if slot.shape is Shape.LIST:
+            return [one(v, where.item(i)) for i, v in enumerate(value)]
+        return {k: one(v, where.key(k)) for k, v in value.items()}
 
     def _open_url(self, text: str, where: Where) -> Storager:
         url = self._env.expand(text, where, url=True)

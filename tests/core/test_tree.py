@@ -458,3 +458,21 @@ def test_the_example_in_docs_trees_md_is_a_valid_tree_file() -> None:
     example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
     trees = TreeFile.read(io.StringIO(example), env={})
     assert trees.names == ("photos", "archive") and trees.default == "photos"
+
+
+def test_a_node_that_fails_closes_the_children_it_built(tmp_path: Path) -> None:
+    closed: list[str] = []
+
+    class Tracked(ReadOnly):
+        def _close(self) -> None:
+            closed.append("tracked")
+
+    register_kind(NodeKind("tracked", Tracked, {"inner": Slot(Shape.ONE)}))
+    err = load_error(
+        tmp_path,
+        '[trees.t]\nkind = "mirror"\n'
+        'targets.a = { kind = "tracked", inner = "memory://" }\n'
+        'targets.b = "memory://?bogus=1"',
+    )
+    assert "trees.t.targets.b: " in str(err)
+    assert closed == ["tracked"]
