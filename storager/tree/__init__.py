@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 from storager._protocols import Storager
 from storager.tree._file import MAX_DEPTH, MAX_FILE_BYTES, Source, TreeFile
-from storager.tree._kinds import NodeKind, Pair, Shape, Slot, kind_names, register_kind
+from storager.tree._kinds import NodeKind, Pair, Shape, Slot, kind_names, node_kind, register_kind
 from storager.tree._values import (
     Converter,
     Where,
@@ -54,6 +54,7 @@ __all__ = [
     "kind_names",
     "load",
     "log_level",
+    "node_kind",
     "number",
     "optional",
     "record",

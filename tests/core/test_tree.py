@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import logging
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import storager
+import storager.combinators
 from storager import (
     ConnectionStringInvalidError,
     InvalidArgumentError,
@@ -21,6 +23,7 @@ from storager import (
 from storager.combinators import (
     Audited,
     Cached,
+    Delegate,
     Failover,
     Logged,
     Mirror,
@@ -30,9 +33,20 @@ from storager.combinators import (
     RetryPolicy,
     Router,
     Timeout,
+    Wrapper,
     describe,
 )
-from storager.tree import MAX_DEPTH, NodeKind, Pair, Shape, Slot, TreeFile, register_kind, string
+from storager.tree import (
+    MAX_DEPTH,
+    NodeKind,
+    Pair,
+    Shape,
+    Slot,
+    TreeFile,
+    node_kind,
+    register_kind,
+    string,
+)
 
 
 def write(tmp_path: Path, text: str, name: str = "tree.toml") -> Path:
@@ -170,6 +184,21 @@ def test_loaded_combinators_behave_as_configured(tmp_path: Path) -> None:
         store.write("public/a.txt", b"no")
     store.write("b.txt", b"yes")
     assert store.read("b.txt") == b"yes"
+
+
+def test_every_combinator_has_a_kind_that_maps_its_constructor() -> None:
+    combinators = [
+        obj
+        for obj in vars(storager.combinators).values()
+        if isinstance(obj, type) and issubclass(obj, Wrapper) and obj not in (Wrapper, Delegate)
+    ]
+    assert len(combinators) >= 10
+    for cls in combinators:
+        kind = node_kind(cls.combinator)
+        assert kind is not None, cls
+        params = inspect.signature(cls.__init__).parameters
+        for key in [*kind.slots, *kind.pairs, *kind.code_only]:
+            assert key in params, (cls, key)
 
 
 # -- several trees, a default, references ------------------------------------------------
