@@ -7,6 +7,7 @@ message this package raises is scrubbed of them first.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -58,7 +59,8 @@ class Where:
 
     def key(self, name: str) -> Where:
         """Return the place of ``name`` inside this table (quoted as TOML would need)."""
-        shown = name if _BARE_KEY.fullmatch(name) else '"' + name.replace('"', '\\"') + '"'
+        # A quoted key as TOML writes it (JSON's escapes are TOML's): one line, always.
+        shown = name if _BARE_KEY.fullmatch(name) else json.dumps(name, ensure_ascii=False)
         return Where(self.file, f"{self.node}.{shown}" if self.node else shown)
 
     def item(self, index: int) -> Where:
