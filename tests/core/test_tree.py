@@ -201,6 +201,77 @@ def test_every_combinator_has_a_kind_that_maps_its_constructor() -> None:
             assert key in params, (cls, key)
 
 
+@pytest.mark.parametrize(
+    ("codec_toml", "codec"),
+    [
+        ('{ kind = "reed_solomon", data = 2, parity = 1 }', ("ReedSolomon", (2, 1))),
+        ('{ kind = "replicas", n = 2 }', ("Replicas", (2,))),
+        ('{ kind = "stripes" }', ("Stripes", ())),
+    ],
+)
+def test_a_striped_tree_loads_with_each_codec_and_spreads_chunks_over_its_backends(
+    tmp_path: Path, codec_toml: str, codec: tuple[str, tuple[int, ...]]
+) -> None:
+    import storager.combinators.striped as striped
+
+    trees = TreeFile.read(
+        write(
+            tmp_path,
+            f"""
+            [trees.big]
+            kind = "striped"
+            codec = {codec_toml}
+            chunk_size = "4 KiB"
+            placement = "round_robin"
+            quotas = {{ a = "1 MiB" }}
+            backends = {{ a = {{ tree = "a" }}, b = {{ tree = "b" }}, c = {{ tree = "c" }} }}
+            manifests = "memory://"
+            [trees.a]
+            kind = "memory"
+            [trees.b]
+            kind = "memory"
+            [trees.c]
+            kind = "memory"
+            """,
+        )
+    )
+    store = trees.build("big")
+    name, args = codec
+    expected = striped.Striped(
+        {"a": mem(), "b": mem(), "c": mem()},
+        codec=getattr(striped, name)(*args),
+        chunk_size=4 << 10,
+        placement="round_robin",
+        quotas={"a": 1 << 20},
+        manifests=mem(),
+    )
+    try:
+        assert describe(store) == describe(expected)
+        data = bytes(range(256)) * 100
+        store.write("big.bin", data)
+        assert store.read("big.bin") == data
+        for backend in "abc":
+            assert list(trees.build(backend).list("", list_mode="prefix")), backend
+    finally:
+        trees.close()
+        expected.close()
+
+
+def test_a_striped_codec_is_checked_where_it_is_written(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path,
+        '[trees.t]\nkind = "striped"\nmanifests = "memory://"\n'
+        'backends = { a = "memory://" }\ncodec = { kind = "raid5" }',
+    )
+    assert "trees.t.codec.kind: expected one of 'reed_solomon', 'replicas', 'stripes'" in str(err)
+    err = load_error(
+        tmp_path,
+        '[trees.t]\nkind = "striped"\nmanifests = "memory://"\n'
+        'backends = { a = "memory://" }\ncodec = { kind = "replicas", n = 3 }',
+    )
+    assert "trees.t: new striped: replicas(3) writes 3 fragments per stripe" in str(err)
+
+
 # -- several trees, a default, references ------------------------------------------------
 
 SEVERAL = """
