@@ -17,7 +17,7 @@ import io
 import logging
 import secrets
 from collections.abc import Iterator, Mapping
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from storager._errors import (
     AlreadyExistsError,
@@ -60,7 +60,7 @@ from storager.services.redis._manifest import (
 from storager.services.redis._reader import ChunkMissing, read_chunks
 from storager.services.redis._scripts import Scripts
 from storager.services.redis._sweep import Sweeper, SweepReport
-from storager.services.redis._writer import ChunkSwept, write_body
+from storager.services.redis._writer import ChunkSwept, small_body, write_body
 
 __all__ = ["RedisStorage", "SweepReport"]
 
@@ -71,7 +71,7 @@ DEFAULT_INLINE_LIMIT = 64 << 10
 DEFAULT_SWEEP_GRACE = 60.0
 _CHUNK_SIZE_MIN = 1 << 10
 _CHUNK_SIZE_MAX = 64 << 20
-_READ_FIELDS = (*STAT_FIELDS, b"data")
+_READ_FIELDS = (b"kind", b"size", b"gen", b"csize", b"data")
 
 #: What each refusal of a script means.
 _REFUSALS: Mapping[bytes, tuple[type[StorageError], str]] = {
@@ -86,6 +86,15 @@ _REFUSALS: Mapping[bytes, tuple[type[StorageError], str]] = {
         "the write paused longer than sweep_grace and its chunks were swept; nothing changed",
     ),
 }
+
+
+class _Layout(NamedTuple):
+    """Where a file's bytes are: inline ``data``, or chunks of ``generation``."""
+
+    size: int
+    data: bytes | None
+    generation: bytes | None
+    chunk_size: int
 
 
 class RedisStorage(RedisGenerated):
@@ -140,6 +149,7 @@ class RedisStorage(RedisGenerated):
                 password=password,
             )
             self._grace = DEFAULT_SWEEP_GRACE if sweep_grace is None else float(sweep_grace)
+            self._grace_arg = repr(self._grace).encode()
             self._client = connect(options)
             # Fail here, not at the first operation, when the server or credential is wrong.
             self._client.ping()
@@ -163,17 +173,6 @@ class RedisStorage(RedisGenerated):
 
     # -- Storager -----------------------------------------------------------------------
 
-    def _manifest(self, op: str, path: str, fields: tuple[bytes, ...]) -> Manifest:
-        """Return the file at ``path``, or raise NotFoundError / ObjectModeInvalidError."""
-        manifest = Manifest.parse(
-            self._client.hmget(self._keys.manifest(encode_path(path)), fields)
-        )
-        if manifest is None or manifest.is_dir:
-            if manifest is not None or self._has_children(path):
-                raise ObjectModeInvalidError(op, self.service_name, path, "is a directory")
-            raise NotFoundError(op, self.service_name, path)
-        return manifest
-
     def _has_children(self, path: str) -> bool:
         low, high = lex_prefix_range(encode_path(path.rstrip("/") + "/"))
         return bool(self._client.zrangebylex(self._keys.index, low, high, 0, 1))
@@ -181,21 +180,43 @@ class RedisStorage(RedisGenerated):
     def _read(
         self, path: str, *, io_callback: IoCallback | None, offset: int | None, size: int | None
     ) -> bytes:
-        manifest = self._manifest("read", path, _READ_FIELDS)
-        start, length = _clamp(manifest.size, offset, size)
-        if manifest.data is not None:
-            data = manifest.data[start : start + length]
+        layout = self._layout("read", path)
+        start, length = _clamp(layout.size, offset, size)
+        if layout.data is not None:
+            data = (
+                layout.data[start : start + length]
+                if start or length < layout.size
+                else layout.data
+            )
         else:
-            data = self._read_chunks("read", path, manifest, start, length)
+            data = self._read_chunks("read", path, layout, start, length)
         if io_callback is not None and data:
             io_callback(len(data))
         return data
 
-    def _read_chunks(
-        self, op: str, path: str, manifest: Manifest, start: int, length: int
-    ) -> bytes:
+    def _layout(self, op: str, path: str) -> _Layout:
+        """Return where the bytes of the file at ``path`` are, or raise like ``_manifest``."""
+        kind, size, generation, chunk_size, data = self._client.hmget(
+            self._keys.manifest(encode_path(path)), _READ_FIELDS
+        )
+        if kind != b"f":
+            if kind is not None or self._has_children(path):
+                raise ObjectModeInvalidError(op, self.service_name, path, "is a directory")
+            raise NotFoundError(op, self.service_name, path)
+        return _Layout(int(size), data, generation, int(chunk_size or 0))
+
+    def _read_chunks(self, op: str, path: str, layout: _Layout, start: int, length: int) -> bytes:
+        assert layout.generation is not None
         try:
-            return read_chunks(self._client, self._keys, manifest, start, length)
+            return read_chunks(
+                self._client,
+                self._keys,
+                layout.generation,
+                layout.chunk_size,
+                layout.size,
+                start,
+                length,
+            )
         except ChunkMissing:
             raise NotFoundError(
                 op,
@@ -205,14 +226,14 @@ class RedisStorage(RedisGenerated):
             ) from None
 
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
-        manifest = self._manifest("open_reader", path, _READ_FIELDS)
-        start, length = _clamp(manifest.size, offset, size)
-        if manifest.data is not None:
-            return BytesReader(manifest.data[start : start + length])
+        layout = self._layout("open_reader", path)
+        start, length = _clamp(layout.size, offset, size)
+        if layout.data is not None:
+            return BytesReader(layout.data[start : start + length])
 
         def fetch(position: int, count: int) -> bytes:
             try:
-                return self._read_chunks("open_reader", path, manifest, start + position, count)
+                return self._read_chunks("open_reader", path, layout, start + position, count)
             except StorageError:
                 raise
             except Exception as exc:
@@ -235,21 +256,27 @@ class RedisStorage(RedisGenerated):
         user_metadata: Mapping[str, str] | None,
     ) -> Object:
         key_path = encode_path(path)
-        source = iter_chunks(
-            "write", self.service_name, path, data, size=size, io_callback=io_callback
-        )
-        try:
-            body = write_body(
-                self._client,
-                self._keys,
-                self._sweeper,
-                source,
-                chunk_size=self._chunk_size,
-                inline_limit=self._inline_limit,
-                want_md5=content_md5 is not None,
+        want_md5 = content_md5 is not None
+        body = None if size is not None else small_body(data, self._inline_limit, want_md5=want_md5)
+        if body is not None:
+            if io_callback is not None and body.size:
+                io_callback(body.size)
+        else:
+            source = iter_chunks(
+                "write", self.service_name, path, data, size=size, io_callback=io_callback
             )
-        except ChunkSwept:
-            raise _refusal(b"swept", "write", self.service_name, path) from None
+            try:
+                body = write_body(
+                    self._client,
+                    self._keys,
+                    self._sweeper,
+                    source,
+                    chunk_size=self._chunk_size,
+                    inline_limit=self._inline_limit,
+                    want_md5=want_md5,
+                )
+            except ChunkSwept:
+                raise _refusal(b"swept", "write", self.service_name, path) from None
         if content_md5 is not None and base64.b64encode(body.md5 or b"").decode() != content_md5:
             self._discard(body.generation, body.chunks)
             raise InvalidArgumentError(
@@ -282,9 +309,9 @@ class RedisStorage(RedisGenerated):
                     key_path,
                     etag,
                     body.generation or b"",
-                    if_match or "",
-                    if_none_match or "",
-                    repr(self._grace),
+                    if_match or b"",
+                    if_none_match or b"",
+                    self._grace_arg,
                     body.chunks,
                     *fields,
                 ],
@@ -333,7 +360,7 @@ class RedisStorage(RedisGenerated):
             due = Scripts.delete(
                 self._client,
                 [keys.manifest(key_path), keys.index, keys.refs, keys.doomed, keys.pending],
-                [key_path, repr(self._grace)],
+                [key_path, self._grace_arg],
             )
         except Exception as exc:
             raise map_commit_error(exc, "delete", self.service_name, path) from exc
@@ -368,7 +395,7 @@ class RedisStorage(RedisGenerated):
                     keys.doomed,
                     keys.pending,
                 ],
-                [src_path, dst_path, secrets.token_hex(16), repr(self._grace), op],
+                [src_path, dst_path, secrets.token_hex(16), self._grace_arg, op],
             )
         except Exception as exc:
             raise map_commit_error(exc, op, self.service_name, src) from exc

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from storager.services.redis._keys import Keys
-from storager.services.redis._manifest import Manifest
 
 __all__ = ["ChunkMissing", "read_chunks"]
 
@@ -23,16 +22,32 @@ class ChunkMissing(Exception):
     """A chunk of the generation being read is gone (swept after a replacement)."""
 
 
-def read_chunks(client: Any, keys: Keys, manifest: Manifest, start: int, length: int) -> bytes:
-    """Return ``length`` bytes of a chunked object from ``start`` (both within the object).
+def read_chunks(
+    client: Any,
+    keys: Keys,
+    generation: bytes,
+    chunk_size: int,
+    total: int,
+    start: int,
+    length: int,
+) -> bytes:
+    """Return ``length`` bytes from ``start`` of a chunked object of ``total`` bytes.
+
+    Args:
+        client: The redis-py client.
+        keys: The namespace's keys.
+        generation: The generation holding the object's chunks.
+        chunk_size: The size of each chunk but the last.
+        total: The object's size.
+        start: Where the range starts (within the object).
+        length: How many bytes (the range ends within the object).
 
     Raises:
         ChunkMissing: A chunk is missing or shorter than the manifest says.
     """
     if length <= 0:
         return b""
-    assert manifest.generation is not None
-    size = manifest.chunk_size
+    size = chunk_size
     end = start + length
     first, last = start // size, (end - 1) // size
     out = bytearray()
@@ -44,8 +59,8 @@ def read_chunks(client: Any, keys: Keys, manifest: Manifest, start: int, length:
             chunk_start = number * size
             low = max(start, chunk_start) - chunk_start
             high = min(end, chunk_start + size) - chunk_start
-            key = keys.chunk(manifest.generation, number)
-            whole = min(size, manifest.size - chunk_start)
+            key = keys.chunk(generation, number)
+            whole = min(size, total - chunk_start)
             if low == 0 and high == whole:
                 pipe.get(key)
             else:

@@ -21,7 +21,7 @@ from storager.services.redis._keys import Keys
 from storager.services.redis._scripts import Scripts
 from storager.services.redis._sweep import Sweeper
 
-__all__ = ["Body", "ChunkSwept", "write_body"]
+__all__ = ["Body", "ChunkSwept", "small_body", "write_body"]
 
 #: At most this many bytes of chunks in flight per batch.
 BATCH_BYTES = 8 << 20
@@ -50,6 +50,20 @@ class Body:
     inline: Chunk | None
     generation: bytes | None
     chunks: int
+
+
+def small_body(data: object, inline_limit: int, *, want_md5: bool) -> Body | None:
+    """Return the Body of bytes-like ``data`` that fits inline, without a copy; else None.
+
+    The common case of a small write skips the streaming machinery entirely.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        return None
+    view = data if isinstance(data, bytes) else memoryview(data).cast("B")
+    if len(view) > inline_limit:
+        return None
+    md5 = hashlib.md5(view, usedforsecurity=False).digest() if want_md5 else None
+    return Body(len(view), md5, view, None, 0)
 
 
 def _fixed_chunks(source: Iterable[Chunk], chunk_size: int) -> Iterator[Chunk]:
