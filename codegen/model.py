@@ -73,6 +73,8 @@ class Service:
     pairs: dict[str, Pair]  # service-specific pairs
     folder: Path
     notes: list[str] = field(default_factory=list)
+    aliases: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Other connection-string schemes of the service, each with the init pairs it sets."""
 
 
 @dataclass
@@ -238,6 +240,16 @@ def _service(
             raise DefinitionError(f"{where}: feature {fname!r} must be {features[fname].type}")
 
     connection = dict(body.get("connection", {}))
+    aliases = connection.pop("aliases", {})
+    for scheme, preset in aliases.items():
+        if not isinstance(preset, dict) or not preset:
+            raise DefinitionError(f"{where}: connection alias {scheme!r} must set init pairs")
+        for pname, text in preset.items():
+            if pname not in required + optional or not isinstance(text, str):
+                raise DefinitionError(
+                    f"{where}: connection alias {scheme!r}: {pname!r} is not an init pair "
+                    "given as text"
+                )
     for part in ("host", "path", "user", "port"):
         target = connection.get(part, "")
         if target and target not in required + optional:
@@ -251,6 +263,7 @@ def _service(
         class_name=body.get("class", ""),
         capabilities=capabilities,
         connection=connection,
+        aliases=aliases,
         init_required=required,
         init_optional=optional,
         op_pairs=op_pairs,

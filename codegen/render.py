@@ -214,6 +214,8 @@ def render_service(model: Model, svc: Service) -> str:
     out.append(f"    example={conn['example']!r},\n")
     for part in ("host", "path", "user", "port"):
         out.append(f'    {part}="{conn.get(part, "")}",\n')
+    if svc.aliases:
+        out.append(f"    aliases={svc.aliases!r},\n")
     out.append(")\n\n\n")
 
     # The class.
@@ -443,7 +445,8 @@ def render_registry(model: Model) -> str:
     out.append("BUILTIN: dict[str, tuple[str, str]] = {\n")
     for svc in model.services:
         scheme = svc.connection.get("scheme", svc.name)
-        out.append(f'    "{scheme}": ("storager.services.{svc.name}", "{svc.class_name}"),\n')
+        for each in (scheme, *svc.aliases):
+            out.append(f'    "{each}": ("storager.services.{svc.name}", "{svc.class_name}"),\n')
     out.append("}\n")
     return "".join(out)
 
@@ -502,7 +505,11 @@ def render_matrix(model: Model) -> str:
         out.append(f"| `{feat.name}` | " + " | ".join(cells) + " |\n")
     out.append("\n## Connection strings\n\n| service | form |\n|---|---|\n")
     for s in services:
-        out.append(f"| {s.name} | `{s.connection['example']}` |\n")
+        also = "".join(
+            f"; `{scheme}://` sets " + ", ".join(f"`{k}={v}`" for k, v in preset.items())
+            for scheme, preset in s.aliases.items()
+        )
+        out.append(f"| {s.name} | `{s.connection['example']}`{also} |\n")
     out.append("\n## Services\n\n")
     for s in services:
         out.append(f"- **{s.name}**: {s.description}\n")

@@ -9,6 +9,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "gcs": ("storager.services.gcs", "GcsStorage"),
     "memory": ("storager.services.memory", "MemoryStorage"),
     "redis": ("storager.services.redis", "RedisStorage"),
+    "rediss": ("storager.services.redis", "RedisStorage"),
     "s3": ("storager.services.s3", "S3Storage"),
     "sftp": ("storager.services.sftp", "SftpStorage"),
 }

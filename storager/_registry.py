@@ -78,7 +78,7 @@ def service_class(scheme: str) -> type[Service]:
 
 
 def _extra(scheme: str) -> str:
-    return {"azblob": "azure"}.get(scheme, scheme)
+    return {"azblob": "azure", "rediss": "redis"}.get(scheme, scheme)
 
 
 def _load_entry_points() -> None:
@@ -192,7 +192,10 @@ def parse_connection_string(url: str) -> tuple[type[Service], dict[str, Any]]:
     specs = cls.init_pairs
     shown = redact_url(url, frozenset(name for name, spec in specs.items() if not spec.secret))
     form = cls.connection
-    pairs: dict[str, Any] = {}
+    pairs: dict[str, Any] = {
+        name: parse_text_value(scheme, specs[name], text)
+        for name, text in form.aliases.get(scheme, {}).items()
+    }
 
     def put(part: str, target: str, text: str | None) -> None:
         if not text:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
@@ -48,7 +48,9 @@ class ConnectionForm:
 
     ``scheme://user@host:port/path?pair=value``: each of ``host``, ``path``, ``user``
     and ``port`` names the init pair that URL part fills, or is ``""`` when the
-    service takes nothing there (a value there is then an error).
+    service takes nothing there (a value there is then an error). ``aliases`` are
+    other schemes of the same service, each with the init pairs it sets, as text
+    (``rediss`` sets ``tls=true``).
     """
 
     scheme: str
@@ -57,6 +59,7 @@ class ConnectionForm:
     path: str = ""
     user: str = ""
     port: str = ""
+    aliases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 class Service(Storager):

@@ -151,6 +151,7 @@ CONNECTION = ConnectionForm(
     path="work_dir",
     user="",
     port="port",
+    aliases={"rediss": {"tls": "true"}},
 )
 
 

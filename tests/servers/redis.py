@@ -49,10 +49,21 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
-def _start_node(name: str, port: int, temp_dir: Path, extra: Sequence[str] = ()) -> ServerProcess:
+def _accepts(port: int) -> bool:
+    """Whether something accepts TCP connections on ``port`` (a TLS port cannot PING)."""
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _start_node(
+    name: str, port: int, temp_dir: Path, extra: Sequence[str] = (), *, tls: bool = False
+) -> ServerProcess:
     argv = [
         _program(REDIS_SERVER),
-        "--port",
+        *(["--port", "0", "--tls-port"] if tls else ["--port"]),
         str(port),
         "--bind",
         LOOPBACK,
@@ -66,7 +77,8 @@ def _start_node(name: str, port: int, temp_dir: Path, extra: Sequence[str] = ())
         str(temp_dir),
         *extra,
     ]
-    return start_server(name, argv, lambda: _answers_ping(port), temp_dir=temp_dir, timeout=20)
+    ready = (lambda: _accepts(port)) if tls else (lambda: _answers_ping(port))
+    return start_server(name, argv, ready, temp_dir=temp_dir, timeout=20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,17 +105,28 @@ class RedisServer:
         self._process.stop()
 
 
-def start_redis(*, password: str | None = None, extra: Sequence[str] = ()) -> RedisServer:
+def start_redis(
+    *,
+    password: str | None = None,
+    extra: Sequence[str] = (),
+    tls_files: tuple[Path, Path] | None = None,
+) -> RedisServer:
     """Start a standalone redis-server on a free loopback port.
 
     Args:
         password: When given, the default user needs it (``requirepass``).
         extra: More ``--option value`` arguments (``--maxmemory 1mb``, ACL ``--user``...).
+        tls_files: A PEM certificate and its key: the server then speaks only TLS on the
+            port (clients need no certificate of their own).
     """
     port = free_port()
     temp_dir = make_temp_dir("redis")
     args = [*(["--requirepass", password] if password else []), *extra]
-    process = _start_node("redis-server", port, temp_dir, args)
+    if tls_files is not None:
+        cert, key = tls_files
+        args += ["--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+        args += ["--tls-auth-clients", "no"]
+    process = _start_node("redis-server", port, temp_dir, args, tls=tls_files is not None)
     return RedisServer(LOOPBACK, port, password, process)
 
 

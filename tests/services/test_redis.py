@@ -9,14 +9,22 @@ in place of it.
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
+import ipaddress
 import json
 import secrets
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 import storager
 from storager import (
@@ -27,6 +35,7 @@ from storager import (
     InvalidArgumentError,
     Mover,
     ObjectModeInvalidError,
+    OperationTimeoutError,
     PairInvalidError,
     PermissionDeniedError,
     PreconditionFailedError,
@@ -376,3 +385,64 @@ def test_key_of_another_type_is_object_mode_invalid(
         with pytest.raises(ObjectModeInvalidError) as info:
             call()
         assert "another type" in info.value.reason
+
+
+# -- TLS and the rediss scheme --------------------------------------------------------------
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """Write a self-signed certificate for 127.0.0.1 and its key; return their paths."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, Path]]:
+    """A redis-server speaking only TLS, and the CA file (its own certificate)."""
+    cert, key = _self_signed(tmp_path_factory.mktemp("redis-tls"))
+    server = start_redis(tls_files=(cert, key))
+    yield server, cert
+    server.stop()
+
+
+def test_rediss_scheme_speaks_tls_and_verifies_the_server(
+    tls_server: tuple[RedisServer, Path],
+) -> None:
+    server, ca_file = tls_server
+    url = f"rediss://{server.host}:{server.port}/tls/?tls_ca_file={quote(str(ca_file))}"
+    with open_url(url) as store:
+        store.write("secure.txt", b"over tls")
+        assert store.read("secure.txt") == b"over tls"
+        assert store.metadata().work_dir == "/tls/"
+    # The same server without the CA: its certificate is not trusted.
+    with pytest.raises(ServiceInternalError):
+        storager.open(f"rediss://{server.host}:{server.port}/", timeout=5.0)
+    # Plain text to a TLS port gets no answer a client can use.
+    with pytest.raises((ServiceInternalError, OperationTimeoutError)):
+        storager.open(f"redis://{server.host}:{server.port}/", timeout=2.0)
