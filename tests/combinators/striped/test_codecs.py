@@ -1,0 +1,83 @@
+"""Codecs: round trips from any sufficient set of fragments, and their refusals."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from storager import InvalidArgumentError, UnexpectedError
+from storager.combinators.striped import Codec, ReedSolomon, Replicas, Striped, Stripes
+from storager.combinators.striped._codecs import codec_from_spec
+from storager.services.memory import MemoryStorage
+
+CODECS = [ReedSolomon(4, 2), ReedSolomon(2, 1), Replicas(3), Stripes(3)]
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.label())
+@settings(max_examples=15, deadline=None)
+@given(data=st.binary(min_size=1, max_size=5000))
+def test_any_data_fragments_rebuild_the_stripe(codec: Codec, data: bytes) -> None:
+    fragments = codec.encode(data)
+    assert len(fragments) == codec.total
+    for chosen in itertools.combinations(range(codec.total), codec.data):
+        given_fragments = {i: fragments[i] for i in chosen}
+        before = dict(given_fragments)
+        assert codec.decode(given_fragments, len(data)) == data
+        assert given_fragments == before  # the caller's mapping is left as it was
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.label())
+def test_too_few_fragments_raise(codec: Codec) -> None:
+    data = os.urandom(3000)
+    fragments = codec.encode(data)
+    with pytest.raises(UnexpectedError):
+        codec.decode({i: fragments[i] for i in range(codec.data - 1)}, len(data))
+
+
+def test_pyeclib_decodes_a_corrupt_fragment_to_wrong_bytes_silently() -> None:
+    """The pitfall that makes Striped verify every fragment's digest before decoding."""
+    codec = ReedSolomon(4, 2)
+    data = os.urandom(1 << 16)
+    fragments = [bytes(f) for f in codec.encode(data)]
+    corrupt = bytearray(fragments[1])
+    corrupt[500] ^= 0xFF
+    out = codec.decode(
+        {0: fragments[0], 1: bytes(corrupt), 2: fragments[2], 3: fragments[3]}, len(data)
+    )
+    assert out != data
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.label())
+def test_spec_round_trips(codec: Codec) -> None:
+    assert codec_from_spec(codec.spec()) == codec
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: Replicas(0), lambda: ReedSolomon(0, 2), lambda: ReedSolomon(4, 0), lambda: Stripes(0)],
+)
+def test_bad_codec_parameters_are_refused(make: object) -> None:
+    with pytest.raises(InvalidArgumentError):
+        make()  # type: ignore[operator]
+
+
+def test_unknown_codec_kind_is_refused() -> None:
+    with pytest.raises(InvalidArgumentError, match="unknown codec"):
+        codec_from_spec({"kind": "raid7"})
+
+
+def test_codec_needing_more_backends_than_given_is_refused() -> None:
+    backends = {n: MemoryStorage() for n in "abcde"}
+    with pytest.raises(InvalidArgumentError, match=r"rs\(4,2\) writes 6 fragments.*only 5"):
+        Striped(backends, codec=ReedSolomon(4, 2), manifests=MemoryStorage())
+
+
+def test_stripes_without_width_takes_every_backend() -> None:
+    backends = {n: MemoryStorage() for n in "abcd"}
+    with Striped(backends, codec=Stripes(), manifests=MemoryStorage()) as store:
+        assert store.codec.total == 4
+        assert "stripes(4)" in store.describe_label()
