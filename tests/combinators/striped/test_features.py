@@ -1,0 +1,196 @@
+"""Striped's features: multipart, copy, placement, ranged reads, hedging, describe, paths."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from storager import InvalidArgumentError, NotFoundError, PathInvalidError
+from storager.combinators import describe
+from storager.combinators.striped import ReedSolomon, Replicas, Stripes
+
+from .conftest import Rig
+
+Make = Callable[..., Rig]
+KiB = 1024
+
+
+# -- multipart ----------------------------------------------------------------------------
+
+
+def test_multipart_parts_out_of_order_and_concurrently(rig_factory: Make) -> None:
+    rig = rig_factory()
+    store = rig.store
+    datas = {n: os.urandom(5 * KiB + n) for n in range(1, 7)}
+    mp = store.create_multipart("big.bin", content_type="application/x-test")
+    with ThreadPoolExecutor(4) as pool:
+        written = list(
+            pool.map(lambda n: store.write_multipart(mp, n, datas[n]), [6, 2, 4, 1, 5, 3])
+        )
+    parts = {p.number: p for p in written}
+    assert [p.number for p in store.list_multipart(mp)] == [1, 2, 3, 4, 5, 6]
+    obj = store.complete_multipart(mp, [parts[n] for n in range(1, 7)])
+    whole = b"".join(datas[n] for n in range(1, 7))
+    assert store.read("big.bin") == whole
+    assert obj.content_length == len(whole) and obj.etag and obj.etag.endswith("-6")
+    assert store.stat("big.bin").content_type == "application/x-test"
+    assert store.read("big.bin", offset=5 * KiB, size=3 * KiB) == whole[5 * KiB : 8 * KiB]
+    assert rig.chunks() == rig.referenced()  # no upload record left, no part leaked
+    assert not [
+        o for o in rig.manifests.inner.list(".striped/uploads/", list_mode="prefix") if not o.is_dir
+    ]
+
+
+def test_multipart_part_written_again_replaces_and_drops_the_old(rig_factory: Make) -> None:
+    rig = rig_factory(Replicas(2), n=2)
+    store = rig.store
+    mp = store.create_multipart("p.bin")
+    store.write_multipart(mp, 1, b"a" * 3000)
+    part = store.write_multipart(mp, 1, b"b" * 2000)
+    assert rig.chunks() == rig.referenced()
+    store.complete_multipart(mp, [part])
+    assert store.read("p.bin") == b"b" * 2000
+
+
+def test_multipart_complete_refuses_stale_etag_and_unknown_part(rig_factory: Make) -> None:
+    rig = rig_factory()
+    store = rig.store
+    mp = store.create_multipart("p.bin")
+    old = store.write_multipart(mp, 1, b"first")
+    store.write_multipart(mp, 1, b"second")
+    with pytest.raises(InvalidArgumentError, match="etag"):
+        store.complete_multipart(mp, [old])
+    with pytest.raises(InvalidArgumentError, match="part 2 was not uploaded"):
+        store.complete_multipart(mp, [type(old)(2, 1, "")])
+    with pytest.raises(NotFoundError):
+        store.stat("p.bin")
+    store.abort_multipart(mp)
+    assert rig.chunks() == set()
+    with pytest.raises(NotFoundError):
+        store.write_multipart(mp, 1, b"x")
+
+
+# -- copy ---------------------------------------------------------------------------------
+
+
+def test_copy_writes_a_manifest_naming_the_same_chunks(rig_factory: Make) -> None:
+    rig = rig_factory()
+    data = os.urandom(9 * KiB)
+    rig.store.write("src", data, user_metadata={"k": "v"})
+    writes = sum(b.calls["write"] for b in rig.backends.values())
+    rig.store.copy("src", "dst")
+    assert sum(b.calls["write"] for b in rig.backends.values()) == writes  # no data moved
+    assert rig.manifest("dst")["stripes"] == rig.manifest("src")["stripes"]
+    rig.store.delete("src")
+    rig.store.gc(grace=0)
+    assert rig.store.read("dst") == data
+    assert rig.store.stat("dst").user_metadata == {"k": "v"}
+
+
+# -- placement ------------------------------------------------------------------------------
+
+
+def _fragments_per_backend(rig: Rig) -> Counter[str]:
+    return Counter(name for name, _ in rig.chunks())
+
+
+@pytest.mark.parametrize("policy", ["round_robin", "least_used", "random", "most_free"])
+def test_placement_spreads_fragments_on_distinct_backends(rig_factory: Make, policy: str) -> None:
+    rig = rig_factory(Replicas(2), n=5, placement=policy)
+    rig.store.write("obj", os.urandom(40 * KiB))  # 40 stripes of 2 fragments
+    for _, _, fragments in rig.manifest("obj")["stripes"]:
+        assert len({f[0] for f in fragments}) == 2
+    counts = _fragments_per_backend(rig)
+    assert set(counts) == set(rig.backends)
+    if policy in ("round_robin", "least_used", "most_free"):
+        assert max(counts.values()) - min(counts.values()) <= 2
+
+
+def test_most_free_prefers_the_backend_with_most_room(rig_factory: Make) -> None:
+    quotas = {"b0": 100 * KiB, "b1": 10 * KiB, "b2": 10 * KiB, "b3": 1000 * KiB}
+    rig = rig_factory(Replicas(2), n=4, placement="most_free", quotas=quotas)
+    rig.store.write("obj", os.urandom(8 * KiB))
+    counts = _fragments_per_backend(rig)
+    assert counts["b3"] == 8 and counts["b0"] == 8 and not counts["b1"] and not counts["b2"]
+
+
+def test_bad_placement_and_quota_are_refused(rig_factory: Make) -> None:
+    with pytest.raises(InvalidArgumentError, match="placement"):
+        rig_factory(placement="fullest")
+    with pytest.raises(InvalidArgumentError, match="unknown backend"):
+        rig_factory(quotas={"nope": 1})
+    with pytest.raises(InvalidArgumentError, match="write_quorum"):
+        rig_factory(write_quorum=3)
+
+
+# -- reads ----------------------------------------------------------------------------------
+
+
+def test_ranged_read_fetches_only_the_stripes_it_needs(rig_factory: Make) -> None:
+    rig = rig_factory(Stripes(4), n=4)  # a stripe = 4 fragments of 1 KiB
+    data = os.urandom(40 * KiB)
+    rig.store.write("obj", data)
+    before = sum(b.calls["read"] for b in rig.backends.values())
+    assert (
+        rig.store.read("obj", offset=10 * KiB + 5, size=100) == data[10 * KiB + 5 : 10 * KiB + 105]
+    )
+    assert sum(b.calls["read"] for b in rig.backends.values()) - before == 4
+
+
+def test_slow_backend_is_hedged_by_parity(rig_factory: Make) -> None:
+    rig = rig_factory(ReedSolomon(2, 1), n=3, hedge_after=0.05)
+    data = os.urandom(2 * KiB)
+    rig.store.write("obj", data)
+    slow = rig.manifest("obj")["stripes"][0][2][0][0]
+    rig.backends[slow].latency = {"read": 2.0}
+    start = time.monotonic()
+    assert rig.store.read("obj") == data
+    assert time.monotonic() - start < 1.5
+
+
+# -- the tree, paths, metadata --------------------------------------------------------------
+
+
+def test_describe_shows_codec_and_backends(rig_factory: Make) -> None:
+    rig = rig_factory(ReedSolomon(4, 2), placement="round_robin")
+    text = describe(rig.store)
+    assert text.startswith(
+        "striped rs(4,2) chunk_size=1024 placement=round_robin [Copier,Segmenter]"
+    )
+    for name in ("manifests", "b0", "b5"):
+        assert f" {name}: " in text
+
+
+def test_reserved_names_are_refused_and_never_listed(rig_factory: Make) -> None:
+    rig = rig_factory()
+    rig.store.write("visible", b"x")
+    rig.store.mark_down("b0")
+    rig.store.write("degraded", b"y" * 5000)  # leaves a record under .striped/
+    for call in (
+        lambda: rig.store.write(".striped/x", b"x"),
+        lambda: rig.store.read(".striped/degraded/x"),
+        lambda: rig.store.stat(".striped/"),
+        lambda: rig.store.delete(".striped/uploads/"),
+    ):
+        with pytest.raises(PathInvalidError, match="reserved"):
+            call()
+    assert sorted(o.path for o in rig.store.list("")) == ["degraded", "visible"]
+    assert sorted(o.path for o in rig.store.list("", list_mode="prefix")) == ["degraded", "visible"]
+    assert list(rig.store.list(".striped/", list_mode="prefix")) == []
+
+
+def test_stat_reports_checksum_generation_and_metadata(rig_factory: Make) -> None:
+    rig = rig_factory()
+    data = os.urandom(7 * KiB)
+    rig.store.write("obj", data, content_type="text/x-a", user_metadata={"owner": "me"})
+    stat = rig.store.stat("obj")
+    assert stat.etag == hashlib.sha256(data).hexdigest()
+    assert stat.system_metadata["checksum"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert stat.system_metadata["codec"] == "rs(4,2)"
+    assert (stat.content_type, dict(stat.user_metadata)) == ("text/x-a", {"owner": "me"})
