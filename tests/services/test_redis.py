@@ -36,6 +36,7 @@ from storager import (
     Mover,
     ObjectModeInvalidError,
     OperationTimeoutError,
+    OutcomeUnknownError,
     PairInvalidError,
     PermissionDeniedError,
     PreconditionFailedError,
@@ -446,3 +447,28 @@ def test_rediss_scheme_speaks_tls_and_verifies_the_server(
     # Plain text to a TLS port gets no answer a client can use.
     with pytest.raises((ServiceInternalError, OperationTimeoutError)):
         storager.open(f"redis://{server.host}:{server.port}/", timeout=2.0)
+
+
+# -- timeouts -------------------------------------------------------------------------------
+
+
+def test_timed_out_commit_is_outcome_unknown_and_timed_out_read_is_retryable(
+    open_store: Callable[..., RedisStorage], raw: redis.Redis
+) -> None:
+    store = open_store(timeout=0.3)
+    store.write("t.txt", b"before")
+    raw.client_pause(1000, all=False)  # writes wait, reads go on
+    try:
+        with pytest.raises(OutcomeUnknownError) as unknown:
+            store.write("t.txt", b"after")
+        assert not unknown.value.retryable and unknown.value.op == "write"
+        assert store.read("t.txt") == b"before"  # paused: it has not run yet
+    finally:
+        raw.client_unpause()
+    raw.client_pause(1000, all=True)
+    try:
+        with pytest.raises(OperationTimeoutError) as timeout:
+            store.stat("t.txt")
+        assert timeout.value.retryable and isinstance(timeout.value, TimeoutError)
+    finally:
+        raw.client_unpause()
