@@ -3,7 +3,7 @@ against OpenDAL's redis service (Python wheel), on one local redis-server.
 
 Run from the repository root::
 
-    python benchmarks/redis_peers.py             # median of 3 rounds
+    python benchmarks/redis_peers.py             # median of 5 rounds (--rounds)
     python benchmarks/redis_peers.py --quick     # 1 round, fewer operations
 
 The script starts its own redis-server (``tests/servers/redis.py``) unless ``--port`` is
@@ -12,7 +12,8 @@ given. Rows:
 - ``SET/GET/EXISTS 4 KiB``: the same 4 KiB value over 1,000 keys (cycled), sequentially
   and from 16 threads sharing one client; storager's verbs are write, read and stat,
   redis-py's SET, GET and EXISTS, OpenDAL's write, read and stat. Clients run
-  interleaved within each round; each row is the median over the rounds.
+  interleaved within each round; ops/s are medians over the rounds, and each ratio is
+  the median of the ratios measured within one round.
 - ``list 10,000 keys``: storager lists a prefix holding 10,000 keys (ZRANGEBYLEX pages
   plus one HMGET pipeline per page, so each entry carries size, etag and mtime);
   redis-py has no listing, the nearest is ``SCAN MATCH prefix*`` over the whole
@@ -158,10 +159,18 @@ def small_rows(clients: dict[str, Any], ops: int, rounds: int) -> dict[str, dict
                     samples.setdefault(row.strip(), {}).setdefault(name, []).append(
                         _rate(op, ops, threads)
                     )
-    return {
-        row: {name: statistics.median(values) for name, values in by.items()}
-        for row, by in samples.items()
-    }
+    out: dict[str, dict[str, float]] = {}
+    for row, by in samples.items():
+        out[row] = {name: statistics.median(values) for name, values in by.items()}
+        # Clients run back to back within a round, so a ratio per round cancels the
+        # machine's drift between rounds; the row's ratio is their median.
+        for peer in ("raw", "opendal"):
+            if peer in by:
+                ratios = [
+                    mine / theirs for mine, theirs in zip(by["storager"], by[peer], strict=True)
+                ]
+                out[row][f"storager/{peer}"] = statistics.median(ratios)
+    return out
 
 
 def list_rows(port: int, rounds: int) -> dict[str, float]:
@@ -248,8 +257,11 @@ def _print_table(rows: dict[str, dict[str, float]], names: list[str]) -> None:
     print("|---|" + "---|" * (len(names) + 2))
     for row, by in rows.items():
         cells = " | ".join(f"{by[n]:,.0f}" if n in by else "-" for n in names)
-        ratio = by["storager"] / by["raw"] if "raw" in by else float("nan")
-        ratio_odal = by["storager"] / by["opendal"] if "opendal" in by else float("nan")
+        nan = float("nan")
+        ratio = by.get("storager/raw", by["storager"] / by["raw"] if "raw" in by else nan)
+        ratio_odal = by.get(
+            "storager/opendal", by["storager"] / by["opendal"] if "opendal" in by else nan
+        )
         print(f"| {row} | {cells} | {ratio:.2f} | {ratio_odal:.2f} |")
 
 
@@ -257,6 +269,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, help="a running redis-server (default: start one)")
     parser.add_argument("--quick", action="store_true", help="1 round, fewer operations")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the small rows")
     parser.add_argument("--child", nargs=2, metavar=("CLIENT", "MODE"), help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
@@ -273,7 +286,7 @@ def main() -> None:
     try:
         names = ["raw", "storager", "opendal"]
         clients = {name: CLIENTS[name](port) for name in names}
-        rounds, ops = (1, 1000) if args.quick else (3, 4000)
+        rounds, ops = (1, 1000) if args.quick else (args.rounds, 4000)
         small = small_rows(clients, ops, rounds)
         listing = list_rows(port, rounds)
         big = big_rows(port, names)
