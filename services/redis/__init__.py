@@ -170,6 +170,11 @@ class RedisStorage(RedisGenerated):
         if self._client is not None:
             with contextlib.suppress(Exception):
                 self._client.close()
+            # A Redis client given its own pool leaves the pool open on close().
+            pool = getattr(self._client, "connection_pool", None)
+            if pool is not None:
+                with contextlib.suppress(Exception):
+                    pool.disconnect()
 
     # -- Storager -----------------------------------------------------------------------
 

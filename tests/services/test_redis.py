@@ -472,3 +472,17 @@ def test_timed_out_commit_is_outcome_unknown_and_timed_out_read_is_retryable(
         assert timeout.value.retryable and isinstance(timeout.value, TimeoutError)
     finally:
         raw.client_unpause()
+
+
+def test_close_releases_the_connections(redis_server: RedisServer, raw: redis.Redis) -> None:
+    def clients() -> int:
+        return int(raw.info("clients")["connected_clients"])
+
+    before = clients()
+    stores = [open_url(redis_server.url()) for _ in range(5)]
+    for store in stores:
+        store.write("c.txt", b"x")
+    assert clients() >= before + 5
+    for store in stores:
+        store.close()
+    assert clients() == before
