@@ -1,10 +1,10 @@
 """The writer: a stream of bytes becomes stripes of immutable chunks, stripe by stripe.
 
-The caller's thread reads the source and cuts it into stripes of
-``codec.data * chunk_size`` bytes; each stripe goes to the stripe pool, which
-encodes it, digests every fragment, places the fragments on distinct backends and
-writes them in parallel on the I/O pool. At most ``stripes_in_flight`` stripes of
-one write are in flight; the caller's thread waits for room before it cuts the
+The caller's thread reads the source (computing the whole-object sha256) and cuts
+it into stripes of ``codec.data * chunk_size`` bytes; each stripe goes to the stripe
+pool, which encodes it and places the fragments on distinct backends; the I/O pool
+digests (sha256) and writes them in parallel. At most ``stripes_in_flight`` stripes
+of one write are in flight; the caller's thread waits for room before it cuts the
 next one.
 
 A fragment whose backend fails is written again on another backend the stripe does
@@ -84,10 +84,21 @@ class _Write:
         core = self.core
         codec = core.codec
         fragments = codec.encode(data)
-        digests: dict[int, str] = {}
-        for fragment in fragments:
-            if id(fragment) not in digests:  # replicas share one buffer
-                digests[id(fragment)] = digest(fragment)
+        # Each distinct buffer is digested once (replicas share one), on the I/O thread
+        # that writes it first, so digests of one stripe run in parallel.
+        digests: dict[int, Future[str]] = {}
+        digests_lock = threading.Lock()
+
+        def digest_of(fragment: bytes | bytearray | memoryview) -> str:
+            with digests_lock:
+                pending = digests.get(id(fragment))
+                mine = pending is None
+                if pending is None:
+                    pending = digests[id(fragment)] = Future()
+            if mine:
+                pending.set_result(digest(fragment))
+            return pending.result()
+
         size = max((len(f) for f in fragments), default=0)
         targets = core.placement.choose(codec.total, size)
         if len(targets) < core.write_quorum:
@@ -131,7 +142,7 @@ class _Write:
                         name = other[0]
                         used.add(name)
                     continue
-                return Fragment(name, key, len(fragment), digests[id(fragment)])
+                return Fragment(name, key, len(fragment), digest_of(fragment))
             return None
 
         futures = [core.io(partial(put, i, n)) for i, n in enumerate(targets)]

@@ -1,0 +1,207 @@
+"""Striped benchmarks: codecs against the library called directly, throughput, memory.
+
+Run ``python benchmarks/striped.py`` (``--size-mib``, ``--rss-mib``, ``--dir``, ``--rounds``).
+It prints, for one run on this machine:
+
+1. **Codecs**: encode and decode MB/s of each codec's ``encode``/``decode`` next to
+   pyeclib's ``ECDriver`` called directly on the same stripes (decode with the first two
+   data fragments missing), and the writer's per-stripe work (encode + a sha256 per
+   fragment), which is what a write pays. Target: the codec ≥ 0.9 of the library.
+2. **Throughput**: write and read of one object (256 MiB by default) over 6 fs backends
+   with ``ReedSolomon(4, 2)`` and 4 MiB chunks, against one ``FsStorage``; and the read with
+   two backends failing every read (degraded). Targets: read ≥ 1.0x, write ≥ 0.7x of
+   one fs store, degraded read ≥ 0.5x of the healthy one.
+3. **Memory**: peak RSS of a child process that writes, then streams back, a 1 GiB object
+   (and the same for a quarter of it: the peak must not grow with the size).
+
+Best of ``--rounds`` for each number; ratios are taken in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from storager.combinators.striped import Codec, ReedSolomon, Replicas, Striped, Stripes
+from storager.services.fs import FsStorage
+from storager.testing import FaultyStorager
+
+MiB = 1 << 20
+CHUNK = 4 * MiB
+
+
+def best(fn: Callable[[], object], rounds: int) -> float:
+    """Return the shortest wall time of ``rounds`` calls of ``fn``."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bench_codecs(total: int, rounds: int) -> None:
+    from pyeclib.ec_iface import ECDriver
+
+    print(f"== codecs: {total // MiB} MiB in stripes of data x 4 MiB, MB/s, best of {rounds}")
+    print(
+        f"{'codec':<14}{'encode':>9}{'library':>9}{'ratio':>7}{'+sha256':>9}"
+        f"{'decode':>9}{'library':>9}{'ratio':>7}"
+    )
+    bench_codec(ReedSolomon(4, 2), ECDriver(k=4, m=2, ec_type="isa_l_rs_vand"), total, rounds)
+    bench_codec(ReedSolomon(8, 3), ECDriver(k=8, m=3, ec_type="isa_l_rs_vand"), total, rounds)
+    bench_codec(Replicas(3), None, total, rounds)
+    bench_codec(Stripes(4), None, total, rounds)
+
+
+def bench_codec(codec: Codec, driver: Any, total: int, rounds: int) -> None:
+    """Print one codec's row: ours, the library's, and ours with the writer's digests."""
+    stripe_bytes = codec.data * CHUNK
+    stripes = [os.urandom(stripe_bytes) for _ in range(max(1, total // stripe_bytes))]
+    size = stripe_bytes * len(stripes)
+    encoded = [codec.encode(s) for s in stripes]
+    # Decode without the first two data fragments (parity stands in), as a degraded read.
+    keep = list(range(min(2, codec.parity), codec.total))[: codec.data]
+
+    def ours_encode() -> None:
+        for s in stripes:
+            codec.encode(s)
+
+    def ours_with_digests() -> None:
+        for s in stripes:
+            seen: set[int] = set()
+            for f in codec.encode(s):
+                if id(f) not in seen:
+                    seen.add(id(f))
+                    hashlib.sha256(f).digest()
+
+    def ours_decode() -> None:
+        for s, frags in zip(stripes, encoded, strict=True):
+            codec.decode({i: frags[i] for i in keep}, len(s))
+
+    def mbs(fn: Callable[[], object]) -> float:
+        return size / best(fn, rounds) / 1e6
+
+    enc, dig, dec = mbs(ours_encode), mbs(ours_with_digests), mbs(ours_decode)
+    row = f"{codec.label():<14}{enc:>9.0f}"
+    if driver is None:
+        print(f"{row}{'-':>9}{'-':>7}{dig:>9.0f}{dec:>9.0f}{'-':>9}{'-':>7}")
+        return
+    lib_enc = mbs(lambda: [driver.encode(s) for s in stripes])
+    lib_dec = mbs(lambda: [driver.decode([f[i] for i in keep]) for f in encoded])
+    print(
+        f"{row}{lib_enc:>9.0f}{enc / lib_enc:>7.2f}{dig:>9.0f}"
+        f"{dec:>9.0f}{lib_dec:>9.0f}{dec / lib_dec:>7.2f}"
+    )
+
+
+def _source(total: int) -> Iterator[bytes]:
+    block = os.urandom(MiB)
+    for i in range(total // MiB):
+        yield i.to_bytes(8, "big") + block[8:]
+
+
+def _drain(reader: object) -> int:
+    n = 0
+    while chunk := reader.read(8 * MiB):  # type: ignore[attr-defined]
+        n += len(chunk)
+    return n
+
+
+def bench_throughput(root: str, total: int, rounds: int) -> None:
+    print(f"\n== throughput: {total // MiB} MiB, RS(4,2) on 6 fs backends vs one fs")
+    single = FsStorage(root=os.path.join(root, "single"))
+    faulty = {n: FaultyStorager(FsStorage(root=os.path.join(root, n))) for n in "abcdef"}
+    striped = Striped(
+        faulty,
+        codec=ReedSolomon(4, 2),
+        chunk_size=CHUNK,
+        manifests=FsStorage(root=os.path.join(root, "manifests")),
+    )
+    rows = {}
+    rows["fs write"] = best(lambda: single.write("obj", _source(total)), rounds)
+    rows["striped write"] = best(lambda: striped.write("obj", _source(total)), rounds)
+    rows["fs read"] = best(lambda: _drain(single.open_reader("obj")), rounds)
+    rows["striped read"] = best(lambda: _drain(striped.open_reader("obj")), rounds)
+    for name in "ab":
+        faulty[name].fail = {"read": OSError}  # two backends fail every read
+    rows["striped degraded read"] = best(lambda: _drain(striped.open_reader("obj")), rounds)
+    for name, seconds in rows.items():
+        print(f"{name:<24}{total / seconds / 1e6:>8.0f} MB/s")
+    print(f"write ratio {rows['fs write'] / rows['striped write']:.2f}x (target >= 0.7)")
+    print(f"read ratio {rows['fs read'] / rows['striped read']:.2f}x (target >= 1.0)")
+    degraded = rows["striped read"] / rows["striped degraded read"]
+    print(f"degraded/healthy {degraded:.2f}x (target >= 0.5)")
+    striped.close()
+    single.close()
+
+
+_CHILD = """
+import os, resource, sys
+from storager.combinators.striped import ReedSolomon, Striped
+from storager.services.fs import FsStorage
+root, total = sys.argv[1], int(sys.argv[2])
+MiB = 1 << 20
+store = Striped({n: FsStorage(root=os.path.join(root, n)) for n in "abcdef"},
+                codec=ReedSolomon(4, 2), chunk_size=4 * MiB,
+                manifests=FsStorage(root=os.path.join(root, "manifests")))
+block = os.urandom(MiB)
+store.write("big", (block for _ in range(total // MiB)))
+after_write = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+n = 0
+with store.open_reader("big") as reader:
+    while chunk := reader.read(8 * MiB):
+        n += len(chunk)
+assert n == total, n
+print(after_write // 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def bench_rss(root: str, total: int) -> None:
+    print("\n== peak RSS of a child writing then streaming back one object (RS(4,2), 4 MiB chunks)")
+    for size in (total // 4, total):
+        where = tempfile.mkdtemp(dir=root)
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, where, str(size)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        shutil.rmtree(where)
+        print(f"{size // MiB:>6} MiB: peak RSS after write {out[0]} MiB, after read {out[1]} MiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--rss-mib", type=int, default=1024)
+    parser.add_argument("--codec-mib", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dir", default=None, help="where the temporary directory goes")
+    parser.add_argument("--only", choices=["codecs", "throughput", "rss"], default=None)
+    args = parser.parse_args()
+    root = tempfile.mkdtemp(prefix="striped-bench-", dir=args.dir)
+    try:
+        if args.only in (None, "codecs"):
+            bench_codecs(args.codec_mib * MiB, args.rounds)
+        if args.only in (None, "throughput"):
+            bench_throughput(root, args.size_mib * MiB, args.rounds)
+        if args.only in (None, "rss"):
+            bench_rss(root, args.rss_mib * MiB)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        print(f"\nthis process's peak RSS: {peak} MiB")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
