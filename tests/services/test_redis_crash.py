@@ -1,8 +1,9 @@
 """The redis service when writers die, stall or race: the old version stays whole, and
 after the sweep no chunk is left that no object uses.
 
-A killed writer is a real process (SIGKILL while it streams chunks); the checks look at
-the server's keys with redis-py directly.
+Each test runs on the standalone server and on the three-master cluster. A killed writer
+is a real process (SIGKILL while it streams chunks); the checks look at the server's keys
+with redis-py directly.
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import redis.cluster
 
 import storager
 from storager import ServiceInternalError
 from storager.services.redis import RedisStorage
-from tests.servers.redis import RedisServer
+from tests.servers.redis import RedisCluster, RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -39,22 +42,43 @@ def namespace() -> str:
     return f"crash-{secrets.token_hex(4)}"
 
 
-@pytest.fixture
-def raw(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    """redis-py on the standalone server, to look behind the service."""
-    client = redis.Redis(host=redis_server.host, port=redis_server.port)
-    yield client
+@dataclass(frozen=True)
+class Target:
+    """Where a test runs: the store's URL and redis-py on the same server or cluster."""
+
+    url: str
+    raw: Any
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The standalone server, then the three-master cluster."""
+    if request.param == "standalone":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        client: Any = redis.Redis(host=server.host, port=server.port)
+        url = server.url()
+    else:
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        client = redis.cluster.RedisCluster(host=cluster.host, port=cluster.port)
+        url = cluster.url()
+    yield Target(url, client)
     client.close()
 
 
 @pytest.fixture
-def open_store(redis_server: RedisServer, namespace: str) -> Iterator[Callable[..., RedisStorage]]:
+def raw(target: Target) -> Any:
+    """redis-py on the target, to look behind the service."""
+    return target.raw
+
+
+@pytest.fixture
+def open_store(target: Target, namespace: str) -> Iterator[Callable[..., RedisStorage]]:
     """Open stores in ``namespace`` (small chunks, nothing inline); closed after the test."""
     opened: list[RedisStorage] = []
 
     def open_(**pairs: Any) -> RedisStorage:
         pairs = {"namespace": namespace, "chunk_size": 4096, "inline_limit": 0, **pairs}
-        store = storager.open(redis_server.url(), **pairs)
+        store = storager.open(target.url, **pairs)
         assert isinstance(store, RedisStorage)
         opened.append(store)
         return store
@@ -64,12 +88,17 @@ def open_store(redis_server: RedisServer, namespace: str) -> Iterator[Callable[.
         store.close()
 
 
-def generations(client: redis.Redis, namespace: str) -> set[bytes]:
+def chunk_keys(client: Any, namespace: str) -> list[bytes]:
+    """Every chunk key of ``namespace`` (on every master of a cluster)."""
+    return list(client.scan_iter(match=f"{namespace}:c:*", count=1000))
+
+
+def generations(client: Any, namespace: str) -> set[bytes]:
     """The generations that still have chunks in ``namespace``."""
-    return {key.split(b":")[2] for key in client.scan_iter(match=f"{namespace}:c:*", count=1000)}
+    return {key.split(b":")[2] for key in chunk_keys(client, namespace)}
 
 
-def manifest_generation(client: redis.Redis, namespace: str, path: str) -> bytes:
+def manifest_generation(client: Any, namespace: str, path: str) -> bytes:
     value = client.hget(f"{{{namespace}}}:m:{path}", "gen")
     assert isinstance(value, bytes)
     return value
@@ -93,8 +122,8 @@ _WRITER = textwrap.dedent(
 
 
 def test_writer_killed_mid_object_leaves_old_version_and_sweep_leaves_no_orphans(
-    redis_server: RedisServer,
-    raw: redis.Redis,
+    target: Target,
+    raw: Any,
     namespace: str,
     open_store: Callable[..., RedisStorage],
 ) -> None:
@@ -103,7 +132,7 @@ def test_writer_killed_mid_object_leaves_old_version_and_sweep_leaves_no_orphans
     store.write("obj.bin", old)
     old_generation = manifest_generation(raw, namespace, "/obj.bin")
     writer = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, redis_server.url(), namespace],
+        [sys.executable, "-c", _WRITER, target.url, namespace],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stderr=subprocess.PIPE,
@@ -111,7 +140,7 @@ def test_writer_killed_mid_object_leaves_old_version_and_sweep_leaves_no_orphans
     try:
         deadline = time.monotonic() + 30
         # Kill it once it has sent a few batches of chunks of its own generation.
-        while len(raw.keys(f"{namespace}:c:*")) < 4 + 600:
+        while len(chunk_keys(raw, namespace)) < 4 + 600:
             assert writer.poll() is None, writer.stderr.read() if writer.stderr else b""
             assert time.monotonic() < deadline, "the writer sent no chunks in 30 s"
             time.sleep(0.02)
@@ -134,7 +163,7 @@ def test_writer_killed_mid_object_leaves_old_version_and_sweep_leaves_no_orphans
 
 
 def test_writer_stalled_past_the_grace_fails_cleanly(
-    raw: redis.Redis, namespace: str, open_store: Callable[..., RedisStorage]
+    raw: Any, namespace: str, open_store: Callable[..., RedisStorage]
 ) -> None:
     store = open_store()
     sweeper = open_store()
@@ -156,7 +185,7 @@ def test_writer_stalled_past_the_grace_fails_cleanly(
 
 
 def test_concurrent_chunked_writers_leave_one_whole_version_and_no_orphans(
-    raw: redis.Redis, namespace: str, open_store: Callable[..., RedisStorage]
+    raw: Any, namespace: str, open_store: Callable[..., RedisStorage]
 ) -> None:
     store = open_store()
     writers, chunks = 8, 40
