@@ -21,6 +21,7 @@ from storager.combinators._retry import Retry, RetryPolicy
 from storager.combinators._router import Router
 from storager.combinators._timeout import Timeout
 from storager.combinators._trace import Span, Trace, trace
+from storager.combinators.striped import ReedSolomon, Replicas, Striped, Stripes
 
 __all__ = [
     "AuditRecord",
@@ -34,10 +35,14 @@ __all__ = [
     "MirrorError",
     "Prefixed",
     "ReadOnly",
+    "ReedSolomon",
+    "Replicas",
     "Retry",
     "RetryPolicy",
     "Router",
     "Span",
+    "Striped",
+    "Stripes",
     "Timeout",
     "Trace",
     "Wrapper",
