@@ -48,7 +48,6 @@ from storager.services.redis._keys import (
     Keys,
     NamespaceError,
     encode_path,
-    lex_prefix_range,
 )
 from storager.services.redis._listing import list_index
 from storager.services.redis._manifest import (
@@ -179,8 +178,14 @@ class RedisStorage(RedisGenerated):
     # -- Storager -----------------------------------------------------------------------
 
     def _has_children(self, path: str) -> bool:
-        low, high = lex_prefix_range(encode_path(path.rstrip("/") + "/"))
-        return bool(self._client.zrangebylex(self._keys.index, low, high, 0, 1))
+        """Whether anything lies under ``path`` (a directory, implied or explicit)."""
+        keys = self._keys
+        found = Scripts.has_children(
+            self._client,
+            [keys.index, keys.expiring],
+            [keys.manifest_prefix, encode_path(path.rstrip("/"))],
+        )
+        return bool(found)
 
     def _read(
         self, path: str, *, io_callback: IoCallback | None, offset: int | None, size: int | None
@@ -254,12 +259,17 @@ class RedisStorage(RedisGenerated):
         *,
         content_md5: str | None,
         content_type: str | None,
+        expire: int | None,
         if_match: str | None,
         if_none_match: str | None,
         io_callback: IoCallback | None,
         size: int | None,
         user_metadata: Mapping[str, str] | None,
     ) -> Object:
+        if expire == 0:
+            raise PairInvalidError(
+                "write", self.service_name, path, "pair 'expire' must be at least 1 second"
+            )
         key_path = encode_path(path)
         want_md5 = content_md5 is not None
         body = None if size is not None else small_body(data, self._inline_limit, want_md5=want_md5)
@@ -309,6 +319,7 @@ class RedisStorage(RedisGenerated):
                     keys.chunk_counts,
                     keys.pending,
                     keys.doomed,
+                    keys.expiring,
                 ],
                 [
                     key_path,
@@ -318,6 +329,7 @@ class RedisStorage(RedisGenerated):
                     if_none_match or b"",
                     self._grace_arg,
                     body.chunks,
+                    (expire or 0) * 1000,
                     *fields,
                 ],
             )
@@ -364,7 +376,14 @@ class RedisStorage(RedisGenerated):
         try:
             due = Scripts.delete(
                 self._client,
-                [keys.manifest(key_path), keys.index, keys.refs, keys.doomed, keys.pending],
+                [
+                    keys.manifest(key_path),
+                    keys.index,
+                    keys.refs,
+                    keys.doomed,
+                    keys.pending,
+                    keys.expiring,
+                ],
                 [key_path, self._grace_arg],
             )
         except Exception as exc:
@@ -374,6 +393,9 @@ class RedisStorage(RedisGenerated):
     def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
         dir_mode = list_mode != "prefix"
         prefix = path if not dir_mode or path.endswith("/") else path + "/"
+        keys = self._keys
+        # Entries of objects that expired would show their directories; drop them first.
+        Scripts.prune(self._client, [keys.index, keys.expiring], [keys.manifest_prefix])
         return list_index(
             self._client, self._keys, encode_path(prefix), dir_mode=dir_mode, shown=self._rel
         )
@@ -399,6 +421,7 @@ class RedisStorage(RedisGenerated):
                     keys.refs,
                     keys.doomed,
                     keys.pending,
+                    keys.expiring,
                 ],
                 [src_path, dst_path, secrets.token_hex(16), self._grace_arg, op],
             )
@@ -417,7 +440,7 @@ class RedisStorage(RedisGenerated):
         try:
             reply = Scripts.create_dir(
                 self._client,
-                [self._keys.manifest(key_path), self._keys.index],
+                [self._keys.manifest(key_path), self._keys.index, self._keys.expiring],
                 [key_path, secrets.token_hex(16)],
             )
         except Exception as exc:

@@ -38,6 +38,7 @@ CAPABILITY = Capability(
                 {
                     "content_md5",
                     "content_type",
+                    "expire",
                     "if_match",
                     "if_none_match",
                     "io_callback",
@@ -382,6 +383,7 @@ class RedisGenerated(Service, Copier, Mover, Direr):
         *,
         content_md5: str | None = None,
         content_type: str | None = None,
+        expire: int | None = None,
         if_match: str | None = None,
         if_none_match: str | None = None,
         io_callback: IoCallback | None = None,
@@ -399,6 +401,7 @@ class RedisGenerated(Service, Copier, Mover, Direr):
             content_type: The MIME type to store with the object. Sent as a header or
             metadata entry: printable ASCII only; control characters and non-ASCII text
             raise PairInvalidError before anything is sent.
+            expire: How many seconds a presigned URL stays valid.
             if_match: Proceed only if the object's current ETag equals this value. Sent
             as a header or metadata entry: printable ASCII only; control characters and
             non-ASCII text raise PairInvalidError before anything is sent.
@@ -433,6 +436,8 @@ class RedisGenerated(Service, Copier, Mover, Direr):
             check_header("write", SERVICE_NAME, path, "content_type", content_type)
         else:
             content_type = self._default_content_type
+        if expire is not None:
+            check_int("write", SERVICE_NAME, path, "expire", expire)
         if if_match is not None:
             check_str("write", SERVICE_NAME, path, "if_match", if_match)
             check_header("write", SERVICE_NAME, path, "if_match", if_match)
@@ -453,6 +458,7 @@ class RedisGenerated(Service, Copier, Mover, Direr):
                 data,
                 content_md5=content_md5,
                 content_type=content_type,
+                expire=expire,
                 if_match=if_match,
                 if_none_match=if_none_match,
                 io_callback=io_callback,
@@ -472,6 +478,7 @@ class RedisGenerated(Service, Copier, Mover, Direr):
         *,
         content_md5: str | None,
         content_type: str | None,
+        expire: int | None,
         if_match: str | None,
         if_none_match: str | None,
         io_callback: IoCallback | None,

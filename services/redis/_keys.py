@@ -50,7 +50,10 @@ class Keys:
         chunk_counts: Hash, generation -> how many chunks it may have (an upper bound
             while it is being written, exact once committed).
         pending: Sorted Set, generation being written -> last time its writer was heard.
-        doomed: Sorted Set, generation no manifest uses -> when it may be deleted.
+        doomed: Sorted Set, generation no manifest uses -> when it was released (or,
+            for an object written with an expiry, when it expires).
+        expiring: Sorted Set, path of an object written with an expiry -> its expiry.
+        manifest_prefix: What every manifest key starts with (the path follows).
     """
 
     namespace: str
@@ -59,7 +62,8 @@ class Keys:
     chunk_counts: bytes
     pending: bytes
     doomed: bytes
-    _manifest_prefix: bytes
+    expiring: bytes
+    manifest_prefix: bytes
     _chunk_prefix: bytes
 
     @classmethod
@@ -82,13 +86,14 @@ class Keys:
             chunk_counts=tag + b":n",
             pending=tag + b":p",
             doomed=tag + b":g",
-            _manifest_prefix=tag + b":m:",
+            expiring=tag + b":x",
+            manifest_prefix=tag + b":m:",
             _chunk_prefix=namespace.encode("ascii") + b":c:",
         )
 
     def manifest(self, path: bytes) -> bytes:
         """Return the key of the Hash that describes the object (or marker) at ``path``."""
-        return self._manifest_prefix + path
+        return self.manifest_prefix + path
 
     def chunk(self, generation: bytes, number: int) -> bytes:
         """Return the key of chunk ``number`` (from 0) of ``generation``."""

@@ -3,7 +3,8 @@
 Every script touches only metadata keys of one namespace (one hash tag, so one cluster
 slot) and reads the server's clock, so times agree whichever client writes. A script
 that finds its work already done (a commit whose etag is already in place) answers as
-if it had done it, so a call sent twice changes nothing the second time.
+if it had done it, so a call sent twice changes nothing the second time. Steps that
+check names first drop the index entries of objects that expired (``prune``).
 
 Statuses a script answers with, besides ``ok``: ``match`` (if_match failed),
 ``exists`` (if_none_match failed), ``isdir`` (a directory has the name), ``parent``
@@ -28,9 +29,10 @@ local function now_parts()
   return tonumber(t[1]) + usec / 1000000, t[1] .. '.' .. string.format('%06d', usec)
 end
 local function score(x) return string.format('%.6f', x) end
--- One manifest lets go of a generation; the last one schedules it for deletion.
-local function release(refs, doomed, gen, now)
-  if not gen or gen == '' then return end
+-- One manifest lets go of a generation; the last one schedules it for deletion. The
+-- generation of an object written with an expiry was scheduled for its expiry already.
+local function release(refs, doomed, gen, now, exp)
+  if not gen or gen == '' or exp then return end
   if redis.call('HINCRBY', refs, gen, -1) <= 0 then
     redis.call('HDEL', refs, gen)
     redis.call('ZADD', doomed, score(now), gen)
@@ -60,15 +62,41 @@ local function sweep_due(pending, doomed, now, grace)
   end
   return 0
 end
+-- Drop the index entries of objects that expired (Redis removed their manifests).
+-- The manifests share the tag of the index, so they are in this script's slot.
+local function prune(index, expiring, manifest_prefix, now)
+  local due = redis.call('ZRANGEBYSCORE', expiring, '-inf', score(now), 'LIMIT', 0, 100)
+  for _, path in ipairs(due) do
+    if redis.call('EXISTS', manifest_prefix .. path) == 0 then
+      redis.call('ZREM', index, path)
+    end
+    redis.call('ZREM', expiring, path)
+  end
+  return #due
+end
+-- The manifest key prefix, from a manifest key and its path.
+local function prefix_of(manifest_key, path)
+  return string.sub(manifest_key, 1, #manifest_key - #path)
+end
+-- Give a manifest the expiry (seconds since the epoch, as text) it carries, or none.
+local function set_expiry(expiring, manifest_key, path, exp)
+  if exp then
+    redis.call('PEXPIREAT', manifest_key, math.floor(tonumber(exp) * 1000))
+    redis.call('ZADD', expiring, exp, path)
+  else
+    redis.call('ZREM', expiring, path)
+  end
+end
 """
 
-# KEYS: manifest, index, refs, counts, pending, doomed
+# KEYS: manifest, index, refs, counts, pending, doomed, expiring
 # ARGV: path, etag, generation ('' inline), if_match, if_none_match, grace, chunk count,
-#       then field/value pairs of the manifest.
+#       time to live in ms ('0' for none), then field/value pairs of the manifest.
 _COMMIT = r"""
 local now, mtime = now_parts()
 local grace = tonumber(ARGV[6])
-local cur = redis.call('HMGET', KEYS[1], 'etag', 'gen')
+prune(KEYS[2], KEYS[7], prefix_of(KEYS[1], ARGV[1]), now)
+local cur = redis.call('HMGET', KEYS[1], 'etag', 'gen', 'exp')
 local etag = cur[1]
 if etag and etag == ARGV[2] then return {'ok', redis.call('HGET', KEYS[1], 'mtime'), 0} end
 if ARGV[4] ~= '' and etag ~= ARGV[4] then return {'match'} end
@@ -79,35 +107,46 @@ if not etag then
   if has_children(KEYS[2], ARGV[1]) then return {'isdir'} end
   if file_parent(KEYS[2], ARGV[1]) then return {'parent'} end
 end
+local ttl = tonumber(ARGV[8])
+local exp = nil
+if ttl > 0 then exp = string.format('%.3f', now + ttl / 1000) end
 if gen ~= '' then
   redis.call('ZREM', KEYS[5], gen)
-  redis.call('HINCRBY', KEYS[3], gen, 1)
   redis.call('HSET', KEYS[4], gen, ARGV[7])
+  if exp then
+    redis.call('ZADD', KEYS[6], exp, gen)
+  else
+    redis.call('HINCRBY', KEYS[3], gen, 1)
+  end
 end
-release(KEYS[3], KEYS[6], cur[2], now)
+release(KEYS[3], KEYS[6], cur[2], now, cur[3])
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'kind', 'f', 'etag', ARGV[2], 'mtime', mtime, unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], 'kind', 'f', 'etag', ARGV[2], 'mtime', mtime, unpack(ARGV, 9))
+if exp then redis.call('HSET', KEYS[1], 'exp', exp) end
+set_expiry(KEYS[7], KEYS[1], ARGV[1], exp)
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 return {'ok', mtime, sweep_due(KEYS[5], KEYS[6], now, grace)}
 """
 
-# KEYS: manifest, index, refs, doomed, pending
+# KEYS: manifest, index, refs, doomed, pending, expiring
 # ARGV: path, grace
 _DELETE = r"""
 local now = now_parts()
-local gen = redis.call('HMGET', KEYS[1], 'kind', 'gen')
+local cur = redis.call('HMGET', KEYS[1], 'kind', 'gen', 'exp')
 redis.call('ZREM', KEYS[2], ARGV[1])
-if not gen[1] then return 0 end
-release(KEYS[3], KEYS[4], gen[2], now)
+redis.call('ZREM', KEYS[6], ARGV[1])
+if not cur[1] then return 0 end
+release(KEYS[3], KEYS[4], cur[2], now, cur[3])
 redis.call('DEL', KEYS[1])
 return sweep_due(KEYS[5], KEYS[4], now, tonumber(ARGV[2]))
 """
 
-# KEYS: source manifest, destination manifest, index, refs, doomed, pending
+# KEYS: source manifest, destination manifest, index, refs, doomed, pending, expiring
 # ARGV: source path, destination path, new etag, grace, 'copy' or 'move'
 _COPY = r"""
 local now, mtime = now_parts()
-local dst = redis.call('HMGET', KEYS[2], 'etag', 'gen')
+prune(KEYS[3], KEYS[7], prefix_of(KEYS[1], ARGV[1]), now)
+local dst = redis.call('HMGET', KEYS[2], 'etag', 'gen', 'exp')
 if dst[1] and dst[1] == ARGV[3] then return {'ok', 0} end
 local src = redis.call('HGETALL', KEYS[1])
 if #src == 0 then return {'missing'} end
@@ -116,30 +155,36 @@ if not dst[1] then
   if has_children(KEYS[3], ARGV[2]) then return {'isdir'} end
   if file_parent(KEYS[3], ARGV[2]) then return {'parent'} end
 end
-local fields, gen = {}, nil
+local fields, gen, exp = {}, nil, nil
 for i = 1, #src, 2 do
   local name = src[i]
   if name == 'gen' then gen = src[i + 1] end
+  if name == 'exp' then exp = src[i + 1] end
   if name ~= 'etag' and name ~= 'mtime' then
     fields[#fields + 1] = name
     fields[#fields + 1] = src[i + 1]
   end
 end
-if ARGV[5] == 'copy' and gen and gen ~= '' then redis.call('HINCRBY', KEYS[4], gen, 1) end
-release(KEYS[4], KEYS[5], dst[2], now)
+if ARGV[5] == 'copy' and gen and gen ~= '' and not exp then
+  redis.call('HINCRBY', KEYS[4], gen, 1)
+end
+release(KEYS[4], KEYS[5], dst[2], now, dst[3])
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'etag', ARGV[3], 'mtime', mtime, unpack(fields))
+set_expiry(KEYS[7], KEYS[2], ARGV[2], exp)
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
 if ARGV[5] == 'move' then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[7], ARGV[1])
 end
 return {'ok', sweep_due(KEYS[6], KEYS[5], now, tonumber(ARGV[4]))}
 """
 
-# KEYS: marker manifest, index
+# KEYS: marker manifest, index, expiring
 # ARGV: marker path (ending with '/'), etag
 _CREATE_DIR = r"""
+prune(KEYS[2], KEYS[3], prefix_of(KEYS[1], ARGV[1]), now_parts())
 local taken = file_parent(KEYS[2], ARGV[1])
 if taken then
   if taken .. '/' == ARGV[1] then return {'file'} end
@@ -151,6 +196,22 @@ local _, now = now_parts()
 redis.call('HSET', KEYS[1], 'kind', 'd', 'etag', ARGV[2], 'mtime', now)
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 return {'ok', now}
+"""
+
+# KEYS: index, expiring
+# ARGV: manifest key prefix
+# Drops the index entries of expired objects; answers how many it looked at (at most 100).
+_PRUNE = r"""
+return prune(KEYS[1], KEYS[2], ARGV[1], now_parts())
+"""
+
+# KEYS: index, expiring
+# ARGV: manifest key prefix, path (without its trailing '/')
+# Whether anything lies under the path, once expired entries are gone.
+_HAS_CHILDREN = r"""
+prune(KEYS[1], KEYS[2], ARGV[1], now_parts())
+if has_children(KEYS[1], ARGV[2]) then return 1 end
+return 0
 """
 
 # KEYS: pending, counts
@@ -229,6 +290,8 @@ class Scripts:
     delete = Script(_DELETE, frees_memory=True)
     copy = Script(_COPY)
     create_dir = Script(_CREATE_DIR)
+    prune = Script(_PRUNE, frees_memory=True)
+    has_children = Script(_HAS_CHILDREN, frees_memory=True)
     heartbeat = Script(_HEARTBEAT)
     abandon = Script(_ABANDON, frees_memory=True)
     claim = Script(_CLAIM, frees_memory=True)

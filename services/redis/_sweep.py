@@ -1,11 +1,12 @@
 """The sweep: deleting the chunks of generations no manifest uses any more.
 
 A generation becomes *doomed* when the last manifest using it lets go (an overwrite, a
-delete), when its write fails, or when its writer has not been heard from for the grace
-period (it died mid-object). The sweep deletes the chunks of every doomed generation
-released at least ``grace`` seconds ago with ``UNLINK`` (the server frees them in the
-background), then forgets the generation. Sweeping twice at once is harmless: deleting
-a key twice is a no-op, and a doomed generation can never be used again.
+delete), when its write fails, when its writer has not been heard from for the grace
+period (it died mid-object), or, for an object written with an expiry, at that expiry.
+The sweep first drops the index entries of expired objects, then deletes the chunks of
+every generation doomed at least ``grace`` seconds ago with ``UNLINK`` (the server frees
+them in the background), and forgets the generation. Sweeping twice at once is harmless:
+deleting a key twice is a no-op, and a doomed generation can never be used again.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ logger = logging.getLogger("storager.services.redis")
 #: Generations claimed per round trip, and chunk keys unlinked per pipeline.
 _GENERATIONS_PER_ROUND = 64
 _KEYS_PER_PIPELINE = 1024
+#: Expired index entries the prune script looks at per call.
+_PRUNED_PER_ROUND = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,12 @@ class Sweeper:
 
     def sweep(self, grace: float, *, rounds: int | None = None) -> SweepReport:
         """Delete what is doomed since ``grace`` seconds, ``rounds`` batches at most."""
+        keys = self._keys
+        while (
+            Scripts.prune(self._client, [keys.index, keys.expiring], [keys.manifest_prefix])
+            >= _PRUNED_PER_ROUND
+        ):
+            pass
         generations = chunks = 0
         done = 0
         while rounds is None or done < rounds:

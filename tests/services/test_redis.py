@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import json
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from storager import (
     InsufficientStorageError,
     InvalidArgumentError,
     Mover,
+    NotFoundError,
     ObjectModeInvalidError,
     OperationTimeoutError,
     OutcomeUnknownError,
@@ -486,3 +488,48 @@ def test_close_releases_the_connections(redis_server: RedisServer, raw: redis.Re
     for store in stores:
         store.close()
     assert clients() == before
+
+
+# -- expiry -----------------------------------------------------------------------------------
+
+
+def test_expiring_objects_vanish_and_leave_nothing_after_the_sweep(
+    open_store: Callable[..., RedisStorage], raw: redis.Redis, namespace: str
+) -> None:
+    store = open_store(chunk_size=1024, inline_limit=100)
+    store.write("cache/small.txt", b"s", expire=1)
+    store.write("cache/large.bin", b"L" * 5000, expire=1)
+    store.copy("cache/large.bin", "copy.bin")  # a copy keeps the expiry
+    store.write("kept.txt", b"k")
+    assert store.read("cache/large.bin") == b"L" * 5000
+    assert 0 < raw.pttl(f"{{{namespace}}}:m:/copy.bin") <= 1000
+    assert {o.path for o in store.list("")} == {"cache/", "copy.bin", "kept.txt"}
+    time.sleep(1.1)
+    for path in ("cache/small.txt", "cache/large.bin", "copy.bin"):
+        with pytest.raises(NotFoundError):
+            store.stat(path)
+    with pytest.raises(NotFoundError):
+        store.stat("cache")  # no stale entry makes it a directory
+    assert [o.path for o in store.list("")] == ["kept.txt"]
+    store.write("cache", b"a file where the expired directory was")
+    assert chunk_keys(raw, namespace)  # the chunks wait for the grace period
+    store.sweep(grace=0)
+    assert chunk_keys(raw, namespace) == set()
+    assert raw.zrange(f"{{{namespace}}}:i", 0, -1) == [b"/cache", b"/kept.txt"]
+    assert raw.zcard(f"{{{namespace}}}:x") == 0 and raw.hlen(f"{{{namespace}}}:r") == 0
+
+
+def test_overwriting_an_expiring_object_drops_its_expiry(
+    open_store: Callable[..., RedisStorage], raw: redis.Redis, namespace: str
+) -> None:
+    store = open_store(chunk_size=1024, inline_limit=0)
+    store.write("e.bin", b"1" * 3000, expire=1)
+    store.write("e.bin", b"2" * 3000)
+    assert raw.pttl(f"{{{namespace}}}:m:/e.bin") == -1
+    time.sleep(1.1)
+    assert store.read("e.bin") == b"2" * 3000
+    store.sweep(grace=0)
+    assert store.read("e.bin") == b"2" * 3000
+    assert len(generations(raw, namespace)) == 1
+    with pytest.raises(PairInvalidError, match="expire"):
+        store.write("zero.bin", b"x", expire=0)

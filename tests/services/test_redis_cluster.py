@@ -5,6 +5,7 @@ over every master)."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,3 +75,22 @@ def test_metadata_shares_one_slot_and_chunks_spread_over_every_master(
 def test_db_other_than_zero_is_refused_on_a_cluster(redis_cluster: RedisCluster) -> None:
     with pytest.raises(PairInvalidError, match="db"):
         storager.open(redis_cluster.url(db="1"))
+
+
+def test_expired_objects_are_pruned_on_a_cluster(
+    redis_cluster: RedisCluster, raw: redis.cluster.RedisCluster
+) -> None:
+    namespace = f"expiry-{secrets.token_hex(4)}"
+    store = storager.open(redis_cluster.url(namespace=namespace, chunk_size="1024"))
+    assert isinstance(store, RedisStorage)
+    try:
+        store.write("d/gone.bin", b"g" * 4000, expire=1)
+        store.write("kept.txt", b"k")
+        time.sleep(1.1)
+        assert [o.path for o in store.list("")] == ["kept.txt"]
+        store.write("d", b"a file where the expired directory was")
+        store.sweep(grace=0)
+        assert raw.zrange(f"{{{namespace}}}:i", 0, -1) == [b"/d", b"/kept.txt"]
+        assert not list(raw.scan_iter(match=f"{namespace}:c:*", count=1000))
+    finally:
+        store.close()

@@ -2,7 +2,7 @@
 client's memory bounded whatever the object's size.
 
 The round trip runs in a child process so that its peak resident set (``ru_maxrss``)
-is its own: the write streams from a generator and the read goes through open_reader,
+is its own, once for 64 MiB and once for 1 GiB: the write streams from a generator and the read goes through open_reader,
 both a MiB at a time, and each side is checked by SHA-256.
 """
 
@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -66,10 +67,11 @@ _ROUND_TRIP = textwrap.dedent(
 )
 
 
-def test_one_gib_round_trip_in_bounded_client_memory(redis_server: RedisServer) -> None:
+def _round_trip(server: RedisServer, mib: int) -> dict[str, Any]:
+    """Run the round trip of a ``mib`` MiB object in a child; return what it measured."""
     namespace = f"huge-{secrets.token_hex(4)}"
     done = subprocess.run(
-        [sys.executable, "-c", _ROUND_TRIP, redis_server.url(), namespace, "1024"],
+        [sys.executable, "-c", _ROUND_TRIP, server.url(), namespace, str(mib)],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -77,16 +79,24 @@ def test_one_gib_round_trip_in_bounded_client_memory(redis_server: RedisServer) 
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
-    assert result["length"] == result["stat"] == result["read"] == 1024 * MiB
+    result: dict[str, Any] = json.loads(done.stdout)
+    assert result["length"] == result["stat"] == result["read"] == mib * MiB
     assert result["same"]
-    # Measured at 70 MiB for the whole round trip (the interpreter with storager and
-    # redis-py imported is about 40 MiB; one batch of 8 MiB of chunks in flight and the
-    # reader's 1 MiB buffer make most of the rest): far from the object's 1,024 MiB.
-    assert result["rss_kib"] < 120 * 1024, result
-    raw = redis.Redis(host=redis_server.host, port=redis_server.port)
+    raw = redis.Redis(host=server.host, port=server.port)
     try:
         assert not list(raw.scan_iter(match=f"{namespace}:*", count=1000))
         assert raw.zcard(f"{{{namespace}}}:i") == 0
     finally:
         raw.close()
+    return result
+
+
+def test_one_gib_round_trip_in_bounded_client_memory(redis_server: RedisServer) -> None:
+    small = _round_trip(redis_server, 64)
+    huge = _round_trip(redis_server, 1024)
+    # Measured: 45 MiB for both sizes in a child run alone; once 125 MiB for the 1 GiB
+    # object inside the whole redis test run (glibc may keep freed chunk buffers in its
+    # heap). What must hold is that sixteen times the data does not grow the client
+    # much, and that it stays far from the object's 1,024 MiB.
+    assert huge["rss_kib"] < small["rss_kib"] + 64 * 1024, (small, huge)
+    assert huge["rss_kib"] < 200 * 1024, str(huge)
