@@ -2,8 +2,9 @@
 client's memory bounded whatever the object's size.
 
 The round trip runs in a child process so that its peak resident set (``ru_maxrss``)
-is its own, once for 64 MiB and once for 1 GiB: the write streams from a generator and the read goes through open_reader,
-both a MiB at a time, and each side is checked by SHA-256.
+is its own, once for 64 MiB and once for 1 GiB: the write streams from a generator and
+the read goes through open_reader, both a MiB at a time, and each side is checked by
+SHA-256.
 """
 
 from __future__ import annotations
