@@ -12,7 +12,9 @@ no write in flight, the chunks on the backends are exactly those the records nam
 ones from ``data`` good ones, checks that the good fragments re-encode to their
 recorded digests, writes the rebuilt fragments under a new generation on backends
 the stripe does not use yet, and publishes the new manifest only if the object was
-not replaced meanwhile (checked and written under the path's lock). ``heal()``
+not replaced meanwhile: checked and written under the path's lock, and, where the
+manifest store honours ``if_match`` (memory, s3, redis), conditional on the etag of
+the manifest it read, so another process's write is never overwritten either. ``heal()``
 heals every object recorded as degraded; ``scrub()`` checks every object.
 """
 
@@ -26,7 +28,12 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from functools import partial
 
-from storager._errors import InvalidArgumentError, NotFoundError, StorageError
+from storager._errors import (
+    InvalidArgumentError,
+    NotFoundError,
+    PreconditionFailedError,
+    StorageError,
+)
 from storager.combinators.striped._manifest import (
     CHUNK_AREA,
     Fragment,
@@ -227,6 +234,14 @@ class Maintenance(StripedState):
 
     def _check(self, op: str, path: str, *, repair: bool) -> HealReport:
         key = self._key(op, path)
+        # Where the manifest store honours if_match, the heal publishes only over the
+        # very manifest it read, whichever process changed it meanwhile.
+        etag: str | None = None
+        if repair and self._manifests.metadata().capability.accepts("write", "if_match"):
+            try:
+                etag = self._manifests.stat(key).etag
+            except Exception as exc:
+                raise restate(exc, op, path) from exc
         manifest = self._load(op, path, key)
         report = HealReport(self._rel(key))
         generation = new_generation()
@@ -246,15 +261,23 @@ class Maintenance(StripedState):
             except StorageError:
                 current = None
             if current is None or current.generation != manifest.generation:
-                discard(self._core, written)
-                report.note = "replaced or deleted meanwhile: nothing published"
-                report.rebuilt = 0
-                return report
+                return self._not_published(report, written)
             try:
-                self._manifests.write(key, healed.to_json())
+                if etag is None:
+                    self._manifests.write(key, healed.to_json())
+                else:
+                    self._manifests.write(key, healed.to_json(), if_match=etag)
+            except PreconditionFailedError:
+                return self._not_published(report, written)
             except Exception as exc:
                 discard(self._core, written)
                 raise restate(exc, op, path) from exc
+        return report
+
+    def _not_published(self, report: HealReport, written: tuple[Stripe, ...]) -> HealReport:
+        discard(self._core, written)
+        report.note = "replaced or deleted meanwhile: nothing published"
+        report.rebuilt = 0
         return report
 
     def _check_stripe(

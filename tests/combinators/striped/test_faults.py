@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -11,13 +12,16 @@ from storager import (
     InsufficientStorageError,
     NotFoundError,
     ServiceInternalError,
+    Storager,
 )
-from storager.combinators.striped import ReedSolomon, Replicas, Stripes
+from storager.combinators import Delegate
+from storager.combinators.striped import ReedSolomon, Replicas, Striped, Stripes
 from storager.testing import Fault
 
 from .conftest import Rig
 
 Make = Callable[..., Rig]
+T = TypeVar("T")
 KiB = 1024
 
 
@@ -253,3 +257,32 @@ def test_gc_skips_a_backend_it_cannot_list(rig_factory: Make) -> None:
     report = rig.store.gc(grace=0)
     assert report.skipped == ("b1",)
     assert {name for name, _ in rig.chunks()} == {"b1"}
+
+
+def test_heal_never_publishes_over_another_process_write(rig_factory: Make) -> None:
+    """Two stores over one manifest store: a write landing during a heal wins."""
+    rig = rig_factory()
+    other = Striped(rig.backends, codec=ReedSolomon(4, 2), manifests=rig.manifests, chunk_size=1024)
+    newer = os.urandom(3 * KiB)
+
+    class Racing(Delegate):
+        """The heal's manifest store: just before its publish, the other store writes."""
+
+        armed = False
+
+        def _around(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
+            if op == "write" and path == "obj" and self.armed:
+                self.armed = False
+                other.write("obj", newer)
+            return super()._around(op, path, fn)
+
+    racing = Racing(rig.manifests)
+    healer = Striped(rig.backends, codec=ReedSolomon(4, 2), manifests=racing, chunk_size=1024)
+    rig.store.write("obj", os.urandom(6 * KiB))
+    _corrupt(rig, "obj", 0, 1)
+    racing.armed = True
+    report = healer.heal("obj")[0]
+    assert not racing.armed and report.note.startswith("replaced") and report.rebuilt == 0
+    assert rig.store.read("obj") == newer
+    rig.store.gc(grace=0)
+    assert rig.chunks() == rig.referenced()
