@@ -16,6 +16,7 @@ import contextlib
 import io
 import logging
 import secrets
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO, NamedTuple
 
@@ -68,6 +69,8 @@ logger = logging.getLogger("storager.services.redis")
 DEFAULT_CHUNK_SIZE = 1 << 20
 DEFAULT_INLINE_LIMIT = 64 << 10
 DEFAULT_SWEEP_GRACE = 60.0
+#: At least this many seconds between two sweeps a store runs after its own commits.
+_SWEEP_INTERVAL = 10.0
 _CHUNK_SIZE_MIN = 1 << 10
 _CHUNK_SIZE_MAX = 64 << 20
 _READ_FIELDS = (b"kind", b"size", b"gen", b"csize", b"data")
@@ -148,7 +151,8 @@ class RedisStorage(RedisGenerated):
                 password=password,
             )
             self._grace = DEFAULT_SWEEP_GRACE if sweep_grace is None else float(sweep_grace)
-            self._grace_arg = repr(self._grace).encode()
+            # A store sweeps a little now and then from its own commits (see _sweep_now_and_then).
+            self._next_sweep = time.monotonic() + _SWEEP_INTERVAL
             self._client = connect(options)
             # Fail here, not at the first operation, when the server or credential is wrong.
             self._client.ping()
@@ -327,7 +331,6 @@ class RedisStorage(RedisGenerated):
                     body.generation or b"",
                     if_match or b"",
                     if_none_match or b"",
-                    self._grace_arg,
                     body.chunks,
                     (expire or 0) * 1000,
                     *fields,
@@ -340,7 +343,7 @@ class RedisStorage(RedisGenerated):
         if reply[0] != b"ok":
             self._discard(body.generation, body.chunks)
             raise _refusal(reply[0], "write", self.service_name, path)
-        self._sweep_if_due(reply[2])
+        self._sweep_now_and_then()
         return Object(
             self._rel(path),
             ObjectMode.READ,
@@ -374,21 +377,14 @@ class RedisStorage(RedisGenerated):
         key_path = encode_path(path)
         keys = self._keys
         try:
-            due = Scripts.delete(
+            Scripts.delete(
                 self._client,
-                [
-                    keys.manifest(key_path),
-                    keys.index,
-                    keys.refs,
-                    keys.doomed,
-                    keys.pending,
-                    keys.expiring,
-                ],
-                [key_path, self._grace_arg],
+                [keys.manifest(key_path), keys.index, keys.refs, keys.doomed, keys.expiring],
+                [key_path],
             )
         except Exception as exc:
             raise map_commit_error(exc, "delete", self.service_name, path) from exc
-        self._sweep_if_due(due)
+        self._sweep_now_and_then()
 
     def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
         dir_mode = list_mode != "prefix"
@@ -420,10 +416,9 @@ class RedisStorage(RedisGenerated):
                     keys.index,
                     keys.refs,
                     keys.doomed,
-                    keys.pending,
                     keys.expiring,
                 ],
-                [src_path, dst_path, secrets.token_hex(16), self._grace_arg, op],
+                [src_path, dst_path, secrets.token_hex(16), op],
             )
         except Exception as exc:
             raise map_commit_error(exc, op, self.service_name, src) from exc
@@ -432,7 +427,7 @@ class RedisStorage(RedisGenerated):
         if reply[0] != b"ok":
             where = src if reply[0] == b"missing" else dst
             raise _refusal(reply[0], op, self.service_name, where)
-        self._sweep_if_due(reply[1])
+        self._sweep_now_and_then()
 
     def _create_dir(self, path: str) -> Object:
         marker = path if path.endswith("/") else path + "/"
@@ -470,10 +465,17 @@ class RedisStorage(RedisGenerated):
         except Exception as exc:
             raise self._map_error(exc, "sweep", "") from exc
 
-    def _sweep_if_due(self, due: Any) -> None:
-        """Run one short round of the sweep when the last commit said one is due."""
-        if due != 1:
+    def _sweep_now_and_then(self) -> None:
+        """Run one short round of the sweep, at most every ``_SWEEP_INTERVAL`` seconds.
+
+        Called after each commit, so a store that writes keeps its namespace swept
+        without a thread of its own; threads racing here may both sweep, which is
+        harmless.
+        """
+        now = time.monotonic()
+        if now < self._next_sweep:
             return
+        self._next_sweep = now + _SWEEP_INTERVAL
         try:
             self._sweeper.sweep(self._grace, rounds=1)
         except Exception as exc:  # the next commit tries again

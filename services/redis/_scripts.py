@@ -54,14 +54,6 @@ local function file_parent(index, path)
     i = j
   end
 end
--- Whether a sweep has work: a doomed generation past its grace, or a stale write.
-local function sweep_due(pending, doomed, now, grace)
-  for _, key in ipairs({doomed, pending}) do
-    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-    if first[2] and tonumber(first[2]) + grace <= now then return 1 end
-  end
-  return 0
-end
 -- Drop the index entries of objects that expired (Redis removed their manifests).
 -- The manifests share the tag of the index, so they are in this script's slot.
 local function prune(index, expiring, manifest_prefix, now)
@@ -90,29 +82,31 @@ end
 """
 
 # KEYS: manifest, index, refs, counts, pending, doomed, expiring
-# ARGV: path, etag, generation ('' inline), if_match, if_none_match, grace, chunk count,
+# ARGV: path, etag, generation ('' inline), if_match, if_none_match, chunk count,
 #       time to live in ms ('0' for none), then field/value pairs of the manifest.
+# An overwrite costs four calls (TIME, HMGET, DEL, HSET) besides a generation's release:
+# a manifest that exists has its index entry already, and no expired entry can be in
+# its way.
 _COMMIT = r"""
 local now, mtime = now_parts()
-local grace = tonumber(ARGV[6])
-prune(KEYS[2], KEYS[7], prefix_of(KEYS[1], ARGV[1]), now)
 local cur = redis.call('HMGET', KEYS[1], 'etag', 'gen', 'exp')
 local etag = cur[1]
-if etag and etag == ARGV[2] then return {'ok', redis.call('HGET', KEYS[1], 'mtime'), 0} end
+if etag and etag == ARGV[2] then return {'ok', redis.call('HGET', KEYS[1], 'mtime')} end
 if ARGV[4] ~= '' and etag ~= ARGV[4] then return {'match'} end
 if ARGV[5] ~= '' and etag and (ARGV[5] == '*' or ARGV[5] == etag) then return {'exists'} end
 local gen = ARGV[3]
 if gen ~= '' and not redis.call('ZSCORE', KEYS[5], gen) then return {'swept'} end
 if not etag then
+  prune(KEYS[2], KEYS[7], prefix_of(KEYS[1], ARGV[1]), now)
   if has_children(KEYS[2], ARGV[1]) then return {'isdir'} end
   if file_parent(KEYS[2], ARGV[1]) then return {'parent'} end
 end
-local ttl = tonumber(ARGV[8])
+local ttl = tonumber(ARGV[7])
 local exp = nil
 if ttl > 0 then exp = string.format('%.3f', now + ttl / 1000) end
 if gen ~= '' then
   redis.call('ZREM', KEYS[5], gen)
-  redis.call('HSET', KEYS[4], gen, ARGV[7])
+  redis.call('HSET', KEYS[4], gen, ARGV[6])
   if exp then
     redis.call('ZADD', KEYS[6], exp, gen)
   else
@@ -121,36 +115,36 @@ if gen ~= '' then
 end
 release(KEYS[3], KEYS[6], cur[2], now, cur[3])
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'kind', 'f', 'etag', ARGV[2], 'mtime', mtime, unpack(ARGV, 9))
+redis.call('HSET', KEYS[1], 'kind', 'f', 'etag', ARGV[2], 'mtime', mtime, unpack(ARGV, 8))
 if exp then redis.call('HSET', KEYS[1], 'exp', exp) end
-set_expiry(KEYS[7], KEYS[1], ARGV[1], exp)
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-return {'ok', mtime, sweep_due(KEYS[5], KEYS[6], now, grace)}
+if exp or cur[3] then set_expiry(KEYS[7], KEYS[1], ARGV[1], exp) end
+if not etag then redis.call('ZADD', KEYS[2], 0, ARGV[1]) end
+return {'ok', mtime}
 """
 
-# KEYS: manifest, index, refs, doomed, pending, expiring
-# ARGV: path, grace
+# KEYS: manifest, index, refs, doomed, expiring
+# ARGV: path
 _DELETE = r"""
 local now = now_parts()
 local cur = redis.call('HMGET', KEYS[1], 'kind', 'gen', 'exp')
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
 if not cur[1] then return 0 end
 release(KEYS[3], KEYS[4], cur[2], now, cur[3])
 redis.call('DEL', KEYS[1])
-return sweep_due(KEYS[5], KEYS[4], now, tonumber(ARGV[2]))
+return 1
 """
 
-# KEYS: source manifest, destination manifest, index, refs, doomed, pending, expiring
-# ARGV: source path, destination path, new etag, grace, 'copy' or 'move'
+# KEYS: source manifest, destination manifest, index, refs, doomed, expiring
+# ARGV: source path, destination path, new etag, 'copy' or 'move'
 _COPY = r"""
 local now, mtime = now_parts()
-prune(KEYS[3], KEYS[7], prefix_of(KEYS[1], ARGV[1]), now)
+prune(KEYS[3], KEYS[6], prefix_of(KEYS[1], ARGV[1]), now)
 local dst = redis.call('HMGET', KEYS[2], 'etag', 'gen', 'exp')
-if dst[1] and dst[1] == ARGV[3] then return {'ok', 0} end
+if dst[1] and dst[1] == ARGV[3] then return {'ok'} end
 local src = redis.call('HGETALL', KEYS[1])
 if #src == 0 then return {'missing'} end
-if ARGV[1] == ARGV[2] then return {'ok', 0} end
+if ARGV[1] == ARGV[2] then return {'ok'} end
 if not dst[1] then
   if has_children(KEYS[3], ARGV[2]) then return {'isdir'} end
   if file_parent(KEYS[3], ARGV[2]) then return {'parent'} end
@@ -165,20 +159,20 @@ for i = 1, #src, 2 do
     fields[#fields + 1] = src[i + 1]
   end
 end
-if ARGV[5] == 'copy' and gen and gen ~= '' and not exp then
+if ARGV[4] == 'copy' and gen and gen ~= '' and not exp then
   redis.call('HINCRBY', KEYS[4], gen, 1)
 end
 release(KEYS[4], KEYS[5], dst[2], now, dst[3])
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'etag', ARGV[3], 'mtime', mtime, unpack(fields))
-set_expiry(KEYS[7], KEYS[2], ARGV[2], exp)
+set_expiry(KEYS[6], KEYS[2], ARGV[2], exp)
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
-if ARGV[5] == 'move' then
+if ARGV[4] == 'move' then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[3], ARGV[1])
-  redis.call('ZREM', KEYS[7], ARGV[1])
+  redis.call('ZREM', KEYS[6], ARGV[1])
 end
-return {'ok', sweep_due(KEYS[6], KEYS[5], now, tonumber(ARGV[4]))}
+return {'ok'}
 """
 
 # KEYS: marker manifest, index, expiring

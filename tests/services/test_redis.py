@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import storager
+import storager.services.redis as redis_service
 from storager import (
     AlreadyExistsError,
     Copier,
@@ -533,3 +534,18 @@ def test_overwriting_an_expiring_object_drops_its_expiry(
     assert len(generations(raw, namespace)) == 1
     with pytest.raises(PairInvalidError, match="expire"):
         store.write("zero.bin", b"x", expire=0)
+
+
+def test_commits_sweep_now_and_then(
+    open_store: Callable[..., RedisStorage],
+    raw: redis.Redis,
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(redis_service, "_SWEEP_INTERVAL", 0.0)
+    store = open_store(chunk_size=1024, inline_limit=0, sweep_grace=0.0)
+    store.write("n.bin", b"1" * 3000)
+    first = generations(raw, namespace)
+    store.write("n.bin", b"2" * 3000)  # releases the first generation, then sweeps it
+    assert generations(raw, namespace).isdisjoint(first)
+    assert len(generations(raw, namespace)) == 1
