@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from storager._errors import InvalidArgumentError, NotFoundError
+from storager._errors import InvalidArgumentError, NotFoundError, OutcomeUnknownError
 from storager._object import Multipart, Object, Part
 from storager._pairs import check_int, check_io_callback
 from storager._protocols import IoCallback, Segmenter, WriteData
@@ -136,9 +136,14 @@ class StripedMultipart(StripedState, Segmenter):
         }
         try:
             self._records.write_json(self._records.part_key(multipart.upload_id, number), doc)
-        except BaseException as exc:
+        except OutcomeUnknownError:
+            raise  # the record may still land: its chunks must stay
+        except Exception as exc:
             discard(self._core, group.stripes)
             raise restate(exc, op, multipart.path) from exc
+        except BaseException:
+            discard(self._core, group.stripes)
+            raise
         if previous is not None:
             self._drop_part(previous)
         return Part(number, group.size, group.sha256)

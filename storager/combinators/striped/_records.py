@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from storager._errors import NotFoundError, StorageError
+from storager._errors import NotFoundError, StorageError, UnexpectedError
 from storager._protocols import Storager
 
 __all__ = ["RESERVED", "Records", "is_reserved", "restate"]
@@ -32,18 +32,19 @@ def is_reserved(key: str) -> bool:
     return key == RESERVED[:-1] or key.startswith(RESERVED)
 
 
-def restate(exc: BaseException, op: str, path: str, what: str = "manifest store") -> BaseException:
-    """Return ``exc`` (a child's error) as Striped's: same class, Striped's op and path.
+def restate(exc: Exception, op: str, path: str, what: str = "manifest store") -> StorageError:
+    """Return a child's error as Striped's: same class, Striped's op and path.
 
-    The child's error stays chained as the cause; an error that is not a storager
-    error, or cannot be rebuilt, comes back unchanged.
+    The child's error is chained as the cause. An error that is not a storager error
+    (or cannot be rebuilt) becomes an UnexpectedError naming it.
     """
-    if not isinstance(exc, StorageError):
-        return exc
-    try:
-        new = type(exc)(op, "striped", path, f"{what}: {exc.reason}")
-    except Exception:
-        return exc
+    if isinstance(exc, StorageError):
+        try:
+            new = type(exc)(op, "striped", path, f"{what}: {exc.reason}")
+        except Exception:
+            new = UnexpectedError(op, "striped", path, f"{what}: {exc}")
+    else:
+        new = UnexpectedError(op, "striped", path, f"{what}: {type(exc).__name__}: {exc}")
     new.__cause__ = exc
     return new
 

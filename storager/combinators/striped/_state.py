@@ -72,10 +72,14 @@ class StripedState(Wrapper):
                 self._manifests.write(key, manifest.to_json())
         except OutcomeUnknownError:
             raise  # the manifest may still land: its chunks must stay
-        except BaseException as exc:
+        except Exception as exc:
             if owned:
                 discard(self._core, manifest.stripes)
             raise restate(exc, op, path) from exc
+        except BaseException:
+            if owned:
+                discard(self._core, manifest.stripes)
+            raise
         if manifest.degraded:
             missing = sum(s.missing for s in manifest.stripes)
             self._note_damage(
