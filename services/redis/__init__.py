@@ -209,7 +209,12 @@ class RedisStorage(RedisGenerated):
         return data
 
     def _layout(self, op: str, path: str) -> _Layout:
-        """Return where the bytes of the file at ``path`` are, or raise like ``_manifest``."""
+        """Return where the bytes of the file at ``path`` are.
+
+        Raises:
+            NotFoundError: Nothing is at ``path``.
+            ObjectModeInvalidError: ``path`` names a directory.
+        """
         kind, size, generation, chunk_size, data = self._client.hmget(
             self._keys.manifest(encode_path(path)), _READ_FIELDS
         )

@@ -4,7 +4,8 @@ Fields (all values bytes): ``kind`` (``f`` file, ``d`` directory marker), ``etag
 on every change), ``mtime`` (server time, ``seconds.micros``), ``size``, ``ctype``,
 ``md5``, ``meta`` (user metadata as JSON), and either ``data`` (the bytes of a small,
 inline object) or ``gen``, ``csize`` and ``chunks`` (the generation whose chunks hold
-the bytes, the chunk size and count).
+the bytes, the chunk size and count); ``exp`` (server time) when it was written with an
+expiry.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from storager._object import Object, ObjectMode
 
 __all__ = ["STAT_FIELDS", "Manifest", "manifest_fields", "parse_mtime"]
 
-#: What stat and read ask for, in this order; read adds ``data``.
+#: What stat asks for, in this order.
 STAT_FIELDS = (b"kind", b"etag", b"mtime", b"size", b"ctype", b"md5", b"meta", b"gen", b"csize")
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -42,7 +43,6 @@ class Manifest:
     user_metadata: Mapping[str, str]
     generation: bytes | None
     chunk_size: int
-    data: bytes | None
 
     @property
     def is_dir(self) -> bool:
@@ -51,7 +51,7 @@ class Manifest:
 
     @classmethod
     def parse(cls, values: Sequence[bytes | None]) -> Manifest | None:
-        """Build a manifest from an HMGET of ``STAT_FIELDS`` (plus ``data``); None if absent."""
+        """Build a manifest from an HMGET of ``STAT_FIELDS``; None if there is none."""
         kind, etag, mtime, size, ctype, md5, meta, gen, csize = values[:9]
         if kind is None:
             return None
@@ -65,7 +65,6 @@ class Manifest:
             user_metadata=MappingProxyType(json.loads(meta)) if meta else _EMPTY,
             generation=gen or None,
             chunk_size=int(csize or 0),
-            data=values[9] if len(values) > 9 else None,
         )
 
     def to_object(self, path: str) -> Object:
