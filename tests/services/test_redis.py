@@ -549,3 +549,17 @@ def test_commits_sweep_now_and_then(
     store.write("n.bin", b"2" * 3000)  # releases the first generation, then sweeps it
     assert generations(raw, namespace).isdisjoint(first)
     assert len(generations(raw, namespace)) == 1
+
+
+def test_credential_in_a_connection_string_is_never_shown(locked_server: RedisServer) -> None:
+    wrong = quote(f"password:wrong-{SECRET}", safe="")
+    with pytest.raises(PermissionDeniedError) as denied:
+        storager.open(f"redis://{locked_server.host}:{locked_server.port}/?credential={wrong}")
+    with pytest.raises(storager.ConnectionStringInvalidError) as invalid:
+        storager.open(
+            f"rediss://{locked_server.host}:{locked_server.port}/?credential={wrong}&bogus=1"
+        )
+    for error in (denied.value, invalid.value):
+        assert SECRET not in str(error) and SECRET not in repr(error)
+        assert "wrong-" not in str(error)
+    assert "credential=***" in str(invalid.value)
