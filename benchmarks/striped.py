@@ -146,9 +146,17 @@ def bench_throughput(root: str, total: int, rounds: int) -> None:
 
 
 _CHILD = """
-import os, resource, sys
+import os, sys
 from storager.combinators.striped import ReedSolomon, Striped
 from storager.services.fs import FsStorage
+
+def peak_mib():
+    # VmHWM is this process's own peak: ru_maxrss would include the parent's, copied at fork.
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+
 root, total = sys.argv[1], int(sys.argv[2])
 MiB = 1 << 20
 store = Striped({n: FsStorage(root=os.path.join(root, n)) for n in "abcdef"},
@@ -156,13 +164,13 @@ store = Striped({n: FsStorage(root=os.path.join(root, n)) for n in "abcdef"},
                 manifests=FsStorage(root=os.path.join(root, "manifests")))
 block = os.urandom(MiB)
 store.write("big", (block for _ in range(total // MiB)))
-after_write = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after_write = peak_mib()
 n = 0
 with store.open_reader("big") as reader:
     while chunk := reader.read(8 * MiB):
         n += len(chunk)
 assert n == total, n
-print(after_write // 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(after_write, peak_mib())
 """
 
 
