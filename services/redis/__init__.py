@@ -49,6 +49,7 @@ from storager.services.redis._keys import (
     Keys,
     NamespaceError,
     encode_path,
+    lex_prefix_range,
 )
 from storager.services.redis._listing import list_index
 from storager.services.redis._manifest import (
@@ -182,12 +183,23 @@ class RedisStorage(RedisGenerated):
     # -- Storager -----------------------------------------------------------------------
 
     def _has_children(self, path: str) -> bool:
-        """Whether anything lies under ``path`` (a directory, implied or explicit)."""
+        """Whether anything lies under ``path`` (a directory, implied or explicit).
+
+        A namespace without expiring objects needs only a read; otherwise a script
+        first drops the entries of expired objects, which would still imply their
+        directories.
+        """
         keys = self._keys
+        under = encode_path(path.rstrip("/"))
+        low, high = lex_prefix_range(under + b"/")
+        pipe = self._client.pipeline(transaction=False)
+        pipe.zrangebylex(keys.index, low, high, 0, 1)
+        pipe.zcard(keys.expiring)
+        first, expiring = pipe.execute()
+        if not first or not expiring:
+            return bool(first)
         found = Scripts.has_children(
-            self._client,
-            [keys.index, keys.expiring],
-            [keys.manifest_prefix, encode_path(path.rstrip("/"))],
+            self._client, [keys.index, keys.expiring], [keys.manifest_prefix, under]
         )
         return bool(found)
 
@@ -395,8 +407,10 @@ class RedisStorage(RedisGenerated):
         dir_mode = list_mode != "prefix"
         prefix = path if not dir_mode or path.endswith("/") else path + "/"
         keys = self._keys
-        # Entries of objects that expired would show their directories; drop them first.
-        Scripts.prune(self._client, [keys.index, keys.expiring], [keys.manifest_prefix])
+        # Entries of objects that expired would show their directories; drop them first
+        # (a read only, where nothing in the namespace expires).
+        if self._client.zcard(keys.expiring):
+            Scripts.prune(self._client, [keys.index, keys.expiring], [keys.manifest_prefix])
         return list_index(
             self._client, self._keys, encode_path(prefix), dir_mode=dir_mode, shown=self._rel
         )

@@ -294,10 +294,15 @@ SECRET = "s3cr3t-" + secrets.token_hex(6)
 
 @pytest.fixture(scope="module")
 def locked_server() -> Iterator[RedisServer]:
-    """A server that needs a password, with an ACL user limited to keys of one namespace."""
+    """A server that needs a password, with ACL users limited to keys of one namespace:
+    alice may do anything there, reader may only read."""
     server = start_redis(
         password=SECRET,
-        extra=["--user", "alice", "on", f">{SECRET}-alice", "~{alice}*", "~alice:*", "+@all"],
+        extra=[
+            *("--user", "alice", "on", f">{SECRET}-alice", "~{alice}*", "~alice:*", "+@all"),
+            *("--user", "reader", "on", f">{SECRET}-reader", "~{alice}*", "~alice:*"),
+            *("+@read", "+@connection"),
+        ],
     )
     yield server
     server.stop()
@@ -563,3 +568,23 @@ def test_credential_in_a_connection_string_is_never_shown(locked_server: RedisSe
         assert SECRET not in str(error) and SECRET not in repr(error)
         assert "wrong-" not in str(error)
     assert "credential=***" in str(invalid.value)
+
+
+def test_read_only_acl_user_reads_stats_and_lists(locked_server: RedisServer) -> None:
+    with open_url(
+        locked_server.url(), credential=f"user:alice:{SECRET}-alice", namespace="alice"
+    ) as writer:
+        writer.write("ro/file.txt", b"readable")
+    reader = open_url(
+        locked_server.url(), credential=f"user:reader:{SECRET}-reader", namespace="alice"
+    )
+    try:
+        assert reader.read("ro/file.txt") == b"readable"
+        assert reader.stat("ro").is_dir
+        with pytest.raises(NotFoundError):
+            reader.stat("ro/missing.txt")
+        assert [o.path for o in reader.list("ro/")] == ["ro/file.txt"]
+        with pytest.raises(PermissionDeniedError):
+            reader.write("ro/new.txt", b"x")
+    finally:
+        reader.close()
