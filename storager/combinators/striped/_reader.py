@@ -240,7 +240,7 @@ class StripedReader(io.RawIOBase):
         data = self._stripe(index)
         lo = absolute - stripe.offset
         n = min(len(view), stripe.length - lo, self._end - absolute)
-        view[:n] = data[lo : lo + n]
+        view[:n] = memoryview(data)[lo : lo + n]  # one copy, into the caller's buffer
         self._pos += n
         return n
 
