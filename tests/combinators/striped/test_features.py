@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import pytest
 
 from storager import InvalidArgumentError, NotFoundError, PathInvalidError
 from storager.combinators import describe
-from storager.combinators.striped import ReedSolomon, Replicas, Stripes
+from storager.combinators.striped import ReedSolomon, Replicas, Striped, Stripes
 
 from .conftest import Rig
 
@@ -206,3 +207,34 @@ def test_open_reader_keeps_reading_its_version_across_overwrite_and_gc(rig_facto
         assert rig.store.gc(grace=3600).deleted == 0  # the old chunks are young: kept
         assert head + reader.read() == old
     assert rig.store.read("obj") == new
+
+
+def test_two_stores_sharing_backends_and_manifests_act_as_one(rig_factory: Make) -> None:
+    """Two Striped instances (as two gateway processes would) over the same stores."""
+    rig = rig_factory(ReedSolomon(2, 1), n=3)
+    twin = Striped(rig.backends, codec=ReedSolomon(2, 1), manifests=rig.manifests, chunk_size=1024)
+    versions = [bytes([65 + i]) * (3000 + 500 * i) for i in range(6)]
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def read(store: Striped) -> None:
+        while True:  # at least one read, however the threads are scheduled
+            seen.append(store.read("shared"))
+            if stop.is_set():
+                return
+
+    rig.store.write("shared", versions[0])
+    readers = [threading.Thread(target=read, args=(s,)) for s in (rig.store, twin)]
+    for reader in readers:
+        reader.start()
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda i: (rig.store, twin)[i % 2].write("shared", versions[i]), range(6)))
+    stop.set()
+    for reader in readers:
+        reader.join()
+    assert seen and set(seen) <= set(versions)
+    assert rig.store.read("shared") == twin.read("shared")
+    twin.copy("shared", "copied")
+    assert rig.store.read("copied") == twin.read("shared")
+    rig.store.gc(grace=0)
+    assert rig.chunks() == rig.referenced()
