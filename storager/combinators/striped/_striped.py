@@ -373,15 +373,16 @@ class Striped(StripedMultipart, Maintenance, Copier, Segmenter):
 
     # -- health -------------------------------------------------------------------------
 
-    def health(self) -> dict[str, BackendHealth]:
+    def health(self, *, recount: bool = False) -> dict[str, BackendHealth]:
         """Return each backend's state: up or down, last error, bytes used, quota.
 
-        Bytes used are counted on first call (one listing of every backend's chunk
-        area), then kept up to date by this store's writes and ``gc``.
+        Bytes used are counted on first need (one listing of every backend's chunk
+        area), then kept up to date by this store's writes and ``gc``; ``recount``
+        lists the backends again (to see other processes' writes).
         """
         placement = self._core.placement
         usage = placement.usage()
-        if usage is None:
+        if usage is None or recount:
             usage = placement.recount()
         return {
             name: self._core.health.report(name, usage.get(name), placement.quotas.get(name))

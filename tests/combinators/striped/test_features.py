@@ -238,3 +238,12 @@ def test_two_stores_sharing_backends_and_manifests_act_as_one(rig_factory: Make)
     assert rig.store.read("copied") == twin.read("shared")
     rig.store.gc(grace=0)
     assert rig.chunks() == rig.referenced()
+
+
+def test_health_recount_sees_another_store_writes(rig_factory: Make) -> None:
+    rig = rig_factory(Replicas(2), n=2)
+    assert {h.bytes_used for h in rig.store.health().values()} == {0}
+    twin = Striped(rig.backends, codec=Replicas(2), manifests=rig.manifests, chunk_size=1024)
+    twin.write("x", b"z" * 2048)
+    assert {h.bytes_used for h in rig.store.health().values()} == {0}  # counted once
+    assert {h.bytes_used for h in rig.store.health(recount=True).values()} == {2048}
