@@ -34,14 +34,14 @@ from storager._pairs import (
     check_str,
 )
 from storager._paths import join_dir, normalize_work_dir, resolve
-from storager._protocols import Copier, IoCallback, Segmenter, Storager, WriteData
+from storager._protocols import Copier, IoCallback, Mover, Segmenter, Storager, WriteData
 from storager.combinators._base import prime
 from storager.combinators._path_locks import PathLocks
 from storager.combinators.striped._codecs import Codec
 from storager.combinators.striped._core import Core
 from storager.combinators.striped._health import BackendHealth, Health
 from storager.combinators.striped._maintenance import Maintenance
-from storager.combinators.striped._manifest import CHUNK_AREA, new_generation
+from storager.combinators.striped._manifest import CHUNK_AREA, Manifest, new_generation
 from storager.combinators.striped._multipart import StripedMultipart
 from storager.combinators.striped._placement import POLICIES, Placement
 from storager.combinators.striped._reader import StripedReader, read_range
@@ -59,6 +59,7 @@ _OPS: Mapping[str, frozenset[str]] = MappingProxyType(
         "stat": frozenset(),
         "delete": frozenset(),
         "copy": frozenset(),
+        "move": frozenset(),
         "create_multipart": frozenset({"content_type", "user_metadata"}),
         "write_multipart": frozenset({"size", "io_callback"}),
         "complete_multipart": frozenset(),
@@ -72,7 +73,7 @@ def _new_error(message: str) -> InvalidArgumentError:
     return InvalidArgumentError("new", "striped", "", message)
 
 
-class Striped(StripedMultipart, Maintenance, Copier, Segmenter):
+class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
     """One logical store whose objects are spread over named backends by a codec.
 
     Args:
@@ -370,6 +371,32 @@ class Striped(StripedMultipart, Maintenance, Copier, Segmenter):
         manifest = self._load("copy", src, src_key)
         copied = replace(manifest, generation=new_generation(), created=time.time())
         self._publish("copy", dst, dst_key, copied, owned=False)
+
+    # -- Mover --------------------------------------------------------------------------
+
+    def move(self, src: str, dst: str, **pairs: Any) -> None:
+        """Move: publish the manifest at ``dst`` (the same chunks), then drop ``src``'s.
+
+        ``src``'s manifest is deleted only if it is still the one moved (checked under
+        its lock), so a write of ``src`` that lands meanwhile is kept.
+        """
+        self._pairs("move", src, pairs)
+        src_key = self._key("move", src)
+        dst_key = self._key("move", dst)
+        manifest = self._load("move", src, src_key)
+        if src_key == dst_key:
+            return
+        moved = replace(manifest, generation=new_generation())
+        self._publish("move", dst, dst_key, moved, owned=False)
+        with self._locks.hold([src_key]):
+            try:
+                current = Manifest.from_json(self._manifests.read(src_key), "move", src)
+                if current.generation == manifest.generation:
+                    self._manifests.delete(src_key)
+            except NotFoundError:
+                return
+            except Exception as exc:
+                raise restate(exc, "move", src) from exc
 
     # -- health -------------------------------------------------------------------------
 

@@ -162,7 +162,7 @@ def test_describe_shows_codec_and_backends(rig_factory: Make) -> None:
     rig = rig_factory(ReedSolomon(4, 2), placement="round_robin")
     text = describe(rig.store)
     assert text.startswith(
-        "striped rs(4,2) chunk_size=1024 placement=round_robin [Copier,Segmenter]"
+        "striped rs(4,2) chunk_size=1024 placement=round_robin [Copier,Mover,Segmenter]"
     )
     for name in ("manifests", "b0", "b5"):
         assert f" {name}: " in text
@@ -247,3 +247,17 @@ def test_health_recount_sees_another_store_writes(rig_factory: Make) -> None:
     twin.write("x", b"z" * 2048)
     assert {h.bytes_used for h in rig.store.health().values()} == {0}  # counted once
     assert {h.bytes_used for h in rig.store.health(recount=True).values()} == {2048}
+
+
+def test_move_publishes_the_same_chunks_and_drops_the_source(rig_factory: Make) -> None:
+    rig = rig_factory()
+    data = os.urandom(9 * KiB)
+    rig.store.write("src", data)
+    writes = sum(b.calls["write"] for b in rig.backends.values())
+    rig.store.move("src", "dst")
+    assert sum(b.calls["write"] for b in rig.backends.values()) == writes
+    with pytest.raises(NotFoundError):
+        rig.store.stat("src")
+    rig.store.gc(grace=0)
+    assert rig.store.read("dst") == data
+    assert rig.chunks() == rig.referenced()
