@@ -73,6 +73,13 @@ def _new_error(message: str) -> InvalidArgumentError:
     return InvalidArgumentError("new", "striped", "", message)
 
 
+def _seconds(value: object, *, zero: bool) -> bool:
+    """Return whether ``value`` is a finite number of seconds (> 0, or >= 0 with ``zero``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return (value >= 0 if zero else value > 0) and value < float("inf")
+
+
 class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
     """One logical store whose objects are spread over named backends by a codec.
 
@@ -159,6 +166,14 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
             )
         if type(stripes_in_flight) is not int or stripes_in_flight < 1:
             raise _new_error("stripes_in_flight must be a positive int")
+        if io_workers is not None and (type(io_workers) is not int or io_workers < 1):
+            raise _new_error("io_workers must be a positive int")
+        if type(failures_to_down) is not int or failures_to_down < 1:
+            raise _new_error("failures_to_down must be a positive int")
+        if not _seconds(cooldown, zero=True) or (
+            hedge_after is not None and not _seconds(hedge_after, zero=False)
+        ):
+            raise _new_error("cooldown must be seconds >= 0, hedge_after seconds > 0 or None")
         if type(loose_pairs) is not bool:
             raise _new_error("loose_pairs must be a bool")
         if default_content_type is not None:

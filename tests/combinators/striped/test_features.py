@@ -261,3 +261,21 @@ def test_move_publishes_the_same_chunks_and_drops_the_source(rig_factory: Make) 
     rig.store.gc(grace=0)
     assert rig.store.read("dst") == data
     assert rig.chunks() == rig.referenced()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"chunk_size": 0},
+        {"stripes_in_flight": 0},
+        {"io_workers": 0},
+        {"failures_to_down": 0},
+        {"cooldown": -1},
+        {"hedge_after": 0},
+        {"hedge_after": float("nan")},
+        {"loose_pairs": "yes"},
+    ],
+)
+def test_bad_tuning_is_refused(rig_factory: Make, bad: dict[str, object]) -> None:
+    with pytest.raises(InvalidArgumentError):
+        rig_factory(**bad)
