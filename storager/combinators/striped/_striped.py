@@ -45,7 +45,7 @@ from storager.combinators.striped._manifest import CHUNK_AREA, Manifest, new_gen
 from storager.combinators.striped._multipart import StripedMultipart
 from storager.combinators.striped._placement import POLICIES, Placement
 from storager.combinators.striped._reader import StripedReader, read_range
-from storager.combinators.striped._records import Records, is_reserved, restate
+from storager.combinators.striped._records import RESERVED, Records, is_reserved, restate
 from storager.combinators.striped._writer import write_group
 
 __all__ = ["Striped"]
@@ -258,7 +258,7 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
         if list_mode is not None:
             check_choice("list", "striped", str(path), "list_mode", list_mode, ("dir", "prefix"))
         prefix = join_dir("list", "striped", self._wd, path)[1:]
-        if is_reserved(prefix):
+        if prefix.startswith(RESERVED):
             return iter(())
         extra = {} if list_mode is None else {"list_mode": list_mode}
         try:
