@@ -44,6 +44,7 @@ from storager.combinators.striped._manifest import (
     digest,
     generation_age,
     generation_of_key,
+    is_generation,
     new_generation,
     stripes_from_json,
 )
@@ -65,6 +66,7 @@ class GcReport:
         kept_young: Unreferenced chunks kept because they are younger than the grace.
         referenced: Chunks the manifests and upload records name.
         skipped: Backends that could not be listed (down): nothing deleted there.
+        aborted_uploads: Multipart uploads older than ``stale_uploads``, aborted.
     """
 
     deleted: int
@@ -72,6 +74,7 @@ class GcReport:
     kept_young: int
     referenced: int
     skipped: tuple[str, ...]
+    aborted_uploads: int = 0
 
 
 @dataclass(slots=True)
@@ -103,16 +106,26 @@ class Maintenance(StripedState):
 
     # -- gc -----------------------------------------------------------------------------
 
-    def gc(self, grace: float = 86_400.0) -> GcReport:
+    def gc(self, grace: float = 86_400.0, *, stale_uploads: float | None = None) -> GcReport:
         """Delete every chunk no manifest or upload names, older than ``grace`` seconds.
 
+        Args:
+            grace: Chunks younger than this are kept (writes in flight, readers of a
+                replaced manifest).
+            stale_uploads: Abort first the multipart uploads started more than this many
+                seconds ago (their parts' chunks go at once); None keeps every upload.
+
         Raises:
-            InvalidArgumentError: A negative grace.
+            InvalidArgumentError: A negative grace or stale_uploads.
             StorageError: A manifest could not be read (nothing is deleted then, as
                 its chunks cannot be told apart from leaked ones).
         """
-        if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
-            raise InvalidArgumentError("gc", "striped", "", "grace must be seconds >= 0")
+        for name, value in (("grace", grace), ("stale_uploads", stale_uploads)):
+            if value is None and name == "stale_uploads":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise InvalidArgumentError("gc", "striped", "", f"{name} must be seconds >= 0")
+        aborted = 0 if stale_uploads is None else self._abort_stale_uploads(stale_uploads)
         chunks: dict[str, list[tuple[str, int, float | None]]] = {}
         skipped: list[str] = []
         for name, backend in self._backends.items():
@@ -151,8 +164,29 @@ class Maintenance(StripedState):
             self._core.placement.add(name, -size)
         self._drop_empty_dirs(doomed)
         return GcReport(
-            deleted, sum(s for _, _, s in doomed), kept, len(referenced), tuple(skipped)
+            deleted, sum(s for _, _, s in doomed), kept, len(referenced), tuple(skipped), aborted
         )
+
+    def _abort_stale_uploads(self, older_than: float) -> int:
+        """Abort the uploads started more than ``older_than`` seconds ago; return how many."""
+        records = self._records
+        try:
+            upload_ids = records.upload_ids()
+        except Exception as exc:
+            raise restate(exc, "gc", "") from exc
+        now = time.time()
+        aborted = 0
+        for upload_id in upload_ids:
+            if not is_generation(upload_id) or generation_age(upload_id, now) < older_than:
+                continue
+            for key in records.part_keys(upload_id):
+                with contextlib.suppress(Exception):
+                    discard(self._core, stripes_from_json(records.read_json(key)["stripes"]))
+                    records.store.delete(key)
+            with contextlib.suppress(Exception):
+                records.store.delete(records.upload_key(upload_id))
+                aborted += 1
+        return aborted
 
     def _referenced(self) -> set[tuple[str, str]]:
         """Return every (backend, key) a manifest or upload record names."""

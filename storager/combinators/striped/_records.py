@@ -103,10 +103,10 @@ class Records:
             obj.path for obj in self.store.list(prefix, list_mode="prefix") if not obj.is_dir
         )
 
-    def all_upload_records(self) -> list[str]:
-        """Return the keys of every upload and part record."""
+    def upload_ids(self) -> list[str]:
+        """Return the id of every multipart upload in progress."""
         return [
-            obj.path
+            obj.path.split("/")[-2]
             for obj in self.store.list(UPLOADS, list_mode="prefix")
-            if not obj.is_dir and obj.path.rpartition("/")[2].startswith("part-")
+            if not obj.is_dir and obj.path.endswith("/upload")
         ]

@@ -279,3 +279,18 @@ def test_move_publishes_the_same_chunks_and_drops_the_source(rig_factory: Make) 
 def test_bad_tuning_is_refused(rig_factory: Make, bad: dict[str, object]) -> None:
     with pytest.raises(InvalidArgumentError):
         rig_factory(**bad)
+
+
+def test_gc_aborts_stale_uploads_only_when_asked(rig_factory: Make) -> None:
+    rig = rig_factory()
+    mp = rig.store.create_multipart("up.bin")
+    rig.store.write_multipart(mp, 1, os.urandom(5 * KiB))
+    assert rig.store.gc(grace=0).aborted_uploads == 0
+    assert rig.store.gc(grace=0, stale_uploads=3600).aborted_uploads == 0  # young
+    assert rig.chunks() and rig.chunks() == rig.referenced()
+    assert rig.store.gc(grace=0, stale_uploads=0).aborted_uploads == 1
+    assert rig.chunks() == set()
+    with pytest.raises(NotFoundError):
+        rig.store.write_multipart(mp, 2, b"late")
+    with pytest.raises(InvalidArgumentError):
+        rig.store.gc(grace=0, stale_uploads=-1)
