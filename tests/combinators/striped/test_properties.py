@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storager import StorageError
+from storager import ServiceInternalError, StorageError
 from storager.combinators.striped import Codec, ReedSolomon, Replicas, Stripes
 from storager.testing import Fault
 
@@ -150,3 +150,53 @@ def test_gc_after_random_faults_leaves_exactly_the_referenced_chunks(
     assert rig.chunks() == rig.referenced()
     for path, content in expected.items():
         assert store.read(path) == content  # every object still whole after gc
+
+
+@SETTINGS
+@given(
+    codec=st.sampled_from(CODECS[:3]),
+    size=st.integers(1, 20_000),
+    down=st.data(),
+)
+def test_parity_backends_failing_leave_every_object_readable(
+    rig_factory: Make, codec: Callable[[], Codec], size: int, down: st.DataObject
+) -> None:
+    rig = rig_factory(codec())
+    objects = {f"o{i}": bytes([i + 1]) * (size + i) for i in range(3)}
+    for path, data in objects.items():
+        rig.store.write(path, data)
+    parity = rig.store.codec.parity
+    failing = down.draw(st.sets(st.sampled_from(sorted(rig.backends)), max_size=parity))
+    for name in failing:
+        rig.backends[name].fail = {"*": ServiceInternalError}
+    for path, data in objects.items():
+        assert rig.store.read(path) == data
+        assert (
+            rig.store.read(path, offset=size // 3, size=size // 2) == data[size // 3 :][: size // 2]
+        )
+
+
+@SETTINGS
+@given(
+    codec=st.sampled_from(CODECS[:3]),
+    size=st.integers(1, 20_000),
+    damage=st.data(),
+)
+def test_corruption_up_to_parity_is_never_returned_and_healed(
+    rig_factory: Make, codec: Callable[[], Codec], size: int, damage: st.DataObject
+) -> None:
+    rig = rig_factory(codec())
+    data = bytes(range(256)) * (size // 256) + b"t" * (size % 256)
+    rig.store.write("obj", data)
+    manifest = rig.manifest("obj")
+    parity = rig.store.codec.parity
+    for _, _, fragments in manifest["stripes"]:
+        for index in damage.draw(st.sets(st.integers(0, len(fragments) - 1), max_size=parity)):
+            name, key = fragments[index][:2]
+            raw = bytearray(rig.inner[name].read(key))
+            raw[damage.draw(st.integers(0, len(raw) - 1))] ^= 0x80
+            rig.inner[name].write(key, bytes(raw))
+    assert rig.store.read("obj") == data
+    rig.store.heal("obj")
+    assert rig.store.scrub() == []
+    assert rig.store.read("obj") == data
