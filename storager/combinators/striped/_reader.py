@@ -45,13 +45,8 @@ def _fetch_fragment(core: Core, fragment: Fragment) -> bytes:
     return data
 
 
-def fetch_stripe(
-    core: Core, op: str, path: str, manifest: Manifest, index: int, *, verify_all: bool = False
-) -> bytes:
+def fetch_stripe(core: Core, op: str, path: str, manifest: Manifest, index: int) -> bytes:
     """Rebuild stripe ``index`` of ``manifest`` from verified fragments.
-
-    With ``verify_all`` every fragment is fetched and checked (``scrub`` and ``heal``),
-    not only the ones needed.
 
     Raises:
         ServiceInternalError: Fewer than ``data`` good fragments could be read; the
@@ -59,14 +54,14 @@ def fetch_stripe(
     """
     stripe = manifest.stripes[index]
     codec = codec_of(manifest.codec)
-    order = [i for i, f in enumerate(stripe.fragments) if f is not None]
+    present = [(i, f) for i, f in enumerate(stripe.fragments) if f is not None]
     # Up backends first, data fragments before parity within each group.
-    order.sort(key=lambda i: (not core.health.is_up(stripe.fragments[i].backend), i))  # type: ignore[union-attr]
+    present.sort(key=lambda item: (not core.health.is_up(item[1].backend), item[0]))
     good: dict[int, bytes] = {}
     problems: list[str] = []
     missing = [f"fragment {i}: never written" for i, f in enumerate(stripe.fragments) if f is None]
     pending: dict[Future[bytes], int] = {}
-    queue = list(order)
+    queue = [i for i, _ in present]
 
     def launch() -> None:
         i = queue.pop(0)
@@ -74,8 +69,7 @@ def fetch_stripe(
         assert fragment is not None
         pending[core.io(partial(_fetch_fragment, core, fragment))] = i
 
-    want = len(order) if verify_all else codec.data
-    while queue and len(pending) < want:
+    while queue and len(pending) < codec.data:
         launch()
     while pending:
         done, _ = wait(list(pending), timeout=core.hedge_after, return_when=FIRST_COMPLETED)
@@ -96,7 +90,7 @@ def fetch_stripe(
                 problems.append(f"fragment {i} on {fragment.backend}: {what}")
                 if queue:
                     launch()
-        if not verify_all and len(good) >= codec.data:
+        if len(good) >= codec.data:
             break
     if problems or missing:
         core.on_damage(Damage(path, manifest.generation, problems + missing))
@@ -112,9 +106,12 @@ def fetch_stripe(
     return codec.decode(chosen, stripe.length)
 
 
-def _span(manifest: Manifest, start: int, end: int) -> range:
-    """Return the indexes of the stripes overlapping ``[start, end)``."""
-    offsets = [s.offset for s in manifest.stripes]
+def _offsets(manifest: Manifest) -> list[int]:
+    return [s.offset for s in manifest.stripes]
+
+
+def _span(offsets: list[int], start: int, end: int) -> range:
+    """Return the indexes of the stripes (starting at ``offsets``) overlapping ``[start, end)``."""
     first = max(0, bisect.bisect_right(offsets, start) - 1)
     last = bisect.bisect_left(offsets, end)
     return range(first, last)
@@ -130,7 +127,7 @@ def _stripe_slices(
     core: Core, op: str, path: str, manifest: Manifest, start: int, end: int
 ) -> Iterator[bytes]:
     """Yield the bytes of ``[start, end)``, stripe by stripe, with stripes in flight."""
-    indexes = list(_span(manifest, start, end))
+    indexes = list(_span(_offsets(manifest), start, end))
     futures: list[Future[bytes]] = []
     try:
         submitted = 0
@@ -192,6 +189,7 @@ class StripedReader(io.RawIOBase):
         self._manifest = manifest
         self._start, self._end = _window(manifest, offset, size)
         self._pos = 0
+        self._offsets = _offsets(manifest)
         self._cache: dict[int, Future[bytes]] = {}
 
     def readable(self) -> bool:
@@ -235,7 +233,7 @@ class StripedReader(io.RawIOBase):
         absolute = self._start + self._pos
         if absolute >= self._end or not len(view):
             return 0
-        index = _span(self._manifest, absolute, absolute + 1)[0]
+        index = _span(self._offsets, absolute, absolute + 1)[0]
         stripe = self._manifest.stripes[index]
         data = self._stripe(index)
         lo = absolute - stripe.offset
