@@ -327,10 +327,9 @@ class Maintenance(StripedState):
         """Verify every fragment of a stripe; rebuild the bad ones when ``repair``."""
         core = self._core
         codec = codec_of(manifest.codec)
+        recorded = {i: f for i, f in enumerate(stripe.fragments) if f is not None}
         futures: dict[int, Future[bytes]] = {
-            i: core.io(partial(_fetch_fragment, core, f))
-            for i, f in enumerate(stripe.fragments)
-            if f is not None
+            i: core.io(partial(_fetch_fragment, core, f)) for i, f in recorded.items()
         }
         wait(list(futures.values()))
         good: dict[int, bytes] = {}
@@ -338,8 +337,7 @@ class Maintenance(StripedState):
         for i in bad:
             report.damaged.append(f"stripe {index} fragment {i}: never written")
         for i, future in futures.items():
-            fragment = stripe.fragments[i]
-            assert fragment is not None
+            fragment = recorded[i]
             try:
                 good[i] = future.result()
             except (_Bad, NotFoundError) as exc:
@@ -359,10 +357,11 @@ class Maintenance(StripedState):
         data = codec.decode(dict(sorted(good.items())[: codec.data]), stripe.length)
         fragments = codec.encode(data)
         for i in good:
-            if digest(fragments[i]) != stripe.fragments[i].digest:  # type: ignore[union-attr]
+            if digest(fragments[i]) != recorded[i].digest:
                 report.note = f"stripe {index}: fragment {i} does not re-encode to its digest"
                 return stripe
-        used = {f.backend for i, f in enumerate(stripe.fragments) if f is not None and i in good}
+        # Every fragment not known lost keeps its backend (an unreachable one may come back).
+        used = {f.backend for i, f in recorded.items() if i not in bad}
         new = list(stripe.fragments)
         for i in sorted(bad):
             rebuilt_payload = fragments[i]

@@ -286,3 +286,19 @@ def test_heal_never_publishes_over_another_process_write(rig_factory: Make) -> N
     assert rig.store.read("obj") == newer
     rig.store.gc(grace=0)
     assert rig.chunks() == rig.referenced()
+
+
+def test_heal_keeps_fragments_on_distinct_backends_when_one_is_unreachable(
+    rig_factory: Make,
+) -> None:
+    rig = rig_factory(ReedSolomon(2, 2), n=5, failures_to_down=1000, placement="round_robin")
+    rig.store.write("obj", os.urandom(1500))  # one stripe of four fragments
+    fragments = rig.manifest("obj")["stripes"][0][2]
+    _corrupt(rig, "obj", 0, 3)
+    unreachable = fragments[1][0]
+    rig.backends[unreachable].fail = {"read": ServiceInternalError}
+    report = rig.store.heal("obj")[0]
+    assert report.rebuilt == 1
+    assert any("unreachable" in line for line in report.damaged)
+    healed = [f[0] for f in rig.manifest("obj")["stripes"][0][2]]
+    assert len(set(healed)) == 4 and healed[1] == unreachable
