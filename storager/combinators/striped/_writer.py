@@ -102,14 +102,19 @@ class _Write:
         size = max((len(f) for f in fragments), default=0)
         targets = core.placement.choose(codec.total, size)
         if len(targets) < core.write_quorum:
+            need = (
+                str(codec.total)
+                if core.write_quorum == codec.total
+                else f"{codec.total} (at least {core.write_quorum})"
+            )
             for name in targets:
                 core.placement.add(name, -size)
             raise InsufficientStorageError(
                 self.op,
                 "striped",
                 self.path,
-                f"stripe {index} needs {codec.total} distinct backends up with room "
-                f"(at least {core.write_quorum}), found {len(targets)}: {backend_states(core)}",
+                f"stripe {index} needs {need} distinct backends up with room for {size} "
+                f"bytes, found {len(targets)}: {backend_states(core)}",
             )
         for i, name in enumerate(targets):  # reserve each fragment's own length
             core.placement.add(name, len(fragments[i]) - size)
