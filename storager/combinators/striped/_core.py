@@ -18,6 +18,7 @@ from functools import partial
 from typing import TypeVar
 
 from storager._protocols import Storager
+from storager.combinators._base import call_child
 from storager.combinators._trace import in_context
 from storager.combinators.striped._codecs import Codec
 from storager.combinators.striped._health import Health
@@ -80,7 +81,7 @@ class Core:
     def put(self, name: str, key: str, data: bytes | bytearray | memoryview) -> None:
         """Write one fragment, recording the backend's health."""
         try:
-            self.backends[name].write(key, data)
+            call_child(self.backends[name], "write", key, lambda b: b.write(key, data))
         except Exception as exc:
             self.health.fail(name, exc)
             raise
@@ -89,7 +90,7 @@ class Core:
     def get(self, name: str, key: str) -> bytes:
         """Read one fragment, recording the backend's health."""
         try:
-            data = self.backends[name].read(key)
+            data = call_child(self.backends[name], "read", key, lambda b: b.read(key))
         except Exception as exc:
             self.health.fail(name, exc)
             raise

@@ -33,7 +33,7 @@ from storager.combinators.striped._manifest import (
     stripes_to_json,
 )
 from storager.combinators.striped._records import restate
-from storager.combinators.striped._state import StripedState
+from storager.combinators.striped._state import StripedState, traced
 from storager.combinators.striped._writer import discard, write_group
 
 __all__ = ["StripedMultipart"]
@@ -72,6 +72,7 @@ class StripedMultipart(StripedState, Segmenter):
             with contextlib.suppress(Exception):
                 discard(self._core, stripes_from_json(doc["stripes"]))
 
+    @traced("create_multipart")
     def create_multipart(
         self,
         path: str,
@@ -99,6 +100,7 @@ class StripedMultipart(StripedState, Segmenter):
             raise restate(exc, "create_multipart", path) from exc
         return Multipart(path, upload_id)
 
+    @traced("write_multipart")
     def write_multipart(
         self,
         multipart: Multipart,
@@ -148,6 +150,7 @@ class StripedMultipart(StripedState, Segmenter):
             self._drop_part(previous)
         return Part(number, group.size, group.sha256)
 
+    @traced("complete_multipart")
     def complete_multipart(
         self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
     ) -> Object:
@@ -218,12 +221,14 @@ class StripedMultipart(StripedState, Segmenter):
         with contextlib.suppress(Exception):
             records.store.delete(records.upload_key(multipart.upload_id).rpartition("/")[0] + "/")
 
+    @traced("abort_multipart")
     def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
         """Drop every part and the upload; nothing is left behind."""
         self._pairs("abort_multipart", multipart.path, pairs)
         self._upload("abort_multipart", multipart)
         self._finish(multipart, keep=set())
 
+    @traced("list_multipart")
     def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]:
         """List the parts stored so far, by number."""
         op = "list_multipart"

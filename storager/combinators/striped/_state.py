@@ -3,24 +3,48 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
 
 from storager._errors import OutcomeUnknownError, PathInvalidError
 from storager._headers import check_header, check_header_map
 from storager._pairs import check_str, check_str_map, unsupported
 from storager._paths import relative_to, resolve
 from storager._protocols import Storager
-from storager.combinators._base import Wrapper
+from storager.combinators._base import Wrapper, call_child
 from storager.combinators._path_locks import PathLocks
+from storager.combinators._trace import span, tracing
 from storager.combinators.striped._core import Core, Damage
 from storager.combinators.striped._manifest import Manifest, Stripe
 from storager.combinators.striped._records import Records, is_reserved, restate
 from storager.combinators.striped._writer import discard
 
-__all__ = ["StripedState"]
+__all__ = ["StripedState", "traced"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def traced(op: str) -> Callable[[F], F]:
+    """Record a call of a Striped method as a span of its node, when a trace is active.
+
+    The method's first argument is the path (or a Multipart, whose path is used).
+    """
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def run(self: StripedState, target: object, *args: Any, **kwargs: Any) -> Any:
+            if not tracing():
+                return method(self, target, *args, **kwargs)
+            path = getattr(target, "path", target)
+            with span(self.describe_label(), op, path if isinstance(path, str) else repr(path)):
+                return method(self, target, *args, **kwargs)
+
+        return cast(F, run)
+
+    return decorate
 
 
 class StripedState(Wrapper):
@@ -60,7 +84,7 @@ class StripedState(Wrapper):
 
     def _load(self, op: str, path: str, key: str) -> Manifest:
         try:
-            raw = self._manifests.read(key)
+            raw = call_child(self._manifests, "read", key, lambda m: m.read(key))
         except Exception as exc:
             raise restate(exc, op, path) from exc
         return Manifest.from_json(raw, op, path)
@@ -69,7 +93,8 @@ class StripedState(Wrapper):
         """Write ``manifest`` at ``key``: the commit point. ``owned`` chunks go on failure."""
         try:
             with self._locks.hold([key]):
-                self._manifests.write(key, manifest.to_json())
+                body = manifest.to_json()
+                call_child(self._manifests, "write", key, lambda m: m.write(key, body))
         except OutcomeUnknownError:
             raise  # the manifest may still land: its chunks must stay
         except Exception as exc:

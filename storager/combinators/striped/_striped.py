@@ -46,6 +46,7 @@ from storager.combinators.striped._multipart import StripedMultipart
 from storager.combinators.striped._placement import POLICIES, Placement
 from storager.combinators.striped._reader import StripedReader, read_range
 from storager.combinators.striped._records import RESERVED, Records, is_reserved, restate
+from storager.combinators.striped._state import traced
 from storager.combinators.striped._writer import write_group
 
 __all__ = ["Striped"]
@@ -251,6 +252,7 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
 
     # -- Storager -----------------------------------------------------------------------
 
+    @traced("list")
     def list(
         self, path: str = "", *, list_mode: str | None = None, **pairs: Any
     ) -> Iterator[Object]:
@@ -277,6 +279,7 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
             else:
                 yield Object(self._rel(key), ObjectMode.READ, last_modified=obj.last_modified)
 
+    @traced("read")
     def read(
         self,
         path: str,
@@ -298,6 +301,7 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
         manifest = self._load("read", path, key)
         return read_range(self._core, "read", path, manifest, offset, size, io_callback)
 
+    @traced("open_reader")
     def open_reader(
         self, path: str, *, offset: int | None = None, size: int | None = None, **pairs: Any
     ) -> BinaryIO:
@@ -313,6 +317,7 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
         buffer = max(io.DEFAULT_BUFFER_SIZE, min(1 << 20, self._core.chunk_size))
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=buffer))
 
+    @traced("write")
     def write(
         self,
         path: str,
@@ -348,6 +353,7 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
         self._publish("write", path, key, manifest, owned=True)
         return manifest.to_object(self._rel(key))
 
+    @traced("stat")
     def stat(self, path: str, **pairs: Any) -> Object:
         self._pairs("stat", path, pairs)
         absolute = resolve("stat", "striped", self._wd, path)
@@ -362,6 +368,7 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
             return Object(self._rel(key), ObjectMode.DIR, last_modified=obj.last_modified)
         return self._load("stat", path, key).to_object(self._rel(key))
 
+    @traced("delete")
     def delete(self, path: str, **pairs: Any) -> None:
         self._pairs("delete", path, pairs)
         absolute = resolve("delete", "striped", self._wd, path)
@@ -378,6 +385,7 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
 
     # -- Copier -------------------------------------------------------------------------
 
+    @traced("copy")
     def copy(self, src: str, dst: str, **pairs: Any) -> None:
         """Copy by writing a new manifest that names the same immutable chunks."""
         self._pairs("copy", src, pairs)
@@ -389,6 +397,7 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
 
     # -- Mover --------------------------------------------------------------------------
 
+    @traced("move")
     def move(self, src: str, dst: str, **pairs: Any) -> None:
         """Move: publish the manifest at ``dst`` (the same chunks), then drop ``src``'s.
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from storager import InvalidArgumentError, NotFoundError, PathInvalidError
-from storager.combinators import describe
+from storager.combinators import describe, trace
 from storager.combinators.striped import ReedSolomon, Replicas, Striped, Stripes
 
 from .conftest import Rig
@@ -294,3 +294,14 @@ def test_gc_aborts_stale_uploads_only_when_asked(rig_factory: Make) -> None:
         rig.store.write_multipart(mp, 2, b"late")
     with pytest.raises(InvalidArgumentError):
         rig.store.gc(grace=0, stale_uploads=-1)
+
+
+def test_trace_shows_the_striped_node_and_the_stores_it_reached(rig_factory: Make) -> None:
+    rig = rig_factory(Replicas(2), n=2, placement="round_robin")
+    rig.store.write("obj", b"x" * 100)
+    with trace() as recorded:
+        rig.store.read("obj")
+    text = recorded.render()
+    assert "striped replicas(2)" in text and "read obj ok" in text
+    assert "faulty: read .striped/chunks/" in text  # one replica's chunk was fetched
+    assert "faulty: read obj" in text  # the manifest
