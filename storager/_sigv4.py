@@ -47,6 +47,7 @@ __all__ = [
     "canonical_query",
     "canonical_request",
     "chunk_signature",
+    "trailer_signature",
     "parse_query",
     "presign",
     "sign_headers",
@@ -200,6 +201,18 @@ def chunk_signature(
 ) -> str:
     """The signature of one ``aws-chunked`` chunk, chained to the previous one."""
     text = f"{ALGORITHM}-PAYLOAD\n{timestamp}\n{scope}\n{previous}\n{EMPTY_SHA256}\n{chunk_sha256}"
+    return _hmac_hex(signing_key, text)
+
+
+def trailer_signature(
+    signing_key: bytes, timestamp: str, scope: str, previous: str, trailer: bytes
+) -> str:
+    """The signature of an ``aws-chunked`` body's trailer, chained to the last chunk's.
+
+    ``trailer`` is the trailing header lines as sent, each ``name:value\\n``.
+    """
+    digest = hashlib.sha256(trailer).hexdigest()
+    text = f"{ALGORITHM}-TRAILER\n{timestamp}\n{scope}\n{previous}\n{digest}"
     return _hmac_hex(signing_key, text)
 
 

@@ -1,0 +1,396 @@
+"""S3App: the raw ASGI application that serves stores as S3 buckets.
+
+A request goes through four steps, all in this module: parse the path and query, answer
+``/healthz`` and ``/readyz`` without auth, verify the SigV4 signature from the headers
+alone (so a bad request is refused before its body is read), then route and call the
+operation's handler. Whatever a handler raises becomes an S3 XML error through
+:func:`~storager.gateway._errors.s3_error_for`, the one mapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote, unquote
+
+from storager._object import Multipart
+from storager._protocols import Storager
+from storager._sigv4 import SigV4Error, Verified, parse_query, verify
+from storager.gateway import _listing, _multipart, _objects
+from storager.gateway._access_log import log_request
+from storager.gateway._asgi import Receive, Scope, Send, encode_headers, send_bytes, start
+from storager.gateway._body import ClientDisconnected
+from storager.gateway._bucket import Bucket
+from storager.gateway._errors import S3Error, s3_error_for
+from storager.gateway._http import Request, Response
+from storager.gateway._limiter import DEFAULT_THREADS, ThreadLimiter
+from storager.gateway._router import route
+from storager.gateway._sigv2 import is_presigned_v2, verify_presigned_v2
+from storager.gateway._uploads import DEFAULT_MAX_AGE, ReservedParts, Uploads, part_store
+from storager.gateway._xml import document, element
+
+__all__ = ["S3App"]
+
+_log = logging.getLogger("storager.gateway")
+_Handler = Callable[[Bucket, Request], Awaitable[Response]]
+#: How long /readyz waits for each store.
+READY_TIMEOUT = 5.0
+
+
+class S3App:
+    """An ASGI application serving each store as an S3 bucket (path-style addressing).
+
+    Args:
+        buckets: Bucket name to store; keys are paths relative to the store's work_dir.
+        credentials: Access key to secret; requests must be signed with one of them.
+        anonymous: Accept unsigned requests too (and any access key, unchecked, when
+            ``credentials`` is empty). Must be given explicitly.
+        region: The region signatures must be scoped to; None accepts any.
+        threads: Worker threads for store calls (the bound on concurrent store calls).
+        upload_max_age: Incomplete multipart uploads older than this are aborted.
+        sweep_interval: Seconds between expiry sweeps (while the app's lifespan runs).
+        close_stores: Close the stores when the app shuts down.
+
+    Example:
+        >>> app = S3App({"demo": storager.open("memory://")}, credentials={"AK": "SK"})
+        >>> # uvicorn.run(app, host="127.0.0.1", port=9000)
+    """
+
+    def __init__(
+        self,
+        buckets: Mapping[str, Storager],
+        *,
+        credentials: Mapping[str, str] | None = None,
+        anonymous: bool = False,
+        region: str | None = None,
+        threads: int = DEFAULT_THREADS,
+        upload_max_age: timedelta = DEFAULT_MAX_AGE,
+        sweep_interval: float = 600.0,
+        close_stores: bool = False,
+    ) -> None:
+        if not credentials and not anonymous:
+            raise ValueError("give credentials, or anonymous=True to serve without them")
+        if not buckets:
+            raise ValueError("serve at least one bucket")
+        self._limiter = ThreadLimiter(threads)
+        self.buckets = {name: Bucket(name, store, self._limiter) for name, store in buckets.items()}
+        self._credentials = dict(credentials or {})
+        self._anonymous = anonymous
+        self._region = region
+        self.uploads = Uploads()
+        self.upload_max_age = upload_max_age
+        self._sweep_interval = sweep_interval
+        self._close_stores = close_stores
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # -- ASGI ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._sweeper = asyncio.create_task(self._sweep_forever())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def aclose(self) -> None:
+        """Stop the expiry sweep and the worker threads; close the stores if asked to."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        self._limiter.close()
+        if self._close_stores:
+            for bucket in self.buckets.values():
+                bucket.store.close()
+
+    # -- one request ----------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        began = time.perf_counter()
+        request_id = secrets.token_hex(8)
+        method = scope["method"]
+        raw_path_bytes = scope.get("raw_path")
+        raw_path = (
+            raw_path_bytes.decode("latin-1") if raw_path_bytes else quote(scope["path"], safe="/")
+        ).partition("?")[0]
+        path = unquote(raw_path)
+        if path in ("/healthz", "/readyz") and method in ("GET", "HEAD"):
+            await self._health(path, method, send)
+            return
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        headers: dict[str, str] = {}
+        for name_bytes, value_bytes in scope["headers"]:
+            name, value = name_bytes.decode("latin-1").lower(), value_bytes.decode("latin-1")
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        bucket_name, _, key = path.lstrip("/").partition("/")
+        query: dict[str, str] = {}
+        for name, value in parse_query(raw_query):
+            query.setdefault(name, value)
+        request = Request(
+            method, raw_path, raw_query, query, headers, bucket_name, key, request_id, receive
+        )
+        operation = "-"
+        status = 500
+        sent = 0
+        try:
+            request.verified = self._authenticate(request)
+            operation = route(method, bucket_name, key, query, "x-amz-copy-source" in headers)
+            response = await self._dispatch(operation, request)
+            status = response.status
+            sent = await self._send(send, method, response, request_id)
+        except ClientDisconnected:
+            status = 499
+        except Exception as exc:
+            error = s3_error_for(exc)
+            if error.code == "InternalError":
+                _log.exception("request %s (%s) failed", request_id, operation)
+            status = error.status
+            sent = await self._send_error(send, method, error, request, request_id)
+        finally:
+            log_request(
+                request_id=request_id,
+                method=method,
+                bucket=bucket_name,
+                key=key,
+                operation=operation,
+                status=status,
+                sent=sent,
+                received=int(headers.get("content-length", "0") or 0),
+                duration=time.perf_counter() - began,
+            )
+
+    def _authenticate(self, req: Request) -> Verified | None:
+        old_form = "authorization" not in req.headers and is_presigned_v2(req.query)
+        signed = old_form or "authorization" in req.headers or "X-Amz-Signature" in req.query
+        if not signed:
+            if self._anonymous:
+                return None
+            raise S3Error("AccessDenied", "the request is not signed")
+        if self._anonymous and not self._credentials:
+            return None  # any key is accepted: nothing to verify against
+        if old_form:
+            verify_presigned_v2(
+                req.method,
+                req.raw_path,
+                parse_query(req.raw_query),
+                req.headers,
+                self._credentials.get,
+            )
+            return None  # the body of a presigned request is never signed
+        try:
+            return verify(
+                req.method,
+                req.raw_path,
+                req.raw_query,
+                req.headers,
+                self._credentials.get,
+                region=self._region,
+            )
+        except SigV4Error as exc:
+            raise S3Error(exc.code, exc.reason) from exc
+
+    def _bucket(self, req: Request) -> Bucket:
+        bucket = self.buckets.get(req.bucket)
+        if bucket is None:
+            raise S3Error("NoSuchBucket", "the specified bucket does not exist")
+        return bucket
+
+    def _source(self, req: Request) -> Bucket:
+        name, _ = _objects.copy_source(req)
+        source = self.buckets.get(name)
+        if source is None:
+            raise S3Error("NoSuchBucket", "the copy source's bucket does not exist")
+        return source
+
+    async def _dispatch(self, operation: str, req: Request) -> Response:
+        if operation == "ListBuckets":
+            return await _listing.list_buckets(self.buckets.values())
+        bucket = self._bucket(req)
+        simple: dict[str, _Handler] = {
+            "ListObjectsV2": _listing.list_objects_v2,
+            "ListObjects": _listing.list_objects,
+            "ListObjectVersions": _listing.list_object_versions,
+            "GetObject": _objects.get_object,
+            "HeadObject": _objects.head_object,
+            "PutObject": _objects.put_object,
+            "DeleteObject": _objects.delete_object,
+            "DeleteObjects": _objects.delete_objects,
+            "HeadBucket": _head_bucket,
+            "CreateBucket": _create_bucket,
+            "DeleteBucket": _delete_bucket,
+            "GetBucketLocation": _bucket_location,
+            "GetBucketVersioning": _bucket_versioning,
+        }
+        handler = simple.get(operation)
+        if handler is not None:
+            return await handler(bucket, req)
+        if operation == "CopyObject":
+            return await _objects.copy_object(bucket, req, self._source(req))
+        if operation == "UploadPartCopy":
+            return await _multipart.upload_part_copy(bucket, self.uploads, req, self._source(req))
+        multipart = {
+            "CreateMultipartUpload": _multipart.create_upload,
+            "UploadPart": _multipart.upload_part,
+            "CompleteMultipartUpload": _multipart.complete_upload,
+            "AbortMultipartUpload": _multipart.abort_upload,
+            "ListParts": _multipart.list_parts,
+            "ListMultipartUploads": _multipart.list_uploads,
+        }
+        return await multipart[operation](bucket, self.uploads, req)
+
+    # -- answers ------------------------------------------------------------------------
+
+    async def _send(self, send: Send, method: str, response: Response, request_id: str) -> int:
+        headers = [*response.headers, ("x-amz-request-id", request_id)]
+        body = response.body
+        if isinstance(body, bytes):
+            length = response.length if response.length is not None else len(body)
+            if response.status not in (204, 304):
+                headers.append(("Content-Length", str(length)))
+            await send_bytes(
+                send, response.status, encode_headers(headers), b"" if method == "HEAD" else body
+            )
+            return 0 if method == "HEAD" else len(body)
+        if response.length is not None:
+            headers.append(("Content-Length", str(response.length)))
+        await start(send, response.status, encode_headers(headers))
+        sent = 0
+        try:
+            async for piece in body:
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+                sent += len(piece)
+        finally:
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return sent
+
+    async def _send_error(
+        self, send: Send, method: str, error: S3Error, req: Request, request_id: str
+    ) -> int:
+        if error.status == 304:
+            await send_bytes(send, 304, encode_headers([("x-amz-request-id", request_id)]), b"")
+            return 0
+        resource = f"/{req.bucket}/{req.key}" if req.key else f"/{req.bucket}"
+        body = b"" if method == "HEAD" else _error_document(error, resource, request_id)
+        headers = [
+            ("Content-Type", "application/xml"),
+            ("Content-Length", str(len(body))),
+            ("x-amz-request-id", request_id),
+        ]
+        await send_bytes(send, error.status, encode_headers(headers), body)
+        return len(body)
+
+    async def _health(self, path: str, method: str, send: Send) -> None:
+        status, text = 200, b"ok\n"
+        if path == "/readyz":
+            failed = await self._unready()
+            if failed:
+                status, text = 503, f"not ready: {', '.join(failed)}\n".encode()
+        headers = encode_headers(
+            [("Content-Type", "text/plain"), ("Content-Length", str(len(text)))]
+        )
+        await send_bytes(send, status, headers, b"" if method == "HEAD" else text)
+
+    async def _unready(self) -> list[str]:
+        """The buckets whose store does not answer a one-item listing in time."""
+
+        def probe(store: Storager) -> None:
+            next(iter(store.list("", list_mode="dir")), None)
+
+        failed = []
+        for name, bucket in self.buckets.items():
+            try:
+                await asyncio.wait_for(bucket.run(probe, bucket.store), READY_TIMEOUT)
+            except Exception:
+                failed.append(name)
+        return failed
+
+    # -- upload expiry ------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            try:
+                await self.sweep_uploads()
+            except Exception:
+                _log.exception("the expiry sweep of incomplete uploads failed")
+
+    async def sweep_uploads(self, now: datetime | None = None) -> int:
+        """Abort the incomplete uploads older than ``upload_max_age``; return how many."""
+        limit = (now or datetime.now(UTC)) - self.upload_max_age
+        aborted = 0
+        for upload in self.uploads.older_than(limit):
+            bucket = self.buckets[upload.bucket]
+            with contextlib.suppress(Exception):
+                await bucket.run(part_store(bucket.store).abort_multipart, upload.multipart)
+                aborted += 1
+            self.uploads.drop(upload.multipart.upload_id)
+        for bucket in self.buckets.values():
+            parts = part_store(bucket.store)
+            if isinstance(parts, ReservedParts):
+                stale = await bucket.run(_stale, parts, limit)
+                for multipart in stale:
+                    with contextlib.suppress(Exception):
+                        await bucket.run(parts.abort_multipart, multipart)
+                        aborted += 1
+        return aborted
+
+
+def _stale(parts: ReservedParts, limit: datetime) -> list[Multipart]:
+    return [multipart for multipart, when in parts.started() if when < limit]
+
+
+def _error_document(error: S3Error, resource: str, request_id: str) -> bytes:
+    return document(
+        "Error",
+        [
+            element("Code", error.code),
+            element("Message", error.message),
+            element("Resource", resource),
+            element("RequestId", request_id),
+        ],
+    ).replace(b' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"', b"")
+
+
+async def _head_bucket(bucket: Bucket, req: Request) -> Response:
+    return Response(200, [("x-amz-bucket-region", "us-east-1")])
+
+
+async def _create_bucket(bucket: Bucket, req: Request) -> Response:
+    await req.small_body()  # any LocationConstraint is accepted
+    return Response(200, [("Location", f"/{bucket.name}")])
+
+
+async def _delete_bucket(bucket: Bucket, req: Request) -> Response:
+    items, _ = await bucket.run(_listing.collect_page, bucket, "", "", "", 1)
+    if items:
+        raise S3Error("BucketNotEmpty", "the bucket you tried to delete is not empty")
+    return Response(204)
+
+
+async def _bucket_location(bucket: Bucket, req: Request) -> Response:
+    body = document("LocationConstraint", [])
+    return Response(200, [("Content-Type", "application/xml")], body)
+
+
+async def _bucket_versioning(bucket: Bucket, req: Request) -> Response:
+    body = document("VersioningConfiguration", [])
+    return Response(200, [("Content-Type", "application/xml")], body)

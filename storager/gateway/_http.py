@@ -1,0 +1,86 @@
+"""The request and response the handlers see, independent of the ASGI plumbing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import format_datetime, parsedate_to_datetime
+
+from storager._sigv4 import Verified
+from storager.gateway._asgi import Receive
+from storager.gateway._body import BodyStream, Payload
+from storager.gateway._errors import S3Error
+from storager.gateway._xml import MAX_XML_BODY
+
+__all__ = ["Request", "Response", "http_date", "parse_http_date"]
+
+
+@dataclass
+class Request:
+    """One request: decoded path parts, query, lower-case headers and its body source."""
+
+    method: str
+    raw_path: str
+    raw_query: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    bucket: str
+    key: str
+    request_id: str
+    receive: Receive
+    verified: Verified | None = None
+
+    def body_stream(self) -> BodyStream:
+        """The body as a checked iterable for a store's write (iterate it in a thread)."""
+        return BodyStream(
+            self.receive, asyncio.get_running_loop(), Payload(self.headers, self.verified)
+        )
+
+    async def small_body(self, limit: int = MAX_XML_BODY) -> bytes:
+        """Read and check a small body (an XML request) on the event loop."""
+        payload = Payload(self.headers, self.verified)
+        if payload.length is not None and payload.length > limit:
+            raise S3Error("MaxMessageLengthExceeded", "the request body is too large", status=400)
+        pieces: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise S3Error("IncompleteBody", "the client disconnected")
+            for piece in payload.feed(message.get("body", b"")):
+                pieces.append(bytes(piece))
+                size += len(piece)
+                if size > limit:
+                    raise S3Error(
+                        "MaxMessageLengthExceeded", "the request body is too large", status=400
+                    )
+            more = bool(message.get("more_body", False))
+        payload.finish()
+        return b"".join(pieces)
+
+
+@dataclass
+class Response:
+    """An answer: status, headers and a body (bytes, or chunks sent as they come)."""
+
+    status: int = 200
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes | AsyncIterator[bytes] = b""
+    #: Bytes in the body, when it is streamed (for Content-Length and the access log).
+    length: int | None = None
+
+
+def http_date(when: datetime) -> str:
+    """An RFC 7231 date (``Last-Modified``)."""
+    return format_datetime(when, usegmt=True)
+
+
+def parse_http_date(text: str) -> datetime | None:
+    """Parse an RFC 7231 date; None when malformed (the header is then ignored, as S3 does)."""
+    try:
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,170 @@
+"""Multipart uploads: the store's own Segmenter, or parts under a reserved prefix.
+
+A store with a Segmenter (memory, s3, Striped) takes the parts itself; Striped
+completes by writing a manifest, so no data is copied. Any other store keeps each
+upload under ``.storager-uploads/{upload id}/`` (a ``meta`` object with the key and
+the start time, a ``{number:05d}`` object per part) and Complete streams the parts, in
+order, into one ``write`` of the key: atomic, bounded memory, then the parts go.
+The prefix is hidden from listings and refused as a key.
+
+:class:`Uploads` also remembers the uploads this process started (for
+ListMultipartUploads) and aborts those older than ``max_age`` (the expiry sweep).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from storager._errors import NotFoundError
+from storager._object import Multipart, Object, Part
+from storager._protocols import Segmenter, Storager, WriteData
+from storager.gateway._body import BATCH
+from storager.gateway._keys import RESERVED_PREFIX
+
+__all__ = ["DEFAULT_MAX_AGE", "PartStore", "ReservedParts", "Upload", "Uploads", "part_store"]
+
+#: How long an incomplete upload lives before the sweep aborts it.
+DEFAULT_MAX_AGE = timedelta(hours=24)
+
+
+class PartStore(Protocol):
+    """The multipart half of a store: a Segmenter, or :class:`ReservedParts`."""
+
+    def create_multipart(self, path: str, **pairs: Any) -> Multipart: ...
+
+    def write_multipart(
+        self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
+    ) -> Part: ...
+
+    def complete_multipart(
+        self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
+    ) -> Object: ...
+
+    def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None: ...
+
+    def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]: ...
+
+
+class ReservedParts:
+    """Multipart uploads over a plain store, kept under :data:`RESERVED_PREFIX`."""
+
+    def __init__(self, store: Storager) -> None:
+        self.store = store
+
+    def _dir(self, multipart: Multipart) -> str:
+        return f"{RESERVED_PREFIX}{multipart.upload_id}/"
+
+    def _meta(self, multipart: Multipart) -> dict[str, Any]:
+        try:
+            meta: dict[str, Any] = json.loads(self.store.read(self._dir(multipart) + "meta"))
+        except NotFoundError:
+            raise NotFoundError("multipart", "gateway", multipart.path, "no such upload") from None
+        return meta
+
+    def create_multipart(self, path: str, **pairs: Any) -> Multipart:
+        multipart = Multipart(path, secrets.token_hex(16))
+        meta = {"path": path, "pairs": pairs, "initiated": datetime.now(UTC).isoformat()}
+        self.store.write(self._dir(multipart) + "meta", json.dumps(meta).encode())
+        return multipart
+
+    def write_multipart(
+        self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
+    ) -> Part:
+        self._meta(multipart)
+        obj = self.store.write(f"{self._dir(multipart)}{number:05d}", data, **pairs)
+        return Part(number, obj.content_length or 0, obj.etag or "")
+
+    def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]:
+        self._meta(multipart)
+        parts = []
+        for obj in self.store.list(self._dir(multipart), list_mode="prefix"):
+            name = obj.path.rpartition("/")[2]
+            if name.isdigit():
+                parts.append(Part(int(name), obj.content_length or 0, obj.etag or ""))
+        return iter(sorted(parts, key=lambda part: part.number))
+
+    def complete_multipart(
+        self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
+    ) -> Object:
+        meta = self._meta(multipart)
+        folder = self._dir(multipart)
+
+        def data() -> Iterator[bytes]:
+            for part in parts:
+                with self.store.open_reader(f"{folder}{part.number:05d}") as reader:
+                    while piece := reader.read(BATCH):
+                        yield piece
+
+        obj = self.store.write(meta["path"], data(), **{**meta["pairs"], **pairs})
+        self.abort_multipart(multipart)
+        return obj
+
+    def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
+        folder = self._dir(multipart)
+        for obj in list(self.store.list(folder, list_mode="prefix")):
+            if not obj.path.endswith("/meta"):
+                self.store.delete(obj.path)
+        self.store.delete(folder + "meta")
+
+    def started(self) -> Iterator[tuple[Multipart, datetime]]:
+        """Every upload under the prefix with its start time (for the expiry sweep)."""
+        for obj in self.store.list(RESERVED_PREFIX, list_mode="prefix"):
+            if obj.path.endswith("/meta"):
+                upload_id = obj.path[len(RESERVED_PREFIX) :].partition("/")[0]
+                try:
+                    meta = json.loads(self.store.read(obj.path))
+                except (NotFoundError, ValueError):
+                    continue
+                yield Multipart(meta["path"], upload_id), datetime.fromisoformat(meta["initiated"])
+
+
+def part_store(store: Storager) -> PartStore:
+    """The store itself when it is a Segmenter, else :class:`ReservedParts` over it."""
+    if isinstance(store, Segmenter):
+        return store
+    return ReservedParts(store)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An upload this process started."""
+
+    bucket: str
+    key: str
+    multipart: Multipart
+    initiated: datetime
+
+
+class Uploads:
+    """The uploads this process started, by upload id (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._uploads: dict[str, Upload] = {}
+        self._lock = threading.Lock()
+
+    def add(self, upload: Upload) -> None:
+        with self._lock:
+            self._uploads[upload.multipart.upload_id] = upload
+
+    def get(self, upload_id: str) -> Upload | None:
+        with self._lock:
+            return self._uploads.get(upload_id)
+
+    def drop(self, upload_id: str) -> None:
+        with self._lock:
+            self._uploads.pop(upload_id, None)
+
+    def of_bucket(self, bucket: str) -> list[Upload]:
+        with self._lock:
+            found = [u for u in self._uploads.values() if u.bucket == bucket]
+        return sorted(found, key=lambda u: (u.key, u.initiated))
+
+    def older_than(self, moment: datetime) -> list[Upload]:
+        with self._lock:
+            return [u for u in self._uploads.values() if u.initiated < moment]
