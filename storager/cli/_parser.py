@@ -6,6 +6,7 @@ import argparse
 from typing import NoReturn
 
 from storager.cli._commands import COMMANDS, UsageError
+from storager.cli._serve import add_serve_parser
 
 __all__ = ["build_parser"]
 
@@ -97,4 +98,5 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, parser_ in sub.choices.items():
         parser_.set_defaults(func=COMMANDS[name])
+    add_serve_parser(sub)  # the gateway's command, with its own options
     return parser
