@@ -47,10 +47,10 @@ __all__ = [
     "canonical_query",
     "canonical_request",
     "chunk_signature",
-    "trailer_signature",
     "parse_query",
     "presign",
     "sign_headers",
+    "trailer_signature",
     "uri_encode",
     "verify",
 ]

@@ -19,6 +19,7 @@ from storager.gateway._bucket import Bucket
 from storager.gateway._errors import S3Error
 from storager.gateway._http import Request, Response
 from storager.gateway._keys import RESERVED_PREFIX
+from storager.gateway._objects import etag_of
 from storager.gateway._xml import document, element, iso
 
 __all__ = ["list_buckets", "list_object_versions", "list_objects", "list_objects_v2"]
@@ -93,7 +94,7 @@ def _entry(item: Item, url: bool, *, version: bool = False) -> str:
         inner += [element("VersionId", "null"), element("IsLatest", True)]
     inner += [
         element("LastModified", iso(obj.last_modified)),
-        element("ETag", f'"{obj.etag or 0}"'),
+        element("ETag", etag_of(obj)),
         element("Size", obj.content_length or 0),
         element("StorageClass", "STANDARD"),
     ]

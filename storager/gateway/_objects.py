@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, BinaryIO
 from urllib.parse import unquote
@@ -19,6 +20,8 @@ __all__ = [
     "copy_object",
     "delete_object",
     "delete_objects",
+    "etag_of",
+    "etag_value",
     "get_object",
     "head_object",
     "object_headers",
@@ -29,9 +32,22 @@ __all__ = [
 _META = "x-amz-meta-"
 
 
+def etag_value(obj: Object) -> str:
+    """The object's ETag, unquoted: the store's, or one made from its size and mtime.
+
+    A made-up tag is 16 hex digits, never 32: clients take a 32-digit tag for the
+    content's MD5 and check downloads against it.
+    """
+    if obj.etag:
+        return obj.etag
+    stamp = obj.last_modified.isoformat() if obj.last_modified else ""
+    text = f"{obj.path}\0{obj.content_length}\0{stamp}".encode()
+    return hashlib.blake2b(text, digest_size=8).hexdigest()
+
+
 def etag_of(obj: Object) -> str:
     """The quoted ETag S3 clients expect."""
-    return f'"{obj.etag}"' if obj.etag else '"0"'
+    return f'"{etag_value(obj)}"'
 
 
 def object_headers(obj: Object) -> list[tuple[str, str]]:
@@ -68,7 +84,7 @@ def write_pairs(bucket: Bucket, headers: Mapping[str, str], op: str) -> dict[str
 
 def _check_conditions(headers: Mapping[str, str], obj: Object) -> None:
     """Raise PreconditionFailed (412) or NotModified (304) as RFC 7232 orders them."""
-    etag = obj.etag or ""
+    etag = etag_value(obj)
     if_match = headers.get("if-match")
     if if_match is not None and etag not in _tags(if_match) and "*" not in _tags(if_match):
         raise S3Error("PreconditionFailed", "If-Match does not hold")

@@ -13,6 +13,7 @@ ListMultipartUploads) and aborts those older than ``max_age`` (the expiry sweep)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import threading
@@ -21,9 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from storager._errors import NotFoundError
+from storager._errors import NotFoundError, StorageError
 from storager._object import Multipart, Object, Part
-from storager._protocols import Segmenter, Storager, WriteData
+from storager._protocols import Direr, Segmenter, Storager, WriteData
 from storager.gateway._body import BATCH
 from storager.gateway._keys import RESERVED_PREFIX
 
@@ -111,6 +112,9 @@ class ReservedParts:
             if not obj.path.endswith("/meta"):
                 self.store.delete(obj.path)
         self.store.delete(folder + "meta")
+        if isinstance(self.store, Direr):  # stores with directories keep empty ones
+            with contextlib.suppress(StorageError):
+                self.store.delete(folder)
 
     def started(self) -> Iterator[tuple[Multipart, datetime]]:
         """Every upload under the prefix with its start time (for the expiry sweep)."""
