@@ -120,10 +120,10 @@ def _range(text: str, size: int) -> tuple[int, int] | None:
         end = int(last) if last else size - 1
     except ValueError:
         return None
-    if end < start:
-        return None
     if start >= size:
         raise S3Error("InvalidRange", "the requested range is not satisfiable")
+    if end < start:
+        return None
     return start, min(end, size - 1) - start + 1
 
 
