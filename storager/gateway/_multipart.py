@@ -183,7 +183,10 @@ async def complete_upload(bucket: Bucket, uploads: Uploads, req: Request) -> Res
     parts = part_store(bucket.store)
 
     def complete() -> Object:
-        return parts.complete_multipart(multipart, _chosen_parts(parts, multipart, wanted))
+        obj = parts.complete_multipart(multipart, _chosen_parts(parts, multipart, wanted))
+        if obj.etag is None and obj.last_modified is None:
+            return bucket.store.stat(store_path(req.key))
+        return obj
 
     task = asyncio.ensure_future(bucket.run(complete))
     done, _ = await asyncio.wait({task}, timeout=KEEP_ALIVE)

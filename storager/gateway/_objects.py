@@ -70,9 +70,9 @@ def write_pairs(bucket: Bucket, headers: Mapping[str, str], op: str) -> dict[str
     if content_type and bucket.accepts(op, "content_type"):
         pairs["content_type"] = content_type
     metadata = {n[len(_META) :]: v for n, v in headers.items() if n.startswith(_META)}
-    if metadata:
-        if not bucket.accepts(op, "user_metadata"):
-            raise S3Error("NotImplemented", "this bucket's store keeps no user metadata")
+    # A store that keeps no metadata stores the object without it (documented): clients
+    # such as rclone send x-amz-meta-mtime on every upload, and refusing would refuse them.
+    if metadata and bucket.accepts(op, "user_metadata"):
         pairs["user_metadata"] = metadata
     for header, pair in (("if-none-match", "if_none_match"), ("if-match", "if_match")):
         if header in headers:
@@ -204,9 +204,17 @@ async def write_body(bucket: Bucket, req: Request, path: str, pairs: dict[str, A
     if length is not None and bucket.accepts("write", "size"):
         pairs["size"] = length
     try:
-        return await bucket.run(bucket.store.write, path, body, **pairs)
+        obj = await bucket.run(bucket.store.write, path, body, **pairs)
     except BaseException as exc:
         raise _body_failure(body, exc) from exc
+    return await settled(bucket, path, obj)
+
+
+async def settled(bucket: Bucket, path: str, obj: Object) -> Object:
+    """``obj`` as stat reports it when a write returned too little for a stable ETag."""
+    if obj.etag is None and obj.last_modified is None:
+        return await bucket.run(bucket.store.stat, path)
+    return obj
 
 
 def body_length(req: Request) -> int | None:
