@@ -67,6 +67,21 @@ class _Served:
         self.thread.join(10)
 
 
+class Recorder:
+    """ASGI middleware remembering each request's payload form, by path."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.payloads: dict[str, str] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            form = headers.get(b"x-amz-content-sha256", b"").decode()
+            self.payloads[scope["path"]] = form
+        await self.app(scope, receive, send)
+
+
 @dataclass
 class Gateway:
     """A running gateway: its endpoints, credentials and the stores behind its buckets."""
@@ -121,8 +136,9 @@ def gateway() -> Iterator[Gateway]:
     ca.cert_pem.write_to_path(ca_file)
     leaf.private_key_pem.write_to_path(key_file)
     leaf.cert_chain_pems[0].write_to_path(cert_file)
-    plain = _Served(app, lifespan="on")
-    tls = _Served(app, lifespan="off", ssl_certfile=cert_file, ssl_keyfile=key_file)
+    recorder = Recorder(app)
+    plain = _Served(recorder, lifespan="on")
+    tls = _Served(recorder, lifespan="off", ssl_certfile=cert_file, ssl_keyfile=key_file)
     open_app = S3App({"open": MemoryStorage()}, anonymous=True)
     anonymous = _Served(open_app, lifespan="off")
     yield Gateway(
@@ -132,7 +148,7 @@ def gateway() -> Iterator[Gateway]:
         stores=stores,
         app=app,
         anonymous_endpoint=f"http://127.0.0.1:{anonymous.port}",
-        extra={"open_app": open_app},
+        extra={"open_app": open_app, "recorder": recorder},
     )
     for served in (anonymous, tls, plain):
         served.stop()

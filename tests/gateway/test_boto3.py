@@ -257,3 +257,13 @@ def test_buckets(gateway: Gateway) -> None:
     with pytest.raises(ClientError) as exc:
         s3.delete_bucket(Bucket="mem")
     assert _code(exc) == "BucketNotEmpty" or s3.list_objects_v2(Bucket="mem")["KeyCount"] == 0
+
+
+def test_https_puts_arrive_in_the_trailer_form_and_are_stored_decoded(
+    gateway: Gateway, prefix: str
+) -> None:
+    s3 = gateway.client(tls=True)
+    key = prefix + "trailer.bin"
+    s3.put_object(Bucket="mem", Key=key, Body=b"framed?" * 1000)
+    assert gateway.extra["recorder"].payloads[f"/mem/{key}"] == "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+    assert gateway.stores["mem"].read(key) == b"framed?" * 1000
