@@ -1,0 +1,184 @@
+"""``storager serve`` as a process, the upload expiry sweep, and the access log."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from storager.gateway import S3App
+from storager.services.memory import MemoryStorage
+from tests.gateway.conftest import REGION, Gateway, _free_port
+
+BIN = Path(sys.executable).parent
+
+
+class _Process:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.port = _free_port()
+        self.log = open(os.devnull, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [str(BIN / "storager"), "serve", *args, "--port", str(self.port)],
+            stdout=self.log,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
+                    return
+            except (urllib.error.URLError, ConnectionError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                    self.stop()
+                    raise RuntimeError(f"storager serve did not start: {err}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+
+
+def _client(port: int, key: str = "AKSERVE", secret: str = "serve-secret") -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        region_name=REGION,
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+@pytest.fixture
+def served_dir(tmp_path: Path) -> Iterator[tuple[_Process, Path]]:
+    root = tmp_path / "photos"
+    root.mkdir()
+    server = _Process(
+        [str(root), "--bucket", "photos", "--workers", "2"],
+        env={"STORAGER_SERVE_CREDENTIALS": "AKSERVE:serve-secret"},
+    )
+    yield server, root
+    server.stop()
+
+
+def test_serve_a_directory_with_two_workers(served_dir: tuple[_Process, Path]) -> None:
+    server, root = served_dir
+    s3 = _client(server.port)
+    for i in range(4):  # spread over both workers
+        s3.put_object(Bucket="photos", Key=f"2024/p{i}.jpg", Body=b"jpeg%d" % i)
+    assert (root / "2024" / "p3.jpg").read_bytes() == b"jpeg3"
+    listed = s3.list_objects_v2(Bucket="photos", Prefix="2024/")
+    assert [o["Key"] for o in listed["Contents"]] == [f"2024/p{i}.jpg" for i in range(4)]
+    with pytest.raises(Exception, match="SignatureDoesNotMatch"):
+        _client(server.port, secret="wrong").list_objects_v2(Bucket="photos")
+
+
+def test_serve_trees_of_a_config_file(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    config = tmp_path / "tree.toml"
+    config.write_text(
+        f'[trees.photos_tree]\nkind = "fs"\nroot = "{tmp_path / "a"}"\n'
+        '[trees.logs_tree]\nkind = "memory"\n'
+    )
+    server = _Process(
+        [
+            "--config",
+            str(config),
+            "--bucket",
+            "photos=photos_tree",
+            "--bucket",
+            "logs=logs_tree",
+            "--credential",
+            "AKSERVE:serve-secret",
+        ]
+    )
+    try:
+        s3 = _client(server.port)
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["photos", "logs"]
+        s3.put_object(Bucket="photos", Key="x.txt", Body=b"tree")
+        assert (tmp_path / "a" / "x.txt").read_bytes() == b"tree"
+        s3.put_object(Bucket="logs", Key="l", Body=b"mem")
+        assert s3.get_object(Bucket="logs", Key="l")["Body"].read() == b"mem"
+    finally:
+        server.stop()
+
+
+def test_serve_refuses_to_run_without_credentials_or_anonymous() -> None:
+    done = subprocess.run(
+        [str(BIN / "storager"), "serve", "memory://"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "STORAGER_SERVE_CREDENTIALS"},
+    )
+    assert done.returncode == 2
+    assert "--anonymous" in done.stderr
+
+
+def test_s3app_needs_credentials_or_anonymous() -> None:
+    with pytest.raises(ValueError, match="anonymous"):
+        S3App({"b": MemoryStorage()})
+
+
+@pytest.mark.parametrize("bucket", ["mem", "files"])
+def test_expiry_sweep_aborts_old_uploads_only(gateway: Gateway, bucket: str, prefix: str) -> None:
+    import asyncio
+
+    s3 = gateway.client()
+    old = s3.create_multipart_upload(Bucket=bucket, Key=prefix + "old")["UploadId"]
+    s3.upload_part(Bucket=bucket, Key=prefix + "old", UploadId=old, PartNumber=1, Body=b"x")
+    later = datetime.now(UTC) + gateway.app.upload_max_age + timedelta(seconds=1)
+    aborted = asyncio.run(gateway.app.sweep_uploads(now=later))
+    assert aborted >= 1
+    uploads = s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
+    assert uploads == []
+    with pytest.raises(Exception, match="NoSuchUpload"):
+        s3.list_parts(Bucket=bucket, Key=prefix + "old", UploadId=old)
+    fresh = s3.create_multipart_upload(Bucket=bucket, Key=prefix + "fresh")["UploadId"]
+    asyncio.run(gateway.app.sweep_uploads())
+    assert s3.list_parts(Bucket=bucket, Key=prefix + "fresh", UploadId=fresh).get("Parts", []) == []
+    s3.abort_multipart_upload(Bucket=bucket, Key=prefix + "fresh", UploadId=fresh)
+
+
+def test_access_log_line_per_request(
+    gateway: Gateway, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    s3 = gateway.client()
+    with caplog.at_level(logging.INFO, logger="storager.gateway.access"):
+        s3.put_object(Bucket="mem", Key=prefix + "logged", Body=b"12345")
+        with pytest.raises(Exception, match="NoSuchKey"):
+            s3.get_object(Bucket="mem", Key=prefix + "missing")
+    records = [r for r in caplog.records if r.name == "storager.gateway.access"]
+    put = next(r for r in records if getattr(r, "key", "") == prefix + "logged")
+    assert (put.method, put.bucket, put.operation, put.status) == (  # type: ignore[attr-defined]
+        "PUT",
+        "mem",
+        "PutObject",
+        200,
+    )
+    assert put.request_id and put.duration_ms >= 0  # type: ignore[attr-defined]
+    miss = next(r for r in records if getattr(r, "key", "") == prefix + "missing")
+    assert miss.status == 404  # type: ignore[attr-defined]
+    assert "status=404" in miss.getMessage()
