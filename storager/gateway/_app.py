@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import secrets
 import time
@@ -29,6 +30,7 @@ from storager.gateway._bucket import Bucket
 from storager.gateway._errors import S3Error, s3_error_for
 from storager.gateway._http import Request, Response
 from storager.gateway._limiter import DEFAULT_THREADS, ThreadLimiter
+from storager.gateway._rest import REST_PREFIX, error_response, rest
 from storager.gateway._router import route
 from storager.gateway._sigv2 import is_presigned_v2, verify_presigned_v2
 from storager.gateway._uploads import DEFAULT_MAX_AGE, ReservedParts, Uploads, part_store
@@ -138,7 +140,8 @@ class S3App:
         for name_bytes, value_bytes in scope["headers"]:
             name, value = name_bytes.decode("latin-1").lower(), value_bytes.decode("latin-1")
             headers[name] = f"{headers[name]},{value}" if name in headers else value
-        bucket_name, _, key = path.lstrip("/").partition("/")
+        is_rest = path.startswith(REST_PREFIX)
+        bucket_name, _, key = path[len(REST_PREFIX) if is_rest else 1 :].partition("/")
         query: dict[str, str] = {}
         for name, value in parse_query(raw_query):
             query.setdefault(name, value)
@@ -149,9 +152,14 @@ class S3App:
         status = 500
         sent = 0
         try:
-            request.verified = self._authenticate(request)
-            operation = route(method, bucket_name, key, query, "x-amz-copy-source" in headers)
-            response = await self._dispatch(operation, request)
+            if is_rest:
+                operation = f"REST{method}"
+                request.verified = self._authenticate(request, bearer=True)
+                response = await rest(self._bucket(request), request)
+            else:
+                request.verified = self._authenticate(request)
+                operation = route(method, bucket_name, key, query, "x-amz-copy-source" in headers)
+                response = await self._dispatch(operation, request)
             status = response.status
             sent = await self._send(send, method, response, request_id)
         except ClientDisconnected:
@@ -161,7 +169,12 @@ class S3App:
             if error.code == "InternalError":
                 _log.exception("request %s (%s) failed", request_id, operation)
             status = error.status
-            sent = await self._send_error(send, method, error, request, request_id)
+            if is_rest and error.status != 304:
+                answer = error_response(error)
+                answer.body = b"" if method == "HEAD" else answer.body
+                sent = await self._send(send, method, answer, request_id)
+            else:
+                sent = await self._send_error(send, method, error, request, request_id)
         finally:
             log_request(
                 request_id=request_id,
@@ -175,7 +188,16 @@ class S3App:
                 duration=time.perf_counter() - began,
             )
 
-    def _authenticate(self, req: Request) -> Verified | None:
+    def _authenticate(self, req: Request, *, bearer: bool = False) -> Verified | None:
+        token = req.headers.get("authorization", "")
+        if bearer and token.startswith("Bearer "):
+            given = token[len("Bearer ") :].strip().encode()
+            matches = [
+                hmac.compare_digest(given, secret.encode()) for secret in self._credentials.values()
+            ]
+            if not any(matches):
+                raise S3Error("AccessDenied", "the bearer token is not a gateway secret")
+            return None
         old_form = "authorization" not in req.headers and is_presigned_v2(req.query)
         signed = old_form or "authorization" in req.headers or "X-Amz-Signature" in req.query
         if not signed:

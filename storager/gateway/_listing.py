@@ -121,11 +121,11 @@ def _url_encoding(req: Request) -> bool:
     return encoding == "url"
 
 
-def _token(text: str) -> str:
+def token(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode()
 
 
-def _untoken(token: str) -> str:
+def untoken(token: str) -> str:
     try:
         return base64.urlsafe_b64decode(token.encode()).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
@@ -147,19 +147,19 @@ async def list_objects_v2(bucket: Bucket, req: Request) -> Response:
     """ListObjectsV2."""
     url = _url_encoding(req)
     limit = _max_keys(req)
-    token = req.query.get("continuation-token")
+    continuation = req.query.get("continuation-token")
     start_after = req.query.get("start-after", "")
-    after = _untoken(token) if token else start_after
+    after = untoken(continuation) if continuation else start_after
     prefix, delimiter = req.query.get("prefix", ""), req.query.get("delimiter", "")
     items, truncated = await bucket.run(collect_page, bucket, prefix, delimiter, after, limit)
     parts = _head(req, bucket, url, limit)
     parts += [element("KeyCount", len(items)), element("IsTruncated", truncated)]
-    if token:
-        parts.append(element("ContinuationToken", token))
+    if continuation:
+        parts.append(element("ContinuationToken", continuation))
     if start_after:
         parts.append(element("StartAfter", start_after, url=url))
     if truncated:
-        parts.append(element("NextContinuationToken", _token(items[-1].key)))
+        parts.append(element("NextContinuationToken", token(items[-1].key)))
     parts += _body(items, url)
     return Response(200, list(_XML), document("ListBucketResult", parts))
 
