@@ -144,7 +144,7 @@ def cmd_serve(args: argparse.Namespace, ctx: object) -> None:
 
         raise UsageError(str(exc)) from None
     try:
-        import uvicorn
+        from storager.gateway._server import run
     except ImportError:  # pragma: no cover - the gateway extra
         from storager.cli._commands import UsageError
 
@@ -158,21 +158,14 @@ def cmd_serve(args: argparse.Namespace, ctx: object) -> None:
         "host": args.host,
         "port": args.port,
         "log_level": args.log_level,
-        "access_log": False,  # the gateway logs each request itself
-        "ssl_certfile": args.tls_cert,
-        "ssl_keyfile": args.tls_key,
-        "lifespan": "on",
+        "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key,
     }
     if args.workers > 1:
         os.environ[_SETTINGS_ENV] = json.dumps(asdict(settings))
-        uvicorn.run(
-            "storager.cli._serve:app_from_environment",
-            factory=True,
-            workers=args.workers,
-            **options,
-        )
+        run("storager.cli._serve:app_from_environment", workers=args.workers, **options)
     else:
-        uvicorn.run(build_app(settings), **options)
+        run(build_app(settings), **options)
 
 
 def add_serve_parser(sub: Any, func: Callable[..., None] | None = None) -> None:
