@@ -1,0 +1,293 @@
+"""The S3 gateway against other S3 servers: ``storager serve``, moto's server and
+``rclone serve s3``, all on this machine, driven by the same client (obstore) with the same
+object sizes.
+
+Run ``python benchmarks/gateway.py`` (``--small N``, ``--big-mib``, ``--list``, ``--rss-gib``,
+``--servers``). Rows:
+
+- 4 KiB PUT / GET / HEAD, sequential (ops/s);
+- 4 KiB PUT / GET, 16 in flight (ops/s);
+- list 10,000 keys (s);
+- one 256 MiB PUT and GET (MB/s) and the server's peak RSS (VmHWM, MiB);
+- storager only: peak RSS while a 1 GiB object is uploaded to a gateway over a local
+  directory (the bound that does not depend on the object's size).
+
+Every server keeps its objects in memory (storager ``memory://``, moto's RAM, rclone's
+``:memory:`` backend), so the rows compare the servers, not disks. Each server runs as its
+own process, started here and stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MiB = 1 << 20
+BIN = Path(sys.executable).parent
+AK, SK = "AKBENCHMARK", "bench-secret"
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def peak_rss_mib(self) -> float:
+        """The process's (and for uvicorn, its) peak resident memory so far."""
+        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        line = next(x for x in text.splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def start(name: str, store: str = "memory://") -> Server:
+    port = _port()
+    commands = {
+        "storager": [
+            str(BIN / "storager"),
+            "serve",
+            store,
+            "--bucket",
+            "bench",
+            "--credential",
+            f"{AK}:{SK}",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        "moto": [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        "rclone": [
+            str(BIN / "rclone"),
+            "serve",
+            "s3",
+            ":memory:",
+            "--addr",
+            f"127.0.0.1:{port}",
+            "--auth-key",
+            f"{AK},{SK}",
+            "--config",
+            "",
+        ],
+    }
+    proc = subprocess.Popen(
+        commands[name],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
+            break
+        except urllib.error.HTTPError:
+            break  # any HTTP answer: up
+        except (urllib.error.URLError, ConnectionError):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start") from None
+            time.sleep(0.05)
+    server = Server(name, proc, port)
+    import boto3
+
+    boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=AK,
+        aws_secret_access_key=SK,
+        region_name="us-east-1",
+    ).create_bucket(Bucket="bench")
+    return server
+
+
+def client(server: Server) -> Any:
+    from obstore.store import S3Store
+
+    return S3Store(
+        "bench",
+        endpoint=server.endpoint,
+        access_key_id=AK,
+        secret_access_key=SK,
+        region="us-east-1",
+        client_options={"allow_http": True, "timeout": "300s"},
+    )
+
+
+def rate(count: int, fn: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    fn()
+    return count / (time.perf_counter() - began)
+
+
+def small_rows(server: Server, count: int) -> dict[str, float]:
+    import obstore
+
+    store = client(server)
+    data = os.urandom(4096)
+    keys = [f"small/{i:06d}" for i in range(count)]
+    rows = {
+        "PUT 4 KiB seq (ops/s)": rate(count, lambda: [obstore.put(store, k, data) for k in keys]),
+        "GET 4 KiB seq (ops/s)": rate(count, lambda: [obstore.get(store, k).bytes() for k in keys]),
+        "HEAD 4 KiB seq (ops/s)": rate(count, lambda: [obstore.head(store, k) for k in keys]),
+    }
+
+    async def many(op: Callable[[str], Any]) -> None:
+        gate = asyncio.Semaphore(16)
+
+        async def one(key: str) -> None:
+            async with gate:
+                await op(key)
+
+        await asyncio.gather(*(one(k) for k in keys))
+
+    async def put(key: str) -> None:
+        await obstore.put_async(store, key, data)
+
+    async def get(key: str) -> None:
+        await (await obstore.get_async(store, key)).bytes_async()
+
+    rows["PUT 4 KiB 16-way (ops/s)"] = rate(count, lambda: asyncio.run(many(put)))
+    rows["GET 4 KiB 16-way (ops/s)"] = rate(count, lambda: asyncio.run(many(get)))
+    return rows
+
+
+def list_row(server: Server, count: int) -> dict[str, float]:
+    import obstore
+
+    store = client(server)
+
+    async def fill() -> None:
+        gate = asyncio.Semaphore(32)
+
+        async def one(i: int) -> None:
+            async with gate:
+                await obstore.put_async(store, f"list/{i:06d}", b"x")
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+
+    asyncio.run(fill())
+    began = time.perf_counter()
+    found = sum(len(page) for page in obstore.list(store, "list/", chunk_size=1000))
+    took = time.perf_counter() - began
+    assert found == count, (found, count)
+    return {f"list {count:,} keys (s)": took}
+
+
+def big_rows(server: Server, size: int) -> dict[str, float]:
+    import obstore
+
+    store = client(server)
+    data = os.urandom(size)
+    began = time.perf_counter()
+    obstore.put(store, "big.bin", data, use_multipart=True, chunk_size=16 * MiB)
+    put = size / (time.perf_counter() - began) / 1e6
+    began = time.perf_counter()
+    got = 0
+    for piece in obstore.get(store, "big.bin").stream(min_chunk_size=8 * MiB):
+        got += len(piece)
+    get = size / (time.perf_counter() - began) / 1e6
+    assert got == size
+    label = f"{size // MiB} MiB"
+    return {
+        f"PUT {label} (MB/s)": put,
+        f"GET {label} (MB/s)": get,
+        f"server peak RSS after {label} PUT+GET (MiB)": server.peak_rss_mib(),
+    }
+
+
+def rss_of_a_big_upload(gib: float) -> dict[str, float]:
+    """Peak RSS of a gateway over a local directory while one big object is uploaded."""
+    import obstore
+
+    folder = tempfile.mkdtemp(prefix="gateway-bench-")
+    server = start("storager", folder)
+    try:
+        store = client(server)
+        size = int(gib * 1024) * MiB
+        piece = os.urandom(16 * MiB)
+
+        writer = obstore.open_writer(store, "huge.bin", buffer_size=16 * MiB)
+        with writer:
+            for _ in range(size // len(piece)):
+                writer.write(piece)
+        return {
+            f"storager peak RSS, {gib:g} GiB upload to a directory (MiB)": server.peak_rss_mib()
+        }
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--servers", default="storager,moto,rclone")
+    parser.add_argument("--small", type=int, default=1000, help="4 KiB objects per row")
+    parser.add_argument("--list", type=int, default=10000, help="keys to list")
+    parser.add_argument("--big-mib", type=int, default=256)
+    parser.add_argument("--rss-gib", type=float, default=1.0)
+    args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    for name in args.servers.split(","):
+        server = start(name)
+        try:
+            rows = small_rows(server, args.small)
+            rows |= list_row(server, args.list)
+            rows |= big_rows(server, args.big_mib * MiB)
+            results[name] = rows
+        finally:
+            server.stop()
+        print(f"{name}: done", file=sys.stderr, flush=True)
+    names = list(results)
+    print("| row | " + " | ".join(names) + " | storager ÷ best peer |")
+    print("|---" * (len(names) + 2) + "|")
+    for row in results[names[0]]:
+        values = [results[n][row] for n in names]
+        peers = values[1:]
+        lower_is_better = "(s)" in row or "RSS" in row
+        best_peer = (min(peers) if lower_is_better else max(peers)) if peers else 0
+        ratio = (
+            (best_peer / values[0] if lower_is_better else values[0] / best_peer)
+            if best_peer and values[0]
+            else float("nan")
+        )
+        cells = " | ".join(f"{v:,.1f}" if v >= 10 else f"{v:.3f}" for v in values)
+        print(f"| {row} | {cells} | {ratio:.2f}x |")
+    if "storager" in names and args.rss_gib > 0:
+        for row, value in rss_of_a_big_upload(args.rss_gib).items():
+            print(f"\n{row}: {value:,.0f}")
+
+
+if __name__ == "__main__":
+    main()
