@@ -148,24 +148,44 @@ async def head_object(bucket: Bucket, req: Request) -> Response:
 
 
 async def get_object(bucket: Bucket, req: Request) -> Response:
-    """GetObject, whole or one range, streamed in :data:`BATCH` pieces."""
+    """GetObject, whole or one range: small ones in one store call, others streamed."""
     path = store_path(req.key)
-    obj = await _stat(bucket, path)
-    _check_conditions(req.headers, obj)
-    size = obj.content_length or 0
+    obj, status, span, content = await bucket.run(_fetch, bucket, path, req.headers)
     headers = object_headers(obj)
+    offset, length = span
+    if status == 206:
+        size = obj.content_length or 0
+        headers.append(("Content-Range", f"bytes {offset}-{offset + length - 1}/{size}"))
+    if isinstance(content, bytes):
+        return Response(status, headers, content)
+    return Response(status, headers, _chunks(bucket, content, length), length=length)
+
+
+def _fetch(
+    bucket: Bucket, path: str, headers: Mapping[str, str]
+) -> tuple[Object, int, tuple[int, int], bytes | BinaryIO]:
+    """Stat, check conditions and range, and read a small answer whole (one thread hop)."""
+    obj = bucket.store.stat(path)
+    if obj.is_dir and not path.endswith("/"):
+        raise S3Error("NoSuchKey", "the specified key does not exist")
+    _check_conditions(headers, obj)
+    size = obj.content_length or 0
     offset, length, status = 0, size, 200
-    if "range" in req.headers:
+    if "range" in headers:
         if size == 0:
             raise S3Error("InvalidRange", "the requested range is not satisfiable")
-        span = _range(req.headers["range"], size)
+        span = _range(headers["range"], size)
         if span is not None:
             offset, length, status = span[0], span[1], 206
-            headers.append(("Content-Range", f"bytes {offset}-{offset + length - 1}/{size}"))
     if obj.is_dir or length == 0:
-        return Response(status, headers, b"")
-    reader = await bucket.run(_open, bucket, path, offset, length)
-    return Response(status, headers, _chunks(bucket, reader, length), length=length)
+        return obj, status, (offset, length), b""
+    if length <= BATCH:
+        with _open(bucket, path, offset, length) as reader:
+            data = reader.read(length)
+        if len(data) != length:
+            raise S3Error("InternalError", "the object ended before its length")
+        return obj, status, (offset, length), data
+    return obj, status, (offset, length), _open(bucket, path, offset, length)
 
 
 def _open(bucket: Bucket, path: str, offset: int, length: int) -> BinaryIO:
@@ -199,10 +219,16 @@ async def _chunks(bucket: Bucket, reader: BinaryIO, length: int) -> AsyncIterato
 
 async def write_body(bucket: Bucket, req: Request, path: str, pairs: dict[str, Any]) -> Object:
     """Stream the request body into ``store.write``; visible only if every check passed."""
-    body = req.body_stream()
     length = body_length(req)
     if length is not None and bucket.accepts("write", "size"):
         pairs["size"] = length
+    if length is not None and length <= BATCH:
+        # A small body is read and checked whole first: one store call, no thread hops
+        # back to the event loop for the body.
+        data = await req.small_body(limit=BATCH)
+        obj = await bucket.run(bucket.store.write, path, data, **pairs)
+        return await settled(bucket, path, obj)
+    body = req.body_stream()
     try:
         obj = await bucket.run(bucket.store.write, path, body, **pairs)
     except BaseException as exc:
