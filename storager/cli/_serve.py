@@ -161,9 +161,10 @@ def cmd_serve(args: argparse.Namespace, ctx: object) -> None:
         "tls_cert": args.tls_cert,
         "tls_key": args.tls_key,
     }
-    if args.workers > 1:
+    if args.workers > 1 or args.server == "granian":
         os.environ[_SETTINGS_ENV] = json.dumps(asdict(settings))
-        run("storager.cli._serve:app_from_environment", workers=args.workers, **options)
+        factory = "storager.cli._serve:app_from_environment"
+        run(factory, workers=args.workers, server=args.server, **options)
     else:
         run(build_app(settings), **options)
 
@@ -194,6 +195,12 @@ def add_serve_parser(sub: Any, func: Callable[..., None] | None = None) -> None:
     serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
     serve.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--server",
+        choices=["uvicorn", "granian"],
+        default="uvicorn",
+        help="the ASGI server (default uvicorn)",
+    )
     serve.add_argument("--threads", type=int, default=32, help="store threads per worker")
     serve.add_argument("--region", help="the region signatures must name (default: any)")
     serve.add_argument(

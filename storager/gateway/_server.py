@@ -1,10 +1,13 @@
-"""Running an app under uvicorn: the one place the gateway imports its ASGI server."""
+"""Running the app under uvicorn or granian: the one place the gateway imports a server."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["run"]
+__all__ = ["SERVERS", "run"]
+
+#: The ASGI servers ``storager serve --server`` runs.
+SERVERS = ("uvicorn", "granian")
 
 
 def run(
@@ -16,14 +19,19 @@ def run(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     workers: int = 1,
+    server: str = "uvicorn",
 ) -> None:
     """Serve ``app`` until interrupted.
 
     Args:
-        app: An ASGI app, or with ``workers > 1`` the import string of a factory that
-            builds one in each worker process.
-        workers: Worker processes (uvicorn's); 1 serves in this process.
+        app: An ASGI app, or (``workers > 1``, and always for granian) the import string
+            of a factory that builds one in each worker process.
+        workers: Worker processes; 1 serves in this process (uvicorn).
+        server: ``uvicorn`` or ``granian``.
     """
+    if server == "granian":
+        _run_granian(app, host, port, log_level, tls_cert, tls_key, workers)
+        return
     import uvicorn
 
     options: dict[str, Any] = {
@@ -39,3 +47,32 @@ def run(
         uvicorn.run(app, factory=True, workers=workers, **options)
     else:
         uvicorn.run(app, **options)
+
+
+def _run_granian(
+    target: Any,
+    host: str,
+    port: int,
+    log_level: str,
+    tls_cert: str | None,
+    tls_key: str | None,
+    workers: int,
+) -> None:
+    from pathlib import Path
+
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    if not isinstance(target, str):
+        raise TypeError("granian serves an app factory given by its import string")
+    Granian(
+        target,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        factory=True,
+        log_level=log_level,  # type: ignore[arg-type]
+        ssl_cert=Path(tls_cert) if tls_cert else None,
+        ssl_key=Path(tls_key) if tls_key else None,
+    ).serve()

@@ -95,6 +95,26 @@ def test_serve_a_directory_with_two_workers(served_dir: tuple[_Process, Path]) -
         _client(server.port, secret="wrong").list_objects_v2(Bucket="photos")
 
 
+def test_serve_under_granian(tmp_path: Path) -> None:
+    server = _Process(
+        [
+            "memory://",
+            "--bucket",
+            "g",
+            "--server",
+            "granian",
+            "--credential",
+            "AKSERVE:serve-secret",
+        ]
+    )
+    try:
+        s3 = _client(server.port)
+        s3.put_object(Bucket="g", Key="k", Body=b"granian")
+        assert s3.get_object(Bucket="g", Key="k")["Body"].read() == b"granian"
+    finally:
+        server.stop()
+
+
 def test_serve_trees_of_a_config_file(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     config = tmp_path / "tree.toml"
