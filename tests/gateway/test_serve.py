@@ -202,3 +202,15 @@ def test_access_log_line_per_request(
     miss = next(r for r in records if getattr(r, "key", "") == prefix + "missing")
     assert miss.status == 404  # type: ignore[attr-defined]
     assert "status=404" in miss.getMessage()
+
+
+def test_uploads_of_another_process_are_listed_on_reserved_prefix_stores(
+    gateway: Gateway, prefix: str
+) -> None:
+    s3 = gateway.client()
+    upload = s3.create_multipart_upload(Bucket="files", Key=prefix + "other")["UploadId"]
+    gateway.app.uploads.drop(upload)  # as if another gateway process had started it
+    listed = s3.list_multipart_uploads(Bucket="files", Prefix=prefix)["Uploads"]
+    assert [(u["Key"], u["UploadId"]) for u in listed] == [(prefix + "other", upload)]
+    s3.abort_multipart_upload(Bucket="files", Key=prefix + "other", UploadId=upload)
+    assert s3.list_multipart_uploads(Bucket="files", Prefix=prefix).get("Uploads", []) == []
