@@ -184,7 +184,7 @@ class S3App:
                 operation=operation,
                 status=status,
                 sent=sent,
-                received=int(headers.get("content-length", "0") or 0),
+                received=_declared_length(headers),
                 duration=time.perf_counter() - began,
             )
 
@@ -374,6 +374,11 @@ class S3App:
                         await bucket.run(parts.abort_multipart, multipart)
                         aborted += 1
         return aborted
+
+
+def _declared_length(headers: Mapping[str, str]) -> int:
+    text = headers.get("content-length", "")
+    return int(text) if text.isascii() and text.isdigit() else 0
 
 
 def _stale(parts: ReservedParts, limit: datetime) -> list[Multipart]:

@@ -29,10 +29,13 @@ from storager.gateway._checksums import expected_digests
 from storager.gateway._chunked import ChunkChain, ChunkedDecoder
 from storager.gateway._errors import S3Error
 
-__all__ = ["BATCH", "BodyStream", "ClientDisconnected", "Payload"]
+__all__ = ["BATCH", "BODY_IDLE_TIMEOUT", "BodyStream", "ClientDisconnected", "Payload"]
 
 #: How many raw body bytes one hop from the worker thread to the event loop collects.
 BATCH = 1 << 20
+#: Seconds a streaming body may send nothing before its write is dropped (so a stalled
+#: client cannot hold a worker thread for ever).
+BODY_IDLE_TIMEOUT = 60.0
 _STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
 
 
@@ -152,7 +155,12 @@ class BodyStream:
         size = 0
         more = True
         while more and size < BATCH:
-            message = await self._receive()
+            try:
+                message = await asyncio.wait_for(self._receive(), BODY_IDLE_TIMEOUT)
+            except TimeoutError:
+                raise S3Error(
+                    "RequestTimeout", "no body data arrived in time; the write was dropped"
+                ) from None
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected("the client disconnected before the body ended")
             piece = message.get("body", b"")

@@ -56,6 +56,7 @@ STATUS: dict[str, int] = {
     "NotModified": 304,
     "PreconditionFailed": 412,
     "RequestTimeTooSkewed": 403,
+    "RequestTimeout": 400,
     "ServiceUnavailable": 503,
     "SignatureDoesNotMatch": 403,
     "SlowDown": 503,

@@ -188,6 +188,25 @@ def test_client_disconnect_mid_upload_stores_nothing(gateway: Gateway, prefix: s
     _absent(gateway, prefix + "cut")
 
 
+def test_stalled_upload_is_dropped_and_frees_its_thread(
+    gateway: Gateway, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storager.gateway import _body
+
+    monkeypatch.setattr(_body, "BODY_IDLE_TIMEOUT", 0.5)
+    port = _port(gateway)
+    path = f"/mem/{prefix}stalled"
+    headers = signed_headers(port, "PUT", path, UNSIGNED_PAYLOAD)
+    headers["content-length"] = str(8 << 20)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        head = f"PUT {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        sock.sendall(head.encode() + b"\r\n" + b"x" * (2 << 20))
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b"RequestTimeout" in answer
+    _absent(gateway, prefix + "stalled")
+
+
 @pytest.mark.parametrize(
     "raw_key", ["a/../b", "..%2Fescape", "a/./b", "%2Fabs", "a%01b", "a%7Fb", "a%5Cb", "a//b"]
 )
