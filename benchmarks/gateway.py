@@ -1,6 +1,6 @@
-"""The S3 gateway against other S3 servers: ``storager serve``, moto's server and
-``rclone serve s3``, all on this machine, driven by the same client (obstore) with the same
-object sizes.
+"""The S3 gateway against other S3 servers: ``storager serve``, moto's server,
+``rclone serve s3`` and SeaweedFS's S3 gateway, all on this machine, driven by the same
+client (obstore) with the same object sizes.
 
 Run ``python benchmarks/gateway.py`` (``--small N``, ``--big-mib``, ``--list``, ``--rss-gib``,
 ``--servers``). Rows:
@@ -12,8 +12,9 @@ Run ``python benchmarks/gateway.py`` (``--small N``, ``--big-mib``, ``--list``, 
 - storager only: peak RSS while a 1 GiB object is uploaded to a gateway over a local
   directory (the bound that does not depend on the object's size).
 
-Every server keeps its objects in memory (storager ``memory://``, moto's RAM, rclone's
-``:memory:`` backend), so the rows compare the servers, not disks. Each server runs as its
+storager, moto and rclone keep objects in memory (storager ``memory://``, moto's RAM,
+rclone's ``:memory:`` backend); SeaweedFS (``weed mini``, its S3 gateway) keeps them on the
+local disk, as it always does. Each server runs as its
 own process, started here and stopped by its PID.
 """
 
@@ -50,8 +51,9 @@ def _port() -> int:
 @dataclass
 class Server:
     name: str
-    proc: subprocess.Popen[bytes]
+    pid: int
     port: int
+    stopper: Callable[[], None]
 
     @property
     def endpoint(self) -> str:
@@ -59,20 +61,41 @@ class Server:
 
     def peak_rss_mib(self) -> float:
         """The process's (and for uvicorn, its) peak resident memory so far."""
-        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        text = Path(f"/proc/{self.pid}/status").read_text()
         line = next(x for x in text.splitlines() if x.startswith("VmHWM:"))
         return int(line.split()[1]) / 1024
 
     def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.stopper()
+
+
+def _stop_process(proc: subprocess.Popen[bytes]) -> Callable[[], None]:
+    def stop() -> None:
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
-            self.proc.wait(10)
+            proc.wait(10)
         except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    return stop
+
+
+def _seaweedfs() -> Server:
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from tests.servers.seaweedfs import start_seaweedfs
+
+    weed = start_seaweedfs()
+    return Server("seaweedfs", weed.pid, int(weed.endpoint.rpartition(":")[2]), weed.stop)
 
 
 def start(name: str, store: str = "memory://") -> Server:
+    if name == "seaweedfs":
+        server = _seaweedfs()
+        _make_bucket(server)
+        return server
     port = _port()
     commands = {
         "storager": [
@@ -119,7 +142,12 @@ def start(name: str, store: str = "memory://") -> Server:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start") from None
             time.sleep(0.05)
-    server = Server(name, proc, port)
+    server = Server(name, proc.pid, port, _stop_process(proc))
+    _make_bucket(server)
+    return server
+
+
+def _make_bucket(server: Server) -> None:
     import boto3
 
     boto3.client(
@@ -129,7 +157,6 @@ def start(name: str, store: str = "memory://") -> Server:
         aws_secret_access_key=SK,
         region_name="us-east-1",
     ).create_bucket(Bucket="bench")
-    return server
 
 
 def client(server: Server) -> Any:
@@ -252,7 +279,7 @@ def rss_of_a_big_upload(gib: float) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--servers", default="storager,moto,rclone")
+    parser.add_argument("--servers", default="storager,moto,rclone,seaweedfs")
     parser.add_argument("--small", type=int, default=1000, help="4 KiB objects per row")
     parser.add_argument("--list", type=int, default=10000, help="keys to list")
     parser.add_argument("--big-mib", type=int, default=256)
