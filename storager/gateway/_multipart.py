@@ -15,12 +15,12 @@ from storager.gateway._errors import S3Error, s3_error_for
 from storager.gateway._http import Request, Response
 from storager.gateway._keys import store_path
 from storager.gateway._objects import (
-    _check_conditions,
-    _range,
-    _stat,
     body_length,
+    byte_range,
+    check_conditions,
     copy_source,
     etag_of,
+    stat_key,
     write_pairs,
 )
 from storager.gateway._uploads import PartStore, ReservedParts, Upload, Uploads, part_store
@@ -114,8 +114,8 @@ async def upload_part_copy(
     multipart = _multipart(bucket, uploads, req)
     _, src_key = copy_source(req)
     src_path = store_path(src_key)
-    src_obj = await _stat(source, src_path)
-    _check_conditions(
+    src_obj = await stat_key(source, src_path)
+    check_conditions(
         {
             n.removeprefix("x-amz-copy-source-"): v
             for n, v in req.headers.items()
@@ -126,7 +126,7 @@ async def upload_part_copy(
     size = src_obj.content_length or 0
     offset, length = 0, size
     if "x-amz-copy-source-range" in req.headers:
-        span = _range(req.headers["x-amz-copy-source-range"], size)
+        span = byte_range(req.headers["x-amz-copy-source-range"], size)
         if span is None:
             raise S3Error("InvalidArgument", "x-amz-copy-source-range must be bytes=first-last")
         offset, length = span

@@ -17,6 +17,8 @@ from storager.gateway._keys import store_path
 from storager.gateway._xml import document, element, iso, parse_delete
 
 __all__ = [
+    "byte_range",
+    "check_conditions",
     "copy_object",
     "delete_object",
     "delete_objects",
@@ -26,6 +28,7 @@ __all__ = [
     "head_object",
     "object_headers",
     "put_object",
+    "stat_key",
     "write_body",
 ]
 
@@ -82,7 +85,7 @@ def write_pairs(bucket: Bucket, headers: Mapping[str, str], op: str) -> dict[str
     return pairs
 
 
-def _check_conditions(headers: Mapping[str, str], obj: Object) -> None:
+def check_conditions(headers: Mapping[str, str], obj: Object) -> None:
     """Raise PreconditionFailed (412) or NotModified (304) as RFC 7232 orders them."""
     etag = etag_value(obj)
     if_match = headers.get("if-match")
@@ -103,7 +106,7 @@ def _tags(header: str) -> set[str]:
     return {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
 
 
-def _range(text: str, size: int) -> tuple[int, int] | None:
+def byte_range(text: str, size: int) -> tuple[int, int] | None:
     """``(offset, length)`` of a single ``bytes=`` range; None to send the whole object."""
     unit, _, spec = text.partition("=")
     if unit.strip() != "bytes" or "," in spec:
@@ -127,7 +130,7 @@ def _range(text: str, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1) - start + 1
 
 
-async def _stat(bucket: Bucket, path: str) -> Object:
+async def stat_key(bucket: Bucket, path: str) -> Object:
     obj = await bucket.run(bucket.store.stat, path)
     if obj.is_dir and not path.endswith("/"):
         raise S3Error("NoSuchKey", "the specified key does not exist")
@@ -136,11 +139,11 @@ async def _stat(bucket: Bucket, path: str) -> Object:
 
 async def head_object(bucket: Bucket, req: Request) -> Response:
     """HeadObject."""
-    obj = await _stat(bucket, store_path(req.key))
-    _check_conditions(req.headers, obj)
+    obj = await stat_key(bucket, store_path(req.key))
+    check_conditions(req.headers, obj)
     size = obj.content_length or 0
     headers = object_headers(obj)
-    span = _range(req.headers["range"], size) if "range" in req.headers and size else None
+    span = byte_range(req.headers["range"], size) if "range" in req.headers and size else None
     if span is not None:
         headers.append(("Content-Range", f"bytes {span[0]}-{span[0] + span[1] - 1}/{size}"))
         return Response(206, headers, length=span[1])
@@ -168,13 +171,13 @@ def _fetch(
     obj = bucket.store.stat(path)
     if obj.is_dir and not path.endswith("/"):
         raise S3Error("NoSuchKey", "the specified key does not exist")
-    _check_conditions(headers, obj)
+    check_conditions(headers, obj)
     size = obj.content_length or 0
     offset, length, status = 0, size, 200
     if "range" in headers:
         if size == 0:
             raise S3Error("InvalidRange", "the requested range is not satisfiable")
-        span = _range(headers["range"], size)
+        span = byte_range(headers["range"], size)
         if span is not None:
             offset, length, status = span[0], span[1], 206
     if obj.is_dir or length == 0:
@@ -306,13 +309,13 @@ async def copy_object(bucket: Bucket, req: Request, source: Bucket) -> Response:
     """CopyObject; a server-side ``copy`` when both keys are in one store and metadata stays."""
     _, src_key = copy_source(req)
     src_path, dst_path = store_path(src_key), store_path(req.key)
-    src_obj = await _stat(source, src_path)
+    src_obj = await stat_key(source, src_path)
     conditions = {
         name.removeprefix("x-amz-copy-source-"): value
         for name, value in req.headers.items()
         if name.startswith("x-amz-copy-source-if-")
     }
-    _check_conditions(conditions, src_obj)
+    check_conditions(conditions, src_obj)
     replace = req.headers.get("x-amz-metadata-directive", "COPY").upper() == "REPLACE"
     if (
         source is bucket
@@ -331,7 +334,7 @@ async def copy_object(bucket: Bucket, req: Request, source: Bucket) -> Response:
             if src_obj.user_metadata and bucket.accepts("write", "user_metadata"):
                 pairs["user_metadata"] = dict(src_obj.user_metadata)
         await bucket.run(_stream_copy, source, src_path, bucket, dst_path, pairs)
-    obj = await _stat(bucket, dst_path)
+    obj = await stat_key(bucket, dst_path)
     body = document(
         "CopyObjectResult",
         [element("LastModified", iso(obj.last_modified)), element("ETag", etag_of(obj))],
