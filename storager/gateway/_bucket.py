@@ -8,6 +8,7 @@ from typing import ParamSpec, TypeVar
 
 from storager._protocols import Storager
 from storager.gateway._limiter import ThreadLimiter
+from storager.gateway._paused import PausedListings
 
 __all__ = ["Bucket"]
 
@@ -33,6 +34,7 @@ class Bucket:
         capability = store.metadata().capability
         self._pairs = {op: frozenset(pairs) for op, pairs in capability.operations.items()}
         self.sorted_listing = bool(capability.list_sorted)
+        self.paused = PausedListings()
 
     def accepts(self, op: str, pair: str) -> bool:
         """Whether the store's ``op`` takes ``pair``."""

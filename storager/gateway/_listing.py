@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -59,14 +60,32 @@ def collect_page(
     bucket: Bucket, prefix: str, delimiter: str, after: str, limit: int
 ) -> tuple[list[Item], bool]:
     """Return up to ``limit`` items after ``after``, and whether more follow."""
+    if limit == 0:
+        return [], False
+    resumed = bucket.paused.take((prefix, delimiter, after)) if after else None
+    if resumed is not None:
+        try:
+            return _page(bucket, resumed, prefix, delimiter, after, limit)
+        except Exception:
+            pass
+    return _page(bucket, _objects(bucket, prefix, delimiter), prefix, delimiter, after, limit)
+
+
+def _page(
+    bucket: Bucket,
+    objects: Iterator[Object],
+    prefix: str,
+    delimiter: str,
+    after: str,
+    limit: int,
+) -> tuple[list[Item], bool]:
     items: list[Item] = []
     last_prefix = ""
-    if limit == 0:
-        return items, False
-    for obj in _objects(bucket, prefix, delimiter):
+    for obj in objects:
         key = obj.path
         if not key.startswith(prefix) or key.startswith(RESERVED_PREFIX):
             continue
+        item: Item | None = None
         if delimiter:
             cut = key.find(delimiter, len(prefix))
             if cut >= 0:
@@ -74,15 +93,16 @@ def collect_page(
                 if common == last_prefix or common <= after:
                     continue
                 last_prefix = common
-                if len(items) == limit:
-                    return items, True
-                items.append(Item(common, None))
+                item = Item(common, None)
+        if item is None:
+            if key <= after:
                 continue
-        if key <= after:
-            continue
+            item = Item(key, obj)
         if len(items) == limit:
+            rest = itertools.chain([obj], objects)
+            bucket.paused.put((prefix, delimiter, items[-1].key), rest)
             return items, True
-        items.append(Item(key, obj))
+        items.append(item)
     return items, False
 
 
