@@ -164,6 +164,11 @@ class S3App:
             sent = await self._send(send, method, response, request_id)
         except ClientDisconnected:
             status = 499
+        except _AnswerCut as cut:
+            # The status line went out: no error answer is possible; the client sees the
+            # body end short of its Content-Length.
+            sent = cut.sent
+            _log.warning("request %s (%s): the answer was cut: %s", request_id, operation, cut)
         except Exception as exc:
             error = s3_error_for(exc)
             if error.code == "InternalError":
@@ -297,11 +302,13 @@ class S3App:
             async for piece in body:
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
                 sent += len(piece)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except Exception as exc:  # the client went away, or the store failed mid-answer
+            raise _AnswerCut(sent, exc) from exc
         finally:
             aclose = getattr(body, "aclose", None)
             if aclose is not None:
                 await aclose()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
         return sent
 
     async def _send_error(
@@ -374,6 +381,14 @@ class S3App:
                         await bucket.run(parts.abort_multipart, multipart)
                         aborted += 1
         return aborted
+
+
+class _AnswerCut(Exception):
+    """A streamed answer failed after its status line was sent."""
+
+    def __init__(self, sent: int, cause: BaseException) -> None:
+        self.sent = sent
+        super().__init__(f"after {sent} bytes: {cause!r}")
 
 
 def _declared_length(headers: Mapping[str, str]) -> int:

@@ -207,6 +207,20 @@ def test_stalled_upload_is_dropped_and_frees_its_thread(
     _absent(gateway, prefix + "stalled")
 
 
+def test_client_leaving_mid_download_leaves_the_server_serving(
+    gateway: Gateway, prefix: str
+) -> None:
+    port = _port(gateway)
+    gateway.stores["mem"].write(prefix + "large", b"z" * (6 << 20))
+    path = f"/mem/{prefix}large"
+    headers = signed_headers(port, "GET", path, UNSIGNED_PAYLOAD)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        head = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        sock.sendall(head.encode() + b"\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    time.sleep(0.3)  # the server meets the closed socket while it streams
+
+
 @pytest.mark.parametrize(
     "raw_key", ["a/../b", "..%2Fescape", "a/./b", "%2Fabs", "a%01b", "a%7Fb", "a%5Cb", "a//b"]
 )
