@@ -54,6 +54,8 @@ class S3App:
             ``credentials`` is empty). Must be given explicitly.
         region: The region signatures must be scoped to; None accepts any.
         threads: Worker threads for store calls (the bound on concurrent store calls).
+        upload_threads: Worker threads for writes that stream a request body (the bound
+            on concurrent streaming uploads: each holds at most one 1 MiB batch).
         upload_max_age: Incomplete multipart uploads older than this are aborted.
         sweep_interval: Seconds between expiry sweeps (while the app's lifespan runs).
         close_stores: Close the stores when the app shuts down.
@@ -71,6 +73,7 @@ class S3App:
         anonymous: bool = False,
         region: str | None = None,
         threads: int = DEFAULT_THREADS,
+        upload_threads: int = DEFAULT_THREADS,
         upload_max_age: timedelta = DEFAULT_MAX_AGE,
         sweep_interval: float = 600.0,
         close_stores: bool = False,
@@ -80,7 +83,11 @@ class S3App:
         if not buckets:
             raise ValueError("serve at least one bucket")
         self._limiter = ThreadLimiter(threads)
-        self.buckets = {name: Bucket(name, store, self._limiter) for name, store in buckets.items()}
+        self._streams = ThreadLimiter(upload_threads)
+        self.buckets = {
+            name: Bucket(name, store, self._limiter, self._streams)
+            for name, store in buckets.items()
+        }
         self._credentials = dict(credentials or {})
         self._anonymous = anonymous
         self._region = region
@@ -117,6 +124,7 @@ class S3App:
                 await self._sweeper
             self._sweeper = None
         self._limiter.close()
+        self._streams.close()
         if self._close_stores:
             for bucket in self.buckets.values():
                 bucket.store.close()

@@ -26,11 +26,18 @@ class Bucket:
         sorted_listing: Whether the store lists in key order (else pages are sorted).
     """
 
-    def __init__(self, name: str, store: Storager, limiter: ThreadLimiter) -> None:
+    def __init__(
+        self,
+        name: str,
+        store: Storager,
+        limiter: ThreadLimiter,
+        streams: ThreadLimiter | None = None,
+    ) -> None:
         self.name = name
         self.store = store
         self.created = datetime.now(UTC)
         self._limiter = limiter
+        self._streams = streams or limiter
         capability = store.metadata().capability
         self._pairs = {op: frozenset(pairs) for op, pairs in capability.operations.items()}
         self.sorted_listing = bool(capability.list_sorted)
@@ -43,3 +50,11 @@ class Bucket:
     async def run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Call a blocking store function in a worker thread."""
         return await self._limiter.run(fn, *args, **kwargs)
+
+    async def run_streaming(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Call a store function that consumes a request body as it arrives.
+
+        It runs in threads of its own, so uploads waiting on slow clients never hold the
+        threads quick calls (stat, small reads) need.
+        """
+        return await self._streams.run(fn, *args, **kwargs)

@@ -98,7 +98,7 @@ async def upload_part(bucket: Bucket, uploads: Uploads, req: Request) -> Respons
     if length is not None and bucket.accepts("write_multipart", "size"):
         pairs["size"] = length
     try:
-        part = await bucket.run(parts.write_multipart, multipart, number, body, **pairs)
+        part = await bucket.run_streaming(parts.write_multipart, multipart, number, body, **pairs)
     except BaseException as exc:
         if body.failure is not None:
             raise body.failure from exc

@@ -233,7 +233,7 @@ async def write_body(bucket: Bucket, req: Request, path: str, pairs: dict[str, A
         return await settled(bucket, path, obj)
     body = req.body_stream()
     try:
-        obj = await bucket.run(bucket.store.write, path, body, **pairs)
+        obj = await bucket.run_streaming(bucket.store.write, path, body, **pairs)
     except BaseException as exc:
         raise _body_failure(body, exc) from exc
     return await settled(bucket, path, obj)

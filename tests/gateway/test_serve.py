@@ -21,7 +21,7 @@ from botocore.config import Config
 
 from storager.gateway import S3App
 from storager.services.memory import MemoryStorage
-from tests.gateway.conftest import REGION, Gateway, _free_port
+from tests.gateway.conftest import REGION, Gateway, _free_port, _Served
 
 BIN = Path(sys.executable).parent
 
@@ -214,3 +214,33 @@ def test_uploads_of_another_process_are_listed_on_reserved_prefix_stores(
     assert [(u["Key"], u["UploadId"]) for u in listed] == [(prefix + "other", upload)]
     s3.abort_multipart_upload(Bucket="files", Key=prefix + "other", UploadId=upload)
     assert s3.list_multipart_uploads(Bucket="files", Prefix=prefix).get("Uploads", []) == []
+
+
+def test_stalled_uploads_do_not_hold_the_threads_quick_calls_need() -> None:
+    import socket
+
+    from tests.gateway._raw import send, signed_headers
+
+    store = MemoryStorage()
+    store.write("there", b"yes")
+    app = S3App(
+        {"b": store},
+        credentials={"AKIDGATEWAYTEST": "gateway-test-secret"},
+        threads=1,
+        upload_threads=1,
+    )
+    served = _Served(app, lifespan="on")
+    try:
+        path = "/b/slow-upload"
+        headers = signed_headers(served.port, "PUT", path, "UNSIGNED-PAYLOAD")
+        headers["content-length"] = str(8 << 20)
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+            head = f"PUT {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            sock.sendall(head.encode() + b"\r\n" + b"x" * (2 << 20))  # then it stalls
+            time.sleep(0.3)
+            get = signed_headers(served.port, "GET", "/b/there", "UNSIGNED-PAYLOAD")
+            began = time.monotonic()
+            assert send(served.port, "GET", "/b/there", headers=get).body == b"yes"
+            assert time.monotonic() - began < 5
+    finally:
+        served.stop()
