@@ -267,3 +267,31 @@ def test_https_puts_arrive_in_the_trailer_form_and_are_stored_decoded(
     s3.put_object(Bucket="mem", Key=key, Body=b"framed?" * 1000)
     assert gateway.extra["recorder"].payloads[f"/mem/{key}"] == "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
     assert gateway.stores["mem"].read(key) == b"framed?" * 1000
+
+
+def test_copy_keeps_or_replaces_metadata(gateway: Gateway, prefix: str) -> None:
+    s3 = gateway.client()
+    s3.put_object(
+        Bucket="mem", Key=prefix + "m", Body=b"1", ContentType="text/a", Metadata={"k": "v"}
+    )
+    s3.copy_object(Bucket="mem", Key=prefix + "kept", CopySource=f"mem/{prefix}m")
+    kept = s3.head_object(Bucket="mem", Key=prefix + "kept")
+    assert (kept["ContentType"], kept["Metadata"]) == ("text/a", {"k": "v"})
+    s3.copy_object(
+        Bucket="mem",
+        Key=prefix + "replaced",
+        CopySource=f"mem/{prefix}m",
+        MetadataDirective="REPLACE",
+        ContentType="text/b",
+        Metadata={"n": "w"},
+    )
+    replaced = s3.head_object(Bucket="mem", Key=prefix + "replaced")
+    assert (replaced["ContentType"], replaced["Metadata"]) == ("text/b", {"n": "w"})
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(
+            Bucket="mem",
+            Key=prefix + "never",
+            CopySource=f"mem/{prefix}m",
+            CopySourceIfMatch='"other"',
+        )
+    assert _code(exc) == "PreconditionFailed"
