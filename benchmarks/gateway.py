@@ -6,7 +6,7 @@ Run ``python benchmarks/gateway.py`` (``--small N``, ``--big-mib``, ``--list``, 
 ``--servers``). Rows:
 
 - 4 KiB PUT / GET / HEAD, sequential (ops/s);
-- 4 KiB PUT / GET, 16 in flight (ops/s);
+- 4 KiB PUT / GET / HEAD, 16 in flight (ops/s);
 - list 10,000 keys (s);
 - one 256 MiB PUT and GET (MB/s) and the server's peak RSS (VmHWM, MiB);
 - storager only: peak RSS while a 1 GiB object is uploaded to a gateway over a local
@@ -205,8 +205,12 @@ def small_rows(server: Server, count: int) -> dict[str, float]:
     async def get(key: str) -> None:
         await (await obstore.get_async(store, key)).bytes_async()
 
+    async def head(key: str) -> None:
+        await obstore.head_async(store, key)
+
     rows["PUT 4 KiB 16-way (ops/s)"] = rate(count, lambda: asyncio.run(many(put)))
     rows["GET 4 KiB 16-way (ops/s)"] = rate(count, lambda: asyncio.run(many(get)))
+    rows["HEAD 4 KiB 16-way (ops/s)"] = rate(count, lambda: asyncio.run(many(head)))
     return rows
 
 
