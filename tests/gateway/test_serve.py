@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -27,7 +28,9 @@ BIN = Path(sys.executable).parent
 
 
 class _Process:
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str] | None = None, *, ca: str | None = None
+    ) -> None:
         self.port = _free_port()
         self.log = open(os.devnull, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -40,7 +43,10 @@ class _Process:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
+                scheme = "https" if ca else "http"
+                context = ssl.create_default_context(cafile=ca) if ca else None
+                url = f"{scheme}://127.0.0.1:{self.port}/healthz"
+                with urllib.request.urlopen(url, timeout=2, context=context):
                     return
             except (urllib.error.URLError, ConnectionError):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -111,6 +117,33 @@ def test_serve_under_granian(tmp_path: Path) -> None:
         s3 = _client(server.port)
         s3.put_object(Bucket="g", Key="k", Body=b"granian")
         assert s3.get_object(Bucket="g", Key="k")["Body"].read() == b"granian"
+    finally:
+        server.stop()
+
+
+def test_serve_over_https(tmp_path: Path) -> None:
+    import trustme
+
+    authority = trustme.CA()
+    leaf = authority.issue_cert("127.0.0.1")
+    ca, cert, key = (str(tmp_path / n) for n in ("ca.pem", "cert.pem", "key.pem"))
+    authority.cert_pem.write_to_path(ca)
+    leaf.cert_chain_pems[0].write_to_path(cert)
+    leaf.private_key_pem.write_to_path(key)
+    args = ["memory://", "--bucket", "tls", "--credential", "AKSERVE:serve-secret"]
+    server = _Process([*args, "--tls-cert", cert, "--tls-key", key], ca=ca)
+    try:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"https://127.0.0.1:{server.port}",
+            aws_access_key_id="AKSERVE",
+            aws_secret_access_key="serve-secret",
+            region_name=REGION,
+            verify=ca,
+        )
+        s3.put_object(Bucket="tls", Key="k", Body=b"secure")
+        assert s3.get_object(Bucket="tls", Key="k")["Body"].read() == b"secure"
+        s3.close()  # an idle TLS keep-alive connection would hold uvicorn's shutdown
     finally:
         server.stop()
 
