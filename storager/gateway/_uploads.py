@@ -14,6 +14,7 @@ ListMultipartUploads) and aborts those older than ``max_age`` (the expiry sweep)
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import secrets
 import threading
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 from storager._errors import NotFoundError, StorageError
 from storager._object import Multipart, Object, Part
 from storager._protocols import Direr, Segmenter, Storager, WriteData
+from storager._streams import iter_chunks
 from storager.gateway._body import BATCH
 from storager.gateway._keys import RESERVED_PREFIX
 
@@ -77,17 +79,36 @@ class ReservedParts:
     def write_multipart(
         self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
     ) -> Part:
+        """Write the part, and beside it its ETag (the MD5 of its content, hex)."""
         self._meta(multipart)
-        obj = self.store.write(f"{self._dir(multipart)}{number:05d}", data, **pairs)
-        return Part(number, obj.content_length or 0, obj.etag or "")
+        path = f"{self._dir(multipart)}{number:05d}"
+        digest = hashlib.md5(usedforsecurity=False)
+        size = 0
+
+        def pieces() -> Iterator[bytes]:
+            nonlocal size
+            for piece in iter_chunks("write_multipart", "gateway", path, data):
+                digest.update(piece)
+                size += len(piece)
+                yield piece if isinstance(piece, bytes) else bytes(piece)
+
+        self.store.write(path, pieces(), **pairs)
+        etag = digest.hexdigest()
+        self.store.write(path + ".etag", etag.encode())
+        return Part(number, size, etag)
 
     def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]:
         self._meta(multipart)
+        folder = self._dir(multipart)
         parts = []
-        for obj in self.store.list(self._dir(multipart), list_mode="prefix"):
+        for obj in self.store.list(folder, list_mode="prefix"):
             name = obj.path.rpartition("/")[2]
             if name.isdigit():
-                parts.append(Part(int(name), obj.content_length or 0, obj.etag or ""))
+                try:
+                    etag = self.store.read(f"{folder}{name}.etag").decode()
+                except NotFoundError:
+                    continue  # a part still being written
+                parts.append(Part(int(name), obj.content_length or 0, etag))
         return iter(sorted(parts, key=lambda part: part.number))
 
     def complete_multipart(
