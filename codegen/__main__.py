@@ -16,6 +16,7 @@ from codegen.render import (
     render_registry,
     render_service,
 )
+from codegen.render_async import render_async_protocols, render_async_view
 
 
 def _format_python(text: str, filename: Path) -> str:
@@ -42,6 +43,8 @@ def outputs(model: Model, root: Path = ROOT) -> dict[Path, str]:
         root / "storager" / "_capability.py": render_capability(model),
         root / "storager" / "_header_pairs.py": render_header_pairs(model),
         root / "services" / "__init__.py": render_registry(model),
+        root / "storager" / "_async_protocols.py": render_async_protocols(model),
+        root / "storager" / "aio" / "_generated.py": render_async_view(model),
     }
     for svc in model.services:
         files[svc.folder / "_generated.py"] = render_service(model, svc)

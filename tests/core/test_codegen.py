@@ -22,8 +22,10 @@ def tree(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "definitions", root / "definitions", ignore=ignore)
     shutil.copytree(ROOT / "services", root / "services", ignore=ignore)
     (root / "storager").mkdir()
-    for generated in ("_capability.py", "_header_pairs.py"):
+    for generated in ("_capability.py", "_header_pairs.py", "_async_protocols.py"):
         shutil.copy2(ROOT / "storager" / generated, root / "storager" / generated)
+    (root / "storager" / "aio").mkdir()
+    shutil.copy2(ROOT / "storager" / "aio" / "_generated.py", root / "storager" / "aio")
     (root / "docs").mkdir()
     shutil.copy2(ROOT / "docs" / "capabilities.md", root / "docs" / "capabilities.md")
     shutil.copy2(ROOT / "pyproject.toml", root / "pyproject.toml")

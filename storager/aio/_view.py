@@ -1,0 +1,120 @@
+"""The async view of a sync store: ``store.aio``, ``storager.aio.async_view(store)``."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from types import TracebackType
+from typing import Any
+
+from storager._async_protocols import AsyncStorager
+from storager._object import StorageMeta
+from storager._protocols import Storager
+from storager.aio._bridge import DEFAULT_THREADS
+from storager.aio._generated import VIEW_MIXINS, AsyncViewCore
+from storager.combinators._base import capabilities_of
+
+__all__ = ["AsyncView", "async_view", "open_async"]
+
+
+class AsyncView(AsyncViewCore):
+    """A sync store seen from async code: the same verbs, pairs and errors, awaited.
+
+    Every operation runs on a thread pool that belongs to the view and holds at most
+    ``threads`` threads, so backend calls never block the event loop and one store
+    never runs more than ``threads`` calls at once. The view is bound to no event loop:
+    use it from several ``asyncio.run()`` calls, or from loops in several threads.
+    A native async service (no thread hop) is future work; until then every service
+    goes through this view.
+
+    The view is an instance of the async twin of each capability protocol the store
+    has (``isinstance(view, AsyncCopier)`` exactly when ``isinstance(store, Copier)``).
+    Build one with :func:`async_view` or ``store.aio``, not by calling the class.
+
+    A cancelled ``await`` stops waiting at once, but the call already running in its
+    thread finishes (a write of async data stops at its next chunk and is abandoned).
+    """
+
+    def metadata(self) -> StorageMeta:
+        """Return the sync store's metadata (no I/O)."""
+        return self._sync.metadata()
+
+    @property
+    def sync(self) -> Storager:
+        """The sync store this view runs."""
+        return self._sync
+
+    async def close(self) -> None:
+        """Close the sync store (on the pool) and stop the view's threads."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._run(self._sync.close)
+        finally:
+            pool = self._shutdown_pool()
+            if pool is not None:
+                # Waiting for threads to end is itself blocking: do it off the loop.
+                await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: pool.shutdown(wait=True)
+                )
+
+    async def __aenter__(self) -> AsyncView:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<AsyncView of {self._sync!r}>"
+
+
+_classes: dict[frozenset[type], type[AsyncView]] = {}
+_classes_lock = threading.Lock()
+
+
+def _view_class(capabilities: frozenset[type]) -> type[AsyncView]:
+    cls = _classes.get(capabilities)
+    if cls is not None:
+        return cls
+    with _classes_lock:
+        cls = _classes.get(capabilities)
+        if cls is None:
+            ordered = [cap for cap in VIEW_MIXINS if cap in capabilities]
+            mixins = tuple(VIEW_MIXINS[cap] for cap in ordered)
+            name = "AsyncView" + (f"[{','.join(c.__name__ for c in ordered)}]" if ordered else "")
+            namespace = {"__module__": __name__, "__qualname__": name, "__doc__": AsyncView.__doc__}
+            cls = type(name, (*mixins, AsyncView), namespace)
+            _classes[capabilities] = cls
+    return cls
+
+
+def async_view(store: Storager, *, threads: int = DEFAULT_THREADS) -> AsyncStorager:
+    """Return a new async view of ``store`` with its own pool of at most ``threads`` threads.
+
+    A service's ``store.aio`` returns one view per store; call this for a combinator
+    or to choose the pool's size, and keep the view rather than making one per call.
+
+    Raises:
+        InvalidArgumentError: ``store`` is not a Storager, or ``threads`` is not >= 1.
+    """
+    return _view_class(capabilities_of(store))(store, threads=threads)
+
+
+def open_async(url: str, **pairs: Any) -> AsyncStorager:
+    """Open a store from a connection string and return its async view.
+
+    Opening (parsing, credentials, the client) runs where it is called; the operations
+    then run on the view's pool. Example::
+
+        store = storager.open_async("memory://")
+        await store.write("a.txt", b"hi")
+    """
+    from storager._registry import open as open_sync
+
+    return async_view(open_sync(url, **pairs))
