@@ -10,6 +10,17 @@ b'hi'
 True
 """
 
+from storager._async_protocols import (
+    AsyncAppender,
+    AsyncCopier,
+    AsyncDirer,
+    AsyncLinker,
+    AsyncMover,
+    AsyncPresigner,
+    AsyncSegmenter,
+    AsyncStorager,
+)
+from storager._async_types import AsyncReader, AsyncWriteData
 from storager._capability import Capability
 from storager._errors import (
     AlreadyExistsError,
@@ -47,11 +58,22 @@ from storager._protocols import (
     WriteData,
 )
 from storager._registry import open, register
+from storager.aio import open_async
 from storager.tree import load
 
 __all__ = [
     "AlreadyExistsError",
     "Appender",
+    "AsyncAppender",
+    "AsyncCopier",
+    "AsyncDirer",
+    "AsyncLinker",
+    "AsyncMover",
+    "AsyncPresigner",
+    "AsyncReader",
+    "AsyncSegmenter",
+    "AsyncStorager",
+    "AsyncWriteData",
     "Capability",
     "CapabilityInsufficientError",
     "ConnectionStringInvalidError",
@@ -88,6 +110,7 @@ __all__ = [
     "WriteData",
     "load",
     "open",
+    "open_async",
     "register",
 ]
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from storager._capability import Capability
 from storager._errors import (
@@ -34,6 +34,9 @@ from storager._pairs import PairSpec, unsupported
 from storager._paths import join_dir, normalize_work_dir, relative_to, resolve
 from storager._protocols import Storager
 from storager._streams import source_error
+
+if TYPE_CHECKING:
+    from storager._async_protocols import AsyncStorager
 
 __all__ = ["ConnectionForm", "Service", "http_status_error", "map_os_error"]
 
@@ -97,6 +100,16 @@ class Service(Storager):
     def metadata(self) -> StorageMeta:
         """Return the store's service, name, work_dir and capability."""
         return StorageMeta(self.service_name, self._name, self._work_dir, self.capability)
+
+    @property
+    def aio(self) -> AsyncStorager:
+        """The async view of this store, one per store (see ``storager.aio.async_view``)."""
+        view = self.__dict__.get("_aio_view")
+        if view is None:
+            from storager.aio import async_view
+
+            view = self.__dict__.setdefault("_aio_view", async_view(self))
+        return cast("AsyncStorager", view)
 
     def close(self) -> None:
         """Release resources; closing twice is fine."""
