@@ -12,11 +12,20 @@ from typing import Protocol
 
 from storager._protocols import WriteData
 
-__all__ = ["AsyncReader", "AsyncWriteData"]
+__all__ = ["AsyncFile", "AsyncReader", "AsyncWriteData"]
+
+
+class AsyncFile(Protocol):
+    """A file whose ``read`` is a coroutine (aiofiles', or an :class:`AsyncReader`)."""
+
+    async def read(self, size: int = -1, /) -> bytes:
+        """Return up to ``size`` bytes; ``b""`` at the end."""
+        ...
+
 
 #: What an async ``write`` accepts: anything a sync write does (bytes-like, a binary
-#: file object, an iterable of bytes), or an async iterable of bytes.
-AsyncWriteData = WriteData | AsyncIterable[bytes]
+#: file object, an iterable of bytes), an async iterable of bytes, or an async file.
+AsyncWriteData = WriteData | AsyncIterable[bytes] | AsyncFile
 
 
 class AsyncReader(Protocol):

@@ -23,12 +23,24 @@ from storager.testing._url import url_factory
 from storager.testing.faulty import Fault, FaultyStorager
 
 if TYPE_CHECKING:
+    from storager.testing._async_suite import AsyncStoragerSuite
     from storager.testing.suite import StoragerSuite, covers
 
-__all__ = ["Fault", "FaultyStorager", "StoragerSuite", "covers", "url_factory"]
+__all__ = [
+    "AsyncStoragerSuite",
+    "Fault",
+    "FaultyStorager",
+    "StoragerSuite",
+    "covers",
+    "url_factory",
+]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "AsyncStoragerSuite":
+        from storager.testing import _async_suite
+
+        return _async_suite.AsyncStoragerSuite
     if name in ("StoragerSuite", "covers"):
         from storager.testing import suite
 
