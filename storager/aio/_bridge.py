@@ -51,7 +51,9 @@ class ViewBase:
 
     _sync: Storager
 
-    def __init__(self, store: Storager, *, threads: int = DEFAULT_THREADS) -> None:
+    def __init__(
+        self, store: Storager, *, threads: int = DEFAULT_THREADS, inline: bool = False
+    ) -> None:
         if not isinstance(store, Storager):
             raise InvalidArgumentError(
                 "new", "aio", "", f"store must be a Storager, not {type(store).__name__}"
@@ -62,6 +64,7 @@ class ViewBase:
             )
         self._sync = store
         self._threads = threads
+        self._inline = inline
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._closed = False
@@ -81,7 +84,16 @@ class ViewBase:
         return pool
 
     async def _run(self, fn: Callable[..., T], *args: Any, **pairs: Any) -> T:
-        """Run ``fn(*args, **pairs)`` on the pool, in the caller's context; await it."""
+        """Run ``fn(*args, **pairs)`` on the pool, in the caller's context; await it.
+
+        An inline view (a store whose calls cannot block) calls ``fn`` directly.
+        """
+        if self._inline:
+            return fn(*args, **pairs)
+        return await self._threaded(fn, *args, **pairs)
+
+    async def _threaded(self, fn: Callable[..., T], *args: Any, **pairs: Any) -> T:
+        """Run ``fn(*args, **pairs)`` on the pool even in an inline view."""
         loop = asyncio.get_running_loop()
         call = functools.partial(fn, *args, **pairs)
         context = contextvars.copy_context()
@@ -90,12 +102,21 @@ class ViewBase:
     async def _run_writing(
         self, fn: Callable[..., T], data: AsyncWriteData, *lead: Any, **pairs: Any
     ) -> T:
-        """Run a call whose last argument is data, bridging async data to the thread."""
+        """Run a call whose last argument is data, bridging async data to the thread.
+
+        An inline view writes bytes inline and gathers async data first (its store keeps
+        objects in memory anyway); a sync file or iterable may block, so it goes to the pool.
+        """
+        if self._inline and isinstance(data, bytes | bytearray | memoryview):
+            return fn(*lead, data, **pairs)
+        if self._inline and _is_async_source(data):
+            gathered = [chunk async for chunk in _async_chunks(data)]
+            return fn(*lead, gathered, **pairs)
         if not _is_async_source(data):
-            return await self._run(fn, *lead, data, **pairs)
+            return await self._threaded(fn, *lead, data, **pairs)
         source = _PulledSource(data, asyncio.get_running_loop())
         try:
-            return await self._run(fn, *lead, source.chunks(), **pairs)
+            return await self._threaded(fn, *lead, source.chunks(), **pairs)
         except asyncio.CancelledError:
             source.abandon()
             raise
@@ -122,6 +143,16 @@ class ViewBase:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
+
+
+async def _async_chunks(data: AsyncWriteData) -> AsyncIterator[bytes]:
+    pull = (
+        _iterable_pull(cast(AsyncIterable[bytes], data))
+        if hasattr(data, "__aiter__")
+        else _reader_pull(data)
+    )
+    while (chunk := await pull()) is not None:
+        yield chunk
 
 
 def _take(iterator: Iterator[T], count: int) -> tuple[list[T], bool]:

@@ -10,6 +10,7 @@ from typing import Any
 from storager._async_protocols import AsyncStorager
 from storager._object import StorageMeta
 from storager._protocols import Storager
+from storager._service import Service
 from storager.aio._bridge import DEFAULT_THREADS
 from storager.aio._generated import VIEW_MIXINS, AsyncViewCore
 from storager.combinators._base import capabilities_of
@@ -25,7 +26,8 @@ class AsyncView(AsyncViewCore):
     never runs more than ``threads`` calls at once. The view is bound to no event loop:
     use it from several ``asyncio.run()`` calls, or from loops in several threads.
     A native async service (no thread hop) is future work; until then every service
-    goes through this view.
+    goes through this view. The memory service's calls cannot block, so its view runs
+    them inline on the loop's thread.
 
     The view is an instance of the async twin of each capability protocol the store
     has (``isinstance(view, AsyncCopier)`` exactly when ``isinstance(store, Copier)``).
@@ -94,16 +96,24 @@ def _view_class(capabilities: frozenset[type]) -> type[AsyncView]:
     return cls
 
 
-def async_view(store: Storager, *, threads: int = DEFAULT_THREADS) -> AsyncStorager:
+def async_view(
+    store: Storager, *, threads: int = DEFAULT_THREADS, inline: bool | None = None
+) -> AsyncStorager:
     """Return a new async view of ``store`` with its own pool of at most ``threads`` threads.
 
     A service's ``store.aio`` returns one view per store; call this for a combinator
     or to choose the pool's size, and keep the view rather than making one per call.
 
+    ``inline`` runs the calls on the event loop's thread, without a thread hop, for a
+    store whose calls cannot block; by default only the memory service itself (not a
+    combinator over it) is run inline, except data from a sync file or iterable.
+
     Raises:
         InvalidArgumentError: ``store`` is not a Storager, or ``threads`` is not >= 1.
     """
-    return _view_class(capabilities_of(store))(store, threads=threads)
+    if inline is None:
+        inline = isinstance(store, Service) and store.service_name == "memory"
+    return _view_class(capabilities_of(store))(store, threads=threads, inline=inline)
 
 
 def open_async(url: str, **pairs: Any) -> AsyncStorager:

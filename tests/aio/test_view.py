@@ -70,7 +70,7 @@ def test_a_view_runs_at_most_threads_calls_at_once() -> None:
 
 def test_cancelling_a_write_of_async_data_leaves_nothing() -> None:
     store = MemoryStorage()
-    view = store.aio
+    view = async_view(store, inline=False)
 
     async def slow_source() -> AsyncIterator[bytes]:
         for _ in range(10):
@@ -89,6 +89,22 @@ def test_cancelling_a_write_of_async_data_leaves_nothing() -> None:
     asyncio.run(main())
     with pytest.raises(NotFoundError):
         store.stat("never")
+
+
+def test_memory_runs_inline_and_other_stores_on_the_pool() -> None:
+    threads: list[int] = []
+
+    async def write_from(view: AsyncStorager) -> None:
+        await view.write("a", b"xy", io_callback=lambda n: threads.append(threading.get_ident()))
+
+    async def main() -> int:
+        await write_from(MemoryStorage().aio)
+        await write_from(async_view(FaultyStorager(MemoryStorage())))
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert threads[0] == loop_thread
+    assert threads[-1] != loop_thread
 
 
 def test_sync_calls_work_inside_a_running_loop_next_to_async_ones() -> None:
