@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -46,6 +48,13 @@ class Reports:
 
 def no_sleep(seconds: float) -> None:
     pass
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
 
 
 def test_a_failing_task_is_retried_until_it_succeeds() -> None:
@@ -207,6 +216,7 @@ def test_close_without_drain_cancels_the_queued_tasks() -> None:
         store, workers=1, on_success=reports.on_success, on_failure=reports.on_failure
     )
     blocker = queue.submit("write", "first", b"x")
+    wait_until(blocker.running)  # the worker holds it: close cannot cancel it any more
     queued = [queue.submit("write", f"q/{i}", b"x") for i in range(5)]
     threading.Timer(0.1, gate.set).start()
     assert queue.close(drain=False)
