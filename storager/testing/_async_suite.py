@@ -128,7 +128,9 @@ class AsyncStoragerSuite(StoragerSuite):
         assert caught.value.op == "read"
         assert caught.value.path.endswith("missing")
 
-    def test_one_store_serves_many_loops_and_threads(self, async_store: AsyncStorager) -> None:
+    def test_one_store_serves_many_loops_and_threads(
+        self, async_store: AsyncStorager, caplog: pytest.LogCaptureFixture
+    ) -> None:
         async def round_trip(tag: str) -> bytes:
             await async_store.write(f"loops/{tag}", tag.encode())
             return await async_store.read(f"loops/{tag}")
@@ -152,3 +154,5 @@ class AsyncStoragerSuite(StoragerSuite):
             thread.join()
         assert not errors
         assert sorted(seen) == [b"run0", b"run1", b"run2", b"t0", b"t1"]
+        # No loop complained (a future of another loop, a task destroyed pending...).
+        assert not [r for r in caplog.records if r.name == "asyncio"]

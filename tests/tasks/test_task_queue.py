@@ -18,7 +18,7 @@ from storager import (
     ServiceInternalError,
     UnexpectedError,
 )
-from storager.combinators import RetryPolicy
+from storager.combinators import Event, Logged, RetryPolicy
 from storager.services.memory import MemoryStorage
 from storager.tasks import (
     StorageTask,
@@ -287,3 +287,18 @@ async def await_task(queue: TaskQueue) -> list[object]:
     task = await queue.submit_async("list", "a/")
     result: list[object] = await task
     return result
+
+
+def test_each_attempt_shows_in_the_logged_events_of_a_logged_store() -> None:
+    events: list[Event] = []
+    store = Logged(
+        FaultyStorager(MemoryStorage(), fail={"write": 1}),
+        on_success=events.append,
+        on_failure=events.append,
+    )
+    with TaskQueue(store, retry=RetryPolicy(max_attempts=2), sleep=no_sleep) as queue:
+        queue.submit("write", "logged.txt", b"abc").result(timeout=5)
+    assert [(e.operation, e.path, e.outcome) for e in events] == [
+        ("write", "logged.txt", "ServiceInternalError"),
+        ("write", "logged.txt", "ok"),
+    ]
