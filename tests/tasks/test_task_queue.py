@@ -302,3 +302,21 @@ def test_each_attempt_shows_in_the_logged_events_of_a_logged_store() -> None:
         ("write", "logged.txt", "ServiceInternalError"),
         ("write", "logged.txt", "ok"),
     ]
+
+
+def test_a_callback_that_kills_its_worker_reports_the_task_once_and_is_replaced() -> None:
+    calls: Counter[str] = Counter()
+
+    def fatal(task: StorageTask) -> None:
+        calls[task.path] += 1
+        if task.path == "fatal":
+            raise SystemExit
+
+    with TaskQueue(MemoryStorage(), workers=1, on_success=fatal) as queue:
+        first = queue.submit("write", "fatal", b"x")
+        assert first.result(timeout=5).content_length == 1
+        later = [queue.submit("write", f"after/{i}", b"y") for i in range(3)]
+        assert all(t.result(timeout=5).content_length == 1 for t in later)
+        wait_until(lambda: queue.restarts == 1)
+    assert calls == Counter({"fatal": 1, "after/0": 1, "after/1": 1, "after/2": 1})
+    assert queue.pending == 0
