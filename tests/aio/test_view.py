@@ -175,3 +175,18 @@ def test_a_new_operation_in_the_toml_gets_async_twins(tmp_path: Path) -> None:
 
 def test_the_generated_async_files_are_current() -> None:
     assert codegen_main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_an_async_source_that_raises_fails_the_write_with_its_own_error(inline: bool) -> None:
+    store = MemoryStorage()
+    view = async_view(store, inline=inline)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"first"
+        raise ValueError("source broke")
+
+    with pytest.raises(ValueError, match="source broke"):
+        asyncio.run(view.write("broken", broken()))
+    with pytest.raises(NotFoundError):
+        store.stat("broken")
