@@ -210,7 +210,8 @@ class TaskQueue:
 
         With ``drain=True`` every accepted task runs to its end; with ``drain=False``
         the queued ones are cancelled (and reported to ``on_failure``), the running
-        ones finish. Returns False when ``timeout`` passed first.
+        ones finish. Returns False when ``timeout`` passed first, or at once when
+        called from a callback (a worker thread), which cannot wait for itself.
         """
         with self._cond:
             self._closed = True
@@ -222,6 +223,9 @@ class TaskQueue:
             task.cancel()
             self._report(task)
         with self._cond:
+            if threading.current_thread() in self._threads:
+                # Called from a callback: waiting here would wait for this very task.
+                return False
             finished = self._cond.wait_for(lambda: self._pending == 0, timeout)
             if finished:
                 self._stopping = True

@@ -320,3 +320,19 @@ def test_a_callback_that_kills_its_worker_reports_the_task_once_and_is_replaced(
         wait_until(lambda: queue.restarts == 1)
     assert calls == Counter({"fatal": 1, "after/0": 1, "after/1": 1, "after/2": 1})
     assert queue.pending == 0
+
+
+def test_close_from_a_callback_does_not_wait_for_itself() -> None:
+    answers: list[bool] = []
+    queue: TaskQueue
+
+    def close_now(task: StorageTask) -> None:
+        answers.append(queue.close(drain=True))
+
+    queue = TaskQueue(MemoryStorage(), workers=1, on_success=close_now)
+    queue.submit("write", "a", b"x").result(timeout=5)
+    wait_until(lambda: queue.pending == 0)
+    assert answers == [False]
+    with pytest.raises(TaskQueueClosedError):
+        queue.submit("write", "b", b"x")
+    assert queue.close(drain=True)
