@@ -9,11 +9,16 @@ import pytest
 from storager.testing import AsyncStoragerSuite, url_factory
 from tests.servers.redis import RedisServer
 from tests.servers.sshd import SSHDServer
-from tests.services import test_s3
+from tests.services import test_azblob, test_gcs, test_s3
 from tests.services.test_sftp import sftp_url
 
-#: The session fixture that makes a SeaweedFS bucket, shared with tests/services.
+# The session fixtures that make buckets and containers, shared with tests/services.
 seaweedfs_bucket = test_s3.seaweedfs_bucket
+gcs_bucket = test_gcs.gcs_bucket
+gcs_url = test_gcs.gcs_url
+blob_service = test_azblob.blob_service
+container = test_azblob.container
+azblob_url = test_azblob.azblob_url
 
 
 @pytest.mark.s3
@@ -36,3 +41,17 @@ class TestAsyncSftp(AsyncStoragerSuite):
     @pytest.fixture
     def storager_factory(self, sshd_server: SSHDServer) -> Any:
         return url_factory(sftp_url(sshd_server))
+
+
+@pytest.mark.gcs
+class TestAsyncGcs(AsyncStoragerSuite):
+    @pytest.fixture
+    def storager_factory(self, request: pytest.FixtureRequest) -> Any:
+        return url_factory(request.getfixturevalue("gcs_url"))
+
+
+@pytest.mark.azblob
+class TestAsyncAzblob(AsyncStoragerSuite):
+    @pytest.fixture
+    def storager_factory(self, request: pytest.FixtureRequest) -> Any:
+        return url_factory(request.getfixturevalue("azblob_url"))
