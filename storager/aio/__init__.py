@@ -23,6 +23,16 @@ from storager._async_protocols import (
 )
 from storager._async_types import AsyncReader, AsyncWriteData
 from storager.aio._bridge import DEFAULT_THREADS
+from storager.aio._loop_local import LoopLocal
+from storager.aio._native import (
+    NativeAppender,
+    NativeAsync,
+    NativeCopier,
+    NativeDirer,
+    NativeMover,
+    RangeAsyncReader,
+    async_chunks,
+)
 from storager.aio._view import AsyncView, async_view, open_async
 
 __all__ = [
@@ -38,6 +48,14 @@ __all__ = [
     "AsyncStorager",
     "AsyncView",
     "AsyncWriteData",
+    "LoopLocal",
+    "NativeAppender",
+    "NativeAsync",
+    "NativeCopier",
+    "NativeDirer",
+    "NativeMover",
+    "RangeAsyncReader",
+    "async_chunks",
     "async_view",
     "open_async",
 ]

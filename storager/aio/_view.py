@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from storager._async_protocols import AsyncStorager
 from storager._object import StorageMeta
@@ -25,9 +25,9 @@ class AsyncView(AsyncViewCore):
     ``threads`` threads, so backend calls never block the event loop and one store
     never runs more than ``threads`` calls at once. The view is bound to no event loop:
     use it from several ``asyncio.run()`` calls, or from loops in several threads.
-    A native async service (no thread hop) is future work; until then every service
-    goes through this view. The memory service's calls cannot block, so its view runs
-    them inline on the loop's thread.
+    Services with a native async implementation (azblob, gcs) do not use this view
+    unless asked (``async_view(store, native=False)``). The memory service's calls
+    cannot block, so its view runs them inline on the loop's thread.
 
     The view is an instance of the async twin of each capability protocol the store
     has (``isinstance(view, AsyncCopier)`` exactly when ``isinstance(store, Copier)``).
@@ -97,11 +97,21 @@ def _view_class(capabilities: frozenset[type]) -> type[AsyncView]:
 
 
 def async_view(
-    store: Storager, *, threads: int = DEFAULT_THREADS, inline: bool | None = None
+    store: Storager,
+    *,
+    threads: int = DEFAULT_THREADS,
+    inline: bool | None = None,
+    native: bool = True,
 ) -> AsyncStorager:
-    """Return a new async view of ``store`` with its own pool of at most ``threads`` threads.
+    """Return a new async twin of ``store``: its native async store, or a threaded view.
 
-    A service's ``store.aio`` returns one view per store; call this for a combinator
+    A service whose backend is async (azblob, gcs) gives its own async implementation
+    through ``_native_async`` (see ``storager.aio._native`` and docs/async.md), which
+    runs on the caller's event loop without a thread hop; ``native=False`` asks for
+    the threaded view anyway. Any other store gets a view with its own pool of at
+    most ``threads`` threads.
+
+    A service's ``store.aio`` returns one twin per store; call this for a combinator
     or to choose the pool's size, and keep the view rather than making one per call.
 
     ``inline`` runs the calls on the event loop's thread, without a thread hop, for a
@@ -111,6 +121,11 @@ def async_view(
     Raises:
         InvalidArgumentError: ``store`` is not a Storager, or ``threads`` is not >= 1.
     """
+    if native:
+        make_native = getattr(store, "_native_async", None)
+        twin = make_native() if make_native is not None else None
+        if twin is not None:
+            return cast(AsyncStorager, twin)
     if inline is None:
         inline = isinstance(store, Service) and store.service_name == "memory"
     return _view_class(capabilities_of(store))(store, threads=threads, inline=inline)
