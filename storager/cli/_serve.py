@@ -49,6 +49,7 @@ class ServeSettings:
     region: str | None = None
     threads: int = 32
     upload_max_age_hours: float = 24.0
+    domain: str | None = None
 
 
 def _credentials(values: list[str]) -> dict[str, str]:
@@ -75,6 +76,7 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
         region=args.region,
         threads=args.threads,
         upload_max_age_hours=args.upload_max_age,
+        domain=args.domain,
     )
     if not settings.credentials and not settings.anonymous:
         raise ServeUsageError(
@@ -127,6 +129,7 @@ def build_app(settings: ServeSettings) -> Any:
         threads=settings.threads,
         upload_max_age=timedelta(hours=settings.upload_max_age_hours),
         close_stores=True,
+        domain=settings.domain,
     )
 
 
@@ -203,6 +206,10 @@ def add_serve_parser(sub: Any, func: Callable[..., None] | None = None) -> None:
     )
     serve.add_argument("--threads", type=int, default=32, help="store threads per worker")
     serve.add_argument("--region", help="the region signatures must name (default: any)")
+    serve.add_argument(
+        "--domain",
+        help="base domain of virtual-hosted-style requests (BUCKET.DOMAIN); default path-style",
+    )
     serve.add_argument(
         "--upload-max-age",
         type=float,

@@ -45,7 +45,11 @@ READY_TIMEOUT = 5.0
 
 
 class S3App:
-    """An ASGI application serving each store as an S3 bucket (path-style addressing).
+    """An ASGI application serving each store as an S3 bucket.
+
+    Requests name their bucket in the path (``http://host/bucket/key``, path-style) or,
+    when ``domain`` is given, in the Host header (``http://bucket.domain/key``,
+    virtual-hosted style); a Host that is not a subdomain of ``domain`` is path-style.
 
     Args:
         buckets: Bucket name to store; keys are paths relative to the store's work_dir.
@@ -59,6 +63,8 @@ class S3App:
         upload_max_age: Incomplete multipart uploads older than this are aborted.
         sweep_interval: Seconds between expiry sweeps (while the app's lifespan runs).
         close_stores: Close the stores when the app shuts down.
+        domain: The base domain of virtual-hosted-style requests (``s3.example.com``, or
+            ``localhost``); None serves path-style only.
 
     Example:
         >>> app = S3App({"demo": storager.open("memory://")}, credentials={"AK": "SK"})
@@ -77,6 +83,7 @@ class S3App:
         upload_max_age: timedelta = DEFAULT_MAX_AGE,
         sweep_interval: float = 600.0,
         close_stores: bool = False,
+        domain: str | None = None,
     ) -> None:
         if not credentials and not anonymous:
             raise ValueError("give credentials, or anonymous=True to serve without them")
@@ -95,6 +102,7 @@ class S3App:
         self.upload_max_age = upload_max_age
         self._sweep_interval = sweep_interval
         self._close_stores = close_stores
+        self._host_suffix = f".{domain.strip('.').lower()}" if domain else None
         self._sweeper: asyncio.Task[None] | None = None
 
     # -- ASGI ---------------------------------------------------------------------------
@@ -140,22 +148,27 @@ class S3App:
             raw_path_bytes.decode("latin-1") if raw_path_bytes else quote(scope["path"], safe="/")
         ).partition("?")[0]
         path = unquote(raw_path)
-        if path in ("/healthz", "/readyz") and method in ("GET", "HEAD"):
-            await self._health(path, method, send)
-            return
-        raw_query = scope.get("query_string", b"").decode("latin-1")
         headers: dict[str, str] = {}
         for name_bytes, value_bytes in scope["headers"]:
             name, value = name_bytes.decode("latin-1").lower(), value_bytes.decode("latin-1")
             headers[name] = f"{headers[name]},{value}" if name in headers else value
-        is_rest = path.startswith(REST_PREFIX)
-        bucket_name, _, key = path[len(REST_PREFIX) if is_rest else 1 :].partition("/")
+        virtual = self._virtual_bucket(headers.get("host", ""))
+        if virtual is None and path in ("/healthz", "/readyz") and method in ("GET", "HEAD"):
+            await self._health(path, method, send)
+            return
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        is_rest = virtual is None and path.startswith(REST_PREFIX)
+        if virtual is not None:
+            bucket_name, key = virtual, path[1:]
+        else:
+            bucket_name, _, key = path[len(REST_PREFIX) if is_rest else 1 :].partition("/")
         query: dict[str, str] = {}
         for name, value in parse_query(raw_query):
             query.setdefault(name, value)
         request = Request(
             method, raw_path, raw_query, query, headers, bucket_name, key, request_id, receive
         )
+        request.virtual_host = virtual is not None
         operation = "-"
         status = 500
         sent = 0
@@ -201,6 +214,16 @@ class S3App:
                 duration=time.perf_counter() - began,
             )
 
+    def _virtual_bucket(self, host: str) -> str | None:
+        """The bucket a virtual-hosted-style Host names, or None for path-style."""
+        if self._host_suffix is None or not host or host.startswith("["):
+            return None  # path-style only, or an IPv6 literal
+        name = host.rpartition(":")[0] if ":" in host else host
+        name = name.lower()
+        if name.endswith(self._host_suffix) and len(name) > len(self._host_suffix):
+            return name[: -len(self._host_suffix)]
+        return None
+
     def _authenticate(self, req: Request, *, bearer: bool = False) -> Verified | None:
         token = req.headers.get("authorization", "")
         if bearer and token.startswith("Bearer "):
@@ -220,9 +243,11 @@ class S3App:
         if self._anonymous and not self._credentials:
             return None  # any key is accepted: nothing to verify against
         if old_form:
+            # The old form signs the path-style resource whatever the addressing.
+            resource = f"/{req.bucket}{req.raw_path}" if req.virtual_host else req.raw_path
             verify_presigned_v2(
                 req.method,
-                req.raw_path,
+                resource,
                 parse_query(req.raw_query),
                 req.headers,
                 self._credentials.get,

@@ -31,6 +31,8 @@ class Request:
     request_id: str
     receive: Receive
     verified: Verified | None = None
+    #: Whether the bucket came from the Host header (virtual-hosted style).
+    virtual_host: bool = False
 
     def body_stream(self) -> BodyStream:
         """The body as a checked iterable for a store's write (iterate it in a thread)."""
