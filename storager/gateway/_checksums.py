@@ -67,10 +67,29 @@ class _Crc32c:
         return bytes(self._crc.digest())  # type: ignore[no-untyped-call]
 
 
+class _Crc64Nvme:
+    """CRC-64/NVME (S3's ``crc64nvme``), through anycrc's table-driven C code (~5 GB/s)."""
+
+    def __init__(self) -> None:
+        try:
+            import anycrc  # type: ignore[import-untyped]  # ships no type information
+        except ImportError:  # pragma: no cover - installed with the gateway extra
+            raise S3Error("NotImplemented", "CRC64NVME checksums need the anycrc package") from None
+        self._model = anycrc.Model("CRC64-NVME")
+        self._crc: int = self._model.calc(b"")
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._crc = self._model.calc(data, self._crc)
+
+    def value(self) -> bytes:
+        return self._crc.to_bytes(8, "big")
+
+
 #: The ``x-amz-checksum-<name>`` algorithms the gateway verifies.
 ALGORITHMS: dict[str, Callable[[], Digest]] = {
     "crc32": _Crc32,
     "crc32c": _Crc32c,
+    "crc64nvme": _Crc64Nvme,
     "sha1": lambda: _Hashlib("sha1"),
     "sha256": lambda: _Hashlib("sha256"),
 }
