@@ -6,4 +6,4 @@ In CI every marker runs, and a server that cannot start fails the run.
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.servers.fixtures", "tests.exit_watchdog"]
