@@ -12,13 +12,12 @@ the old object or the new one whole. Generations nobody uses are deleted by the 
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import logging
 import secrets
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any, BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from storager._errors import (
     AlreadyExistsError,
@@ -51,6 +50,7 @@ from storager.services.redis._keys import (
     encode_path,
     lex_prefix_range,
 )
+from storager.services.redis._link import Link
 from storager.services.redis._listing import list_index
 from storager.services.redis._manifest import (
     STAT_FIELDS,
@@ -109,6 +109,8 @@ class RedisStorage(RedisGenerated):
         2
     """
 
+    _link: Link
+
     # -- construction ------------------------------------------------------------------
 
     def _open(
@@ -130,7 +132,6 @@ class RedisStorage(RedisGenerated):
     ) -> None:
         port = DEFAULT_PORT if port is None else port
         shown = f"{host}:{port}"
-        self._client: Any = None
         try:
             username, password = parse_credential(credential)
             self._keys = Keys.for_namespace(DEFAULT_NAMESPACE if namespace is None else namespace)
@@ -154,9 +155,9 @@ class RedisStorage(RedisGenerated):
             self._grace = DEFAULT_SWEEP_GRACE if sweep_grace is None else float(sweep_grace)
             # A store sweeps a little now and then from its own commits (see _sweep_now_and_then).
             self._next_sweep = time.monotonic() + _SWEEP_INTERVAL
-            self._client = connect(options)
+            self._link = connect(options)
             # Fail here, not at the first operation, when the server or credential is wrong.
-            self._client.ping()
+            self._link.call("PING")
         except (OptionError, NamespaceError) as exc:
             self._close()
             raise PairInvalidError("new", self.service_name, shown, str(exc)) from None
@@ -166,19 +167,14 @@ class RedisStorage(RedisGenerated):
         except Exception as exc:
             self._close()
             raise self._map_error(exc, "new", shown) from exc
-        self._sweeper = Sweeper(self._client, self._keys)
+        self._sweeper = Sweeper(self._link, self._keys)
         where = f"{host}:{port}" + (" (cluster)" if options.cluster else f"/{options.db}")
         self._name = f"{where}/{self._keys.namespace}"
 
     def _close(self) -> None:
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                self._client.close()
-            # A Redis client given its own pool leaves the pool open on close().
-            pool = getattr(self._client, "connection_pool", None)
-            if pool is not None:
-                with contextlib.suppress(Exception):
-                    pool.disconnect()
+        link: Link | None = getattr(self, "_link", None)  # None when connecting failed
+        if link is not None:
+            link.close()
 
     # -- Storager -----------------------------------------------------------------------
 
@@ -192,14 +188,13 @@ class RedisStorage(RedisGenerated):
         keys = self._keys
         under = encode_path(path.rstrip("/"))
         low, high = lex_prefix_range(under + b"/")
-        pipe = self._client.pipeline(transaction=False)
-        pipe.zrangebylex(keys.index, low, high, 0, 1)
-        pipe.zcard(keys.expiring)
-        first, expiring = pipe.execute()
+        first, expiring = self._link.pipeline(
+            [("ZRANGEBYLEX", keys.index, low, high, "LIMIT", 0, 1), ("ZCARD", keys.expiring)]
+        )
         if not first or not expiring:
             return bool(first)
         found = Scripts.has_children(
-            self._client, [keys.index, keys.expiring], [keys.manifest_prefix, under]
+            self._link, [keys.index, keys.expiring], [keys.manifest_prefix, under]
         )
         return bool(found)
 
@@ -227,8 +222,8 @@ class RedisStorage(RedisGenerated):
             NotFoundError: Nothing is at ``path``.
             ObjectModeInvalidError: ``path`` names a directory.
         """
-        kind, size, generation, chunk_size, data = self._client.hmget(
-            self._keys.manifest(encode_path(path)), _READ_FIELDS
+        kind, size, generation, chunk_size, data = self._link.call(
+            "HMGET", self._keys.manifest(encode_path(path)), *_READ_FIELDS
         )
         if kind != b"f":
             if kind is not None or self._has_children(path):
@@ -240,7 +235,7 @@ class RedisStorage(RedisGenerated):
         assert layout.generation is not None
         try:
             return read_chunks(
-                self._client,
+                self._link,
                 self._keys,
                 layout.generation,
                 layout.chunk_size,
@@ -303,7 +298,7 @@ class RedisStorage(RedisGenerated):
             )
             try:
                 body = write_body(
-                    self._client,
+                    self._link,
                     self._keys,
                     self._sweeper,
                     source,
@@ -330,9 +325,12 @@ class RedisStorage(RedisGenerated):
             chunks=body.chunks,
         )
         keys = self._keys
+        staged = keys.staged(etag)
         try:
-            reply = Scripts.commit(
-                self._client,
+            reply = Scripts.commit.run_staged(
+                self._link,
+                staged,
+                fields,
                 [
                     keys.manifest(key_path),
                     keys.index,
@@ -341,6 +339,7 @@ class RedisStorage(RedisGenerated):
                     keys.pending,
                     keys.doomed,
                     keys.expiring,
+                    staged,
                 ],
                 [
                     key_path,
@@ -350,7 +349,6 @@ class RedisStorage(RedisGenerated):
                     if_none_match or b"",
                     body.chunks,
                     (expire or 0) * 1000,
-                    *fields,
                 ],
             )
         except Exception as exc:
@@ -378,14 +376,14 @@ class RedisStorage(RedisGenerated):
 
     def _stat(self, path: str) -> Object:
         key = self._keys.manifest(encode_path(path))
-        manifest = Manifest.parse(self._client.hmget(key, STAT_FIELDS))
+        manifest = Manifest.parse(self._link.call("HMGET", key, *STAT_FIELDS))
         if manifest is not None:
             return manifest.to_object(self._rel(path))
         if self._has_children(path):
             return Object(self._rel(path.rstrip("/") + "/"), ObjectMode.DIR)
         if not path.endswith("/"):
             # A marker of an empty directory named without its slash.
-            marker = Manifest.parse(self._client.hmget(key + b"/", STAT_FIELDS))
+            marker = Manifest.parse(self._link.call("HMGET", key + b"/", *STAT_FIELDS))
             if marker is not None:
                 return marker.to_object(self._rel(path + "/"))
         raise NotFoundError("stat", self.service_name, path)
@@ -395,7 +393,7 @@ class RedisStorage(RedisGenerated):
         keys = self._keys
         try:
             Scripts.delete(
-                self._client,
+                self._link,
                 [keys.manifest(key_path), keys.index, keys.refs, keys.doomed, keys.expiring],
                 [key_path],
             )
@@ -409,10 +407,10 @@ class RedisStorage(RedisGenerated):
         keys = self._keys
         # Entries of objects that expired would show their directories; drop them first
         # (a read only, where nothing in the namespace expires).
-        if self._client.zcard(keys.expiring):
-            Scripts.prune(self._client, [keys.index, keys.expiring], [keys.manifest_prefix])
+        if self._link.call("ZCARD", keys.expiring):
+            Scripts.prune(self._link, [keys.index, keys.expiring], [keys.manifest_prefix])
         return list_index(
-            self._client, self._keys, encode_path(prefix), dir_mode=dir_mode, shown=self._rel
+            self._link, self._keys, encode_path(prefix), dir_mode=dir_mode, shown=self._rel
         )
 
     # -- Copier, Mover, Direr ------------------------------------------------------------
@@ -428,7 +426,7 @@ class RedisStorage(RedisGenerated):
         keys = self._keys
         try:
             reply = Scripts.copy(
-                self._client,
+                self._link,
                 [
                     keys.manifest(src_path),
                     keys.manifest(dst_path),
@@ -453,7 +451,7 @@ class RedisStorage(RedisGenerated):
         key_path = encode_path(marker)
         try:
             reply = Scripts.create_dir(
-                self._client,
+                self._link,
                 [self._keys.manifest(key_path), self._keys.index, self._keys.expiring],
                 [key_path, secrets.token_hex(16)],
             )

@@ -1,4 +1,4 @@
-"""Connecting: the credential, TLS, and a standalone or cluster client from redis-py.
+"""Connecting: the credential, TLS, and the link to a standalone server or a cluster.
 
 redis-py's own retries are turned off (``Retry(NoBackoff(), 0)``): a caller who wants
 retries wraps the store in storager's Retry, which knows which errors are safe to retry;
@@ -14,6 +14,8 @@ import redis
 import redis.cluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from storager.services.redis._link import ClusterLink, Link, ServerLink
 
 __all__ = ["ConnectOptions", "OptionError", "connect", "parse_credential"]
 
@@ -60,8 +62,8 @@ def parse_credential(credential: str | None) -> tuple[str | None, str | None]:
     raise OptionError("pair 'credential' must be 'password:SECRET' or 'user:NAME:SECRET'")
 
 
-def connect(options: ConnectOptions) -> Any:
-    """Return a redis-py client (``Redis`` or ``RedisCluster``) for ``options``.
+def connect(options: ConnectOptions) -> Link:
+    """Return the link to the server or cluster of ``options``.
 
     Nothing is sent yet for a standalone server; a cluster client asks the seed node
     for the slot map at once.
@@ -74,28 +76,27 @@ def connect(options: ConnectOptions) -> Any:
         "retry": Retry(NoBackoff(), 0),
         "protocol": 2,
     }
-    if options.tls:
-        common.update(ssl=True, ssl_ca_certs=options.tls_ca_file)
     if options.cluster:
         if options.db:
             raise OptionError("pair 'db' must be 0 (or absent) with a cluster")
-        return redis.cluster.RedisCluster(
-            host=options.host,
-            port=options.port,
-            max_connections=options.max_connections,
-            **common,
+        if options.tls:
+            common.update(ssl=True, ssl_ca_certs=options.tls_ca_file)
+        return ClusterLink(
+            redis.cluster.RedisCluster(
+                host=options.host,
+                port=options.port,
+                max_connections=options.max_connections,
+                **common,
+            )
         )
-    pool_class: Any = redis.BlockingConnectionPool
-    connection_class: Any = redis.SSLConnection if options.tls else redis.Connection
     if options.tls:
-        common.pop("ssl")
-    pool = pool_class(
-        connection_class=connection_class,
-        max_connections=options.max_connections,
-        timeout=options.timeout,
+        common.update(ssl_ca_certs=options.tls_ca_file)
+    return ServerLink(
+        redis.SSLConnection if options.tls else redis.Connection,
+        options.max_connections,
+        options.timeout,
         host=options.host,
         port=options.port,
         db=options.db,
         **common,
     )
-    return redis.Redis(connection_pool=pool)

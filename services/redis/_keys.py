@@ -54,6 +54,8 @@ class Keys:
             for an object written with an expiry, when it expires).
         expiring: Sorted Set, path of an object written with an expiry -> its expiry.
         manifest_prefix: What every manifest key starts with (the path follows).
+        staged_prefix: What the key of a manifest being committed starts with (the
+            write's etag follows); it lives only inside the commit's transaction.
     """
 
     namespace: str
@@ -64,6 +66,7 @@ class Keys:
     doomed: bytes
     expiring: bytes
     manifest_prefix: bytes
+    staged_prefix: bytes
     _chunk_prefix: bytes
 
     @classmethod
@@ -88,12 +91,17 @@ class Keys:
             doomed=tag + b":g",
             expiring=tag + b":x",
             manifest_prefix=tag + b":m:",
+            staged_prefix=tag + b":s:",
             _chunk_prefix=namespace.encode("ascii") + b":c:",
         )
 
     def manifest(self, path: bytes) -> bytes:
         """Return the key of the Hash that describes the object (or marker) at ``path``."""
         return self.manifest_prefix + path
+
+    def staged(self, etag: str) -> bytes:
+        """Return the key of the manifest that the commit of write ``etag`` stages."""
+        return self.staged_prefix + etag.encode("ascii")
 
     def chunk(self, generation: bytes, number: int) -> bytes:
         """Return the key of chunk ``number`` (from 0) of ``generation``."""

@@ -12,10 +12,10 @@ described by one pipeline of HMGETs on their manifests.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from storager._object import Object, ObjectMode
 from storager.services.redis._keys import Keys, lex_prefix_range
+from storager.services.redis._link import Link
 from storager.services.redis._manifest import parse_mtime
 
 __all__ = ["PAGE_SIZE", "list_index"]
@@ -26,7 +26,7 @@ _FIELDS = (b"kind", b"size", b"etag", b"mtime")
 
 
 def list_index(
-    client: Any,
+    link: Link,
     keys: Keys,
     prefix: bytes,
     *,
@@ -37,7 +37,7 @@ def list_index(
     """Yield the objects under ``prefix`` in order, a page at a time.
 
     Args:
-        client: The redis-py client.
+        link: The link to Redis.
         keys: The namespace's keys.
         prefix: A store-absolute path prefix, as bytes; in dir mode it ends with ``/``.
         dir_mode: List one level (directories once, ending with ``/``) instead of
@@ -47,7 +47,9 @@ def list_index(
     """
     low, high = lex_prefix_range(prefix)
     while True:
-        members: list[bytes] = client.zrangebylex(keys.index, low, high, 0, page_size)
+        members: list[bytes] = link.call(
+            "ZRANGEBYLEX", keys.index, low, high, "LIMIT", 0, page_size
+        )
         if not members:
             return
         files: list[bytes] = []
@@ -71,7 +73,7 @@ def list_index(
                 continue
             entries.append((member, False))
             files.append(member)
-        described = _describe(client, keys, files)
+        described = _describe(link, keys, files)
         for member, is_dir in entries:
             path = shown(member.decode("utf-8"))
             if is_dir:
@@ -89,15 +91,13 @@ def list_index(
             low = b"(" + last
 
 
-def _describe(client: Any, keys: Keys, files: list[bytes]) -> dict[bytes, list[bytes | None]]:
+def _describe(link: Link, keys: Keys, files: list[bytes]) -> dict[bytes, list[bytes | None]]:
     """HMGET the listing fields of each file's manifest, in one pipeline."""
     if not files:
         return {}
-    pipe = client.pipeline(transaction=False)
-    for member in files:
-        pipe.hmget(keys.manifest(member), _FIELDS)
+    replies = link.pipeline([("HMGET", keys.manifest(member), *_FIELDS) for member in files])
     described = {}
-    for member, values in zip(files, pipe.execute(), strict=True):
+    for member, values in zip(files, replies, strict=True):
         # An index entry whose manifest is gone was deleted between the two steps.
         if values[0] == b"f":
             described[member] = values

@@ -21,7 +21,7 @@ from storager._object import Object, ObjectMode
 __all__ = ["STAT_FIELDS", "Manifest", "manifest_fields", "parse_mtime"]
 
 #: What stat asks for, in this order.
-STAT_FIELDS = (b"kind", b"etag", b"mtime", b"size", b"ctype", b"md5", b"meta", b"gen", b"csize")
+STAT_FIELDS = (b"kind", b"etag", b"mtime", b"size", b"ctype", b"md5", b"meta")
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
@@ -41,8 +41,6 @@ class Manifest:
     content_type: str | None
     content_md5: str | None
     user_metadata: Mapping[str, str]
-    generation: bytes | None
-    chunk_size: int
 
     @property
     def is_dir(self) -> bool:
@@ -52,7 +50,7 @@ class Manifest:
     @classmethod
     def parse(cls, values: Sequence[bytes | None]) -> Manifest | None:
         """Build a manifest from an HMGET of ``STAT_FIELDS``; None if there is none."""
-        kind, etag, mtime, size, ctype, md5, meta, gen, csize = values[:9]
+        kind, etag, mtime, size, ctype, md5, meta = values
         if kind is None:
             return None
         return cls(
@@ -63,8 +61,6 @@ class Manifest:
             content_type=ctype.decode() if ctype is not None else None,
             content_md5=md5.decode() if md5 is not None else None,
             user_metadata=MappingProxyType(json.loads(meta)) if meta else _EMPTY,
-            generation=gen or None,
-            chunk_size=int(csize or 0),
         )
 
     def to_object(self, path: str) -> Object:

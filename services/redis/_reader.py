@@ -8,9 +8,8 @@ fails with :class:`ChunkMissing` rather than return a mix.
 
 from __future__ import annotations
 
-from typing import Any
-
 from storager.services.redis._keys import Keys
+from storager.services.redis._link import Command, Link
 
 __all__ = ["ChunkMissing", "read_chunks"]
 
@@ -23,7 +22,7 @@ class ChunkMissing(Exception):
 
 
 def read_chunks(
-    client: Any,
+    link: Link,
     keys: Keys,
     generation: bytes,
     chunk_size: int,
@@ -34,7 +33,7 @@ def read_chunks(
     """Return ``length`` bytes from ``start`` of a chunked object of ``total`` bytes.
 
     Args:
-        client: The redis-py client.
+        link: The link to Redis.
         keys: The namespace's keys.
         generation: The generation holding the object's chunks.
         chunk_size: The size of each chunk but the last.
@@ -53,7 +52,7 @@ def read_chunks(
     out = bytearray()
     for batch_start in range(first, last + 1, _CHUNKS_PER_PIPELINE):
         numbers = range(batch_start, min(last + 1, batch_start + _CHUNKS_PER_PIPELINE))
-        pipe = client.pipeline(transaction=False)
+        commands: list[Command] = []
         wanted = []
         for number in numbers:
             chunk_start = number * size
@@ -62,11 +61,11 @@ def read_chunks(
             key = keys.chunk(generation, number)
             whole = min(size, total - chunk_start)
             if low == 0 and high == whole:
-                pipe.get(key)
+                commands.append(("GET", key))
             else:
-                pipe.getrange(key, low, high - 1)
+                commands.append(("GETRANGE", key, low, high - 1))
             wanted.append(high - low)
-        for data, want in zip(pipe.execute(), wanted, strict=True):
+        for data, want in zip(link.pipeline(commands), wanted, strict=True):
             if data is None or len(data) != want:
                 raise ChunkMissing()
             out += data

@@ -14,11 +14,14 @@ source object), ``swept`` (the write's generation was swept as abandoned).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
+
+from storager.services.redis._link import Link
 
 __all__ = ["Script", "Scripts"]
 
@@ -81,25 +84,37 @@ local function set_expiry(expiring, manifest_key, path, exp)
 end
 """
 
-# KEYS: manifest, index, refs, counts, pending, doomed, expiring
+# KEYS: manifest, index, refs, counts, pending, doomed, expiring, staged manifest
 # ARGV: path, etag, generation ('' inline), if_match, if_none_match, chunk count,
-#       time to live in ms ('0' for none), then field/value pairs of the manifest.
-# An overwrite costs four calls (TIME, HMGET, DEL, HSET) besides a generation's release:
-# a manifest that exists has its index entry already, and no expired entry can be in
-# its way.
+#       time to live in ms ('0' for none).
+# The staged manifest (written in the same transaction, just before) holds the fields
+# the client knows, data included, so the data never passes through Lua (a 4 KiB
+# argument costs a script about 5 us). It becomes the manifest by RENAME, or is deleted
+# when the write is refused. An overwrite costs five calls (TIME, HMGET, RENAME, HSET,
+# and the generation's release): a manifest that exists has its index entry already,
+# and no expired entry can be in its way.
 _COMMIT = r"""
 local now, mtime = now_parts()
 local cur = redis.call('HMGET', KEYS[1], 'etag', 'gen', 'exp')
 local etag = cur[1]
-if etag and etag == ARGV[2] then return {'ok', redis.call('HGET', KEYS[1], 'mtime')} end
-if ARGV[4] ~= '' and etag ~= ARGV[4] then return {'match'} end
-if ARGV[5] ~= '' and etag and (ARGV[5] == '*' or ARGV[5] == etag) then return {'exists'} end
+local function refuse(status)
+  redis.call('DEL', KEYS[8])
+  return {status}
+end
+if etag and etag == ARGV[2] then
+  redis.call('DEL', KEYS[8])
+  return {'ok', redis.call('HGET', KEYS[1], 'mtime')}
+end
+if ARGV[4] ~= '' and etag ~= ARGV[4] then return refuse('match') end
+if ARGV[5] ~= '' and etag and (ARGV[5] == '*' or ARGV[5] == etag) then
+  return refuse('exists')
+end
 local gen = ARGV[3]
-if gen ~= '' and not redis.call('ZSCORE', KEYS[5], gen) then return {'swept'} end
+if gen ~= '' and not redis.call('ZSCORE', KEYS[5], gen) then return refuse('swept') end
 if not etag then
   prune(KEYS[2], KEYS[7], prefix_of(KEYS[1], ARGV[1]), now)
-  if has_children(KEYS[2], ARGV[1]) then return {'isdir'} end
-  if file_parent(KEYS[2], ARGV[1]) then return {'parent'} end
+  if has_children(KEYS[2], ARGV[1]) then return refuse('isdir') end
+  if file_parent(KEYS[2], ARGV[1]) then return refuse('parent') end
 end
 local ttl = tonumber(ARGV[7])
 local exp = nil
@@ -114,9 +129,12 @@ if gen ~= '' then
   end
 end
 release(KEYS[3], KEYS[6], cur[2], now, cur[3])
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'kind', 'f', 'etag', ARGV[2], 'mtime', mtime, unpack(ARGV, 8))
-if exp then redis.call('HSET', KEYS[1], 'exp', exp) end
+redis.call('RENAME', KEYS[8], KEYS[1])
+if exp then
+  redis.call('HSET', KEYS[1], 'kind', 'f', 'etag', ARGV[2], 'mtime', mtime, 'exp', exp)
+else
+  redis.call('HSET', KEYS[1], 'kind', 'f', 'etag', ARGV[2], 'mtime', mtime)
+end
 if exp or cur[3] then set_expiry(KEYS[7], KEYS[1], ARGV[1], exp) end
 if not etag then redis.call('ZADD', KEYS[2], 0, ARGV[1]) end
 return {'ok', mtime}
@@ -270,11 +288,42 @@ class Script:
         self.text = shebang + _PRELUDE + body
         self.sha = hashlib.sha1(self.text.encode()).hexdigest()
 
-    def __call__(self, client: Any, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
+    def __call__(self, link: Link, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
         try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
+            return link.call(*self.command(keys, args))
         except NoScriptError:
-            return client.eval(self.text, len(keys), *keys, *args)
+            return link.call(*self.command(keys, args, load=True))
+
+    def command(
+        self, keys: Sequence[bytes], args: Sequence[Any], *, load: bool = False
+    ) -> tuple[Any, ...]:
+        """Return the command that runs the script: EVALSHA, or EVAL when ``load``."""
+        if load:
+            return ("EVAL", self.text, len(keys), *keys, *args)
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    def run_staged(
+        self,
+        link: Link,
+        staged: bytes,
+        fields: Sequence[Any],
+        keys: Sequence[bytes],
+        args: Sequence[Any],
+    ) -> Any:
+        """Write the Hash ``staged`` from ``fields``, then run the script, atomically.
+
+        Both go in one ``MULTI``/``EXEC``, so the script finds the Hash in place and
+        nobody else ever sees it; the script must consume or delete it.
+        """
+        store = ("HSET", staged, *fields)
+        reply = link.transaction([store, self.command(keys, args)])[1]
+        if isinstance(reply, NoScriptError):
+            reply = link.transaction([store, self.command(keys, args, load=True)])[1]
+        if isinstance(reply, Exception):
+            with contextlib.suppress(RedisError, OSError):
+                link.call("DEL", staged)
+            raise reply
+        return reply
 
 
 class Scripts:

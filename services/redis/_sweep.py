@@ -14,11 +14,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from redis.exceptions import RedisError
 
 from storager.services.redis._keys import Keys
+from storager.services.redis._link import Link
 from storager.services.redis._scripts import Scripts
 
 __all__ = ["SweepReport", "Sweeper"]
@@ -48,15 +48,15 @@ class SweepReport:
 class Sweeper:
     """Deletes doomed generations of one namespace."""
 
-    def __init__(self, client: Any, keys: Keys) -> None:
-        self._client = client
+    def __init__(self, link: Link, keys: Keys) -> None:
+        self._link = link
         self._keys = keys
 
     def sweep(self, grace: float, *, rounds: int | None = None) -> SweepReport:
         """Delete what is doomed since ``grace`` seconds, ``rounds`` batches at most."""
         keys = self._keys
         while (
-            Scripts.prune(self._client, [keys.index, keys.expiring], [keys.manifest_prefix])
+            Scripts.prune(self._link, [keys.index, keys.expiring], [keys.manifest_prefix])
             >= _PRUNED_PER_ROUND
         ):
             pass
@@ -65,7 +65,7 @@ class Sweeper:
         while rounds is None or done < rounds:
             done += 1
             reply = Scripts.claim(
-                self._client,
+                self._link,
                 [self._keys.pending, self._keys.doomed, self._keys.chunk_counts],
                 [repr(float(grace)), _GENERATIONS_PER_ROUND],
             )
@@ -75,7 +75,7 @@ class Sweeper:
             for generation, count in claimed:
                 chunks += self.unlink_chunks(generation, count)
             Scripts.forget(
-                self._client,
+                self._link,
                 [self._keys.doomed, self._keys.chunk_counts],
                 [generation for generation, _ in claimed],
             )
@@ -87,10 +87,12 @@ class Sweeper:
     def unlink_chunks(self, generation: bytes, count: int) -> int:
         """UNLINK chunks 0 to ``count - 1`` of ``generation``; return ``count``."""
         for start in range(0, count, _KEYS_PER_PIPELINE):
-            pipe = self._client.pipeline(transaction=False)
-            for number in range(start, min(count, start + _KEYS_PER_PIPELINE)):
-                pipe.unlink(self._keys.chunk(generation, number))
-            pipe.execute()
+            self._link.pipeline(
+                [
+                    ("UNLINK", self._keys.chunk(generation, number))
+                    for number in range(start, min(count, start + _KEYS_PER_PIPELINE))
+                ]
+            )
         return count
 
     def discard(self, generation: bytes, count: int) -> None:
@@ -99,8 +101,8 @@ class Sweeper:
         Whatever this cannot delete now stays doomed, for the next sweep.
         """
         with contextlib.suppress(RedisError, OSError):
-            Scripts.abandon(self._client, [self._keys.pending, self._keys.doomed], [generation])
+            Scripts.abandon(self._link, [self._keys.pending, self._keys.doomed], [generation])
             self.unlink_chunks(generation, count)
-            Scripts.forget(self._client, [self._keys.doomed, self._keys.chunk_counts], [generation])
+            Scripts.forget(self._link, [self._keys.doomed, self._keys.chunk_counts], [generation])
             return
         logger.debug("could not discard generation %s now; the sweep will", generation)

@@ -15,9 +15,9 @@ import hashlib
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from storager.services.redis._keys import Keys
+from storager.services.redis._link import Link
 from storager.services.redis._scripts import Scripts
 from storager.services.redis._sweep import Sweeper
 
@@ -92,7 +92,7 @@ def _fixed_chunks(source: Iterable[Chunk], chunk_size: int) -> Iterator[Chunk]:
 
 
 def write_body(
-    client: Any,
+    link: Link,
     keys: Keys,
     sweeper: Sweeper,
     source: Iterable[Chunk],
@@ -131,20 +131,21 @@ def write_body(
                 if len(batch) >= per_batch:
                     break
             alive = Scripts.heartbeat(
-                client,
+                link,
                 [keys.pending, keys.chunk_counts],
                 [generation, sent + len(batch), b"1" if sent == 0 else b"0"],
             )
             if not alive:
                 raise ChunkSwept()
-            pipe = client.pipeline(transaction=False)
+            commands = []
             for chunk in batch:
-                pipe.set(keys.chunk(generation, sent), chunk)
+                commands.append(("SET", keys.chunk(generation, sent), chunk))
                 if md5 is not None:
                     md5.update(chunk)
                 size += len(chunk)
                 sent += 1
-            pipe.execute()
+            link.pipeline(commands)
+            del commands
             batch = []
             for chunk in rest:
                 batch.append(chunk)

@@ -234,7 +234,7 @@ def test_dir_mode_lists_a_deep_subtree_once_across_pages(
     assert [o.path for o in store.list("t/")] == expected
     for page_size in (1, 2, 3, 7):
         listed = list_index(
-            store._client,
+            store._link,
             store._keys,
             b"/t/",
             dir_mode=True,
@@ -243,7 +243,7 @@ def test_dir_mode_lists_a_deep_subtree_once_across_pages(
         )
         assert [o.path for o in listed] == expected
         prefix = list_index(
-            store._client, store._keys, b"/t/", dir_mode=False, shown=str, page_size=page_size
+            store._link, store._keys, b"/t/", dir_mode=False, shown=str, page_size=page_size
         )
         assert [o.path for o in prefix if not o.is_dir] == sorted("/" + k for k in keys)
 

@@ -1,0 +1,266 @@
+"""The link to Redis: commands, pipelines and transactions, standalone or cluster.
+
+Every module of the service talks to Redis through a :class:`Link`, in Redis's own
+terms: a command is a tuple of its name and arguments, a reply is what the server
+sent (RESP2: bytes, int, None or a list of them). Two links exist:
+
+- :class:`ServerLink`, for a standalone server, keeps its connections (redis-py's
+  ``Connection``) on a stack of its own and sends packed commands itself. redis-py's
+  client path (``Redis.execute_command`` over a connection pool) spends about as much
+  Python time per command as the round trip does (pool bookkeeping, per-call
+  observability, response callbacks); a small object's write, read or stat is one
+  round trip, so that time is most of what the service costs on top of the server.
+  It also packs commands itself (:func:`pack_commands`), with one buffer per round
+  trip instead of redis-py's encoder call per argument.
+  ``benchmarks/redis_peers.py`` measures the result against redis-py's own client.
+- :class:`ClusterLink`, for Redis Cluster, hands commands to redis-py's
+  ``RedisCluster``, which routes each by its keys' slot and follows redirections.
+
+Errors are redis-py's (``ResponseError`` and its kin, ``ConnectionError``,
+``TimeoutError``); ``_errors`` maps them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from redis import exceptions as rx
+
+__all__ = ["ClusterLink", "Command", "Link", "ServerLink", "pack_commands"]
+
+Command = Sequence[Any]
+
+#: Arguments longer than this are sent as buffers of their own, not copied.
+_COPY_LIMIT = 16 << 10
+
+
+def pack_commands(commands: Sequence[Command]) -> list[bytes | bytearray | memoryview]:
+    """Return ``commands`` in RESP, as few buffers as possible, large values uncopied.
+
+    Arguments are bytes-like, str (sent as UTF-8) or int.
+
+    Raises:
+        redis.exceptions.DataError: An argument of another type.
+    """
+    out: list[bytes | bytearray | memoryview] = []
+    buffer = bytearray()
+    for command in commands:
+        buffer += b"*%d\r\n" % len(command)
+        for arg in command:
+            if isinstance(arg, bytes):
+                value: bytes | bytearray | memoryview = arg
+                size = len(arg)
+            elif isinstance(arg, str):
+                value = arg.encode()
+                size = len(value)
+            elif isinstance(arg, int) and not isinstance(arg, bool):
+                value = b"%d" % arg
+                size = len(value)
+            elif isinstance(arg, bytearray | memoryview):
+                value = arg
+                size = memoryview(arg).nbytes
+            else:
+                raise rx.DataError(f"cannot send a {type(arg).__name__} to Redis")
+            buffer += b"$%d\r\n" % size
+            if size > _COPY_LIMIT:
+                out.append(buffer)
+                out.append(value)
+                buffer = bytearray(b"\r\n")
+            else:
+                buffer += value
+                buffer += b"\r\n"
+    out.append(buffer)
+    return out
+
+
+class Link(ABC):
+    """How the service sends commands to Redis."""
+
+    @abstractmethod
+    def call(self, *args: Any) -> Any:
+        """Send one command; return its reply.
+
+        Raises:
+            redis.exceptions.ResponseError: The server answered with an error.
+        """
+
+    @abstractmethod
+    def pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        """Send ``commands`` in one round trip (not atomically); return their replies.
+
+        Raises:
+            redis.exceptions.ResponseError: The first error any command answered with,
+                once every reply is read.
+        """
+
+    @abstractmethod
+    def transaction(self, commands: Sequence[Command]) -> list[Any]:
+        """Run ``commands`` atomically (``MULTI``/``EXEC``) in one round trip.
+
+        Returns:
+            Each command's reply; a command that failed while the transaction ran
+            (the others still ran) has its ``ResponseError`` in its place.
+
+        Raises:
+            redis.exceptions.ResponseError: The server refused to queue a command (an
+                unknown command, OOM...), so nothing ran.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close every connection; the link must not be used afterwards."""
+
+
+class ServerLink(Link):
+    """A standalone server, over connections the link keeps on a stack.
+
+    Taking and returning an idle connection is a ``list.pop``/``append`` (atomic under
+    the GIL); only a thread that finds none idle takes the lock, to open a new
+    connection while fewer than ``max_connections`` exist or to wait for one.
+    """
+
+    def __init__(self, connection_class: Any, max_connections: int, wait: float, **kwargs: Any):
+        self._connection_class = connection_class
+        self._kwargs = kwargs
+        self._max = max_connections
+        self._wait = wait
+        self._idle: list[Any] = []
+        self._made = 0
+        self._waiting = 0
+        self._closed = False
+        self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)
+
+    def call(self, *args: Any) -> Any:
+        connection = self._take()
+        try:
+            connection.send_packed_command(pack_commands((args,)), False)
+            return connection.read_response()
+        except rx.ResponseError:
+            raise  # the whole reply was read; the connection is fine
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            self._give(connection)
+
+    def pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        replies = self._exchange(commands)
+        for reply in replies:
+            if isinstance(reply, rx.ResponseError):
+                raise reply
+        return replies
+
+    def transaction(self, commands: Sequence[Command]) -> list[Any]:
+        replies = self._exchange([("MULTI",), *commands, ("EXEC",)])
+        for reply in replies[:-1]:
+            if isinstance(reply, rx.ResponseError):
+                raise reply  # refused while queueing: EXEC discarded everything
+        result = replies[-1]
+        if isinstance(result, rx.ResponseError):
+            raise result
+        return list(result)
+
+    def _exchange(self, commands: Sequence[Command]) -> list[Any]:
+        """Send ``commands`` at once and read every reply, errors kept in place."""
+        connection = self._take()
+        try:
+            connection.send_packed_command(pack_commands(commands), False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except rx.ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            self._give(connection)
+
+    def _take(self) -> Any:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._take_slowly()
+
+    def _take_slowly(self) -> Any:
+        deadline = time.monotonic() + self._wait
+        with self._lock:
+            if self._closed:
+                raise rx.ConnectionError("the store is closed")
+            self._waiting += 1
+            try:
+                while True:
+                    with contextlib.suppress(IndexError):
+                        return self._idle.pop()
+                    if self._made < self._max:
+                        self._made += 1
+                        break
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._returned.wait(left):
+                        raise rx.MaxConnectionsError(
+                            "No connection available: all max_connections in use"
+                        )
+            finally:
+                self._waiting -= 1
+        try:
+            return self._connection_class(**self._kwargs)
+        except BaseException:
+            with self._lock:
+                self._made -= 1
+            raise
+
+    def _give(self, connection: Any) -> None:
+        if self._closed:
+            connection.disconnect()
+            return
+        self._idle.append(connection)
+        if self._waiting:
+            with self._lock:
+                self._returned.notify()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            with contextlib.suppress(Exception):
+                connection.disconnect()
+
+
+class ClusterLink(Link):
+    """Redis Cluster, through redis-py's ``RedisCluster`` (slot routing, redirections)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def call(self, *args: Any) -> Any:
+        return self._client.execute_command(*args)
+
+    def pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        return self._run(commands, transaction=False, raise_on_error=True)
+
+    def transaction(self, commands: Sequence[Command]) -> list[Any]:
+        return self._run(commands, transaction=True, raise_on_error=False)
+
+    def _run(
+        self, commands: Sequence[Command], *, transaction: bool, raise_on_error: bool
+    ) -> list[Any]:
+        pipe = self._client.pipeline(transaction=transaction)
+        try:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(pipe.execute(raise_on_error=raise_on_error))
+        finally:
+            pipe.reset()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._client.close()

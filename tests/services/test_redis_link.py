@@ -1,0 +1,172 @@
+"""The redis service's link to a standalone server: its connection stack, its packing
+of commands, and the staged commit, against a real redis-server."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from redis import exceptions as rx
+
+import storager
+from storager import AlreadyExistsError, ObjectModeInvalidError
+from storager.services.redis import RedisStorage
+from storager.services.redis._link import ServerLink, pack_commands
+from tests.servers.redis import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def raw(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """redis-py on the standalone server, to look behind the service."""
+    client = redis.Redis(host=redis_server.host, port=redis_server.port)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def link_to(redis_server: RedisServer) -> Iterator[Callable[..., ServerLink]]:
+    """Open ServerLinks on the standalone server; closed after the test."""
+    opened: list[ServerLink] = []
+
+    def open_(max_connections: int = 4, wait: float = 5.0) -> ServerLink:
+        link = ServerLink(
+            redis.Connection,
+            max_connections,
+            wait,
+            host=redis_server.host,
+            port=redis_server.port,
+            socket_timeout=10,
+        )
+        opened.append(link)
+        return link
+
+    yield open_
+    for link in opened:
+        link.close()
+
+
+@pytest.fixture
+def store(redis_server: RedisServer) -> Iterator[RedisStorage]:
+    """A store in a fresh namespace."""
+    opened = storager.open(redis_server.url(), namespace=f"t-{secrets.token_hex(4)}")
+    assert isinstance(opened, RedisStorage)
+    yield opened
+    opened.close()
+
+
+def staged_keys(raw: redis.Redis, store: RedisStorage) -> list[Any]:
+    """The staged manifests left in the store's namespace (there should be none)."""
+    return list(raw.scan_iter(match=f"{{{store._keys.namespace}}}:s:*", count=1000))
+
+
+def test_pack_commands_sends_large_values_without_a_copy() -> None:
+    big = memoryview(bytes(64 << 10))
+    packed = pack_commands([("SET", b"k", big), ("GET", "k"), ("EXPIRE", "k", 5)])
+    assert any(piece is big for piece in packed)
+    joined = b"".join(bytes(piece) for piece in packed)
+    assert joined.startswith(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$65536\r\n")
+    assert joined.endswith(
+        b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*3\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$1\r\n5\r\n"
+    )
+
+
+def test_pack_commands_refuses_what_redis_cannot_hold() -> None:
+    with pytest.raises(rx.DataError):
+        pack_commands([("SET", "k", 1.5)])
+    with pytest.raises(rx.DataError):
+        pack_commands([("SET", "k", True)])
+
+
+def test_an_error_reply_in_a_pipeline_keeps_the_connection_in_step(
+    link_to: Callable[..., ServerLink],
+) -> None:
+    link = link_to(max_connections=1)
+    key = f"t-{secrets.token_hex(4)}"
+    with pytest.raises(rx.ResponseError, match="WRONGTYPE"):
+        link.pipeline([("SET", key, b"v"), ("HGET", key, b"f"), ("APPEND", key, b"w")])
+    # Every reply was read: the one connection answers the next command, not an old one.
+    assert link.call("GET", key) == b"vw"
+    link.call("DEL", key)
+
+
+def test_threads_share_at_most_max_connections(
+    link_to: Callable[..., ServerLink], raw: redis.Redis
+) -> None:
+    link = link_to(max_connections=2)
+    name = f"t-{secrets.token_hex(4)}"
+    link.call("CLIENT", "SETNAME", name)  # names the first connection only
+    before = int(raw.info("clients")["connected_clients"])
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(50):
+                link.call("INCR", name)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert link.call("GET", name) == b"400"
+    assert int(raw.info("clients")["connected_clients"]) <= before + 1
+    link.call("DEL", name)
+
+
+def test_no_free_connection_within_the_wait_is_an_error(
+    link_to: Callable[..., ServerLink], raw: redis.Redis
+) -> None:
+    link = link_to(max_connections=1, wait=0.2)
+    held = threading.Thread(
+        target=link.call, args=("BLPOP", f"t-{secrets.token_hex(4)}", 2), daemon=True
+    )
+    held.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not int(raw.info("clients")["blocked_clients"]):  # BLPOP holds the connection
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with pytest.raises(rx.MaxConnectionsError):
+            link.call("PING")
+    finally:
+        held.join(timeout=10)
+    assert link.call("PING") == b"PONG"
+
+
+def test_closed_link_refuses_new_connections(link_to: Callable[..., ServerLink]) -> None:
+    link = link_to()
+    assert link.call("PING") == b"PONG"
+    link.close()
+    with pytest.raises(rx.ConnectionError):
+        link.call("PING")
+
+
+def test_commits_leave_no_staged_manifest(store: RedisStorage, raw: redis.Redis) -> None:
+    store.write("a.txt", b"one")
+    store.write("a.txt", b"two" * 50_000, content_type="text/plain")
+    store.create_dir("d/")
+    with pytest.raises(AlreadyExistsError):
+        store.write("a.txt", b"three", if_none_match="*")
+    with pytest.raises(ObjectModeInvalidError):
+        store.write("d", b"x")
+    assert store.read("a.txt") == b"two" * 50_000
+    assert staged_keys(raw, store) == []
+
+
+def test_commit_loads_its_script_again_after_a_flush(store: RedisStorage, raw: redis.Redis) -> None:
+    store.write("a.txt", b"one")
+    raw.script_flush()
+    store.write("a.txt", b"two", user_metadata={"k": "v"})
+    assert store.read("a.txt") == b"two"
+    assert store.stat("a.txt").user_metadata == {"k": "v"}
+    assert staged_keys(raw, store) == []
