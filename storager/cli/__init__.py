@@ -5,8 +5,10 @@ Commands::
     storager ls [-l] [-r] [--json] URL     list a directory, or show one object
     storager stat [--json] URL             print an object's metadata
     storager cat [--offset N] [--size N] URL   stream an object (or a range) to stdout
-    storager cp [-r] [--progress] SRC DST  copy from any URL to any URL, streaming
+    storager cp [-r] [-j N] [--progress] [--json] SRC DST   copy, N objects at once
+    storager mv [-r] [-j N] SRC DST        move (a rename where the store can)
     storager rm [-r] URL                   delete an object, or a whole directory
+    storager serve ...                     the S3 gateway (docs/gateway.md)
 
 An argument names an object, not a store: ``s3://bucket/dir/a.txt`` opens the store
 ``s3://bucket`` and names ``/dir/a.txt`` in it; ``fs:///data/a.txt`` (or the local
@@ -21,7 +23,9 @@ Errors print one line, ``storager: <message>``, on stderr, never a traceback.
 
 Exit codes:
     0: success.
-    1: an operation failed (a StorageError: missing object, permission denied...).
+    1: an operation failed (a StorageError: missing object, permission denied...), or
+       some objects of a cp -r, mv -r or sync failed (each is listed; the rest was done),
+       or doctor's round trip failed.
     2: usage error: bad arguments, a malformed URL or unknown key
        (ConnectionStringInvalidError), a bad tree file or unknown tree name
        (ConnectionStringInvalidError), an unknown scheme (ServiceNotRegisteredError),
@@ -44,8 +48,7 @@ from storager._errors import (
     ServiceNotRegisteredError,
     StorageError,
 )
-from storager.cli._commands import Context, UsageError
-from storager.cli._output import Progress
+from storager.cli._commands import Context, PartialFailure, UsageError
 from storager.cli._parser import build_parser
 from storager.cli._urls import Location, Stores, split_url
 from storager.tree import TreeFile
@@ -90,9 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
-    show_progress = args.progress if getattr(args, "progress", None) is not None else None
+    show_progress = getattr(args, "progress", None)
     if show_progress is None:
-        show_progress = getattr(args, "command", "") == "cp" and sys.stderr.isatty()
+        # Live progress by default only for a person watching: stdout and stderr both
+        # terminals (so `storager cp -r ... > log` or --json stays quiet).
+        show_progress = (
+            hasattr(args, "progress")
+            and not getattr(args, "json", False)
+            and _isatty(sys.stdout)
+            and _isatty(sys.stderr)
+        )
     try:
         trees = TreeFile.read(args.config) if getattr(args, "config", None) else None
         with Stores(trees=trees) as stores:
@@ -100,9 +110,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stores=stores,
                 stdout=sys.stdout,
                 stdin=sys.stdin.buffer,
-                progress=Progress(sys.stderr) if show_progress else None,
+                stderr=sys.stderr,
+                show_progress=bool(show_progress),
             )
             args.func(args, ctx)
+    except PartialFailure as exc:
+        for name, message in exc.failures:
+            _fail(f"{name}: {message}")
+        for note in exc.notes:
+            _fail(note)
+        _fail(str(exc))
+        return EXIT_FAILED
     except UsageError as exc:
         _fail(str(exc))
         return EXIT_USAGE
@@ -122,6 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(f"{args.command}: {exc.strerror or exc}")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _isatty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # closed
+        return False
 
 
 def _silence_stdout() -> None:

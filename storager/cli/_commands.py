@@ -1,20 +1,38 @@
-"""The commands: ls, stat, cat, cp and rm. Each streams; none holds a whole object."""
+"""The commands ls, stat, cat and rm, and what every command shares (Context, listing)."""
 
 from __future__ import annotations
 
 import argparse
 import posixpath
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
-from storager._errors import NotFoundError, ObjectModeInvalidError
+from storager._errors import NotFoundError
 from storager._object import Object
 from storager._protocols import IoCallback, Storager
-from storager.cli._output import Progress, kind, object_json, stat_text
+from storager.cli._output import kind, object_json, stat_text
 from storager.cli._urls import Location, Stores
 
-__all__ = ["COMMANDS", "Context", "UsageError"]
+__all__ = [
+    "CHUNK",
+    "Context",
+    "PartialFailure",
+    "UsageError",
+    "abs_path",
+    "binary_stdout",
+    "classify",
+    "cmd_cat",
+    "cmd_ls",
+    "cmd_rm",
+    "cmd_stat",
+    "dirs_under",
+    "files_under",
+    "is_dir",
+    "must_exist",
+    "pump",
+    "service_name",
+]
 
 #: How much cat and stdin/stdout copies move at a time.
 CHUNK = 1 << 20
@@ -31,19 +49,37 @@ class Context:
     stores: Stores
     stdout: TextIO
     stdin: BinaryIO
-    progress: Progress | None
+    stderr: TextIO
+    #: Show progress on stderr (``--progress``, or by default when both stdout and stderr
+    #: are terminals); live and redrawn when stderr is a terminal, one line per object else.
+    show_progress: bool = False
 
 
-def _abs(obj_path: str) -> str:
+class PartialFailure(Exception):
+    """Some objects of a cp -r, sync or mv failed; the rest were done. Exit code 1.
+
+    Attributes:
+        failures: ``(object, error message)`` for each failed object.
+        notes: Lines to print after the failures (what was skipped because of them).
+    """
+
+    def __init__(self, command: str, failures: list[tuple[str, str]], total: int) -> None:
+        super().__init__(f"{command}: {len(failures)} of {total} objects failed")
+        self.failures = failures
+        self.notes: list[str] = []
+
+
+def abs_path(obj_path: str) -> str:
     """Return an object's path as store-absolute (stores open with work_dir ``/``)."""
     return obj_path if obj_path.startswith("/") else "/" + obj_path
 
 
-def _service(store: Storager) -> str:
+def service_name(store: Storager) -> str:
+    """Return the store's service name, for error messages."""
     return store.metadata().service
 
 
-def _classify(store: Storager, loc: Location) -> tuple[str | None, Object | None]:
+def classify(store: Storager, loc: Location) -> tuple[str | None, Object | None]:
     """Return ``(directory, None)`` when ``loc`` names a directory, else ``(None, object)``.
 
     A missing object without a trailing ``/`` may still be a prefix on object stores,
@@ -60,7 +96,7 @@ def _classify(store: Storager, loc: Location) -> tuple[str | None, Object | None
     return None, obj
 
 
-def _must_exist(store: Storager, directory: str) -> None:
+def must_exist(store: Storager, directory: str) -> None:
     """Raise NotFoundError unless ``directory`` exists (called when it listed empty)."""
     if directory != "/":
         store.stat(directory)
@@ -72,6 +108,16 @@ def _long(obj: Object, name: str) -> str:
     return f"{size:>12}  {when:<25}  {kind(obj):<4}  {name}"
 
 
+def is_dir(store: Storager, path: str) -> bool:
+    """Return whether ``path`` names a directory: a trailing ``/`` or a stat that says so."""
+    if path.endswith("/"):
+        return True
+    try:
+        return store.stat(path).is_dir
+    except NotFoundError:
+        return False
+
+
 # -- ls ------------------------------------------------------------------------------------
 
 
@@ -79,7 +125,7 @@ def cmd_ls(args: argparse.Namespace, ctx: Context) -> None:
     """List a directory (one level, or every object under it with -r), or show one object."""
     loc = ctx.stores.locate(args.url)
     store = ctx.stores.get(loc)
-    directory, single = _classify(store, loc)
+    directory, single = classify(store, loc)
     out = ctx.stdout
     if single is not None:
         _print_entry(out, args, single, posixpath.basename(loc.path))
@@ -88,13 +134,13 @@ def cmd_ls(args: argparse.Namespace, ctx: Context) -> None:
     mode = "prefix" if args.recursive else "dir"
     listed = False
     for obj in store.list(directory, list_mode=mode):
-        name = _abs(obj.path)[len(directory) :]
+        name = abs_path(obj.path)[len(directory) :]
         if not name:
             continue  # a directory's own marker
         listed = True
         _print_entry(out, args, obj, name)
     if not listed:
-        _must_exist(store, directory)
+        must_exist(store, directory)
 
 
 def _print_entry(out: TextIO, args: argparse.Namespace, obj: Object, name: str) -> None:
@@ -113,21 +159,23 @@ def cmd_stat(args: argparse.Namespace, ctx: Context) -> None:
     """Print one object's metadata."""
     loc = ctx.stores.locate(args.url)
     obj = ctx.stores.get(loc).stat(loc.path)
-    shown = _abs(obj.path)
+    shown = abs_path(obj.path)
     ctx.stdout.write((object_json(obj, shown) if args.json else stat_text(obj, shown)) + "\n")
 
 
 # -- cat -----------------------------------------------------------------------------------
 
 
-def _pump(reader: BinaryIO, out: BinaryIO, on_chunk: IoCallback | None = None) -> None:
+def pump(reader: BinaryIO, out: BinaryIO, on_chunk: IoCallback | None = None) -> None:
+    """Copy ``reader`` to ``out`` in CHUNK-sized pieces."""
     while chunk := reader.read(CHUNK):
         out.write(chunk)
         if on_chunk is not None:
             on_chunk(len(chunk))
 
 
-def _binary_stdout(ctx: Context) -> BinaryIO:
+def binary_stdout(ctx: Context) -> BinaryIO:
+    """Return stdout's byte stream, after flushing any text written to it."""
     ctx.stdout.flush()  # keep any text already written ahead of the bytes
     return ctx.stdout.buffer
 
@@ -142,132 +190,16 @@ def cmd_cat(args: argparse.Namespace, ctx: Context) -> None:
         pairs["offset"] = args.offset
     if args.size is not None:
         pairs["size"] = args.size
-    out = _binary_stdout(ctx)
+    out = binary_stdout(ctx)
     with ctx.stores.get(loc).open_reader(loc.path, **pairs) as reader:
-        _pump(reader, out)
+        pump(reader, out)
     out.flush()
 
 
-# -- cp ------------------------------------------------------------------------------------
-
-
-def _copy(
-    ctx: Context,
-    name: str,
-    total: int | None,
-    write: Callable[[IoCallback | None], object],
-) -> None:
-    """Run one streaming copy, reporting progress when asked."""
-    if ctx.progress is None:
-        write(None)
-        return
-    ctx.progress.start(name, total)
-    try:
-        write(ctx.progress.advance)
-    finally:
-        ctx.progress.finish()
-
-
-def _stream(
-    ctx: Context, src: Storager, src_path: str, dst: Storager, dst_path: str, total: int | None
-) -> None:
-    """Copy one object as ``dst.write(path, src.open_reader(path))``."""
-    if ctx.progress is not None and total is None:
-        total = src.stat(src_path).content_length
-
-    def write(callback: IoCallback | None) -> None:
-        with src.open_reader(src_path) as reader:
-            if callback is None:
-                dst.write(dst_path, reader)
-            else:
-                dst.write(dst_path, reader, io_callback=callback)
-
-    _copy(ctx, src_path, total, write)
-
-
-def _is_dir(store: Storager, path: str) -> bool:
-    if path.endswith("/"):
-        return True
-    try:
-        return store.stat(path).is_dir
-    except NotFoundError:
-        return False
-
-
-def cmd_cp(args: argparse.Namespace, ctx: Context) -> None:
-    """Copy from any URL to any URL, streaming; ``-`` is stdin or stdout."""
-    if args.recursive and "-" in (args.src, args.dst):
-        raise UsageError("cp: -r cannot copy from stdin or to stdout")
-    if args.src == "-" and args.dst == "-":
-        _pump(ctx.stdin, _binary_stdout(ctx))
-        return
-    if args.src == "-":
-        dst_loc = ctx.stores.locate(args.dst)
-        if dst_loc.is_dir:
-            raise UsageError(f"cp: stdin needs an object name, not a directory: {args.dst}")
-        dst = ctx.stores.get(dst_loc)
-        _copy(ctx, "-", None, lambda cb: _write_stdin(ctx, dst, dst_loc.path, cb))
-        return
-    src_loc = ctx.stores.locate(args.src)
-    src = ctx.stores.get(src_loc)
-    if args.dst == "-":
-        if src_loc.is_dir:
-            raise UsageError(f"cp: {src_loc.arg} names a directory; cannot write it to stdout")
-        out = _binary_stdout(ctx)
-        with src.open_reader(src_loc.path) as reader:
-            _pump(reader, out)
-        out.flush()
-        return
-    dst_loc = ctx.stores.locate(args.dst)
-    dst = ctx.stores.get(dst_loc)
-    if args.recursive:
-        _copy_tree(ctx, src_loc, src, dst_loc, dst)
-        return
-    if src_loc.is_dir:
-        raise ObjectModeInvalidError(
-            "cp", _service(src), src_loc.path, "is a directory; use -r to copy a tree"
-        )
-    dst_path = dst_loc.path
-    if _is_dir(dst, dst_path):
-        dst_path = dst_path.rstrip("/") + "/" + posixpath.basename(src_loc.path)
-    _stream(ctx, src, src_loc.path, dst, dst_path, None)
-
-
-def _write_stdin(ctx: Context, dst: Storager, path: str, callback: IoCallback | None) -> None:
-    if callback is None:
-        dst.write(path, ctx.stdin)
-    else:
-        dst.write(path, ctx.stdin, io_callback=callback)
-
-
-def _copy_tree(
-    ctx: Context, src_loc: Location, src: Storager, dst_loc: Location, dst: Storager
-) -> None:
-    """Copy every object under SRC to the same relative path under DST."""
-    src_dir, single = _classify(src, src_loc)
-    if single is not None:
-        dst_path = dst_loc.path
-        if _is_dir(dst, dst_path):
-            dst_path = dst_path.rstrip("/") + "/" + posixpath.basename(src_loc.path)
-        _stream(ctx, src, src_loc.path, dst, dst_path, single.content_length)
-        return
-    assert src_dir is not None
-    dst_dir = dst_loc.path if dst_loc.is_dir else dst_loc.path + "/"
-    if src_loc.store_url == dst_loc.store_url and dst_dir.startswith(src_dir):
-        raise UsageError(f"cp: cannot copy {src_loc.arg} into itself ({dst_loc.arg})")
-    copied = 0
-    for obj in _files(src, src_dir):
-        path = _abs(obj.path)
-        _stream(ctx, src, path, dst, dst_dir + path[len(src_dir) :], obj.content_length)
-        copied += 1
-    if not copied:
-        _must_exist(src, src_dir)
-
-
-def _files(store: Storager, directory: str) -> Iterator[Object]:
+def files_under(store: Storager, directory: str) -> Iterator[Object]:
     """Yield every object (not directory) under ``directory``, in prefix mode."""
     for obj in store.list(directory, list_mode="prefix"):
-        if not obj.is_dir and len(_abs(obj.path)) > len(directory):
+        if not obj.is_dir and len(abs_path(obj.path)) > len(directory):
             yield obj
 
 
@@ -283,37 +215,29 @@ def cmd_rm(args: argparse.Namespace, ctx: Context) -> None:
             raise UsageError(f"rm: {loc.arg} names the top of the store, not an object")
         store.delete(loc.path)
         return
-    directory, single = _classify(store, loc)
+    directory, single = classify(store, loc)
     if single is not None:
         store.delete(loc.path)
         return
     assert directory is not None
     if directory == "/" and loc.root_mapped:
         raise UsageError(f"rm: refusing to remove the file system root ({loc.arg}) recursively")
-    for obj in list(_files(store, directory)):
-        store.delete(_abs(obj.path))
+    for obj in list(files_under(store, directory)):
+        store.delete(abs_path(obj.path))
     # Stores with real directories keep them after their files are gone: remove those
     # too, deepest first, then the directory itself.
-    for path in sorted(_dirs(store, directory), key=len, reverse=True):
+    for path in sorted(dirs_under(store, directory), key=len, reverse=True):
         store.delete(path)
     if directory != "/":
         store.delete(directory)
 
 
-def _dirs(store: Storager, directory: str) -> list[str]:
+def dirs_under(store: Storager, directory: str) -> list[str]:
+    """Return every directory under ``directory`` (stores with real directories)."""
     found = []
     for obj in store.list(directory):
-        path = _abs(obj.path)
+        path = abs_path(obj.path)
         if obj.is_dir and path != directory:
             found.append(path)
-            found.extend(_dirs(store, path))
+            found.extend(dirs_under(store, path))
     return found
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace, Context], None]] = {
-    "ls": cmd_ls,
-    "stat": cmd_stat,
-    "cat": cmd_cat,
-    "cp": cmd_cp,
-    "rm": cmd_rm,
-}

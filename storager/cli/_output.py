@@ -1,17 +1,15 @@
-"""How the command line shows objects and progress."""
+"""How the command line shows objects (progress: _progress.py)."""
 
 from __future__ import annotations
 
 import json
-import sys
-import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any
 
 from storager._object import Object, ObjectMode
 
-__all__ = ["Progress", "kind", "object_fields", "object_json", "stat_text"]
+__all__ = ["kind", "object_fields", "object_json", "stat_text"]
 
 
 def kind(obj: Object) -> str:
@@ -61,45 +59,3 @@ def stat_text(obj: Object, path: str) -> str:
             value = json.dumps(value, ensure_ascii=False)
         lines.append(f"{name}: {value}")
     return "\n".join(lines)
-
-
-class Progress:
-    """Report bytes copied on stderr, at most ten times a second."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self._stream = stream if stream is not None else sys.stderr
-        self._name = ""
-        self._done = 0
-        self._total: int | None = None
-        self._shown = 0.0
-        isatty = getattr(self._stream, "isatty", None)
-        # On a terminal one line is redrawn; elsewhere (a log file) one line per object.
-        self._live = bool(isatty and isatty())
-
-    def start(self, name: str, total: int | None) -> None:
-        """Begin reporting the copy of ``name``, ``total`` bytes if known."""
-        self._name, self._done, self._total, self._shown = name, 0, total, 0.0
-        if self._live:
-            self._show()
-
-    def advance(self, n: int) -> None:
-        """Count ``n`` more bytes copied."""
-        self._done += n
-        now = time.monotonic()
-        if self._live and now - self._shown >= 0.1:
-            self._shown = now
-            self._show()
-
-    def finish(self) -> None:
-        """Show the final count and end the line."""
-        self._show()
-        self._stream.write("\n")
-        self._stream.flush()
-
-    def _show(self) -> None:
-        if self._total:
-            text = f"{self._done}/{self._total} bytes ({100 * self._done // self._total}%)"
-        else:
-            text = f"{self._done} bytes"
-        self._stream.write(f"\r{self._name}: {text}" if self._live else f"{self._name}: {text}")
-        self._stream.flush()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-from storager.cli._commands import COMMANDS, UsageError
+from storager.cli._commands import UsageError, cmd_cat, cmd_ls, cmd_rm, cmd_stat
+from storager.cli._copy import cmd_cp, cmd_mv
 from storager.cli._serve import add_serve_parser
+from storager.cli._transfer import DEFAULT_JOBS
 
 __all__ = ["build_parser"]
 
@@ -33,6 +35,42 @@ def _byte_count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
     return value
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r} must be from 1 to 256")
+    return value
+
+
+def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
+    """-j, --progress/--no-progress and --json: what every transferring command takes."""
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        default=DEFAULT_JOBS,
+        metavar="N",
+        help=f"objects transferred at once (default {DEFAULT_JOBS})",
+    )
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show progress on stderr (default: when stdout and stderr are terminals)",
+    )
+    progress.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="never show progress"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print a JSON summary (objects, bytes, failures)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,23 +118,29 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument(
         "-r", "--recursive", action="store_true", help="copy every object under SRC to DST"
     )
-    progress = cp.add_mutually_exclusive_group()
-    progress.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="report progress on stderr (default: when stderr is a terminal)",
+    _add_transfer_options(cp)
+
+    mv = sub.add_parser("mv", help="move an object, or with -r a tree", parents=[config])
+    mv.add_argument("src", metavar="SRC")
+    mv.add_argument("dst", metavar="DST")
+    mv.add_argument(
+        "-r", "--recursive", action="store_true", help="move every object under SRC to DST"
     )
-    progress.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="never report progress"
-    )
+    _add_transfer_options(mv)
 
     rm = sub.add_parser("rm", help="delete an object (missing is fine)", parents=[config])
     rm.add_argument("url", metavar="URL")
     rm.add_argument("-r", "--recursive", action="store_true", help="delete everything under URL")
 
+    commands = {
+        "ls": cmd_ls,
+        "stat": cmd_stat,
+        "cat": cmd_cat,
+        "cp": cmd_cp,
+        "mv": cmd_mv,
+        "rm": cmd_rm,
+    }
     for name, parser_ in sub.choices.items():
-        parser_.set_defaults(func=COMMANDS[name])
+        parser_.set_defaults(func=commands[name])
     add_serve_parser(sub)  # the gateway's command, with its own options
     return parser
