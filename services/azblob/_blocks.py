@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import itertools
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -24,7 +23,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobType, ContentSettings
 from azure.storage.blob.aio import BlobClient
 
-__all__ = ["APPEND_BLOCK_MAX", "Uploaded", "pieces", "run", "submit", "upload"]
+__all__ = ["APPEND_BLOCK_MAX", "Chunk", "Uploaded", "apieces", "pieces", "run", "submit", "upload"]
 
 T = TypeVar("T")
 
@@ -44,6 +43,40 @@ class Uploaded:
     blocks: int
 
 
+class _Regroup:
+    """Cut chunks into pieces of exactly ``size`` bytes; see :func:`pieces`."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._gathered: list[bytes | memoryview] = []
+        self._held = 0
+
+    def push(self, chunk: Chunk) -> Iterator[bytes | memoryview]:
+        """Take ``chunk``; yield the pieces it completes."""
+        size = self._size
+        view = memoryview(chunk).cast("B")
+        zero_copy = isinstance(chunk, bytes)
+        if self._gathered:
+            take = min(size - self._held, len(view))
+            self._gathered.append(view[:take] if zero_copy else bytes(view[:take]))
+            self._held += take
+            view = view[take:]
+            if self._held < size:
+                return
+            yield b"".join(self._gathered)
+            self._gathered, self._held = [], 0
+        while len(view) >= size:
+            yield view[:size] if zero_copy else bytes(view[:size])
+            view = view[size:]
+        if len(view):
+            self._gathered.append(view if zero_copy else bytes(view))
+            self._held = len(view)
+
+    def rest(self) -> bytes | None:
+        """Return the last, shorter piece, if any."""
+        return b"".join(self._gathered) if self._gathered else None
+
+
 def pieces(chunks: Iterable[Chunk], size: int) -> Iterator[bytes | memoryview]:
     """Regroup ``chunks`` into pieces of exactly ``size`` bytes, the last one shorter.
 
@@ -53,34 +86,28 @@ def pieces(chunks: Iterable[Chunk], size: int) -> Iterator[bytes | memoryview]:
     are ``bytes`` rather than ``bytearray`` because the HTTP stack copies a
     ``bytearray`` body again when it sends it.
     """
-    gathered: list[bytes | memoryview] = []
-    held = 0
+    regroup = _Regroup(size)
     for chunk in chunks:
-        view = memoryview(chunk).cast("B")
-        zero_copy = isinstance(chunk, bytes)
-        if gathered:
-            take = min(size - held, len(view))
-            gathered.append(view[:take] if zero_copy else bytes(view[:take]))
-            held += take
-            view = view[take:]
-            if held < size:
-                continue
-            yield b"".join(gathered)
-            gathered, held = [], 0
-        while len(view) >= size:
-            yield view[:size] if zero_copy else bytes(view[:size])
-            view = view[size:]
-        if len(view):
-            gathered.append(view if zero_copy else bytes(view))
-            held = len(view)
-    if gathered:
-        yield b"".join(gathered)
+        yield from regroup.push(chunk)
+    last = regroup.rest()
+    if last is not None:
+        yield last
 
 
-def upload(
-    loop: asyncio.AbstractEventLoop,
+async def apieces(chunks: AsyncIterator[Chunk], size: int) -> AsyncIterator[bytes | memoryview]:
+    """Regroup async ``chunks`` as :func:`pieces` does."""
+    regroup = _Regroup(size)
+    async for chunk in chunks:
+        for piece in regroup.push(chunk):
+            yield piece
+    last = regroup.rest()
+    if last is not None:
+        yield last
+
+
+async def upload(
     blob: BlobClient,
-    chunks: Iterable[Chunk],
+    chunks: AsyncIterator[Chunk],
     *,
     block_size: int,
     window: int,
@@ -89,76 +116,80 @@ def upload(
 ) -> Uploaded:
     """Write ``chunks`` to ``blob``, replacing it; see the module docstring.
 
-    Runs the SDK's coroutines on ``loop`` (adlfs's event loop thread) and blocks until
-    the object is committed. Errors from the source or from Azure propagate as raised.
+    Runs on the event loop of ``blob``'s client. Errors from the source or from Azure
+    propagate as raised; a cancelled upload cancels the blocks in flight and commits
+    nothing.
     """
     meta = dict(metadata) if metadata else None
-    parts = pieces(chunks, block_size)
-    head = deque(itertools.islice(parts, 2))
+    parts = apieces(chunks, block_size)
+    head: deque[bytes | memoryview] = deque()
+    async for piece in parts:
+        head.append(piece)
+        if len(head) == 2:
+            break
     if len(head) < 2:
         piece = head.popleft() if head else b""
         data = piece if isinstance(piece, bytes) else bytes(piece)
-        response = run(
-            loop,
-            blob.upload_blob(
-                data,
-                length=len(data),
-                overwrite=True,
-                content_settings=content_settings,
-                metadata=meta,
-            ),
+        response = await blob.upload_blob(
+            data,
+            length=len(data),
+            overwrite=True,
+            content_settings=content_settings,
+            metadata=meta,
         )
         return Uploaded(len(data), _etag(response), response.get("last_modified"), 0)
 
     # Blocks cannot be staged on an append (or page) blob: remove one first.
     try:
-        props = run(loop, blob.get_blob_properties())
+        props = await blob.get_blob_properties()
     except ResourceNotFoundError:
         pass
     else:
         if props.blob_type != BlobType.BLOCKBLOB:
-            run(loop, blob.delete_blob())
+            await blob.delete_blob()
 
     token = secrets.token_hex(12)
     ids: list[str] = []
     length = 0
-    pending: deque[concurrent.futures.Future[Any]] = deque()
+    pending: deque[asyncio.Future[Any]] = deque()
     try:
-        for piece in _drain(head, parts):
+        async for piece in _drain(head, parts):
             # Every block id of one blob must have the same length.
             block_id = f"{token}-{len(ids):08d}"
             ids.append(block_id)
             length += len(piece)
             if len(pending) >= window:
-                pending.popleft().result()
+                await pending.popleft()
             pending.append(
-                submit(loop, blob.stage_block(block_id, piece, length=len(piece)))  # type: ignore[arg-type]
+                asyncio.ensure_future(blob.stage_block(block_id, piece, length=len(piece)))  # type: ignore[arg-type]
             )
         while pending:
-            pending.popleft().result()
+            await pending.popleft()
     except BaseException:
         for future in pending:
             future.cancel()
-        concurrent.futures.wait(pending)
+        if pending:
+            await asyncio.wait(pending)
         raise
-    response = run(
-        loop,
-        blob.commit_block_list(
-            [BlobBlock(block_id) for block_id in ids],
-            content_settings=content_settings,
-            metadata=meta,
-        ),
+    response = await blob.commit_block_list(
+        [BlobBlock(block_id) for block_id in ids],
+        content_settings=content_settings,
+        metadata=meta,
     )
-    return Uploaded(length, _etag(response), response.get("last_modified"), len(ids))
+    modified = response.get("last_modified")
+    return Uploaded(
+        length, _etag(response), modified if isinstance(modified, datetime) else None, len(ids)
+    )
 
 
-def _drain(
-    head: deque[bytes | memoryview], rest: Iterator[bytes | memoryview]
-) -> Iterator[bytes | memoryview]:
+async def _drain(
+    head: deque[bytes | memoryview], rest: AsyncIterator[bytes | memoryview]
+) -> AsyncIterator[bytes | memoryview]:
     """Yield ``head``'s pieces, dropping each reference as it goes, then ``rest``'s."""
     while head:
         yield head.popleft()
-    yield from rest
+    async for piece in rest:
+        yield piece
 
 
 def run(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:

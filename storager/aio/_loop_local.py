@@ -96,7 +96,7 @@ class LoopLocal(Generic[T]):
             entry.making.set_exception(exc)
             entry.making.exception()  # retrieved: the owner re-raises it
             raise
-        keeper = _held_open(client, self._close)
+        keeper = _held_open(client, self._close, lambda: self._forget(loop, entry))
         await keeper.__anext__()  # registered with the loop: closed by shutdown_asyncgens
         entry.keeper = keeper
         entry.making.set_result(client)
@@ -123,17 +123,25 @@ class LoopLocal(Generic[T]):
             if pending:
                 logger.debug("%d client(s) of other loops did not close in time", len(pending))
 
+    def _forget(self, loop: asyncio.AbstractEventLoop, entry: _Entry[T]) -> None:
+        with self._lock:
+            if self._entries.get(loop) is entry:
+                del self._entries[loop]
+
     def _drop_closed_loops(self) -> None:
         for loop in [loop for loop in self._entries if loop.is_closed()]:
             logger.debug("dropping the client of a loop closed without shutdown_asyncgens")
             del self._entries[loop]
 
 
-async def _held_open(client: T, close: Callable[[T], Awaitable[None]]) -> AsyncGenerator[None]:
+async def _held_open(
+    client: T, close: Callable[[T], Awaitable[None]], forget: Callable[[], None]
+) -> AsyncGenerator[None]:
     """Hold ``client`` open until the generator is closed (at the latest by its loop)."""
     try:
         yield
     finally:
+        forget()
         try:
             await close(client)
         except Exception as exc:  # closing must not fail the loop's shutdown
