@@ -7,6 +7,7 @@ Commands::
     storager cat [--offset N] [--size N] URL   stream an object (or a range) to stdout
     storager cp [-r] [-j N] [--progress] [--json] SRC DST   copy, N objects at once
     storager mv [-r] [-j N] SRC DST        move (a rename where the store can)
+    storager sync [-j N] [--delete] [--dry-run] [--checksum] [--exclude GLOB] SRC DST
     storager rm [-r] URL                   delete an object, or a whole directory
     storager serve ...                     the S3 gateway (docs/gateway.md)
 
@@ -24,8 +25,7 @@ Errors print one line, ``storager: <message>``, on stderr, never a traceback.
 Exit codes:
     0: success.
     1: an operation failed (a StorageError: missing object, permission denied...), or
-       some objects of a cp -r, mv -r or sync failed (each is listed; the rest was done),
-       or doctor's round trip failed.
+       some objects of a cp -r, mv -r or sync failed (each is listed; the rest was done).
     2: usage error: bad arguments, a malformed URL or unknown key
        (ConnectionStringInvalidError), a bad tree file or unknown tree name
        (ConnectionStringInvalidError), an unknown scheme (ServiceNotRegisteredError),

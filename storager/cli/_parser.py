@@ -8,6 +8,7 @@ from typing import NoReturn
 from storager.cli._commands import UsageError, cmd_cat, cmd_ls, cmd_rm, cmd_stat
 from storager.cli._copy import cmd_cp, cmd_mv
 from storager.cli._serve import add_serve_parser
+from storager.cli._sync import cmd_sync
 from storager.cli._transfer import DEFAULT_JOBS
 
 __all__ = ["build_parser"]
@@ -128,6 +129,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_transfer_options(mv)
 
+    sync = sub.add_parser(
+        "sync", help="copy to DST what differs under SRC (size, mtime)", parents=[config]
+    )
+    sync.add_argument("src", metavar="SRC")
+    sync.add_argument("dst", metavar="DST")
+    sync.add_argument(
+        "--delete", action="store_true", help="remove DST objects SRC lacks (after the copies)"
+    )
+    sync.add_argument(
+        "--dry-run", action="store_true", help="print what would be done; change nothing"
+    )
+    sync.add_argument(
+        "--checksum", action="store_true", help="compare MD5s instead of modification times"
+    )
+    sync.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave paths matching GLOB alone on both sides (repeatable)",
+    )
+    _add_transfer_options(sync)
+
     rm = sub.add_parser("rm", help="delete an object (missing is fine)", parents=[config])
     rm.add_argument("url", metavar="URL")
     rm.add_argument("-r", "--recursive", action="store_true", help="delete everything under URL")
@@ -138,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cat": cmd_cat,
         "cp": cmd_cp,
         "mv": cmd_mv,
+        "sync": cmd_sync,
         "rm": cmd_rm,
     }
     for name, parser_ in sub.choices.items():
