@@ -40,7 +40,7 @@ from storager.fsspec._entries import directory_entry, entry
 from storager.fsspec._files import StoragerReadFile, StoragerWriteFile
 from storager.fsspec._ranges import coalesce
 from storager.fsspec._shared import shared_store
-from storager.fsspec._urls import join_url, split_url, strip_path
+from storager.fsspec._urls import BUILTIN_SCHEMES, PREFIX, join_url, split_url, strip_path
 
 __all__ = ["StoragerFileSystem"]
 
@@ -90,7 +90,8 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
         fs.ls("a")  # [{'name': 'a/b.txt', 'size': 2, 'type': 'file', ...}]
     """
 
-    protocol = ("storager",)
+    #: Every built-in ``storager+<scheme>``; an instance's own is its first ``protocol``.
+    protocol: tuple[str, ...] = tuple(f"{PREFIX}{scheme}" for scheme in BUILTIN_SCHEMES)
     root_marker = ""
     cachable = True
 
@@ -135,6 +136,8 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
             self._store.aio if isinstance(self._store, Service) else async_view(self._store)
         )
         self._service = self._store.metadata().service
+        if self._url is not None:
+            self.protocol = (PREFIX + split_url(self._url).scheme,)
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -171,7 +174,8 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
 
     @staticmethod
     def _get_kwargs_from_urls(path: str) -> dict[str, Any]:
-        return {"url": split_url(path).connection}
+        # A bare path (universal_pathlib passes them) names no store.
+        return {"url": split_url(path).connection} if "://" in path else {}
 
     def unstrip_protocol(self, name: str) -> str:
         """Return the full URL of ``name`` (only for a filesystem built from ``url``)."""

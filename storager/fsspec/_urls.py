@@ -17,10 +17,12 @@ from urllib.parse import urlsplit
 from storager._errors import ConnectionStringInvalidError
 from storager._registry import redact_url, service_class
 
-__all__ = ["PREFIX", "SplitUrl", "join_url", "split_url", "strip_path"]
+__all__ = ["BUILTIN_SCHEMES", "PREFIX", "SplitUrl", "join_url", "split_url", "strip_path"]
 
 #: The protocol family's prefix: ``storager+s3``, ``storager+memory``...
 PREFIX = "storager+"
+#: The schemes with a ``storager+<scheme>`` entry point (pyproject.toml; a test holds the two).
+BUILTIN_SCHEMES = ("fs", "memory", "s3", "gcs", "azblob", "sftp", "redis", "rediss")
 
 
 @dataclass(frozen=True, slots=True)
