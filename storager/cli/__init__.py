@@ -9,6 +9,9 @@ Commands::
     storager mv [-r] [-j N] SRC DST        move (a rename where the store can)
     storager sync [-j N] [--delete] [--dry-run] [--checksum] [--exclude GLOB] SRC DST
     storager rm [-r] URL                   delete an object, or a whole directory
+    storager du [--json] URL               objects and bytes under URL
+    storager doctor URL                    config, credential source, capability, round trip
+    storager bench URL                     PUT/GET/HEAD ops/s and large-object MB/s
     storager serve ...                     the S3 gateway (docs/gateway.md)
 
 An argument names an object, not a store: ``s3://bucket/dir/a.txt`` opens the store
@@ -25,7 +28,8 @@ Errors print one line, ``storager: <message>``, on stderr, never a traceback.
 Exit codes:
     0: success.
     1: an operation failed (a StorageError: missing object, permission denied...), or
-       some objects of a cp -r, mv -r or sync failed (each is listed; the rest was done).
+       some objects of a cp -r, mv -r or sync failed (each is listed; the rest was done),
+       or doctor's round trip failed.
     2: usage error: bad arguments, a malformed URL or unknown key
        (ConnectionStringInvalidError), a bad tree file or unknown tree name
        (ConnectionStringInvalidError), an unknown scheme (ServiceNotRegisteredError),

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
+from storager.cli._bench import cmd_bench
 from storager.cli._commands import UsageError, cmd_cat, cmd_ls, cmd_rm, cmd_stat
 from storager.cli._copy import cmd_cp, cmd_mv
+from storager.cli._doctor import cmd_doctor
+from storager.cli._du import cmd_du
 from storager.cli._serve import add_serve_parser
 from storager.cli._sync import cmd_sync
 from storager.cli._transfer import DEFAULT_JOBS
@@ -46,6 +49,18 @@ def _jobs(text: str) -> int:
     if not 1 <= value <= 256:
         raise argparse.ArgumentTypeError(f"{text!r} must be from 1 to 256")
     return value
+
+
+_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "kb": 1000, "mb": 10**6}
+
+
+def _size(text: str) -> int:
+    """Parse ``4096``, ``4KiB``, ``1MiB``, ``1GiB`` (also kB, MB)."""
+    number = text.rstrip("BbKkMmGgIi")
+    unit = text[len(number) :].lower()
+    if unit not in _UNITS or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 4096, 4KiB or 1MiB")
+    return int(number) * _UNITS[unit]
 
 
 def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
@@ -156,6 +171,37 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("url", metavar="URL")
     rm.add_argument("-r", "--recursive", action="store_true", help="delete everything under URL")
 
+    du = sub.add_parser("du", help="count objects and bytes under a URL", parents=[config])
+    du.add_argument("url", metavar="URL")
+    du.add_argument("--json", action="store_true", help="print JSON")
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check a store: config, credentials, capability, round trip",
+        parents=[config],
+    )
+    doctor.add_argument("url", metavar="URL")
+    doctor.add_argument("--json", action="store_true", help="print JSON")
+
+    bench = sub.add_parser(
+        "bench", help="measure PUT/GET/HEAD ops/s and large-object MB/s", parents=[config]
+    )
+    bench.add_argument("url", metavar="URL", help="a directory to work under (left empty)")
+    bench.add_argument("--size", type=_size, default=4096, help="small object size (4KiB)")
+    bench.add_argument("--count", type=int, default=1000, help="small objects (1000)")
+    bench.add_argument(
+        "--large", type=_size, default=64 << 20, help="large object size (64MiB; 0 to skip)"
+    )
+    bench.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        default=DEFAULT_JOBS,
+        metavar="N",
+        help=f"concurrent requests (default {DEFAULT_JOBS})",
+    )
+    bench.add_argument("--json", action="store_true", help="print JSON")
+
     commands = {
         "ls": cmd_ls,
         "stat": cmd_stat,
@@ -164,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
         "mv": cmd_mv,
         "sync": cmd_sync,
         "rm": cmd_rm,
+        "du": cmd_du,
+        "doctor": cmd_doctor,
+        "bench": cmd_bench,
     }
     for name, parser_ in sub.choices.items():
         parser_.set_defaults(func=commands[name])
