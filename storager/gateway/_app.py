@@ -33,7 +33,7 @@ from storager.gateway._limiter import DEFAULT_THREADS, ThreadLimiter
 from storager.gateway._rest import REST_PREFIX, error_response, rest
 from storager.gateway._router import route
 from storager.gateway._sigv2 import is_presigned_v2, verify_presigned_v2
-from storager.gateway._uploads import DEFAULT_MAX_AGE, ReservedParts, Uploads, part_store
+from storager.gateway._uploads import DEFAULT_MAX_AGE, PartStore, Uploads, part_store
 from storager.gateway._xml import document, element
 
 __all__ = ["S3App"]
@@ -399,20 +399,13 @@ class S3App:
         """Abort the incomplete uploads older than ``upload_max_age``; return how many."""
         limit = (now or datetime.now(UTC)) - self.upload_max_age
         aborted = 0
-        for upload in self.uploads.older_than(limit):
-            bucket = self.buckets[upload.bucket]
-            with contextlib.suppress(Exception):
-                await bucket.run(part_store(bucket.store).abort_multipart, upload.multipart)
-                aborted += 1
-            self.uploads.drop(upload.multipart.upload_id)
         for bucket in self.buckets.values():
             parts = part_store(bucket.store)
-            if isinstance(parts, ReservedParts):
-                stale = await bucket.run(_stale, parts, limit)
-                for multipart in stale:
-                    with contextlib.suppress(Exception):
-                        await bucket.run(parts.abort_multipart, multipart)
-                        aborted += 1
+            for multipart in await bucket.run(_stale, parts, limit):
+                with contextlib.suppress(Exception):
+                    await bucket.run(parts.abort_multipart, multipart)
+                    aborted += 1
+                self.uploads.drop(multipart.upload_id)
         return aborted
 
 
@@ -429,8 +422,8 @@ def _declared_length(headers: Mapping[str, str]) -> int:
     return int(text) if text.isascii() and text.isdigit() else 0
 
 
-def _stale(parts: ReservedParts, limit: datetime) -> list[Multipart]:
-    return [multipart for multipart, when in parts.started() if when < limit]
+def _stale(parts: PartStore, limit: datetime) -> list[Multipart]:
+    return [started.multipart for started in parts.started() if started.initiated < limit]
 
 
 def _error_document(error: S3Error, resource: str, request_id: str) -> bytes:

@@ -23,7 +23,7 @@ from storager.gateway._objects import (
     stat_key,
     write_pairs,
 )
-from storager.gateway._uploads import PartStore, ReservedParts, Upload, Uploads, part_store
+from storager.gateway._uploads import PartStore, Upload, Uploads, part_store
 from storager.gateway._xml import document, element, iso, parse_complete
 
 __all__ = [
@@ -286,24 +286,20 @@ async def list_parts(bucket: Bucket, uploads: Uploads, req: Request) -> Response
 
 
 async def list_uploads(bucket: Bucket, uploads: Uploads, req: Request) -> Response:
-    """ListMultipartUploads: the uploads this process started; on a store without a
-    Segmenter, every upload under the reserved prefix, whichever process started it."""
+    """ListMultipartUploads: every upload noted in the store, whichever process started it."""
     prefix = req.query.get("prefix", "")
     key_marker = req.query.get("key-marker", "")
     limit_text = req.query.get("max-uploads", "1000")
     if not limit_text.isdigit():
         raise S3Error("InvalidArgument", "max-uploads must be a whole number")
     limit = min(int(limit_text), 1000)
-    known = {u.multipart.upload_id: u for u in uploads.of_bucket(bucket.name)}
     parts = part_store(bucket.store)
-    if isinstance(parts, ReservedParts):
-        # The prefix holds every process's uploads: list them all, not only ours.
-        for multipart, initiated in await bucket.run(lambda: list(parts.started())):
-            known.setdefault(
-                multipart.upload_id, Upload(bucket.name, multipart.path, multipart, initiated)
-            )
+    known = [
+        Upload(bucket.name, started.key, started.multipart, started.initiated)
+        for started in await bucket.run(lambda: list(parts.started()))
+    ]
     found = sorted(
-        (u for u in known.values() if u.key.startswith(prefix) and u.key > key_marker),
+        (u for u in known if u.key.startswith(prefix) and u.key > key_marker),
         key=lambda u: (u.key, u.initiated),
     )
     page, truncated = found[:limit], len(found) > limit

@@ -2,13 +2,15 @@
 
 A store with a Segmenter (memory, s3, Striped) takes the parts itself; Striped
 completes by writing a manifest, so no data is copied. Any other store keeps each
-upload under ``.storager-uploads/{upload id}/`` (a ``meta`` object with the key and
-the start time, a ``{number:05d}`` object per part) and Complete streams the parts, in
-order, into one ``write`` of the key: atomic, bounded memory, then the parts go.
-The prefix is hidden from listings and refused as a key.
+upload under ``.storager-uploads/{upload id}/`` (a ``{number:05d}`` object per part)
+and Complete streams the parts, in order, into one ``write`` of the key: atomic,
+bounded memory, then the parts go. The prefix is hidden from listings and refused as
+a key.
 
-:class:`Uploads` also remembers the uploads this process started (for
-ListMultipartUploads) and aborts those older than ``max_age`` (the expiry sweep).
+Either way each upload is noted in the store itself by ``.storager-uploads/{upload
+id}/meta`` (its key and start time), so every gateway process serving the store sees
+every upload (ListMultipartUploads) and the expiry sweep finds those of a process that
+died. :class:`Uploads` remembers the uploads this process started, to find them fast.
 """
 
 from __future__ import annotations
@@ -30,7 +32,16 @@ from storager._streams import iter_chunks
 from storager.gateway._body import BATCH
 from storager.gateway._keys import RESERVED_PREFIX
 
-__all__ = ["DEFAULT_MAX_AGE", "PartStore", "ReservedParts", "Upload", "Uploads", "part_store"]
+__all__ = [
+    "DEFAULT_MAX_AGE",
+    "PartStore",
+    "ReservedParts",
+    "SegmenterParts",
+    "Started",
+    "Upload",
+    "Uploads",
+    "part_store",
+]
 
 #: How long an incomplete upload lives before the sweep aborts it.
 DEFAULT_MAX_AGE = timedelta(hours=24)
@@ -53,6 +64,93 @@ class PartStore(Protocol):
 
     def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]: ...
 
+    def started(self) -> Iterator[Started]:
+        """Every upload noted in the store, whichever process started it."""
+        ...
+
+
+@dataclass(frozen=True)
+class Started:
+    """An upload noted in a store: its key, its handle and when it began."""
+
+    key: str
+    multipart: Multipart
+    initiated: datetime
+
+
+def _meta_path(upload_id: str) -> str:
+    return f"{RESERVED_PREFIX}{upload_id}/meta"
+
+
+def _note(store: Storager, multipart: Multipart, key: str, pairs: dict[str, Any]) -> None:
+    meta = {
+        "path": key,
+        "upload_path": multipart.path,
+        "pairs": pairs,
+        "initiated": datetime.now(UTC).isoformat(),
+    }
+    store.write(_meta_path(multipart.upload_id), json.dumps(meta).encode())
+
+
+def _forget(store: Storager, upload_id: str) -> None:
+    with contextlib.suppress(NotFoundError):
+        store.delete(_meta_path(upload_id))
+    if isinstance(store, Direr):  # stores with directories keep empty ones
+        with contextlib.suppress(StorageError):
+            store.delete(f"{RESERVED_PREFIX}{upload_id}/")
+
+
+def _noted(store: Storager) -> Iterator[Started]:
+    for obj in store.list(RESERVED_PREFIX, list_mode="prefix"):
+        if obj.path.endswith("/meta"):
+            upload_id = obj.path[len(RESERVED_PREFIX) :].partition("/")[0]
+            try:
+                meta = json.loads(store.read(obj.path))
+                multipart = Multipart(meta.get("upload_path", meta["path"]), upload_id)
+                yield Started(meta["path"], multipart, datetime.fromisoformat(meta["initiated"]))
+            except (NotFoundError, ValueError, KeyError, TypeError):
+                continue  # finished meanwhile, or not ours
+
+
+class SegmenterParts:
+    """A store's own Segmenter, with each upload noted under :data:`RESERVED_PREFIX`."""
+
+    def __init__(self, store: Segmenter) -> None:
+        self.segmenter = store
+        self.store: Storager = store  # type: ignore[assignment]  # every Segmenter is a store
+
+    def create_multipart(self, path: str, **pairs: Any) -> Multipart:
+        multipart = self.segmenter.create_multipart(path, **pairs)
+        try:
+            _note(self.store, multipart, path, {})
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.segmenter.abort_multipart(multipart)
+            raise
+        return multipart
+
+    def write_multipart(
+        self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
+    ) -> Part:
+        return self.segmenter.write_multipart(multipart, number, data, **pairs)
+
+    def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]:
+        return self.segmenter.list_multipart(multipart, **pairs)
+
+    def complete_multipart(
+        self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
+    ) -> Object:
+        obj = self.segmenter.complete_multipart(multipart, parts, **pairs)
+        _forget(self.store, multipart.upload_id)
+        return obj
+
+    def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
+        self.segmenter.abort_multipart(multipart, **pairs)
+        _forget(self.store, multipart.upload_id)
+
+    def started(self) -> Iterator[Started]:
+        return _noted(self.store)
+
 
 class ReservedParts:
     """Multipart uploads over a plain store, kept under :data:`RESERVED_PREFIX`."""
@@ -65,15 +163,14 @@ class ReservedParts:
 
     def _meta(self, multipart: Multipart) -> dict[str, Any]:
         try:
-            meta: dict[str, Any] = json.loads(self.store.read(self._dir(multipart) + "meta"))
+            meta: dict[str, Any] = json.loads(self.store.read(_meta_path(multipart.upload_id)))
         except NotFoundError:
             raise NotFoundError("multipart", "gateway", multipart.path, "no such upload") from None
         return meta
 
     def create_multipart(self, path: str, **pairs: Any) -> Multipart:
         multipart = Multipart(path, secrets.token_hex(16))
-        meta = {"path": path, "pairs": pairs, "initiated": datetime.now(UTC).isoformat()}
-        self.store.write(self._dir(multipart) + "meta", json.dumps(meta).encode())
+        _note(self.store, multipart, path, pairs)
         return multipart
 
     def write_multipart(
@@ -132,27 +229,16 @@ class ReservedParts:
         for obj in list(self.store.list(folder, list_mode="prefix")):
             if not obj.path.endswith("/meta"):
                 self.store.delete(obj.path)
-        self.store.delete(folder + "meta")
-        if isinstance(self.store, Direr):  # stores with directories keep empty ones
-            with contextlib.suppress(StorageError):
-                self.store.delete(folder)
+        _forget(self.store, multipart.upload_id)
 
-    def started(self) -> Iterator[tuple[Multipart, datetime]]:
-        """Every upload under the prefix with its start time (for the expiry sweep)."""
-        for obj in self.store.list(RESERVED_PREFIX, list_mode="prefix"):
-            if obj.path.endswith("/meta"):
-                upload_id = obj.path[len(RESERVED_PREFIX) :].partition("/")[0]
-                try:
-                    meta = json.loads(self.store.read(obj.path))
-                except (NotFoundError, ValueError):
-                    continue
-                yield Multipart(meta["path"], upload_id), datetime.fromisoformat(meta["initiated"])
+    def started(self) -> Iterator[Started]:
+        return _noted(self.store)
 
 
 def part_store(store: Storager) -> PartStore:
-    """The store itself when it is a Segmenter, else :class:`ReservedParts` over it."""
+    """:class:`SegmenterParts` when the store is a Segmenter, else :class:`ReservedParts`."""
     if isinstance(store, Segmenter):
-        return store
+        return SegmenterParts(store)
     return ReservedParts(store)
 
 
@@ -189,7 +275,3 @@ class Uploads:
         with self._lock:
             found = [u for u in self._uploads.values() if u.bucket == bucket]
         return sorted(found, key=lambda u: (u.key, u.initiated))
-
-    def older_than(self, moment: datetime) -> list[Upload]:
-        with self._lock:
-            return [u for u in self._uploads.values() if u.initiated < moment]

@@ -3,14 +3,17 @@ act as one service: a write through one is read whole through the other."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from storager.combinators.striped import Replicas, Striped
 from storager.gateway import S3App
@@ -22,13 +25,18 @@ CREDENTIALS = {"AKSCALE": "scale-secret"}
 
 
 @pytest.fixture(scope="module")
-def two_gateways() -> Iterator[list[Any]]:
+def instances() -> Iterator[tuple[list[Any], list[S3App]]]:
+    """Two apps over one Striped store, and a boto3 client of each."""
     backends = {f"b{i}": MemoryStorage() for i in range(3)}
     manifests = MemoryStorage()
-    served = []
-    for _ in range(2):
-        store = Striped(backends, codec=Replicas(2), manifests=manifests, chunk_size=1 * MiB)
-        served.append(_Served(S3App({"shared": store}, credentials=CREDENTIALS), lifespan="on"))
+    apps = [
+        S3App(
+            {"shared": Striped(backends, codec=Replicas(2), manifests=manifests, chunk_size=MiB)},
+            credentials=CREDENTIALS,
+        )
+        for _ in range(2)
+    ]
+    served = [_Served(app, lifespan="on") for app in apps]
     clients = [
         boto3.client(
             "s3",
@@ -40,9 +48,14 @@ def two_gateways() -> Iterator[list[Any]]:
         )
         for s in served
     ]
-    yield clients
+    yield clients, apps
     for s in served:
         s.stop()
+
+
+@pytest.fixture
+def two_gateways(instances: tuple[list[Any], list[S3App]]) -> list[Any]:
+    return instances[0]
 
 
 def test_write_through_one_read_whole_through_the_other(two_gateways: list[Any]) -> None:
@@ -93,3 +106,46 @@ def test_concurrent_writers_through_both_leave_one_whole_version(
     seen = {gw.get_object(Bucket="shared", Key="race.bin")["Body"].read() for gw in two_gateways}
     assert len(seen) == 1
     assert seen.pop() in versions
+
+
+def _uploads(client: Any) -> list[tuple[str, str]]:
+    found = client.list_multipart_uploads(Bucket="shared").get("Uploads", [])
+    return [(u["Key"], u["UploadId"]) for u in found]
+
+
+def test_each_instance_lists_the_uploads_the_other_started(two_gateways: list[Any]) -> None:
+    one, two = two_gateways
+    first = one.create_multipart_upload(Bucket="shared", Key="up/a.bin")["UploadId"]
+    second = two.create_multipart_upload(Bucket="shared", Key="up/b.bin")["UploadId"]
+    both = [("up/a.bin", first), ("up/b.bin", second)]
+    assert _uploads(one) == both
+    assert _uploads(two) == both
+    two.abort_multipart_upload(Bucket="shared", Key="up/a.bin", UploadId=first)
+    assert _uploads(one) == [("up/b.bin", second)]
+    etag = one.upload_part(
+        Bucket="shared", Key="up/b.bin", UploadId=second, PartNumber=1, Body=b"z"
+    )["ETag"]
+    one.complete_multipart_upload(
+        Bucket="shared",
+        Key="up/b.bin",
+        UploadId=second,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+    )
+    assert _uploads(one) == _uploads(two) == []
+    assert two.get_object(Bucket="shared", Key="up/b.bin")["Body"].read() == b"z"
+    keys = [o["Key"] for o in two.list_objects_v2(Bucket="shared")["Contents"]]
+    assert "up/b.bin" in keys
+    assert not [key for key in keys if key.startswith(".storager")]
+    two.delete_object(Bucket="shared", Key="up/b.bin")
+
+
+def test_an_instance_sweeps_the_expired_uploads_of_another(
+    instances: tuple[list[Any], list[S3App]],
+) -> None:
+    (one, _), (_, other_app) = instances
+    upload = one.create_multipart_upload(Bucket="shared", Key="old.bin")["UploadId"]
+    later = datetime.now(UTC) + other_app.upload_max_age + timedelta(seconds=1)
+    assert asyncio.run(other_app.sweep_uploads(now=later)) == 1
+    assert _uploads(one) == []
+    with pytest.raises(ClientError, match="NoSuchUpload"):
+        one.list_parts(Bucket="shared", Key="old.bin", UploadId=upload)

@@ -86,4 +86,7 @@ def test_slow_complete_error_arrives_in_the_200_answer(slow: Any, monkeypatch: A
             MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
         )
     assert exc.value.response["Error"]["Code"] == "InvalidPart"
-    assert list(store.list("", list_mode="prefix")) == []
+    # Nothing visible; the upload stays open (as on S3), noted under the reserved prefix.
+    stored = [o.path for o in store.list("", list_mode="prefix")]
+    assert stored == [f".storager-uploads/{upload}/meta"]
+    assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket="slow")["Uploads"]] == [upload]
