@@ -19,7 +19,7 @@ from storager._object import Object, Part
 from storager._protocols import Storager
 from storager.combinators._base import Delegate, call_child, served_by
 
-__all__ = ["Event", "Logged"]
+__all__ = ["Event", "Logged", "Reporter", "moved_bytes"]
 
 T = TypeVar("T")
 LOGGER = logging.getLogger("storager.combinators.logged")
@@ -48,6 +48,69 @@ class Event:
     error: BaseException | None = None
 
 
+def moved_bytes(op: str, result: object) -> int | None:
+    """Return the bytes an operation's result says it moved, if it says."""
+    if isinstance(result, bytes):
+        return len(result)
+    if isinstance(result, Object) and op in ("write", "append", "complete_multipart"):
+        return result.content_length
+    if isinstance(result, Part):
+        return result.size
+    return None
+
+
+class Reporter:
+    """Where Logged and its async twin send each finished operation: the log, the callbacks."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        level: int,
+        on_success: Callable[[Event], None] | None,
+        on_failure: Callable[[Event], None] | None,
+    ) -> None:
+        self._logger = logger
+        self._level = level
+        self._on_success = on_success
+        self._on_failure = on_failure
+
+    def failed(self, op: str, path: str, start: float, exc: Exception) -> None:
+        """Report a failed operation."""
+        event = Event(
+            op, path, None, time.perf_counter() - start, type(exc).__name__, served_by.get(), exc
+        )
+        self._emit(logging.WARNING, event, self._on_failure)
+
+    def succeeded(self, op: str, path: str, start: float, result: object, who: str) -> None:
+        """Report a successful operation."""
+        event = Event(op, path, moved_bytes(op, result), time.perf_counter() - start, "ok", who)
+        self._emit(self._level, event, self._on_success)
+
+    def _emit(self, level: int, event: Event, callback: Callable[[Event], None] | None) -> None:
+        if self._logger.isEnabledFor(level):
+            self._logger.log(
+                level,
+                "%s %s: %s in %.3f ms",
+                event.operation,
+                event.path,
+                event.outcome,
+                event.duration * 1000,
+                extra={
+                    "operation": event.operation,
+                    "path": event.path,
+                    "bytes": event.bytes,
+                    "duration": event.duration,
+                    "outcome": event.outcome,
+                    "served_by": event.served_by,
+                },
+            )
+        if callback is not None:
+            try:
+                callback(event)
+            except Exception:
+                self._logger.exception("callback for %s %s failed", event.operation, event.path)
+
+
 class Logged(Delegate):
     """Log every operation of the inner store, and call back on success and failure.
 
@@ -74,10 +137,7 @@ class Logged(Delegate):
         on_failure: Callable[[Event], None] | None = None,
     ) -> None:
         super().__init__(inner)
-        self._logger = logger or LOGGER
-        self._level = level
-        self._on_success = on_success
-        self._on_failure = on_failure
+        self._report = Reporter(logger or LOGGER, level, on_success, on_failure)
 
     def _around(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
         token = served_by.set("")
@@ -85,54 +145,10 @@ class Logged(Delegate):
         try:
             result = call_child(self._inner, op, path, fn)
         except Exception as exc:
-            event = Event(
-                op,
-                path,
-                None,
-                time.perf_counter() - start,
-                type(exc).__name__,
-                served_by.get(),
-                exc,
-            )
-            self._emit(logging.WARNING, event, self._on_failure)
+            self._report.failed(op, path, start, exc)
             raise
         finally:
             who = served_by.get()
             served_by.reset(token)
-        size: int | None = None
-        if isinstance(result, bytes):
-            size = len(result)
-        elif isinstance(result, Object) and op in ("write", "append", "complete_multipart"):
-            size = result.content_length
-        elif isinstance(result, Part):
-            size = result.size
-        self._emit(
-            self._level,
-            Event(op, path, size, time.perf_counter() - start, "ok", who),
-            self._on_success,
-        )
+        self._report.succeeded(op, path, start, result, who)
         return result
-
-    def _emit(self, level: int, event: Event, callback: Callable[[Event], None] | None) -> None:
-        if self._logger.isEnabledFor(level):
-            self._logger.log(
-                level,
-                "%s %s: %s in %.3f ms",
-                event.operation,
-                event.path,
-                event.outcome,
-                event.duration * 1000,
-                extra={
-                    "operation": event.operation,
-                    "path": event.path,
-                    "bytes": event.bytes,
-                    "duration": event.duration,
-                    "outcome": event.outcome,
-                    "served_by": event.served_by,
-                },
-            )
-        if callback is not None:
-            try:
-                callback(event)
-            except Exception:
-                self._logger.exception("callback for %s %s failed", event.operation, event.path)

@@ -21,9 +21,55 @@ from storager.combinators._base import (
     prime,
 )
 
-__all__ = ["Prefixed", "ReadOnly"]
+__all__ = ["PrefixMap", "Prefixed", "ReadOnly", "refuse_change"]
 
 T = TypeVar("T")
+
+
+class PrefixMap:
+    """How a view under a prefix maps paths, both ways; Prefixed and its async twin use it.
+
+    Args:
+        inner_wd: The inner store's work_dir.
+        prefix: A directory relative to ``inner_wd`` (or absolute in the inner store).
+        work_dir: The view's working directory, inside the prefix.
+    """
+
+    def __init__(self, inner_wd: str, prefix: str, work_dir: str) -> None:
+        if not isinstance(prefix, str):
+            raise InvalidArgumentError("new", "prefixed", "", "prefix must be a str")
+        self.wd = normalize_work_dir(work_dir, "prefixed")
+        self.inner_wd = inner_wd
+        root = join_dir("new", "prefixed", inner_wd, prefix)
+        self.root = root if root.endswith("/") else root + "/"
+
+    def inner_path(self, op: str, path: str) -> str:
+        """Map a caller's path to the inner store's (store-absolute)."""
+        if op == "list" or not path:
+            view = join_dir(op, "prefixed", self.wd, path)
+        else:
+            view = resolve(op, "prefixed", self.wd, path)
+        return self.root + view[1:]
+
+    def out(self, obj: Object) -> Object:
+        """Map an inner object back to the caller's view."""
+        obj = replace(obj, path=self.view(obj.path))
+        if obj.link_target is not None:
+            obj = replace(obj, link_target=self.view(obj.link_target))
+        return obj
+
+    def view(self, path: str) -> str:
+        """Map an inner path (store-absolute, or relative to its work_dir) to the view's."""
+        full = path if path.startswith("/") else self.inner_wd + path
+        if full.startswith(self.root):
+            return relative_to(self.wd, "/" + full[len(self.root) :])
+        return path
+
+
+def refuse_change(op: str, path: str) -> None:
+    """Raise PermissionDeniedError for an operation that changes the store (ReadOnly)."""
+    if op in MUTATING:
+        raise PermissionDeniedError(op, "readonly", path, "the store is read-only")
 
 
 class Prefixed(Delegate):
@@ -44,12 +90,8 @@ class Prefixed(Delegate):
 
     def __init__(self, inner: Storager, prefix: str, *, work_dir: str = "/") -> None:
         super().__init__(inner)
-        if not isinstance(prefix, str):
-            raise InvalidArgumentError("new", "prefixed", "", "prefix must be a str")
-        self._wd = normalize_work_dir(work_dir, "prefixed")
-        self._inner_wd = inner.metadata().work_dir
-        root = join_dir("new", "prefixed", self._inner_wd, prefix)
-        self._root = root if root.endswith("/") else root + "/"
+        self._map = PrefixMap(inner.metadata().work_dir, prefix, work_dir)
+        self._wd, self._inner_wd, self._root = self._map.wd, self._map.inner_wd, self._map.root
 
     @property
     def prefix(self) -> str:
@@ -70,24 +112,10 @@ class Prefixed(Delegate):
         return capabilities_of(self)
 
     def _path(self, op: str, path: str) -> str:
-        if op == "list" or not path:
-            view = join_dir(op, "prefixed", self._wd, path)
-        else:
-            view = resolve(op, "prefixed", self._wd, path)
-        return self._root + view[1:]
+        return self._map.inner_path(op, path)
 
     def _out(self, obj: Object) -> Object:
-        obj = replace(obj, path=self._view(obj.path))
-        if obj.link_target is not None:
-            obj = replace(obj, link_target=self._view(obj.link_target))
-        return obj
-
-    def _view(self, path: str) -> str:
-        """Map an inner path (store-absolute, or relative to its work_dir) to the view's."""
-        full = path if path.startswith("/") else self._inner_wd + path
-        if full.startswith(self._root):
-            return relative_to(self._wd, "/" + full[len(self._root) :])
-        return path
+        return self._map.out(obj)
 
 
 class _PrefixedSegmenter(DelegateSegmenter, Prefixed):
@@ -157,6 +185,5 @@ class ReadOnly(Delegate):
         return frozenset()
 
     def _around(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
-        if op in MUTATING:
-            raise PermissionDeniedError(op, "readonly", path, "the store is read-only")
+        refuse_change(op, path)
         return call_child(self._inner, op, path, fn)

@@ -27,12 +27,54 @@ from storager.combinators._base import (
     single_attempt,
 )
 
-__all__ = ["Retry", "RetryPolicy"]
+__all__ = ["Attempts", "Retry", "RetryPolicy"]
 
 T = TypeVar("T")
 
 #: Not idempotent: a failed attempt may have taken effect, so a retry could duplicate it.
 _NEVER_RETRIED = frozenset({"append"})
+
+
+class Attempts:
+    """The retry policy of one call, shared by Retry and its async twin.
+
+    ``wait_after(exc)`` says how long to wait before the next attempt, or re-raises
+    ``exc`` (with a note saying why) when the call must give up.
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        clock: Callable[[], float],
+        rand: Callable[[], float],
+        retry_on: Callable[[BaseException], bool],
+    ) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._rand = rand
+        self._retry_on = retry_on
+        self._start = clock()
+        self._attempt = 1
+
+    def wait_after(self, exc: Exception) -> float:
+        """Return the seconds to wait before trying again; raise ``exc`` to give up."""
+        policy = self._policy
+        attempt = self._attempt
+        if not self._retry_on(exc):
+            raise exc
+        if attempt >= policy.max_attempts:
+            exc.add_note(f"retry: gave up after {attempt} attempts")
+            raise exc
+        wait = policy.backoff(attempt, self._rand())
+        spent = self._clock() - self._start
+        if spent + wait > policy.budget:
+            exc.add_note(
+                f"retry: gave up after {attempt} attempts and {spent:.3f} s; "
+                f"the next wait would pass the {policy.budget:g} s budget"
+            )
+            raise exc
+        self._attempt += 1
+        return wait
 
 
 class Retry(Delegate):
@@ -81,29 +123,13 @@ class Retry(Delegate):
     def _around(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
         if op in _NEVER_RETRIED or single_attempt.get():
             return call_child(self._inner, op, path, fn)
-        policy = self.policy
-        start = self._clock()
-        attempt = 1
+        attempts = Attempts(self.policy, self._clock, self._rand, self._retry_on)
         while True:
             try:
                 return call_child(self._inner, op, path, fn)
             except Exception as exc:
-                if not self._retry_on(exc):
-                    raise
-                if attempt >= policy.max_attempts:
-                    exc.add_note(f"retry: gave up after {attempt} attempts")
-                    raise
-                wait = policy.backoff(attempt, self._rand())
-                spent = self._clock() - start
-                if spent + wait > policy.budget:
-                    exc.add_note(
-                        f"retry: gave up after {attempt} attempts and {spent:.3f} s; "
-                        f"the next wait would pass the {policy.budget:g} s budget"
-                    )
-                    raise
-                self._sleep(wait)
+                self._sleep(attempts.wait_after(exc))
                 self.retries += 1
-                attempt += 1
 
     def write(self, path: str, data: WriteData, **pairs: Any) -> Object:
         return self._replaying("write", path, data, lambda s, d: s.write(path, d, **pairs))
