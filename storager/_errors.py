@@ -80,7 +80,11 @@ class StorageError(Exception):
         super().__init__(self._message())
 
     def _message(self) -> str:
-        where = f"{self.service}:{self.path}" if self.service else self.path
+        where = (
+            f"{self.service}:{self.path}"
+            if self.service and self.path
+            else self.service or self.path
+        )
         head = f"{self.op} {where}" if where else self.op
         return f"{head}: {self.reason}"
 

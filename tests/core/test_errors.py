@@ -103,9 +103,7 @@ def test_message_uses_the_given_reason_over_the_default() -> None:
 def test_message_without_service_or_path_stays_readable() -> None:
     assert str(StorageError("open")) == "open: storage error"
     assert str(PathInvalidError("read", "", "a")) == "read a: path invalid"
-    assert (
-        str(ServiceNotRegisteredError("open", "nosuch")) == "open nosuch:: service not registered"
-    )
+    assert str(ServiceNotRegisteredError("open", "nosuch")) == "open nosuch: service not registered"
 
 
 def test_builtin_args_match_the_message() -> None:

@@ -87,13 +87,13 @@ def test_a_default_pair_of_the_wrong_type_is_refused_at_init() -> None:
 def test_a_missing_required_init_pair_raises_pair_required() -> None:
     with pytest.raises(PairRequiredError) as info:
         FsStorage()
-    assert str(info.value) == "new fs:: pair 'root' is required"
+    assert str(info.value) == "new fs: pair 'root' is required"
 
 
 def test_an_unknown_init_pair_raises_pair_unsupported() -> None:
     with pytest.raises(PairUnsupportedError) as info:
         MemoryStorage(colour="blue")
-    assert str(info.value) == "new memory:: pair 'colour' not supported by memory for new"
+    assert str(info.value) == "new memory: pair 'colour' not supported by memory for new"
 
 
 def test_an_unknown_init_pair_is_ignored_with_loose_pairs() -> None:
