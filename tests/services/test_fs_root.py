@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,18 @@ def bad_roots(tmp_path: Path) -> dict[str, str]:
         "thousands deep": str(tmp_path) + "/a" * 3000,
         "deep under PATH_MAX": str(tmp_path) + "/a" * 1900,
     }
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Iterator[Path]:
+    """pytest's tmp_path, emptied after the test by ``rm -rf``.
+
+    A failed deep root can leave directories nearly PATH_MAX deep behind; pytest's own
+    cleanup (shutil.rmtree, recursive) dies on them with RecursionError at the end of every
+    later session, so they are removed here by a tool that does not recurse.
+    """
+    yield tmp_path
+    subprocess.run(["rm", "-rf", "--", str(tmp_path)], check=True)
 
 
 CASES = [
