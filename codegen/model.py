@@ -123,6 +123,15 @@ def _pair(where: str, name: str, body: dict[str, Any]) -> Pair:
         raise DefinitionError(f"{where}: pair {name!r} is a header but has type {kind!r}")
     if header and body.get("secret", False):
         raise DefinitionError(f"{where}: pair {name!r}: a header pair cannot be secret")
+    choices = body.get("choices", [])
+    if choices and (
+        kind != "str"
+        or not isinstance(choices, list)
+        or not all(isinstance(c, str) and c for c in choices)
+    ):
+        raise DefinitionError(
+            f"{where}: pair {name!r}: choices must be a list of non-empty strings on a str pair"
+        )
     return Pair(
         name=name,
         scope=scope,
@@ -130,7 +139,7 @@ def _pair(where: str, name: str, body: dict[str, Any]) -> Pair:
         description=_need_description(f"{where}: pair {name!r}", body),
         defaultable=bool(body.get("defaultable", False)),
         secret=bool(body.get("secret", False)),
-        choices=tuple(body.get("choices", ())),
+        choices=tuple(choices),
         header=header,
     )
 

@@ -21,6 +21,12 @@ ANNOTATION = {
     "io_callback": "IoCallback",
 }
 EMPTY = '""'
+#: What ends every generated public method: the catch-all that receives unknown pairs at
+#: run time (for ``loose_pairs``) and that a type checker sees as taking none.
+NO_OTHER_PAIRS = "**pairs: Unpack[NoOtherPairs]"
+#: Generated service methods name their pairs, so they are narrower than the open
+#: ``**pairs: Any`` of the protocols they implement (see docs/architecture.md, "Typed pairs").
+NARROWER = "  # type: ignore[override]"
 PARAM_ANNOTATION = {
     "path": "str",
     "dir": "str",
@@ -29,6 +35,13 @@ PARAM_ANNOTATION = {
     "int": "int",
     "parts": "Sequence[Part]",
 }
+
+
+def annotation(pair: Pair) -> str:
+    """The type a pair has in a signature: a ``Literal`` of its choices, if it has any."""
+    if pair.choices:
+        return "Literal[" + ", ".join(f'"{c}"' for c in pair.choices) + "]"
+    return ANNOTATION[pair.type]
 
 
 def _doc(text: str, indent: str) -> str:
@@ -241,7 +254,7 @@ _IMPORTABLE = [
     ("abc", ["abstractmethod"]),
     ("collections.abc", ["Iterator", "Mapping", "Sequence"]),
     ("types", ["MappingProxyType"]),
-    ("typing", ["Any", "BinaryIO"]),
+    ("typing", ["Any", "BinaryIO", "Literal", "Unpack"]),
     ("storager._capability", ["Capability"]),
     ("storager._errors", ["PairRequiredError", "StorageError"]),
     ("storager._headers", ["check_header", "check_header_map"]),
@@ -259,7 +272,7 @@ _IMPORTABLE = [
             "check_str_map",
         ],
     ),
-    ("storager._protocols", ["IoCallback", "WriteData", *CAPABILITY_NAMES]),
+    ("storager._protocols", ["IoCallback", "NoOtherPairs", "WriteData", *CAPABILITY_NAMES]),
     ("storager._service", ["ConnectionForm", "Service"]),
 ]
 
@@ -287,7 +300,7 @@ def _render_init(model: Model, svc: Service) -> str:
     open_args = []
     abstract_params = []
     for pair, required in _init_pairs(model, svc):
-        ann = ANNOTATION[pair.type]
+        ann = annotation(pair)
         params.append(f"        {pair.name}: {ann} | None = None,\n")
         if pair.name == "work_dir":
             continue
@@ -307,7 +320,7 @@ def _render_init(model: Model, svc: Service) -> str:
             abstract_params.append(f"{pair.name}: {ann} | None")
         open_args.append(f"{pair.name}={pair.name}")
     for pair in _defaultable(model, svc):
-        ann = ANNOTATION[pair.type]
+        ann = annotation(pair)
         name = f"default_{pair.name}"
         params.append(f"        {name}: {ann} | None = None,\n")
         check = _checks(pair, "new", EMPTY, name, "            ", name=name)
@@ -317,7 +330,7 @@ def _render_init(model: Model, svc: Service) -> str:
     sig = (
         "    def __init__(\n        self,\n        *,\n"
         + "".join(params)
-        + "        loose_pairs: bool = False,\n        **pairs: Any,\n    ) -> None:\n"
+        + f"        loose_pairs: bool = False,\n        {NO_OTHER_PAIRS},\n    ) -> None:\n"
     )
     doc = '        """Open the store from its init pairs; see ``INIT_PAIRS`` for each."""\n'
     star = (", *, " + ", ".join(abstract_params)) if abstract_params else ""
@@ -336,13 +349,13 @@ def _render_op(model: Model, svc: Service, op: Operation) -> str:
         ann = PARAM_ANNOTATION[param.kind]
         default = ' = ""' if param.kind == "dir" else ""
         sig_params.append(f"        {param.name}: {ann}{default},\n")
-    sig_pairs = [f"        {p.name}: {ANNOTATION[p.type]} | None = None,\n" for p in pairs]
+    sig_pairs = [f"        {p.name}: {annotation(p)} | None = None,\n" for p in pairs]
     sig = (
-        f"    def {op.name}(\n        self,\n"
+        f"    def {op.name}({NARROWER}\n        self,\n"
         + "".join(sig_params)
         + ("        *,\n" if sig_pairs else "")
         + "".join(sig_pairs)
-        + f"        **pairs: Any,\n    ) -> {op.returns}:\n"
+        + f"        {NO_OTHER_PAIRS},\n    ) -> {op.returns}:\n"
     )
     doc_lines = [op.description]
     if pairs:
@@ -389,7 +402,7 @@ def _render_op(model: Model, svc: Service, op: Operation) -> str:
     where = f"{first.name}_abs" if first.kind in ("path", "dir") else "multipart.path"
     for p in pairs:
         call_args.append(f"{p.name}={p.name}")
-    abstract_pairs = [f"{p.name}: {ANNOTATION[p.type]} | None" for p in pairs]
+    abstract_pairs = [f"{p.name}: {annotation(p)} | None" for p in pairs]
     call = f"self._{op.name}({', '.join(call_args)})"
     if op.returns.startswith("Iterator["):
         body.append(

@@ -85,7 +85,8 @@ def render_async_protocols(model: Model) -> str:
     )
     out.append("from __future__ import annotations\n\n")
     out.append("from collections.abc import AsyncIterator, Mapping, Sequence\n")
-    out.append("from typing import Any, Protocol, runtime_checkable\n\n")
+    out.append("from types import TracebackType\n")
+    out.append("from typing import Any, Protocol, Self, runtime_checkable\n\n")
     out.append("from storager._async_types import AsyncReader, AsyncWriteData\n")
     out.append("from storager._object import Multipart, Object, Part, StorageMeta\n")
     sync_names = ", ".join(sorted(["_CapabilityMeta", *protocols]))
@@ -137,7 +138,19 @@ def _render_protocol(model: Model, protocol: str) -> str:
             "    async def close(self) -> None:\n"
             '        """Release connections, threads and other resources; closing twice is fine.\n'
             '        """\n'
-            "        ...\n"
+            "        ...\n\n"
+            "    async def __aenter__(self) -> Self:\n"
+            '        """Return the store; ``async with storager.open_async(url) as s:`` '
+            'closes it."""\n'
+            "        return self\n\n"
+            "    async def __aexit__(\n"
+            "        self,\n"
+            "        exc_type: type[BaseException] | None,\n"
+            "        exc: BaseException | None,\n"
+            "        tb: TracebackType | None,\n"
+            "    ) -> None:\n"
+            '        """Close the store."""\n'
+            "        await self.close()\n"
         )
     return "".join(out).rstrip("\n") + "\n"
 

@@ -11,7 +11,8 @@ is the same nominal (MRO) check as on the sync side: an async store is an
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
 
 from storager._async_types import AsyncReader, AsyncWriteData
 from storager._object import Multipart, Object, Part, StorageMeta
@@ -125,6 +126,19 @@ class AsyncStorager(Protocol, metaclass=_CapabilityMeta):
     async def close(self) -> None:
         """Release connections, threads and other resources; closing twice is fine."""
         ...
+
+    async def __aenter__(self) -> Self:
+        """Return the store; ``async with storager.open_async(url) as s:`` closes it."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the store."""
+        await self.close()
 
 
 @runtime_checkable

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from abc import ABCMeta
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, Self, TypedDict, runtime_checkable
 
 from storager._object import Multipart, Object, Part, StorageMeta
 
@@ -25,6 +26,7 @@ __all__ = [
     "IoCallback",
     "Linker",
     "Mover",
+    "NoOtherPairs",
     "Presigner",
     "Segmenter",
     "Storager",
@@ -35,6 +37,17 @@ __all__ = [
 WriteData = bytes | bytearray | memoryview | BinaryIO | Iterable[bytes]
 #: Called with the number of bytes moved each time a chunk is read or written.
 IoCallback = Callable[[int], None]
+
+
+class NoOtherPairs(TypedDict):
+    """The pairs a service method takes beyond those it names: none, for a type checker.
+
+    Generated service methods name every pair the service accepts and end in
+    ``**pairs: Unpack[NoOtherPairs]``, so a misspelt pair is a type error on a service
+    class. At run time the catch-all still receives unknown pairs: a store opened with
+    ``loose_pairs=True`` ignores them, any other raises ``PairUnsupportedError``.
+    """
+
 
 if TYPE_CHECKING:
     _ProtocolMeta = ABCMeta
@@ -62,6 +75,11 @@ class Storager(Protocol, metaclass=_CapabilityMeta):
     within the store) and keyword *pairs*; a pair the service does not accept raises
     :class:`~storager.PairUnsupportedError` unless the store was opened with
     ``loose_pairs=True``.
+
+    Here pairs are open (``**pairs: Any``): which pairs are valid depends on the service
+    a connection string picks at run time, and combinators pass pairs through. The
+    service classes (``FsStorage``, ``S3Storage``...) name each pair they accept, with
+    its type, so on them a misspelt or mistyped pair is a type error.
     """
 
     def metadata(self) -> StorageMeta:
@@ -105,6 +123,19 @@ class Storager(Protocol, metaclass=_CapabilityMeta):
     def close(self) -> None:
         """Release connections and other resources; the store is unusable after."""
         ...
+
+    def __enter__(self) -> Self:
+        """Return the store, so ``with storager.open(url) as store:`` closes it after."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the store."""
+        self.close()
 
 
 @runtime_checkable

@@ -7,7 +7,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, BinaryIO
+from typing import BinaryIO, Literal, Unpack
 
 from storager._capability import Capability
 from storager._errors import PairRequiredError, StorageError
@@ -21,7 +21,7 @@ from storager._pairs import (
     check_io_callback,
     check_str,
 )
-from storager._protocols import Appender, Copier, Direr, IoCallback, Mover, WriteData
+from storager._protocols import Appender, Copier, Direr, IoCallback, Mover, NoOtherPairs, WriteData
 from storager._service import ConnectionForm, Service
 
 SERVICE_NAME = "fs"
@@ -101,7 +101,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         temp_max_age: float | None = None,
         default_sync: bool | None = None,
         loose_pairs: bool = False,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Open the store from its init pairs; see ``INIT_PAIRS`` for each."""
         self._begin_init(loose_pairs, work_dir, pairs)
@@ -119,12 +119,12 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
     def _open(self, *, root: str, temp_max_age: float | None) -> None:
         """Connect or prepare the service from validated init pairs."""
 
-    def list(
+    def list(  # type: ignore[override]
         self,
         path: str = "",
         *,
-        list_mode: str | None = None,
-        **pairs: Any,
+        list_mode: Literal["dir", "prefix"] | None = None,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Iterator[Object]:
         """List objects under a path lazily, page by page.
 
@@ -154,17 +154,17 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         return self._map_iter(iterator, "list", path_abs)
 
     @abstractmethod
-    def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
+    def _list(self, path: str, *, list_mode: Literal["dir", "prefix"] | None) -> Iterator[Object]:
         """Implement ``list``: paths are store-absolute, pairs validated."""
 
-    def read(
+    def read(  # type: ignore[override]
         self,
         path: str,
         *,
         io_callback: IoCallback | None = None,
         offset: int | None = None,
         size: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> bytes:
         """Read a whole object, or the range given by offset and size.
 
@@ -203,13 +203,13 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
     ) -> bytes:
         """Implement ``read``: paths are store-absolute, pairs validated."""
 
-    def open_reader(
+    def open_reader(  # type: ignore[override]
         self,
         path: str,
         *,
         offset: int | None = None,
         size: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> BinaryIO:
         """Open an object for streaming: a seekable binary reader that supports readinto.
 
@@ -241,7 +241,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
         """Implement ``open_reader``: paths are store-absolute, pairs validated."""
 
-    def write(
+    def write(  # type: ignore[override]
         self,
         path: str,
         data: WriteData,
@@ -249,7 +249,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         io_callback: IoCallback | None = None,
         size: int | None = None,
         sync: bool | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Write an object whole from bytes, a binary file object or an iterable of bytes, replacing any object at the path.
 
@@ -299,10 +299,10 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
     ) -> Object:
         """Implement ``write``: paths are store-absolute, pairs validated."""
 
-    def stat(
+    def stat(  # type: ignore[override]
         self,
         path: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Return an object's metadata.
 
@@ -324,10 +324,10 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
     def _stat(self, path: str) -> Object:
         """Implement ``stat``: paths are store-absolute, pairs validated."""
 
-    def delete(
+    def delete(  # type: ignore[override]
         self,
         path: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Delete an object; deleting a missing object succeeds.
 
@@ -349,13 +349,13 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
     def _delete(self, path: str) -> None:
         """Implement ``delete``: paths are store-absolute, pairs validated."""
 
-    def copy(
+    def copy(  # type: ignore[override]
         self,
         src: str,
         dst: str,
         *,
         sync: bool | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Copy an object to another path in the same store, replacing the destination.
 
@@ -386,13 +386,13 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
     def _copy(self, src: str, dst: str, *, sync: bool | None) -> None:
         """Implement ``copy``: paths are store-absolute, pairs validated."""
 
-    def move(
+    def move(  # type: ignore[override]
         self,
         src: str,
         dst: str,
         *,
         sync: bool | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Move an object to another path in the same store, replacing the destination.
 
@@ -424,7 +424,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
     def _move(self, src: str, dst: str, *, sync: bool | None) -> None:
         """Implement ``move``: paths are store-absolute, pairs validated."""
 
-    def append(
+    def append(  # type: ignore[override]
         self,
         path: str,
         data: WriteData,
@@ -432,7 +432,7 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
         io_callback: IoCallback | None = None,
         size: int | None = None,
         sync: bool | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Append data to an object, creating it when missing.
 
@@ -478,10 +478,10 @@ class FsGenerated(Service, Copier, Mover, Direr, Appender):
     ) -> Object:
         """Implement ``append``: paths are store-absolute, pairs validated."""
 
-    def create_dir(
+    def create_dir(  # type: ignore[override]
         self,
         path: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Create a directory and its parents; an existing directory is fine.
 

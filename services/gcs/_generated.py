@@ -7,7 +7,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, BinaryIO
+from typing import BinaryIO, Literal, Unpack
 
 from storager._capability import Capability
 from storager._errors import PairRequiredError, StorageError
@@ -21,7 +21,7 @@ from storager._pairs import (
     check_str,
     check_str_map,
 )
-from storager._protocols import Copier, Direr, IoCallback, Mover, WriteData
+from storager._protocols import Copier, Direr, IoCallback, Mover, NoOtherPairs, WriteData
 from storager._service import ConnectionForm, Service
 
 SERVICE_NAME = "gcs"
@@ -120,7 +120,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         chunk_size: int | None = None,
         default_content_type: str | None = None,
         loose_pairs: bool = False,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Open the store from its init pairs; see ``INIT_PAIRS`` for each."""
         self._begin_init(loose_pairs, work_dir, pairs)
@@ -159,12 +159,12 @@ class GcsGenerated(Service, Copier, Mover, Direr):
     ) -> None:
         """Connect or prepare the service from validated init pairs."""
 
-    def list(
+    def list(  # type: ignore[override]
         self,
         path: str = "",
         *,
-        list_mode: str | None = None,
-        **pairs: Any,
+        list_mode: Literal["dir", "prefix"] | None = None,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Iterator[Object]:
         """List objects under a path lazily, page by page.
 
@@ -194,17 +194,17 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         return self._map_iter(iterator, "list", path_abs)
 
     @abstractmethod
-    def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
+    def _list(self, path: str, *, list_mode: Literal["dir", "prefix"] | None) -> Iterator[Object]:
         """Implement ``list``: paths are store-absolute, pairs validated."""
 
-    def read(
+    def read(  # type: ignore[override]
         self,
         path: str,
         *,
         io_callback: IoCallback | None = None,
         offset: int | None = None,
         size: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> bytes:
         """Read a whole object, or the range given by offset and size.
 
@@ -243,13 +243,13 @@ class GcsGenerated(Service, Copier, Mover, Direr):
     ) -> bytes:
         """Implement ``read``: paths are store-absolute, pairs validated."""
 
-    def open_reader(
+    def open_reader(  # type: ignore[override]
         self,
         path: str,
         *,
         offset: int | None = None,
         size: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> BinaryIO:
         """Open an object for streaming: a seekable binary reader that supports readinto.
 
@@ -281,7 +281,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
         """Implement ``open_reader``: paths are store-absolute, pairs validated."""
 
-    def write(
+    def write(  # type: ignore[override]
         self,
         path: str,
         data: WriteData,
@@ -290,7 +290,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         io_callback: IoCallback | None = None,
         size: int | None = None,
         user_metadata: Mapping[str, str] | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Write an object whole from bytes, a binary file object or an iterable of bytes, replacing any object at the path.
 
@@ -357,10 +357,10 @@ class GcsGenerated(Service, Copier, Mover, Direr):
     ) -> Object:
         """Implement ``write``: paths are store-absolute, pairs validated."""
 
-    def stat(
+    def stat(  # type: ignore[override]
         self,
         path: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Return an object's metadata.
 
@@ -382,10 +382,10 @@ class GcsGenerated(Service, Copier, Mover, Direr):
     def _stat(self, path: str) -> Object:
         """Implement ``stat``: paths are store-absolute, pairs validated."""
 
-    def delete(
+    def delete(  # type: ignore[override]
         self,
         path: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Delete an object; deleting a missing object succeeds.
 
@@ -407,11 +407,11 @@ class GcsGenerated(Service, Copier, Mover, Direr):
     def _delete(self, path: str) -> None:
         """Implement ``delete``: paths are store-absolute, pairs validated."""
 
-    def copy(
+    def copy(  # type: ignore[override]
         self,
         src: str,
         dst: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Copy an object to another path in the same store, replacing the destination.
 
@@ -434,11 +434,11 @@ class GcsGenerated(Service, Copier, Mover, Direr):
     def _copy(self, src: str, dst: str) -> None:
         """Implement ``copy``: paths are store-absolute, pairs validated."""
 
-    def move(
+    def move(  # type: ignore[override]
         self,
         src: str,
         dst: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Move an object to another path in the same store, replacing the destination.
 
@@ -462,10 +462,10 @@ class GcsGenerated(Service, Copier, Mover, Direr):
     def _move(self, src: str, dst: str) -> None:
         """Implement ``move``: paths are store-absolute, pairs validated."""
 
-    def create_dir(
+    def create_dir(  # type: ignore[override]
         self,
         path: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Create a directory and its parents; an existing directory is fine.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, BinaryIO
+from typing import BinaryIO, Literal, Unpack
 
 from storager._capability import Capability
 from storager._errors import StorageError
@@ -28,6 +28,7 @@ from storager._protocols import (
     IoCallback,
     Linker,
     Mover,
+    NoOtherPairs,
     Presigner,
     Segmenter,
     WriteData,
@@ -118,7 +119,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         work_dir: str | None = None,
         default_content_type: str | None = None,
         loose_pairs: bool = False,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Open the store from its init pairs; see ``INIT_PAIRS`` for each."""
         self._begin_init(loose_pairs, work_dir, pairs)
@@ -132,12 +133,12 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     def _open(self) -> None:
         """Connect or prepare the service from validated init pairs."""
 
-    def list(
+    def list(  # type: ignore[override]
         self,
         path: str = "",
         *,
-        list_mode: str | None = None,
-        **pairs: Any,
+        list_mode: Literal["dir", "prefix"] | None = None,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Iterator[Object]:
         """List objects under a path lazily, page by page.
 
@@ -167,17 +168,17 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         return self._map_iter(iterator, "list", path_abs)
 
     @abstractmethod
-    def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
+    def _list(self, path: str, *, list_mode: Literal["dir", "prefix"] | None) -> Iterator[Object]:
         """Implement ``list``: paths are store-absolute, pairs validated."""
 
-    def read(
+    def read(  # type: ignore[override]
         self,
         path: str,
         *,
         io_callback: IoCallback | None = None,
         offset: int | None = None,
         size: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> bytes:
         """Read a whole object, or the range given by offset and size.
 
@@ -216,13 +217,13 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     ) -> bytes:
         """Implement ``read``: paths are store-absolute, pairs validated."""
 
-    def open_reader(
+    def open_reader(  # type: ignore[override]
         self,
         path: str,
         *,
         offset: int | None = None,
         size: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> BinaryIO:
         """Open an object for streaming: a seekable binary reader that supports readinto.
 
@@ -254,7 +255,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
         """Implement ``open_reader``: paths are store-absolute, pairs validated."""
 
-    def write(
+    def write(  # type: ignore[override]
         self,
         path: str,
         data: WriteData,
@@ -266,7 +267,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         io_callback: IoCallback | None = None,
         size: int | None = None,
         user_metadata: Mapping[str, str] | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Write an object whole from bytes, a binary file object or an iterable of bytes, replacing any object at the path.
 
@@ -359,10 +360,10 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     ) -> Object:
         """Implement ``write``: paths are store-absolute, pairs validated."""
 
-    def stat(
+    def stat(  # type: ignore[override]
         self,
         path: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Return an object's metadata.
 
@@ -384,10 +385,10 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     def _stat(self, path: str) -> Object:
         """Implement ``stat``: paths are store-absolute, pairs validated."""
 
-    def delete(
+    def delete(  # type: ignore[override]
         self,
         path: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Delete an object; deleting a missing object succeeds.
 
@@ -409,11 +410,11 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     def _delete(self, path: str) -> None:
         """Implement ``delete``: paths are store-absolute, pairs validated."""
 
-    def copy(
+    def copy(  # type: ignore[override]
         self,
         src: str,
         dst: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Copy an object to another path in the same store, replacing the destination.
 
@@ -436,11 +437,11 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     def _copy(self, src: str, dst: str) -> None:
         """Implement ``copy``: paths are store-absolute, pairs validated."""
 
-    def move(
+    def move(  # type: ignore[override]
         self,
         src: str,
         dst: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Move an object to another path in the same store, replacing the destination.
 
@@ -464,13 +465,13 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     def _move(self, src: str, dst: str) -> None:
         """Implement ``move``: paths are store-absolute, pairs validated."""
 
-    def create_multipart(
+    def create_multipart(  # type: ignore[override]
         self,
         path: str,
         *,
         content_type: str | None = None,
         user_metadata: Mapping[str, str] | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Multipart:
         """Start a multipart upload; nothing is visible at the path until it completes.
 
@@ -512,14 +513,14 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     ) -> Multipart:
         """Implement ``create_multipart``: paths are store-absolute, pairs validated."""
 
-    def write_multipart(
+    def write_multipart(  # type: ignore[override]
         self,
         multipart: Multipart,
         number: int,
         data: WriteData,
         *,
         size: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Part:
         """Upload one part of a multipart upload; uploading a number again replaces that part.
 
@@ -548,11 +549,11 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     ) -> Part:
         """Implement ``write_multipart``: paths are store-absolute, pairs validated."""
 
-    def complete_multipart(
+    def complete_multipart(  # type: ignore[override]
         self,
         multipart: Multipart,
         parts: Sequence[Part],
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Join the given parts, in order, into the object, which becomes visible whole.
 
@@ -573,10 +574,10 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     def _complete_multipart(self, multipart: Multipart, parts: Sequence[Part]) -> Object:
         """Implement ``complete_multipart``: paths are store-absolute, pairs validated."""
 
-    def abort_multipart(
+    def abort_multipart(  # type: ignore[override]
         self,
         multipart: Multipart,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Abandon a multipart upload and drop its parts.
 
@@ -596,10 +597,10 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     def _abort_multipart(self, multipart: Multipart) -> None:
         """Implement ``abort_multipart``: paths are store-absolute, pairs validated."""
 
-    def list_multipart(
+    def list_multipart(  # type: ignore[override]
         self,
         multipart: Multipart,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Iterator[Part]:
         """List the parts of a multipart upload uploaded so far, by increasing number.
 
@@ -620,7 +621,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     def _list_multipart(self, multipart: Multipart) -> Iterator[Part]:
         """Implement ``list_multipart``: paths are store-absolute, pairs validated."""
 
-    def append(
+    def append(  # type: ignore[override]
         self,
         path: str,
         data: WriteData,
@@ -628,7 +629,7 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
         content_type: str | None = None,
         io_callback: IoCallback | None = None,
         size: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Append data to an object, creating it when missing.
 
@@ -678,10 +679,10 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     ) -> Object:
         """Implement ``append``: paths are store-absolute, pairs validated."""
 
-    def create_dir(
+    def create_dir(  # type: ignore[override]
         self,
         path: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Create a directory and its parents; an existing directory is fine.
 
@@ -703,11 +704,11 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     def _create_dir(self, path: str) -> Object:
         """Implement ``create_dir``: paths are store-absolute, pairs validated."""
 
-    def create_link(
+    def create_link(  # type: ignore[override]
         self,
         path: str,
         target: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Create a symbolic link at a path, pointing to a target path in the store.
 
@@ -729,12 +730,12 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     def _create_link(self, path: str, target: str) -> Object:
         """Implement ``create_link``: paths are store-absolute, pairs validated."""
 
-    def presign_read(
+    def presign_read(  # type: ignore[override]
         self,
         path: str,
         *,
         expire: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> str:
         """Return a URL that a plain HTTP client can GET the object with, until it expires.
 
@@ -760,12 +761,12 @@ class MemoryGenerated(Service, Copier, Mover, Segmenter, Appender, Direr, Linker
     def _presign_read(self, path: str, *, expire: int | None) -> str:
         """Implement ``presign_read``: paths are store-absolute, pairs validated."""
 
-    def presign_write(
+    def presign_write(  # type: ignore[override]
         self,
         path: str,
         *,
         expire: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> str:
         """Return a URL that a plain HTTP client can PUT the object with, until it expires.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, BinaryIO
+from typing import BinaryIO, Literal, Unpack
 
 from storager._capability import Capability
 from storager._errors import PairRequiredError, StorageError
@@ -22,7 +22,16 @@ from storager._pairs import (
     check_str,
     check_str_map,
 )
-from storager._protocols import Copier, Direr, IoCallback, Mover, Presigner, Segmenter, WriteData
+from storager._protocols import (
+    Copier,
+    Direr,
+    IoCallback,
+    Mover,
+    NoOtherPairs,
+    Presigner,
+    Segmenter,
+    WriteData,
+)
 from storager._service import ConnectionForm, Service
 
 SERVICE_NAME = "s3"
@@ -168,7 +177,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         default_server_side_encryption: str | None = None,
         default_storage_class: str | None = None,
         loose_pairs: bool = False,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Open the store from its init pairs; see ``INIT_PAIRS`` for each."""
         self._begin_init(loose_pairs, work_dir, pairs)
@@ -235,12 +244,12 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     ) -> None:
         """Connect or prepare the service from validated init pairs."""
 
-    def list(
+    def list(  # type: ignore[override]
         self,
         path: str = "",
         *,
-        list_mode: str | None = None,
-        **pairs: Any,
+        list_mode: Literal["dir", "prefix"] | None = None,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Iterator[Object]:
         """List objects under a path lazily, page by page.
 
@@ -270,17 +279,17 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         return self._map_iter(iterator, "list", path_abs)
 
     @abstractmethod
-    def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
+    def _list(self, path: str, *, list_mode: Literal["dir", "prefix"] | None) -> Iterator[Object]:
         """Implement ``list``: paths are store-absolute, pairs validated."""
 
-    def read(
+    def read(  # type: ignore[override]
         self,
         path: str,
         *,
         io_callback: IoCallback | None = None,
         offset: int | None = None,
         size: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> bytes:
         """Read a whole object, or the range given by offset and size.
 
@@ -319,13 +328,13 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     ) -> bytes:
         """Implement ``read``: paths are store-absolute, pairs validated."""
 
-    def open_reader(
+    def open_reader(  # type: ignore[override]
         self,
         path: str,
         *,
         offset: int | None = None,
         size: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> BinaryIO:
         """Open an object for streaming: a seekable binary reader that supports readinto.
 
@@ -357,7 +366,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
         """Implement ``open_reader``: paths are store-absolute, pairs validated."""
 
-    def write(
+    def write(  # type: ignore[override]
         self,
         path: str,
         data: WriteData,
@@ -371,7 +380,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         size: int | None = None,
         storage_class: str | None = None,
         user_metadata: Mapping[str, str] | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Write an object whole from bytes, a binary file object or an iterable of bytes, replacing any object at the path.
 
@@ -486,10 +495,10 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     ) -> Object:
         """Implement ``write``: paths are store-absolute, pairs validated."""
 
-    def stat(
+    def stat(  # type: ignore[override]
         self,
         path: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Return an object's metadata.
 
@@ -511,10 +520,10 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     def _stat(self, path: str) -> Object:
         """Implement ``stat``: paths are store-absolute, pairs validated."""
 
-    def delete(
+    def delete(  # type: ignore[override]
         self,
         path: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Delete an object; deleting a missing object succeeds.
 
@@ -536,11 +545,11 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     def _delete(self, path: str) -> None:
         """Implement ``delete``: paths are store-absolute, pairs validated."""
 
-    def copy(
+    def copy(  # type: ignore[override]
         self,
         src: str,
         dst: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Copy an object to another path in the same store, replacing the destination.
 
@@ -563,11 +572,11 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     def _copy(self, src: str, dst: str) -> None:
         """Implement ``copy``: paths are store-absolute, pairs validated."""
 
-    def move(
+    def move(  # type: ignore[override]
         self,
         src: str,
         dst: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Move an object to another path in the same store, replacing the destination.
 
@@ -591,7 +600,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     def _move(self, src: str, dst: str) -> None:
         """Implement ``move``: paths are store-absolute, pairs validated."""
 
-    def create_multipart(
+    def create_multipart(  # type: ignore[override]
         self,
         path: str,
         *,
@@ -599,7 +608,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         server_side_encryption: str | None = None,
         storage_class: str | None = None,
         user_metadata: Mapping[str, str] | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Multipart:
         """Start a multipart upload; nothing is visible at the path until it completes.
 
@@ -679,14 +688,14 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     ) -> Multipart:
         """Implement ``create_multipart``: paths are store-absolute, pairs validated."""
 
-    def write_multipart(
+    def write_multipart(  # type: ignore[override]
         self,
         multipart: Multipart,
         number: int,
         data: WriteData,
         *,
         size: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Part:
         """Upload one part of a multipart upload; uploading a number again replaces that part.
 
@@ -715,11 +724,11 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     ) -> Part:
         """Implement ``write_multipart``: paths are store-absolute, pairs validated."""
 
-    def complete_multipart(
+    def complete_multipart(  # type: ignore[override]
         self,
         multipart: Multipart,
         parts: Sequence[Part],
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Join the given parts, in order, into the object, which becomes visible whole.
 
@@ -740,10 +749,10 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     def _complete_multipart(self, multipart: Multipart, parts: Sequence[Part]) -> Object:
         """Implement ``complete_multipart``: paths are store-absolute, pairs validated."""
 
-    def abort_multipart(
+    def abort_multipart(  # type: ignore[override]
         self,
         multipart: Multipart,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> None:
         """Abandon a multipart upload and drop its parts.
 
@@ -763,10 +772,10 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     def _abort_multipart(self, multipart: Multipart) -> None:
         """Implement ``abort_multipart``: paths are store-absolute, pairs validated."""
 
-    def list_multipart(
+    def list_multipart(  # type: ignore[override]
         self,
         multipart: Multipart,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Iterator[Part]:
         """List the parts of a multipart upload uploaded so far, by increasing number.
 
@@ -787,10 +796,10 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     def _list_multipart(self, multipart: Multipart) -> Iterator[Part]:
         """Implement ``list_multipart``: paths are store-absolute, pairs validated."""
 
-    def create_dir(
+    def create_dir(  # type: ignore[override]
         self,
         path: str,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> Object:
         """Create a directory and its parents; an existing directory is fine.
 
@@ -812,12 +821,12 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     def _create_dir(self, path: str) -> Object:
         """Implement ``create_dir``: paths are store-absolute, pairs validated."""
 
-    def presign_read(
+    def presign_read(  # type: ignore[override]
         self,
         path: str,
         *,
         expire: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> str:
         """Return a URL that a plain HTTP client can GET the object with, until it expires.
 
@@ -843,12 +852,12 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
     def _presign_read(self, path: str, *, expire: int | None) -> str:
         """Implement ``presign_read``: paths are store-absolute, pairs validated."""
 
-    def presign_write(
+    def presign_write(  # type: ignore[override]
         self,
         path: str,
         *,
         expire: int | None = None,
-        **pairs: Any,
+        **pairs: Unpack[NoOtherPairs],
     ) -> str:
         """Return a URL that a plain HTTP client can PUT the object with, until it expires.
 
