@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import logging
 import secrets
 import time
@@ -168,6 +169,10 @@ class RedisStorage(RedisGenerated):
             self._close()
             raise self._map_error(exc, "new", shown) from exc
         self._sweeper = Sweeper(self._link, self._keys)
+        # A write's etag: this store's random prefix and a count, unique without a
+        # call to the OS's random source per write (etags are not secrets).
+        self._etag_prefix = secrets.token_hex(8)
+        self._etag_count = itertools.count()
         where = f"{host}:{port}" + (" (cluster)" if options.cluster else f"/{options.db}")
         self._name = f"{where}/{self._keys.namespace}"
 
@@ -313,7 +318,7 @@ class RedisStorage(RedisGenerated):
             raise InvalidArgumentError(
                 "write", self.service_name, path, "content_md5 does not match the data"
             )
-        etag = secrets.token_hex(16)
+        etag = self._new_etag()
         fields = manifest_fields(
             size=body.size,
             content_type=content_type,
@@ -324,32 +329,14 @@ class RedisStorage(RedisGenerated):
             chunk_size=self._chunk_size,
             chunks=body.chunks,
         )
-        keys = self._keys
-        staged = keys.staged(etag)
+        staged = self._keys.staged(etag)
         try:
             reply = Scripts.commit.run_staged(
                 self._link,
                 staged,
                 fields,
-                [
-                    keys.manifest(key_path),
-                    keys.index,
-                    keys.refs,
-                    keys.chunk_counts,
-                    keys.pending,
-                    keys.doomed,
-                    keys.expiring,
-                    staged,
-                ],
-                [
-                    key_path,
-                    etag,
-                    body.generation or b"",
-                    if_match or b"",
-                    if_none_match or b"",
-                    body.chunks,
-                    (expire or 0) * 1000,
-                ],
+                [self._keys.manifest(key_path), staged],
+                _commit_args(body.generation, body.chunks, if_match, if_none_match, expire),
             )
         except Exception as exc:
             # The generation stays registered: if the commit did not run, the sweep
@@ -369,6 +356,9 @@ class RedisStorage(RedisGenerated):
             last_modified=parse_mtime(reply[1]),
             user_metadata=dict(user_metadata) if user_metadata else {},
         )
+
+    def _new_etag(self) -> str:
+        return f"{self._etag_prefix}{next(self._etag_count):x}"
 
     def _discard(self, generation: bytes | None, chunks: int) -> None:
         if generation is not None:
@@ -502,6 +492,26 @@ class RedisStorage(RedisGenerated):
 
     def _map_error(self, exc: Exception, op: str, path: str) -> StorageError:
         return map_redis_error(exc, op, self.service_name, path)
+
+
+def _commit_args(
+    generation: bytes | None,
+    chunks: int,
+    if_match: str | None,
+    if_none_match: str | None,
+    expire: int | None,
+) -> list[bytes | str | int]:
+    """Return the commit script's arguments, less those at the end that are defaults."""
+    args: list[bytes | str | int] = [
+        generation or b"",
+        chunks,
+        if_match or "",
+        if_none_match or "",
+        (expire or 0) * 1000,
+    ]
+    while args and not args[-1]:
+        args.pop()
+    return args
 
 
 def _refusal(status: bytes, op: str, service: str, path: str) -> StorageError:

@@ -48,33 +48,33 @@ def pack_commands(commands: Sequence[Command]) -> list[bytes | bytearray | memor
         redis.exceptions.DataError: An argument of another type.
     """
     out: list[bytes | bytearray | memoryview] = []
-    buffer = bytearray()
+    parts: list[bytes] = []
     for command in commands:
-        buffer += b"*%d\r\n" % len(command)
+        parts.append(b"*%d\r\n" % len(command))
         for arg in command:
-            if isinstance(arg, bytes):
-                value: bytes | bytearray | memoryview = arg
-                size = len(arg)
-            elif isinstance(arg, str):
-                value = arg.encode()
-                size = len(value)
-            elif isinstance(arg, int) and not isinstance(arg, bool):
-                value = b"%d" % arg
-                size = len(value)
-            elif isinstance(arg, bytearray | memoryview):
-                value = arg
-                size = memoryview(arg).nbytes
+            kind = type(arg)
+            if kind is str:
+                arg = arg.encode()
+            elif kind is int:
+                arg = b"%d" % arg
+            elif kind is not bytes:
+                if not isinstance(arg, bytes | bytearray | memoryview):
+                    raise rx.DataError(f"cannot send a {kind.__name__} to Redis")
+                view = memoryview(arg)
+                if view.nbytes <= _COPY_LIMIT:
+                    arg = view.tobytes()
+                else:
+                    parts.append(b"$%d\r\n" % view.nbytes)
+                    out += (b"".join(parts), arg)
+                    parts = [b"\r\n"]
+                    continue
+            if len(arg) > _COPY_LIMIT:
+                parts.append(b"$%d\r\n" % len(arg))
+                out += (b"".join(parts), arg)
+                parts = [b"\r\n"]
             else:
-                raise rx.DataError(f"cannot send a {type(arg).__name__} to Redis")
-            buffer += b"$%d\r\n" % size
-            if size > _COPY_LIMIT:
-                out.append(buffer)
-                out.append(value)
-                buffer = bytearray(b"\r\n")
-            else:
-                buffer += value
-                buffer += b"\r\n"
-    out.append(buffer)
+                parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    out.append(b"".join(parts))
     return out
 
 

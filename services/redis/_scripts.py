@@ -84,59 +84,67 @@ local function set_expiry(expiring, manifest_key, path, exp)
 end
 """
 
-# KEYS: manifest, index, refs, counts, pending, doomed, expiring, staged manifest
-# ARGV: path, etag, generation ('' inline), if_match, if_none_match, chunk count,
-#       time to live in ms ('0' for none).
+# KEYS: manifest, staged manifest
+# ARGV (each may be left off, from the last): generation ('' or absent: inline), chunk
+#       count, if_match, if_none_match, time to live in ms ('0' for none).
 # The staged manifest (written in the same transaction, just before) holds the fields
 # the client knows, data included, so the data never passes through Lua (a 4 KiB
 # argument costs a script about 5 us). It becomes the manifest by RENAME, or is deleted
-# when the write is refused. An overwrite costs five calls (TIME, HMGET, RENAME, HSET,
-# and the generation's release): a manifest that exists has its index entry already,
-# and no expired entry can be in its way.
+# when the write is refused. The path and the write's etag are read from the two keys,
+# and the namespace's other keys are built from their hash tag (``_keys`` lays them
+# out), so a plain write sends the script two arguments. An overwrite costs five calls
+# (TIME, HMGET, RENAME, HSET, and the generation's release): a manifest that exists has
+# its index entry already, and no expired entry can be in its way.
 _COMMIT = r"""
+local ns = string.match(KEYS[1], '^{[^}]*}:')
+local path = string.sub(KEYS[1], #ns + 3)
+local new_etag = string.sub(KEYS[2], #ns + 3)
+local index, refs, counts = ns .. 'i', ns .. 'r', ns .. 'n'
+local pending, doomed, expiring = ns .. 'p', ns .. 'g', ns .. 'x'
+local gen, chunks = ARGV[1] or '', ARGV[2]
+local if_match, if_none_match = ARGV[3] or '', ARGV[4] or ''
+local ttl = tonumber(ARGV[5] or '0')
 local now, mtime = now_parts()
 local cur = redis.call('HMGET', KEYS[1], 'etag', 'gen', 'exp')
 local etag = cur[1]
 local function refuse(status)
-  redis.call('DEL', KEYS[8])
+  redis.call('DEL', KEYS[2])
   return {status}
 end
-if etag and etag == ARGV[2] then
-  redis.call('DEL', KEYS[8])
+if etag and etag == new_etag then
+  redis.call('DEL', KEYS[2])
   return {'ok', redis.call('HGET', KEYS[1], 'mtime')}
 end
-if ARGV[4] ~= '' and etag ~= ARGV[4] then return refuse('match') end
-if ARGV[5] ~= '' and etag and (ARGV[5] == '*' or ARGV[5] == etag) then
+if if_match ~= '' and etag ~= if_match then return refuse('match') end
+if if_none_match ~= '' and etag and (if_none_match == '*' or if_none_match == etag) then
   return refuse('exists')
 end
-local gen = ARGV[3]
-if gen ~= '' and not redis.call('ZSCORE', KEYS[5], gen) then return refuse('swept') end
+if gen ~= '' and not redis.call('ZSCORE', pending, gen) then return refuse('swept') end
 if not etag then
-  prune(KEYS[2], KEYS[7], prefix_of(KEYS[1], ARGV[1]), now)
-  if has_children(KEYS[2], ARGV[1]) then return refuse('isdir') end
-  if file_parent(KEYS[2], ARGV[1]) then return refuse('parent') end
+  prune(index, expiring, ns .. 'm:', now)
+  if has_children(index, path) then return refuse('isdir') end
+  if file_parent(index, path) then return refuse('parent') end
 end
-local ttl = tonumber(ARGV[7])
 local exp = nil
 if ttl > 0 then exp = string.format('%.3f', now + ttl / 1000) end
 if gen ~= '' then
-  redis.call('ZREM', KEYS[5], gen)
-  redis.call('HSET', KEYS[4], gen, ARGV[6])
+  redis.call('ZREM', pending, gen)
+  redis.call('HSET', counts, gen, chunks)
   if exp then
-    redis.call('ZADD', KEYS[6], exp, gen)
+    redis.call('ZADD', doomed, exp, gen)
   else
-    redis.call('HINCRBY', KEYS[3], gen, 1)
+    redis.call('HINCRBY', refs, gen, 1)
   end
 end
-release(KEYS[3], KEYS[6], cur[2], now, cur[3])
-redis.call('RENAME', KEYS[8], KEYS[1])
+release(refs, doomed, cur[2], now, cur[3])
+redis.call('RENAME', KEYS[2], KEYS[1])
 if exp then
-  redis.call('HSET', KEYS[1], 'kind', 'f', 'etag', ARGV[2], 'mtime', mtime, 'exp', exp)
+  redis.call('HSET', KEYS[1], 'kind', 'f', 'etag', new_etag, 'mtime', mtime, 'exp', exp)
 else
-  redis.call('HSET', KEYS[1], 'kind', 'f', 'etag', ARGV[2], 'mtime', mtime)
+  redis.call('HSET', KEYS[1], 'kind', 'f', 'etag', new_etag, 'mtime', mtime)
 end
-if exp or cur[3] then set_expiry(KEYS[7], KEYS[1], ARGV[1], exp) end
-if not etag then redis.call('ZADD', KEYS[2], 0, ARGV[1]) end
+if exp or cur[3] then set_expiry(expiring, KEYS[1], path, exp) end
+if not etag then redis.call('ZADD', index, 0, path) end
 return {'ok', mtime}
 """
 
