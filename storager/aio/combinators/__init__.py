@@ -1,0 +1,31 @@
+"""The async twins of the combinators: the same policies over async stores.
+
+Each twin takes async children (``store.aio``, a native async store, or another twin)
+and keeps the sync combinator's semantics by running the same policy core (Retry's
+``Attempts``, Timeout's ``Deadline``, Prefixed's ``PrefixMap``, Logged's ``Reporter``);
+only the awaiting is written here. ``AsyncTimeout`` cancels the operation for real.
+
+>>> import asyncio, storager
+>>> from storager.aio.combinators import AsyncRetry, AsyncTimeout
+>>> store = AsyncRetry(AsyncTimeout(storager.open("memory://").aio, 5.0))
+>>> asyncio.run(store.write("a.txt", b"hi")).content_length
+2
+
+See docs/async.md.
+"""
+
+from storager.aio.combinators._base import AsyncDelegate, AsyncWrapper
+from storager.aio.combinators._logged import AsyncLogged
+from storager.aio.combinators._prefixed import AsyncPrefixed, AsyncReadOnly
+from storager.aio.combinators._retry import AsyncRetry
+from storager.aio.combinators._timeout import AsyncTimeout
+
+__all__ = [
+    "AsyncDelegate",
+    "AsyncLogged",
+    "AsyncPrefixed",
+    "AsyncReadOnly",
+    "AsyncRetry",
+    "AsyncTimeout",
+    "AsyncWrapper",
+]

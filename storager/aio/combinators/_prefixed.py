@@ -1,0 +1,102 @@
+"""AsyncPrefixed and AsyncReadOnly: the sync ones' path map and refusal, awaited."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypeVar
+
+from storager._async_protocols import AsyncStorager
+from storager._async_types import AsyncWriteData
+from storager._object import Multipart, Object, Part, StorageMeta
+from storager._protocols import Segmenter
+from storager.aio.combinators._base import (
+    ASYNC_DELEGATE_MIXINS,
+    AsyncDelegate,
+    AsyncDelegateSegmenter,
+    Call,
+    async_capabilities_of,
+)
+from storager.combinators._base import meet_capability, ops_of
+from storager.combinators._prefixed import PrefixMap, refuse_change
+
+__all__ = ["AsyncPrefixed", "AsyncReadOnly"]
+
+T = TypeVar("T")
+
+
+class AsyncPrefixed(AsyncDelegate):
+    """Show only what lies under ``prefix`` of an async store: the twin of ``Prefixed``."""
+
+    combinator = "prefixed"
+
+    def __init__(self, inner: AsyncStorager, prefix: str, *, work_dir: str = "/") -> None:
+        super().__init__(inner)
+        self._map = PrefixMap(inner.metadata().work_dir, prefix, work_dir)
+
+    @property
+    def prefix(self) -> str:
+        """The view's root, store-absolute in the inner store (ends with ``/``)."""
+        return self._map.root
+
+    def describe_label(self) -> str:
+        return f"prefixed {self._map.root}"
+
+    def metadata(self) -> StorageMeta:
+        meta = self._inner.metadata()
+        caps = meet_capability([meta.capability], ops_of(async_capabilities_of(self)))
+        return StorageMeta("prefixed", meta.name, self._map.wd, caps)
+
+    def _path(self, op: str, path: str) -> str:
+        return self._map.inner_path(op, path)
+
+    def _out(self, obj: Object) -> Object:
+        return self._map.out(obj)
+
+
+class _AsyncPrefixedSegmenter(AsyncDelegateSegmenter, AsyncPrefixed):
+    """Uploads carry the view's store-absolute path; the inner path is derived again."""
+
+    def _inner_upload(self, op: str, multipart: Multipart) -> Multipart:
+        return Multipart(self._path(op, multipart.path), multipart.upload_id)
+
+    async def create_multipart(self, path: str, **pairs: Any) -> Multipart:
+        inner = await super().create_multipart(path, **pairs)
+        m = self._map
+        full = inner.path if inner.path.startswith("/") else m.inner_wd + inner.path
+        return Multipart("/" + full[len(m.root) :], inner.upload_id)
+
+    async def write_multipart(
+        self, multipart: Multipart, number: int, data: AsyncWriteData, **pairs: Any
+    ) -> Part:
+        return await super().write_multipart(
+            self._inner_upload("write_multipart", multipart), number, data, **pairs
+        )
+
+    async def complete_multipart(
+        self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
+    ) -> Object:
+        mp = self._inner_upload("complete_multipart", multipart)
+        return await super().complete_multipart(mp, parts, **pairs)
+
+    async def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
+        await super().abort_multipart(self._inner_upload("abort_multipart", multipart), **pairs)
+
+    def list_multipart(self, multipart: Multipart, **pairs: Any) -> AsyncIterator[Part]:
+        return super().list_multipart(self._inner_upload("list_multipart", multipart), **pairs)
+
+
+AsyncPrefixed._capability_mixins = {**ASYNC_DELEGATE_MIXINS, Segmenter: _AsyncPrefixedSegmenter}
+
+
+class AsyncReadOnly(AsyncDelegate):
+    """Serve reads from an async store; every change raises PermissionDeniedError."""
+
+    combinator = "readonly"
+
+    @classmethod
+    def _allowed_capabilities(cls, *args: Any, **kwargs: Any) -> frozenset[type]:
+        return frozenset()
+
+    async def _around(self, op: str, path: str, fn: Call[T]) -> T:
+        refuse_change(op, path)
+        return await fn(self._inner)

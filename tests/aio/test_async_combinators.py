@@ -1,0 +1,277 @@
+"""The async combinators: the conformance suite over trees of them, and their own behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storager import (
+    AsyncStorager,
+    NotFoundError,
+    OperationTimeoutError,
+    OutcomeUnknownError,
+    PermissionDeniedError,
+    ServiceInternalError,
+    Storager,
+)
+from storager._async_types import AsyncWriteData
+from storager._object import Object
+from storager.aio import async_chunks, async_view
+from storager.aio.combinators import (
+    AsyncDelegate,
+    AsyncLogged,
+    AsyncPrefixed,
+    AsyncReadOnly,
+    AsyncRetry,
+    AsyncTimeout,
+)
+from storager.combinators import Event, RetryPolicy
+from storager.services.fs import FsStorage
+from storager.services.memory import MemoryStorage
+from storager.testing import AsyncStoragerSuite
+from storager.testing.faulty import FaultyStorager
+
+
+def _memory_factory(work_dir: str, **pairs: Any) -> Storager:
+    return MemoryStorage(work_dir=work_dir, **pairs)
+
+
+class TestAsyncTreeOverMemory(AsyncStoragerSuite):
+    """AsyncLogged(AsyncRetry(AsyncTimeout(memory.aio)))."""
+
+    write_memory_limit = None  # memory keeps each object in process memory
+
+    @pytest.fixture
+    def storager_factory(self) -> Callable[..., Storager]:
+        return _memory_factory
+
+    def to_async(self, store: Storager) -> AsyncStorager:
+        return AsyncLogged(AsyncRetry(AsyncTimeout(store.aio, 10.0)))  # type: ignore[attr-defined]
+
+
+class TestAsyncTreeOverFs(AsyncStoragerSuite):
+    """AsyncLogged(AsyncRetry(AsyncTimeout(fs.aio))): data streams through in bounded memory."""
+
+    @pytest.fixture
+    def storager_factory(self, tmp_path: Path) -> Callable[..., Storager]:
+        def factory(work_dir: str, **pairs: Any) -> Storager:
+            return FsStorage(root=str(tmp_path), work_dir=work_dir, **pairs)
+
+        return factory
+
+    def to_async(self, store: Storager) -> AsyncStorager:
+        return AsyncLogged(AsyncRetry(AsyncTimeout(store.aio, 10.0)))  # type: ignore[attr-defined]
+
+
+class TestAsyncPrefixedOverMemory(AsyncStoragerSuite):
+    write_memory_limit = None  # memory keeps each object in process memory
+
+    @pytest.fixture
+    def storager_factory(self) -> Callable[..., Storager]:
+        return _memory_factory
+
+    def to_async(self, store: Storager) -> AsyncStorager:
+        work_dir = store.metadata().work_dir
+        return AsyncPrefixed(store.aio, "view/", work_dir=work_dir)  # type: ignore[attr-defined]
+
+
+# -- a slow async store, to see what Timeout stops --------------------------------------------
+
+
+class SlowWrites(AsyncDelegate):
+    """Writes that wait ``before`` seconds, read the data, wait ``commit`` seconds, then land."""
+
+    combinator = "slow"
+
+    def __init__(self, inner: AsyncStorager, *, before: float = 0.0, commit: float = 0.0) -> None:
+        super().__init__(inner)
+        self.before = before
+        self.commit = commit
+        self.landed = 0
+
+    async def write(self, path: str, data: AsyncWriteData, **pairs: Any) -> Object:
+        await asyncio.sleep(self.before)
+        chunks = [bytes(c) async for c in async_chunks("write", "slow", path, data)]
+        await asyncio.sleep(self.commit)
+        obj = await self._inner.write(path, b"".join(chunks), **pairs)
+        self.landed += 1
+        return obj
+
+
+async def _trickle(parts: int, delay: float) -> AsyncIterator[bytes]:
+    for _ in range(parts):
+        await asyncio.sleep(delay)
+        yield b"x" * 10
+
+
+@pytest.fixture
+def memory() -> MemoryStorage:
+    return MemoryStorage()
+
+
+def test_timeout_while_the_data_streams_is_a_clean_timeout_and_nothing_lands(
+    memory: MemoryStorage,
+) -> None:
+    slow = SlowWrites(memory.aio)
+    store = AsyncTimeout(slow, 0.2)
+
+    async def run() -> None:
+        with pytest.raises(OperationTimeoutError, match="nothing was changed"):
+            await store.write("a.txt", _trickle(20, 0.05))
+        await asyncio.sleep(1.2)  # long enough for the whole write, had it gone on
+
+    asyncio.run(run())
+    assert slow.landed == 0
+    with pytest.raises(NotFoundError):
+        memory.stat("a.txt")
+
+
+def test_timeout_before_the_store_reads_the_data_cancels_the_write(
+    memory: MemoryStorage,
+) -> None:
+    slow = SlowWrites(memory.aio, before=1.0)
+    store = AsyncTimeout(slow, 0.1)
+
+    async def run() -> None:
+        with pytest.raises(OperationTimeoutError):
+            await store.write("a.txt", b"payload")
+        await asyncio.sleep(1.2)
+
+    asyncio.run(run())
+    assert slow.landed == 0
+    with pytest.raises(NotFoundError):
+        memory.stat("a.txt")
+
+
+def test_timeout_while_committing_is_unknown_and_the_cancelled_write_never_lands(
+    memory: MemoryStorage,
+) -> None:
+    slow = SlowWrites(memory.aio, commit=1.0)
+    store = AsyncTimeout(slow, 0.1)
+
+    async def run() -> None:
+        with pytest.raises(OutcomeUnknownError):
+            await store.write("a.txt", b"payload")
+        await asyncio.sleep(1.2)
+
+    asyncio.run(run())
+    assert slow.landed == 0  # cancelled for real: no late write behind the caller's back
+    with pytest.raises(NotFoundError):
+        memory.stat("a.txt")
+
+
+def test_timeout_within_the_deadline_returns_the_result(memory: MemoryStorage) -> None:
+    store = AsyncTimeout(SlowWrites(memory.aio, before=0.01), 5.0)
+    obj = asyncio.run(store.write("a.txt", _trickle(3, 0.01)))
+    assert obj.content_length == 30
+    assert memory.read("a.txt") == b"x" * 30
+
+
+def test_timeout_of_a_read_raises_operation_timeout() -> None:
+    slow = FaultyStorager(MemoryStorage(), latency=1.0)
+    store = AsyncTimeout(_view(slow), 0.1)
+    start = time.monotonic()
+    with pytest.raises(OperationTimeoutError):
+        asyncio.run(store.read("a.txt"))
+    assert time.monotonic() - start < 0.9
+
+
+def test_timeout_over_a_threaded_view_refuses_the_rest_of_the_data() -> None:
+    memory = MemoryStorage()
+    slow = FaultyStorager(memory, latency=0.0)
+    view = _view(slow)
+    store = AsyncTimeout(view, 0.2)
+
+    async def run() -> None:
+        with pytest.raises(OperationTimeoutError):
+            await store.write("a.txt", _trickle(20, 0.05))
+        await asyncio.sleep(1.2)
+
+    asyncio.run(run())
+    with pytest.raises(NotFoundError):
+        memory.stat("a.txt")
+
+
+_open_views: list[AsyncStorager] = []
+
+
+def _view(store: Storager) -> AsyncStorager:
+    """A threaded view of ``store``, closed after the test (``close_views``)."""
+    view = async_view(store, threads=2)
+    _open_views.append(view)
+    return view
+
+
+@pytest.fixture(autouse=True)
+def close_views() -> Iterator[None]:
+    yield
+    while _open_views:
+        asyncio.run(_open_views.pop().close())
+
+
+# -- Retry, ReadOnly, Logged ------------------------------------------------------------------
+
+
+def test_retry_retries_a_transient_failure_and_gives_up_after_max_attempts() -> None:
+    flaky = FaultyStorager(MemoryStorage(), fail={"write": 2})
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    store = AsyncRetry(_view(flaky), RetryPolicy(max_attempts=3), sleep=sleep)
+    obj = asyncio.run(store.write("a.txt", b"hi"))
+    assert obj.content_length == 2
+    assert store.retries == 2 and len(waits) == 2
+
+    always = FaultyStorager(MemoryStorage(), fail={"read": ServiceInternalError})
+    store = AsyncRetry(_view(always), RetryPolicy(max_attempts=2), sleep=sleep)
+    with pytest.raises(ServiceInternalError) as caught:
+        asyncio.run(store.read("a.txt"))
+    assert "gave up after 2 attempts" in " ".join(caught.value.__notes__)
+
+
+def test_retry_never_retries_a_missing_object() -> None:
+    store = AsyncRetry(MemoryStorage().aio)
+    with pytest.raises(NotFoundError):
+        asyncio.run(store.read("missing"))
+    assert store.retries == 0
+
+
+def test_readonly_refuses_changes_and_serves_reads(memory: MemoryStorage) -> None:
+    memory.write("a.txt", b"hi")
+    store = AsyncReadOnly(memory.aio)
+    assert asyncio.run(store.read("a.txt")) == b"hi"
+    with pytest.raises(PermissionDeniedError):
+        asyncio.run(store.write("b.txt", b"x"))
+    with pytest.raises(PermissionDeniedError):
+        asyncio.run(store.delete("a.txt"))
+    assert memory.read("a.txt") == b"hi"
+
+
+def test_logged_reports_each_operation_once_with_its_outcome(
+    memory: MemoryStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[Event] = []
+    store = AsyncLogged(memory.aio, on_success=events.append, on_failure=events.append)
+
+    async def run() -> None:
+        await store.write("a.txt", b"hello")
+        await store.read("a.txt")
+        with pytest.raises(NotFoundError):
+            await store.stat("missing")
+
+    with caplog.at_level(logging.INFO, logger="storager.combinators.logged"):
+        asyncio.run(run())
+    assert [(e.operation, e.outcome, e.bytes) for e in events] == [
+        ("write", "ok", 5),
+        ("read", "ok", 5),
+        ("stat", "NotFoundError", None),
+    ]
+    assert len(caplog.records) == 3
