@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, BinaryIO
 from urllib.parse import unquote
@@ -33,19 +34,28 @@ __all__ = [
 ]
 
 _META = "x-amz-meta-"
+_MD5 = re.compile(r"[0-9a-fA-F]{32}")
 
 
 def etag_value(obj: Object) -> str:
-    """The object's ETag, unquoted: the store's, or one made from its size and mtime.
+    """The object's ETag, unquoted, in a form S3 clients do not misread.
 
-    A made-up tag is 16 hex digits, never 32: clients take a 32-digit tag for the
-    content's MD5 and check downloads against it.
+    Clients take a tag without ``-`` for the content's MD5 and check uploads and
+    downloads against it (s3cmd refuses a PUT whose answer's tag is not the MD5 of what
+    it sent). So the store's tag is given as it is when it is an MD5 (32 hex digits) or
+    already has a ``-`` (a multipart tag); any other tag, and the one made from the
+    path, size and mtime for a store that reports none, ends in ``-1`` as multipart tags
+    do, which clients know is not an MD5. Computing an MD5 of every upload instead would
+    cost more than the rest of a PUT.
     """
-    if obj.etag:
-        return obj.etag
-    stamp = obj.last_modified.isoformat() if obj.last_modified else ""
-    text = f"{obj.path}\0{obj.content_length}\0{stamp}".encode()
-    return hashlib.blake2b(text, digest_size=8).hexdigest()
+    tag = obj.etag.strip('"') if obj.etag else ""
+    if not tag:
+        stamp = obj.last_modified.isoformat() if obj.last_modified else ""
+        text = f"{obj.path}\0{obj.content_length}\0{stamp}".encode()
+        tag = hashlib.blake2b(text, digest_size=8).hexdigest()
+    if "-" in tag or _MD5.fullmatch(tag):
+        return tag
+    return f"{tag}-1"
 
 
 def etag_of(obj: Object) -> str:

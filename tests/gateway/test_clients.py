@@ -1,7 +1,7 @@
-"""Real S3 clients against the gateway: aws-cli, rclone, minio-py, s3fs and obstore, each
+"""Real S3 clients against the gateway: aws-cli, rclone, minio-py, s3fs, obstore and s3cmd, each
 doing put, get, ranged get, head, list (v1/v2, delimiters, paging past 1,000 keys), copy,
 delete, multi-delete, a multipart upload over 20 MiB and a presigned URL, over HTTP and
-HTTPS (a throwaway certificate)."""
+HTTPS (a throwaway certificate); and pandas writing and reading CSV and Parquet through s3fs."""
 
 from __future__ import annotations
 
@@ -345,3 +345,94 @@ def test_obstore(gateway: Gateway, tls: bool, big_file: Path, prefix: str) -> No
         prefix + "big.bin",
         *names,
     }
+
+
+# -- s3cmd (a subprocess; path-style: host_bucket without %(bucket)s) ---------------------
+
+
+def _s3cmd(gateway: Gateway, tls: bool, config: Path, *args: str) -> str:
+    host = _endpoint(gateway, tls).partition("://")[2]
+    config.write_text(
+        "[default]\n"
+        f"access_key = {gateway.access_key}\n"
+        f"secret_key = {gateway.secret_key}\n"
+        f"host_base = {host}\n"
+        f"host_bucket = {host}\n"
+        f"bucket_location = {REGION}\n"
+        f"use_https = {tls}\n"
+        f"ca_certs_file = {gateway.ca_file if tls else ''}\n"
+        "check_ssl_certificate = True\n"
+        "multipart_chunk_size_mb = 5\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(BIN / "s3cmd"), "--config", str(config), "--no-progress", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(config.parent)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_s3cmd(gateway: Gateway, tls: bool, big_file: Path, tmp_path: Path, prefix: str) -> None:
+    config = tmp_path / "s3cfg"
+    base = f"s3://mem/{prefix}"
+    _s3cmd(gateway, tls, config, "put", str(big_file), base + "big.bin")
+    assert gateway.stores["mem"].stat(prefix + "big.bin").content_length == 21 * MiB
+    _s3cmd(gateway, tls, config, "get", base + "big.bin", str(tmp_path / "back"))
+    assert _sha((tmp_path / "back").read_bytes()) == _sha(big_file.read_bytes())
+    info = _s3cmd(gateway, tls, config, "info", base + "big.bin")
+    assert str(21 * MiB) in info
+    if tls:
+        return
+    small = tmp_path / "small.txt"
+    small.write_bytes(b"s3cmd small")
+    _s3cmd(gateway, tls, config, "put", str(small), base + "small.txt")
+    names = _paged(gateway, prefix)
+    listed = _s3cmd(gateway, tls, config, "ls", base + "paged/")
+    assert len(listed.splitlines()) == PAGED
+    top = _s3cmd(gateway, tls, config, "ls", base)
+    assert "DIR" in top and f"{base}paged/" in top and f"{base}small.txt" in top
+    _s3cmd(gateway, tls, config, "cp", base + "small.txt", base + "copy.txt")
+    assert gateway.stores["mem"].read(prefix + "copy.txt") == b"s3cmd small"
+    url = _s3cmd(gateway, tls, config, "signurl", base + "copy.txt", "+300").strip()
+    assert _urlopen(url, gateway) == b"s3cmd small"
+    _s3cmd(gateway, tls, config, "del", "--recursive", "--force", base + "paged/")
+    _s3cmd(gateway, tls, config, "del", base + "copy.txt")
+    left = sorted(o.path for o in gateway.stores["mem"].list(prefix, list_mode="prefix"))
+    assert left == [prefix + "big.bin", prefix + "small.txt"]
+    assert names[0] not in left
+
+
+# -- pandas (through s3fs; parquet through pyarrow) --------------------------------------
+
+
+def test_pandas(gateway: Gateway, tls: bool, prefix: str) -> None:
+    import pandas as pd
+
+    options: dict[str, Any] = {
+        "key": gateway.access_key,
+        "secret": gateway.secret_key,
+        "endpoint_url": _endpoint(gateway, tls),
+        "client_kwargs": {"verify": gateway.ca_file} if tls else {},
+        "skip_instance_cache": True,
+    }
+    frame = pd.DataFrame(
+        {
+            "n": range(5000),
+            "word": [f"w{i % 7}" for i in range(5000)],
+            "x": [i / 3 for i in range(5000)],
+        }
+    )
+    base = f"s3://mem/{prefix}"
+    frame.to_csv(base + "frame.csv", index=False, storage_options=options)
+    assert gateway.stores["mem"].read(prefix + "frame.csv").startswith(b"n,word,x\n0,w0,0.0\n")
+    back = pd.read_csv(base + "frame.csv", storage_options=options)
+    pd.testing.assert_frame_equal(back, frame)
+    frame.to_parquet(base + "frame.parquet", engine="pyarrow", storage_options=options)
+    assert gateway.stores["mem"].read(prefix + "frame.parquet")[:4] == b"PAR1"
+    columns = pd.read_parquet(
+        base + "frame.parquet", engine="pyarrow", columns=["word"], storage_options=options
+    )
+    pd.testing.assert_frame_equal(columns, frame[["word"]])
