@@ -173,16 +173,21 @@ class TransferDisplay:
     def _render(self) -> RenderableType:
         from rich.console import Group
         from rich.progress_bar import ProgressBar
+        from rich.table import Table
         from rich.text import Text
 
         with self._lock:
             done_b, plan_b = self._done_bytes, self._planned_bytes
             current = list(self._current.values())[:SHOWN_FILES]
-        parts: list[Any] = [
-            ProgressBar(total=max(plan_b, 1), completed=min(done_b, plan_b), width=40),
-            Text(self.summary()),
-        ]
+        head = Table.grid(padding=(0, 1))
+        head.add_row(
+            ProgressBar(total=max(plan_b, 1), completed=min(done_b, plan_b), width=30),
+            Text(self.summary(), no_wrap=True, overflow="ellipsis"),
+        )
+        lines: list[Any] = [head]
         for name, done, size in current:
             of = f" / {human_bytes(size)}" if size else ""
-            parts.append(Text(f"  {name}  {human_bytes(done)}{of}", overflow="ellipsis"))
-        return Group(*parts)
+            lines.append(
+                Text(f"  {name}  {human_bytes(done)}{of}", no_wrap=True, overflow="ellipsis")
+            )
+        return Group(*lines)

@@ -123,11 +123,15 @@ def plan_sync(
 ) -> Plan:
     """Compare the trees under ``src_dir`` and ``dst_dir`` and return what to do."""
     patterns = excludes or []
-    theirs = _listing(dst, dst_dir, patterns)
+    # The two listings wait on different stores: list the destination meanwhile.
+    with ThreadPoolExecutor(1, thread_name_prefix="storager-list") as pool:
+        listing = pool.submit(_listing, dst, dst_dir, patterns)
+        ours = _listing(src, src_dir, patterns)
+        theirs = listing.result()
     plan = Plan()
     undecided: list[tuple[str, Object, Object]] = []
     decided: list[tuple[str, Object, str]] = []
-    for rel, obj in _listing(src, src_dir, patterns).items():
+    for rel, obj in ours.items():
         target = theirs.pop(rel, None)
         why = _quick_reason(obj, target, checksum)
         if why is None:
