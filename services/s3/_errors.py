@@ -1,10 +1,12 @@
 """The one place S3 errors become storager errors.
 
-botocore raises ``ClientError`` carrying the S3 error code and the HTTP status; s3fs
-often converts it to ``FileNotFoundError``, ``PermissionError`` or a plain ``OSError``
-with the ClientError as ``__cause__`` (or in ``args``). :func:`map_error` finds the
-ClientError wherever it is and maps its code first, then its status; without one it
-maps botocore's transport errors and finally the builtin OSError family.
+An S3 error answer is a code (``NoSuchKey``) and an HTTP status: :func:`error_for`
+maps the code first, then the status. Both transports come here: the HTTP transport
+with the :class:`~storager.services.s3._transport.S3Answer` it parsed, the s3fs
+transport with botocore's ``ClientError``, which s3fs often wraps in
+``FileNotFoundError``, ``PermissionError`` or a plain ``OSError`` (:func:`map_error`
+finds it wherever it is). Without an answer, :func:`map_error` maps connection
+failures, botocore's transport errors and finally the builtin OSError family.
 
 Reasons are built from error codes, never from request details, so credentials cannot
 leak into a message.
@@ -38,9 +40,10 @@ from storager._errors import (
     UnexpectedError,
 )
 from storager._service import http_status_error, map_os_error
-from storager.services.s3._lean_http import UnsafeRequestError
+from storager.services.s3._connections import UnsafeRequestError
+from storager.services.s3._transport import S3Answer
 
-__all__ = ["client_error_code", "find_client_error", "map_error"]
+__all__ = ["client_error_code", "error_for", "find_client_error", "map_error", "unreachable"]
 
 logger = logging.getLogger("storager.services.s3")
 
@@ -156,14 +159,17 @@ def map_error(exc: BaseException, op: str, path: str, bucket: str) -> StorageErr
     """
     if isinstance(exc, StorageError):
         return exc
+    if isinstance(exc, S3Answer):
+        return error_for(exc.code, exc.status, op, path, bucket)
     client_error = find_client_error(exc)
     if client_error is not None:
-        return _from_client_error(client_error, op, path, bucket)
+        code, status = client_error_code(client_error)
+        return error_for(code, status, op, path, bucket)
     return _from_transport(exc, op, path)
 
 
-def _from_client_error(error: ClientError, op: str, path: str, bucket: str) -> StorageError:
-    code, status = client_error_code(error)
+def error_for(code: str, status: int, op: str, path: str, bucket: str) -> StorageError:
+    """Return the storager error an S3 error code and HTTP status mean."""
     words = _WORDS.get(code)
     tag = f" ({code})" if code and not code.isdigit() else f" (HTTP {status})" if status else ""
 
@@ -203,8 +209,9 @@ def _from_transport(exc: BaseException, op: str, path: str) -> StorageError:
     if isinstance(exc, EndpointConnectionError | ConnectionClosedError):
         return ServiceInternalError(op, SERVICE, path, "cannot reach the endpoint")
     if isinstance(exc, UnsafeRequestError):
-        # The lean writer refused a head that could add a header or smuggle a request.
+        # The HTTP writer refused a head that could add a header or smuggle a request.
         return InvalidArgumentError(op, SERVICE, path, f"request not sent: {exc}")
+
     if isinstance(exc, ParamValidationError):
         return InvalidArgumentError(op, SERVICE, path, "request parameters rejected by the client")
     if type(exc).__module__.startswith("aiohttp"):
@@ -213,3 +220,14 @@ def _from_transport(exc: BaseException, op: str, path: str) -> StorageError:
     if isinstance(exc, Exception):
         return map_os_error(exc, op, SERVICE, path)
     return UnexpectedError(op, SERVICE, path, type(exc).__name__)
+
+
+def unreachable(exc: BaseException, op: str, path: str) -> StorageError:
+    """Map a failure of the HTTP transport's own connection (no answer was had)."""
+    if isinstance(exc, UnsafeRequestError):
+        return InvalidArgumentError(op, SERVICE, path, f"request not sent: {exc}")
+    if isinstance(exc, TimeoutError):
+        return OperationTimeoutError(op, SERVICE, path, "timed out talking to the endpoint")
+    return ServiceInternalError(
+        op, SERVICE, path, f"cannot reach the endpoint ({type(exc).__name__})"
+    )

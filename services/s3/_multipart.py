@@ -1,20 +1,20 @@
 """Multipart uploads: the Segmenter operations, and copies too large for one request.
 
-:class:`S3Multipart` is a mixin of :class:`S3Storage`. Its requests go through the
-store's ``_call``, so on the lean path they take the lean client like every other.
+:class:`S3Multipart` is a mixin of :class:`~storager.services.s3.S3Storage`; its
+requests go through the store's transport like every other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from storager._errors import InvalidArgumentError
 from storager._object import Multipart, Object, ObjectMode, Part
 from storager._protocols import WriteData
 from storager._streams import iter_chunks
-from storager.services.s3._errors import client_error_code, find_client_error
-from storager.services.s3._fields import attributes, unquote_etag
+from storager.services.s3._headers import object_headers
+from storager.services.s3._transport import Head, Transport
 from storager.services.s3._upload import MAX_PARTS, PART_MAX
 
 __all__ = ["S3Multipart"]
@@ -25,50 +25,30 @@ class S3Multipart:
 
     if TYPE_CHECKING:
         # What the mixin uses of the store it is mixed into.
-        def _call(self, method: str, **kwargs: Any) -> dict[str, Any]: ...
+        _transport: Transport
 
         @staticmethod
         def _key(path: str) -> str: ...
 
         def _rel(self, abs_path: str) -> str: ...
 
-    def _abort(self, key: str, upload_id: str) -> None:
-        try:
-            self._call("abort_multipart_upload", Key=key, UploadId=upload_id)
-        except Exception as exc:
-            error = find_client_error(exc)
-            if error is None or client_error_code(error)[0] != "NoSuchUpload":
-                raise
-
-    def _copy_parts(
-        self, source: Mapping[str, str], dst: str, length: int, head: Mapping[str, Any]
-    ) -> None:
+    def _copy_parts(self, src: str, dst: str, head: Head) -> None:
         """Copy an object over 5 GiB, part by part inside the service."""
-        key = self._key(dst)
-        attrs = attributes(head.get("ContentType"), None, None, head.get("Metadata"))
-        upload_id = str(self._call("create_multipart_upload", Key=key, **attrs)["UploadId"])
-        part = max(PART_MAX // 5, -(-length // MAX_PARTS))
+        key, transport = self._key(dst), self._transport
+        headers = object_headers(content_type=head.content_type, user_metadata=head.user_metadata)
+        upload_id = transport.create_multipart("copy", dst, key, headers)
+        part = max(PART_MAX // 5, -(-head.length // MAX_PARTS))
         try:
             parts = []
-            for number, start in enumerate(range(0, length, part), start=1):
-                end = min(start + part, length) - 1
-                response = self._call(
-                    "upload_part_copy",
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    CopySource=dict(source),
-                    CopySourceRange=f"bytes={start}-{end}",
+            for number, start in enumerate(range(0, head.length, part), start=1):
+                last = min(start + part, head.length) - 1
+                etag = transport.copy_part(
+                    "copy", dst, self._key(src), key, upload_id, number, start, last
                 )
-                parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
-            self._call(
-                "complete_multipart_upload",
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
+                parts.append((number, etag))
+            transport.complete_multipart("copy", dst, key, upload_id, parts, {})
         except BaseException:
-            self._abort(key, upload_id)
+            transport.abort_multipart("copy", dst, key, upload_id)
             raise
 
     # -- Segmenter --------------------------------------------------------------------------
@@ -82,9 +62,16 @@ class S3Multipart:
         storage_class: str | None,
         user_metadata: Mapping[str, str] | None,
     ) -> Multipart:
-        attrs = attributes(content_type, storage_class, server_side_encryption, user_metadata)
-        response = self._call("create_multipart_upload", Key=self._key(path), **attrs)
-        return Multipart(path, str(response["UploadId"]))
+        headers = object_headers(
+            content_type=content_type,
+            storage_class=storage_class,
+            server_side_encryption=server_side_encryption,
+            user_metadata=user_metadata,
+        )
+        upload_id = self._transport.create_multipart(
+            "create_multipart", path, self._key(path), headers
+        )
+        return Multipart(path, upload_id)
 
     def _write_multipart(
         self, multipart: Multipart, number: int, data: WriteData, *, size: int | None
@@ -102,14 +89,10 @@ class S3Multipart:
             body += chunk
             if len(body) > PART_MAX:
                 raise InvalidArgumentError("write_multipart", "s3", path, "a part is at most 5 GiB")
-        response = self._call(
-            "upload_part",
-            Key=self._key(path),
-            UploadId=multipart.upload_id,
-            PartNumber=number,
-            Body=bytes(body),
+        etag = self._transport.upload_part(
+            "write_multipart", path, self._key(path), multipart.upload_id, number, body
         )
-        return Part(number, len(body), unquote_etag(response.get("ETag")) or "")
+        return Part(number, len(body), etag)
 
     def _complete_multipart(self, multipart: Multipart, parts: Sequence[Part]) -> Object:
         path = multipart.path
@@ -132,37 +115,32 @@ class S3Multipart:
                 raise InvalidArgumentError(
                     "complete_multipart", "s3", path, f"part {part.number} was not uploaded"
                 )
-            listed.append({"PartNumber": part.number, "ETag": f'"{etag}"'})
-        response = self._call(
-            "complete_multipart_upload",
-            Key=self._key(path),
-            UploadId=multipart.upload_id,
-            MultipartUpload={"Parts": listed},
+            listed.append((part.number, etag))
+        final_etag = self._transport.complete_multipart(
+            "complete_multipart", path, self._key(path), multipart.upload_id, listed, {}
         )
         return Object(
             self._rel(path),
             ObjectMode.READ,
             content_length=sum(part.size for part in parts),
-            etag=unquote_etag(response.get("ETag")),
+            etag=final_etag,
         )
 
     def _abort_multipart(self, multipart: Multipart) -> None:
-        self._abort(self._key(multipart.path), multipart.upload_id)
+        path = multipart.path
+        self._transport.abort_multipart(
+            "abort_multipart", path, self._key(path), multipart.upload_id
+        )
 
     def _list_multipart(self, multipart: Multipart) -> Iterator[Part]:
+        path = multipart.path
         marker = 0
         while True:
-            page = self._call(
-                "list_parts",
-                Key=self._key(multipart.path),
-                UploadId=multipart.upload_id,
-                PartNumberMarker=marker,
+            parts, next_marker = self._transport.list_parts(
+                "list_multipart", path, self._key(path), multipart.upload_id, marker
             )
-            for item in page.get("Parts") or ():
-                yield Part(
-                    int(item["PartNumber"]), int(item["Size"]), unquote_etag(item["ETag"]) or ""
-                )
-            next_marker = int(page.get("NextPartNumberMarker") or 0)
-            if not page.get("IsTruncated") or next_marker <= marker:
+            for part in parts:
+                yield Part(part.number, part.size, part.etag)
+            if next_marker is None or next_marker <= marker:
                 return
             marker = next_marker

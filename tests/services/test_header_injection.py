@@ -36,8 +36,8 @@ from storager import (
 )
 from storager._header_pairs import HEADER_PAIRS
 from storager.services.s3 import S3Storage
+from storager.services.s3._connections import ConnectionPool, UnsafeRequestError
 from storager.services.s3._errors import map_error
-from storager.services.s3._lean_http import ConnectionPool, UnsafeRequestError
 from tests.servers.azurite import AzuriteServer
 from tests.servers.gcs import GCSServer
 from tests.servers.moto import MotoServer
@@ -426,8 +426,9 @@ def test_lean_client_does_not_retry_or_send_an_unsafe_request(moto_server: MotoS
     store = open_store(proxy, {})
     try:
         mark = proxy.mark()
-        with pytest.raises(UnsafeRequestError):
-            store._lean.call("PUT", "k", headers={"x-amz-meta-a": "v\r\nX-Injected: 1"}, body=b"x")  # type: ignore[attr-defined]
+        with pytest.raises(InvalidArgumentError) as info:
+            store._transport.put("write", "/k", "k", b"x", {"x-amz-meta-a": "v\r\nX-Injected: 1"})  # type: ignore[attr-defined]
+        assert isinstance(info.value.__cause__, UnsafeRequestError)
         assert proxy.since(mark) == b""
     finally:
         store.close()

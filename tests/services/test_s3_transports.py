@@ -1,8 +1,9 @@
-"""The s3 service's lean request path against real servers: moto and SeaweedFS.
+"""The s3 service's two transports against real servers: moto and SeaweedFS.
 
-The whole conformance suite runs through each request path (lean and s3fs) on each
-server, and the lean path's own promises are checked: key encoding, identical errors,
-bounded memory for large objects, parallel helpers, retries, fork safety.
+The whole conformance suite runs through each transport (the default HTTP transport,
+``request_path=lean``, and ``request_path=s3fs``) on each server, and the transports'
+own promises are checked: key encoding, identical errors, bounded memory for large
+objects, parallel helpers, one retry layer, fork safety.
 boto3 is used only for setup and to look behind the store.
 """
 
@@ -22,9 +23,11 @@ import pytest
 
 import storager
 from storager import NotFoundError, PairInvalidError, StorageError
+from storager._retry_policy import RetryPolicy
 from storager.services.s3 import S3Storage
-from storager.services.s3._lean_client import LeanClient, encode_key
-from storager.services.s3._lean_storage import LeanS3Storage
+from storager.services.s3._address import Address
+from storager.services.s3._http_transport import HttpTransport
+from storager.services.s3._s3fs_transport import S3fsTransport
 from storager.testing import StoragerSuite
 
 pytestmark = pytest.mark.s3
@@ -52,7 +55,8 @@ class Bucket:
         store = S3Storage(
             **{**self.pairs(), "work_dir": work_dir, "request_path": request_path, **pairs}
         )
-        assert isinstance(store, LeanS3Storage) == (request_path == "lean")
+        expected = HttpTransport if request_path == "lean" else S3fsTransport
+        assert type(store) is S3Storage and type(store._transport) is expected
         return store
 
 
@@ -97,6 +101,12 @@ def _factory(bucket: Bucket, request_path: str) -> Callable[..., storager.Storag
     return factory
 
 
+def _http(store: S3Storage) -> HttpTransport:
+    transport = store._transport
+    assert isinstance(transport, HttpTransport)
+    return transport
+
+
 # -- the conformance suite, through each request path, on each server ---------------------
 
 
@@ -111,13 +121,13 @@ class _MotoLimits:
         pytest.skip("moto answers UploadPart for an unknown upload with 500; see SeaweedFS")
 
 
-class TestLeanMoto(_MotoLimits, StoragerSuite):
+class TestHttpTransportMoto(_MotoLimits, StoragerSuite):
     @pytest.fixture
     def storager_factory(self, lean_moto_bucket: Bucket) -> Callable[..., storager.Storager]:
         return _factory(lean_moto_bucket, "lean")
 
 
-class TestLeanSeaweedFS(StoragerSuite):
+class TestHttpTransportSeaweedFS(StoragerSuite):
     @pytest.fixture
     def storager_factory(self, lean_seaweedfs_bucket: Bucket) -> Callable[..., storager.Storager]:
         return _factory(lean_seaweedfs_bucket, "lean")
@@ -138,18 +148,20 @@ class TestS3fsPathSeaweedFS(StoragerSuite):
 # -- choosing the path ---------------------------------------------------------------------------
 
 
-def test_lean_path_is_the_default_and_s3fs_can_be_chosen(bucket: Bucket) -> None:
+def test_http_transport_is_the_default_and_s3fs_can_be_chosen(bucket: Bucket) -> None:
     url = f"s3://{bucket.name}/?endpoint={bucket.endpoint}&location=us-east-1"
     credential = bucket.pairs()["credential"]
     with storager.open(url, credential=credential) as store:
-        assert type(store) is LeanS3Storage
+        assert type(store) is S3Storage
+        assert type(store._transport) is HttpTransport
         store.write("chosen.txt", b"lean")
     with storager.open(url + "&request_path=s3fs", credential=credential) as store:
         assert type(store) is S3Storage
+        assert type(store._transport) is S3fsTransport
         assert store.read("chosen.txt") == b"lean"
     with storager.open(url + "&max_connections=3", credential=credential) as store:
-        assert isinstance(store, LeanS3Storage)
-        assert store._lean.pool.max_idle == 3
+        assert isinstance(store._transport, HttpTransport)
+        assert store._transport.pool.max_idle == 3
         store.delete("chosen.txt")
 
 
@@ -171,9 +183,10 @@ AWKWARD = [
 ]
 
 
-def test_encode_key_escapes_everything_but_unreserved_and_slash() -> None:
-    assert encode_key("a b/c+d=e?f#g&h@i%j~k") == "a%20b/c%2Bd%3De%3Ff%23g%26h%40i%25j~k"
-    assert encode_key("é") == "%C3%A9"
+def test_keys_are_encoded_except_unreserved_and_slash() -> None:
+    address = Address.of("http://h:1", "b", "us-east-1", None)
+    assert address.target("a b/c+d=e?f#g&h@i%j~k") == "/b/a%20b/c%2Bd%3De%3Ff%23g%26h%40i%25j~k"
+    assert address.target("é", [("uploadId", "a+b")]) == "/b/%C3%A9?uploadId=a%2Bb"
 
 
 @pytest.mark.parametrize("name", AWKWARD)
@@ -294,7 +307,7 @@ def test_failed_stream_write_aborts_its_upload(bucket: Bucket, store: S3Storage)
 # -- helpers, retries, fork ----------------------------------------------------------------------
 
 
-def test_write_many_read_many_and_delete_prefix(store: LeanS3Storage) -> None:
+def test_write_many_read_many_and_delete_prefix(store: S3Storage) -> None:
     items = [(f"many/{i:03d}.bin", os.urandom(100 + i)) for i in range(120)]
     objects = store.write_many(items)
     assert [o.content_length for o in objects] == [len(d) for _, d in items]
@@ -306,10 +319,9 @@ def test_write_many_read_many_and_delete_prefix(store: LeanS3Storage) -> None:
 def test_connections_are_reused(lean_seaweedfs_bucket: Bucket) -> None:
     # SeaweedFS keeps connections alive; moto answers HTTP/1.0 and closes each one.
     store = lean_seaweedfs_bucket.open("lean", f"/c-{secrets.token_hex(4)}/")
-    assert isinstance(store, LeanS3Storage)
     for i in range(20):
         store.write(f"r{i}", b"x")
-    pool = store._lean.pool
+    pool = _http(store).pool
     assert 1 <= len(pool._idle) <= pool.max_idle
     # Sequential requests on one thread need exactly one kept-alive connection.
     assert len(pool._idle) == 1
@@ -317,13 +329,11 @@ def test_connections_are_reused(lean_seaweedfs_bucket: Bucket) -> None:
     assert pool._idle == []
 
 
-def test_stale_connection_is_replaced(store: LeanS3Storage) -> None:
-    from storager._retry_policy import RetryPolicy
-
+def test_stale_connection_is_replaced(store: S3Storage) -> None:
     store.write("stale.txt", b"before")
     # No retries: the pool itself must notice the stale connection and reconnect.
-    store._lean.retry = RetryPolicy(max_attempts=1)
-    pool = store._lean.pool
+    store.request_retry = RetryPolicy(max_attempts=1)
+    pool = _http(store).pool
     if not pool._idle:  # moto answers HTTP/1.0 and closes: give the pool one to go stale
         fresh = pool._new()
         fresh.connect()
@@ -337,19 +347,22 @@ def test_stale_connection_is_replaced(store: LeanS3Storage) -> None:
     assert store.read("stale.txt") == b"before"
 
 
-def test_unreachable_endpoint_is_retried_then_service_error(bucket: Bucket) -> None:
-    from storager._retry_policy import RetryPolicy
-
-    with bucket.open("lean", "/", endpoint="http://127.0.0.1:9") as store:
-        store._lean.retry = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.002)
+@pytest.mark.parametrize("request_path", ["lean", "s3fs"])
+def test_unreachable_endpoint_is_retried_then_service_error(
+    bucket: Bucket, request_path: str
+) -> None:
+    with bucket.open(request_path, "/", endpoint="http://127.0.0.1:9") as store:
+        store.request_retry = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.002)
         with pytest.raises(StorageError) as info:
             store.read("x")
     assert info.value.retryable
+    # The one retry layer says how many attempts it made, on the error the caller sees.
+    assert any("gave up after 3 attempts" in note for note in info.value.__notes__)
     assert "hmac" not in str(info.value) and bucket.secret_key not in repr(info.value)
 
 
-def test_throttling_answer_is_retried(bucket: Bucket, store: LeanS3Storage) -> None:
-    client: LeanClient = store._lean
+def test_throttling_answer_is_retried(bucket: Bucket, store: S3Storage) -> None:
+    client = _http(store)
     calls = 0
     real = client.pool.request
 
@@ -369,15 +382,15 @@ def test_throttling_answer_is_retried(bucket: Bucket, store: LeanS3Storage) -> N
     assert store.read("throttled.txt") == b"ok"
 
 
-def test_forked_child_uses_its_own_connections(store: LeanS3Storage) -> None:
+def test_forked_child_uses_its_own_connections(store: S3Storage) -> None:
     store.write("fork.txt", b"parent")
-    parent_idle = list(store._lean.pool._idle)
+    parent_idle = list(_http(store).pool._idle)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         try:
             ok = store.read("fork.txt") == b"parent" and all(
-                c not in parent_idle for c in store._lean.pool._idle
+                c not in parent_idle for c in _http(store).pool._idle
             )
             os.write(write, b"1" if ok else b"0")
         finally:
@@ -389,7 +402,7 @@ def test_forked_child_uses_its_own_connections(store: LeanS3Storage) -> None:
     assert store.read("fork.txt") == b"parent"
 
 
-def test_threads_share_the_store(store: LeanS3Storage) -> None:
+def test_threads_share_the_store(store: S3Storage) -> None:
     errors: list[BaseException] = []
 
     def work(i: int) -> None:
@@ -405,35 +418,46 @@ def test_threads_share_the_store(store: LeanS3Storage) -> None:
     for t in threads:
         t.join()
     assert not errors
-    assert len(store._lean.pool._idle) <= store._lean.pool.max_idle
+    assert len(_http(store).pool._idle) <= _http(store).pool.max_idle
 
 
-def test_signature_with_cached_day_key_matches_botocore() -> None:
-    from typing import cast
+def test_http_transport_signs_as_botocore_does(
+    store: S3Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import datetime
 
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
-    from botocore.credentials import ReadOnlyCredentials
+    from botocore.credentials import Credentials
 
-    from storager.services.s3._lean_client import _Signer, _SigningRequest
+    transport = _http(store)
+    sent: list[tuple[str, str, dict[str, str]]] = []
+    real = transport.pool.request
+
+    def recording(method: str, target: str, headers: dict[str, str], *a: Any, **k: Any) -> Any:
+        sent.append((method, target, dict(headers)))
+        return real(method, target, headers, *a, **k)
+
+    monkeypatch.setattr(transport.pool, "request", recording)
+    store.write("sig ned+é.txt", b"x", content_type="text/plain", user_metadata={"k": "v"})
+    next(iter(store.list("", list_mode="prefix")))
+    access, secret = transport.credentials.pair or ("", "")
 
     class Botocore(S3SigV4Auth):
         def payload(self, request: AWSRequest) -> str:
             return str(request.context["payload_hash"])
 
-    credentials = ReadOnlyCredentials("AKID", "SECRET", "TOKEN")
-    signer = _Signer(credentials, "eu-west-1")
-    url = "https://h/b/k%20x?partNumber=1&uploadId=a%2Bb"
-    compared = 0
-    for _ in range(3):  # later requests use the cached day key
-        headers = {"host": "h", "content-type": "text/plain"}
-        ours = _SigningRequest("PUT", url, dict(headers), "UNSIGNED-PAYLOAD")
-        theirs = AWSRequest(method="PUT", url=url, headers=dict(headers))
-        theirs.context["payload_hash"] = "UNSIGNED-PAYLOAD"
-        signer.add_auth(cast(AWSRequest, ours))
-        Botocore(credentials, "s3", "eu-west-1").add_auth(theirs)
-        assert ours.headers["X-Amz-Security-Token"] == "TOKEN"
-        if ours.headers["X-Amz-Date"] == theirs.headers["X-Amz-Date"]:  # same second
-            assert ours.headers["Authorization"] == theirs.headers["Authorization"]
-            compared += 1
-    assert compared  # three tries cannot all straddle a second boundary
+    for method, target, headers in sent:
+        when = datetime.strptime(headers["x-amz-date"], "%Y%m%dT%H%M%SZ")
+        monkeypatch.setattr("botocore.auth.get_current_datetime", lambda when=when: when)
+        ours = headers.pop("authorization")
+        theirs = AWSRequest(
+            method=method,
+            url=transport.address.origin + target,
+            headers={k: v for k, v in headers.items() if not k.startswith("x-amz-")}
+            | {k: v for k, v in headers.items() if k.startswith("x-amz-meta-")},
+        )
+        theirs.context["payload_hash"] = headers["x-amz-content-sha256"]
+        Botocore(Credentials(access, secret), "s3", transport.region).add_auth(theirs)
+        assert ours == theirs.headers["Authorization"]
+    assert len(sent) == 2

@@ -1,4 +1,4 @@
-"""The lean path's transport: a bounded, fork-safe pool of kept-alive HTTP connections.
+"""The HTTP transport's connections: a bounded, fork-safe pool of kept-alive sockets.
 
 Plain ``http.client`` connections (``HTTPSConnection`` with a default, verifying TLS
 context), reused across requests. ``http.client`` opens them (TCP_NODELAY, timeouts,
@@ -6,6 +6,8 @@ TLS and host name checks); the exchange itself is written on the connection's so
 http.client's request and answer machinery (headers parsed by the email package, two
 sends per PUT, a file object per answer) cost ~240 us of CPU per small request here,
 more than signing and everything else together (measured in benchmarks/S3.md).
+A large answer body can be read straight into a caller's buffer (``into``), so a
+256 MiB GET lands in its final place without an intermediate copy.
 The exchange is plain HTTP/1.1: one send for headers and a small body, answers with
 Content-Length, chunked or read-to-close bodies. A request that fails on a connection taken from the
 pool before any answer arrived is sent once more on a fresh connection: the server
@@ -105,7 +107,7 @@ class Response:
 
     status: int
     headers: dict[str, str]
-    body: bytes | bytearray
+    body: bytes | bytearray | memoryview
 
 
 class ConnectionPool:
@@ -171,8 +173,13 @@ class ConnectionPool:
         target: str,
         headers: dict[str, str],
         body: bytes | bytearray | memoryview | None = None,
+        *,
+        into: memoryview | None = None,
     ) -> Response:
         """Send one request and read the whole answer.
+
+        With ``into``, a successful answer whose Content-Length fits is read into it,
+        and the response's body is a view of ``into``.
 
         Raises:
             UnsafeRequestError: The head would hold a control character, a header
@@ -186,7 +193,7 @@ class ConnectionPool:
             try:
                 if conn.sock is None:
                     conn.connect()  # http.client: TCP_NODELAY, timeout, TLS with verification
-                result, keep = _exchange(conn.sock, method, head, body, size)
+                result, keep = _exchange(conn.sock, method, head, body, size, into)
             except _STALE:
                 conn.close()
                 if reused and attempt == 0:
@@ -242,6 +249,19 @@ class _Wire:
                 raise http.client.LineTooLong("header block")
             self._more()
 
+    def exact_into(self, view: memoryview) -> memoryview:
+        """Fill ``view`` with exactly its length in bytes; return it."""
+        n = len(view)
+        have = min(n, len(self.buf))
+        view[:have] = self.buf[:have]
+        del self.buf[:have]
+        while have < n:
+            got = self.sock.recv_into(view[have:], min(n - have, 1 << 20))
+            if not got:
+                raise http.client.IncompleteRead(bytes(view[:have]), n - have)
+            have += got
+        return view
+
     def exact(self, n: int) -> bytes | bytearray:
         """Return exactly ``n`` bytes."""
         if n <= len(self.buf):
@@ -289,6 +309,7 @@ def _exchange(
     head: bytes,
     body: bytes | bytearray | memoryview | None,
     size: int,
+    into: memoryview | None,
 ) -> tuple[Response, bool]:
     """Send a checked head and the body on ``sock``, read the answer; say whether to keep it."""
     if body is None or not size:
@@ -313,13 +334,18 @@ def _exchange(
         name = name.strip().lower()
         answer[name] = f"{answer[name]}, {value.strip()}" if name in answer else value.strip()
     keep = parts[0] == "HTTP/1.1" and answer.get("connection", "").lower() != "close"
-    data: bytes | bytearray = b""
+    data: bytes | bytearray | memoryview = b""
+    length = answer.get("content-length")
     if method == "HEAD" or status in (204, 304):
         pass
     elif "chunked" in answer.get("transfer-encoding", "").lower():
         data = wire.chunked()
-    elif "content-length" in answer:
-        data = wire.exact(int(answer["content-length"]))
+    elif length is not None:
+        n = int(length)
+        if into is not None and 200 <= status < 300 and n <= len(into):
+            data = wire.exact_into(into[:n])
+        else:
+            data = wire.exact(n)
     else:
         data = wire.to_close()
         keep = False
