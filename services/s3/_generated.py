@@ -115,12 +115,12 @@ INIT_PAIRS: Mapping[str, PairSpec] = {
     "request_path": PairSpec(
         "request_path",
         "str",
-        "Which client sends GET, PUT, HEAD, DELETE, ListObjectsV2 and multipart requests: 'lean' (the default: botocore's SigV4 signer and credential chain over kept-alive http.client connections, stdlib XML parsing) or 's3fs' (its aiobotocore client). Copy, move and presign use s3fs on both paths.",
+        "Which transport sends the store's requests: 'lean' (the default: requests built and signed by storager over kept-alive connections) or 's3fs' (the same requests through s3fs's aiobotocore client).",
     ),
     "max_connections": PairSpec(
         "max_connections",
         "int",
-        "On the lean path, the keep-alive connections a store keeps and the parallel requests of one streaming write, large read or bulk helper (write_many, read_many, delete_prefix); 16 when absent.",
+        "The keep-alive connections a store keeps and the parallel requests of one streaming write, large read or bulk helper (write_many, read_many, delete_prefix); 16 when absent.",
     ),
     "default_content_type": PairSpec(
         "default_content_type",
