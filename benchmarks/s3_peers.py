@@ -16,8 +16,10 @@ and then, for each run and each client, starts **one subprocess per workload**:
   counts every thread of the client process (obstore's and opendal's runtimes too),
   never the server's.
 - ``big-put`` / ``big-get``: one 256 MiB object, PUT from a file and GET into a
-  discarding sink, with the child's peak RSS (``ru_maxrss``), so each client's RSS is
-  measured alone, interpreter and imports included.
+  discarding sink, with the child's peak RSS (``VmHWM`` from ``/proc/self/status``), so
+  each client's RSS is measured alone, interpreter and imports included. Not
+  ``ru_maxrss``: on Linux it survives ``execve``, so a child started by a large parent
+  reports the parent's peak.
 
 Concurrency is threads for every client (16 threads sharing one client object), so the
 harness is the same for all; obstore and opendal release the GIL inside their Rust
@@ -245,7 +247,7 @@ class OpenDAL(Client):
 
 
 class Storager(Client):
-    """storager's s3 service; ``request_path`` picks the lean path or the s3fs one."""
+    """storager's s3 service; ``request_path`` picks its transport (default or s3fs)."""
 
     request_path = "lean"
 
@@ -255,25 +257,9 @@ class Storager(Client):
 
         url = (
             f"s3://{self.bucket}/?endpoint={cfg['endpoint']}&location={cfg['region']}"
-            f"&credential=hmac:{cfg['key']}:{cfg['secret']}"
+            f"&credential=hmac:{cfg['key']}:{cfg['secret']}&request_path={self.request_path}"
         )
-        from storager.services.s3 import S3Storage
-
-        if "request_path" in S3Storage.init_pairs:
-            self.store = storager.open(url + f"&request_path={self.request_path}")
-        elif self.request_path == "lean":
-            # Before the lean path is wired into the service: the same service class with
-            # the lean path's operations, built from the same pairs.
-            from storager.services.s3._lean_storage import LeanS3Storage
-
-            self.store = LeanS3Storage(
-                name=self.bucket,
-                endpoint=cfg["endpoint"],
-                location=cfg["region"],
-                credential=f"hmac:{cfg['key']}:{cfg['secret']}",
-            )
-        else:
-            self.store = storager.open(url)
+        self.store = storager.open(url)
 
     def put(self, key: str, data: bytes) -> None:
         self.store.write(key, data)
@@ -368,11 +354,21 @@ def worker_big(client: Client, mode: str, key: str, path: str, size: int) -> dic
         out["big_put_mbs"] = size / 1e6 / _timed(lambda: client.put_file(key, path))
     else:
         out["big_get_mbs"] = size / 1e6 / _timed(lambda: client.get_discard(key) and None)
-    # ru_maxrss is in KiB on Linux.
-    out[f"{mode.replace('-', '_')}_rss_mib"] = (
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    )
+    out[f"{mode.replace('-', '_')}_rss_mib"] = peak_rss_mib()
     return out
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set (``VmHWM``), in MiB.
+
+    ``ru_maxrss`` would be wrong here: Linux keeps it across ``execve``, so a worker
+    started from a parent that once held more reports the parent's peak.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def worker_main(args: argparse.Namespace) -> None:
