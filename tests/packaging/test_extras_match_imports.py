@@ -26,7 +26,12 @@ REPO = Path(__file__).resolve().parents[2]
 SERVICE_EXTRAS = {"s3": "s3", "gcs": "gcs", "azblob": "azure", "sftp": "sftp"}
 # Folders of storager/ whose optional features have an extra of their own (imported lazily,
 # so the core still imports with no dependency installed).
-CORE_EXTRAS = {"combinators/striped": "striped", "gateway": "gateway", "cli": "cli"}
+CORE_EXTRAS = {
+    "combinators/striped": "striped",
+    "gateway": "gateway",
+    "cli": "cli",
+    "fsspec": "fsspec",
+}
 
 
 def canonical(name: str) -> str:
