@@ -148,7 +148,7 @@ async def upload_part_copy(
             return parts.write_multipart(multipart, number, pieces())
 
     try:
-        part = await bucket.run(copy)
+        part = await bucket.run_threaded(copy)
     except Exception as exc:
         raise _missing_upload(exc) from exc
     body = document(
@@ -188,7 +188,7 @@ async def complete_upload(bucket: Bucket, uploads: Uploads, req: Request) -> Res
             return bucket.store.stat(store_path(req.key))
         return obj
 
-    task = asyncio.ensure_future(bucket.run(complete))
+    task = asyncio.ensure_future(bucket.run_threaded(complete))
     done, _ = await asyncio.wait({task}, timeout=KEEP_ALIVE)
     if done:
         try:

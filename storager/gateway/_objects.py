@@ -343,7 +343,7 @@ async def copy_object(bucket: Bucket, req: Request, source: Bucket) -> Response:
                 pairs["content_type"] = src_obj.content_type
             if src_obj.user_metadata and bucket.accepts("write", "user_metadata"):
                 pairs["user_metadata"] = dict(src_obj.user_metadata)
-        await bucket.run(_stream_copy, source, src_path, bucket, dst_path, pairs)
+        await bucket.run_threaded(_stream_copy, source, src_path, bucket, dst_path, pairs)
     obj = await stat_key(bucket, dst_path)
     body = document(
         "CopyObjectResult",
