@@ -8,7 +8,8 @@ a store's ``write`` consumes in its thread: it pulls about :data:`BATCH` bytes a
 from the event loop and runs every check before it reports the end of the data, so a
 body that fails one raises inside ``write`` and nothing becomes visible.
 
-Memory per request: one batch of raw body (:data:`BATCH`) and one line of framing.
+Memory per request: two batches of raw body (:data:`BATCH`: one being checked and stored,
+the next being received) and one line of framing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import hashlib
 import hmac
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
 
 from storager._sigv4 import (
     STREAMING_PAYLOAD,
@@ -171,10 +173,16 @@ class BodyStream:
         return (pieces[0] if len(pieces) == 1 else b"".join(pieces)), more
 
     def __iter__(self) -> Iterator[bytes]:
+        if self._ended:
+            return
+        # The next batch is received on the event loop while this thread checks and
+        # stores the current one (two cores work on one upload); so a request holds at
+        # most two batches.
+        pending: Future[tuple[bytes, bool]] | None = self._next_batch()
         try:
-            more = not self._ended
-            while more:
-                raw, more = asyncio.run_coroutine_threadsafe(self._batch(), self._loop).result()
+            while pending is not None:
+                raw, more = pending.result()
+                pending = self._next_batch() if more else None
                 for piece in self._payload.feed(raw):
                     if piece:
                         yield bytes(piece) if isinstance(piece, memoryview) else piece
@@ -183,11 +191,9 @@ class BodyStream:
         except (S3Error, ClientDisconnected) as exc:
             self.failure = exc
             raise
+        finally:
+            if pending is not None:
+                pending.cancel()  # the write stopped early: receive no more of the body
 
-    async def drain(self) -> None:
-        """Read and check a body on the event loop, for requests that store nothing."""
-        more = True
-        while more:
-            raw, more = await self._batch()
-            self._payload.feed(raw)
-        self._payload.finish()
+    def _next_batch(self) -> Future[tuple[bytes, bool]]:
+        return asyncio.run_coroutine_threadsafe(self._batch(), self._loop)
