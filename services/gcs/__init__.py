@@ -15,43 +15,33 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import Iterator, Mapping
-from datetime import datetime
-from types import MappingProxyType
-from typing import Any, BinaryIO
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fsspec.asyn import sync
-from gcsfs.core import GCSFileSystem, simple_upload
-from gcsfs.retry import HttpError
+from gcsfs.core import GCSFileSystem
 
 from storager._endpoints import check_endpoint
-from storager._errors import (
-    NotFoundError,
-    ObjectModeInvalidError,
-    PairInvalidError,
-    StorageError,
-)
-from storager._object import Object, ObjectMode
+from storager._errors import PairInvalidError, StorageError
+from storager._object import Object
 from storager._protocols import IoCallback, WriteData
-from storager._streams import RangeReader, iter_chunks
+from storager._streams import RangeReader
+from storager.aio._native import async_chunks
 from storager.services.gcs._auth import token_for
 from storager.services.gcs._errors import map_gcs_error
 from storager.services.gcs._generated import GcsGenerated
-from storager.services.gcs._upload import CHUNK_ALIGN, DEFAULT_CHUNK_SIZE, Uploader
+from storager.services.gcs._ops import Objects
+from storager.services.gcs._upload import CHUNK_ALIGN, DEFAULT_CHUNK_SIZE
+
+if TYPE_CHECKING:
+    from storager.aio._native import NativeAsync
 
 __all__ = ["GcsStorage"]
 
 logger = logging.getLogger("storager.services.gcs")
 
-_OBJECT = "b/{}/o/{}"
-_OBJECTS = "b/{}/o"
-_REWRITE = "b/{}/o/{}/rewriteTo/b/{}/o/{}"
-_DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_DIR_CONTENT_TYPE = "application/x-directory"
-_LIST_PAGE = 1000
 #: Bytes per ranged request of a reader (its buffer size).
 _READ_BUFFER = 4 * 1024 * 1024
-_EMPTY_MAP: Mapping[str, str] = MappingProxyType({})
 _CLOSE_TIMEOUT = 5.0
 
 
@@ -99,8 +89,13 @@ class GcsStorage(GcsGenerated):
             raise
         except Exception as exc:
             raise map_gcs_error(exc, "new", "") from exc
-        self._media = f"{self._fs._location}/download/storage/v1/b/{{}}/o/{{}}"
-        self._uploader = Uploader(self._fs, self._sync, self._chunk_size)
+        #: What the native async store makes its per-loop clients from.
+        self._client_options: dict[str, Any] = {
+            "project": project or "",
+            "token": token,
+            "endpoint_url": endpoint.rstrip("/") if endpoint else None,
+        }
+        self._objects = Objects(self._fs, name, self._rel, self._chunk_size)
 
     def _close(self) -> None:
         session = self._fs._session
@@ -110,104 +105,52 @@ class GcsStorage(GcsGenerated):
             with contextlib.suppress(Exception):
                 sync(self._fs.loop, session.close, timeout=_CLOSE_TIMEOUT)
 
+    def _native_async(self) -> NativeAsync:
+        """Return the async twin that runs on the caller's loop (see ``_async``)."""
+        from storager.services.gcs._async import GcsAsync
+
+        return GcsAsync(self, self._client_options, self._chunk_size)
+
     def _sync(self, func: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a gcsfs coroutine function on fsspec's I/O loop and return its result."""
+        """Run a coroutine function on fsspec's I/O loop and return its result."""
         return sync(self._fs.loop, func, *args, **kwargs)
 
-    def _call(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-        return self._sync(self._fs._call, method, path, *args, **kwargs)
-
-    def _get(self, key: str) -> dict[str, Any]:
-        """Return an object's resource; FileNotFoundError when missing."""
-        result: dict[str, Any] = self._call("GET", _OBJECT, self._bucket, key, json_out=True)
-        return result
-
-    def _to_object(self, path: str, res: Mapping[str, Any]) -> Object:
-        """Build an Object from a GCS object resource; ``path`` is store-absolute."""
-        is_dir = path.endswith("/")
-        metadata = res.get("metadata")
-        system: dict[str, object] = {}
-        for field, name in (
-            ("generation", "generation"),
-            ("storageClass", "storage_class"),
-            ("crc32c", "crc32c"),
-        ):
-            if res.get(field) is not None:
-                system[name] = res[field]
-        return Object(
-            self._rel(path),
-            ObjectMode.DIR if is_dir else ObjectMode.READ,
-            content_length=None if is_dir else int(res.get("size", 0)),
-            content_type=res.get("contentType"),
-            content_md5=res.get("md5Hash"),
-            etag=res.get("etag"),
-            last_modified=_timestamp(res.get("updated")),
-            user_metadata=MappingProxyType({str(k): str(v) for k, v in metadata.items()})
-            if metadata
-            else _EMPTY_MAP,
-            system_metadata=MappingProxyType(system),
+    def _chunks(
+        self, path: str, data: WriteData, size: int | None, io: IoCallback | None
+    ) -> AsyncIterator[bytes | bytearray | memoryview]:
+        return async_chunks(
+            "write",
+            "gcs",
+            path,
+            data,
+            size=size,
+            io_callback=io,
+            chunk_size=min(self._chunk_size, 1 << 20),
         )
 
-    # -- Storager -----------------------------------------------------------------------
-
-    def _fetch(self, key: str, start: int, size: int | None, generation: Any = None) -> bytes:
-        """GET ``size`` bytes from ``start`` (to the end when ``size`` is None)."""
-        headers = None
-        if start or size is not None:
-            end = "" if size is None else str(start + size - 1)
-            headers = {"Range": f"bytes={start}-{end}"}
-        try:
-            _, data = self._call(
-                "GET",
-                self._media,
-                self._bucket,
-                key,
-                alt="media",
-                headers=headers,
-                generation=generation,
-            )
-        except HttpError as exc:
-            if exc.code == 416:  # the range starts at or past the end
-                return b""
-            raise
-        return bytes(data)
+    # -- Storager: the coroutines of _ops, run on fsspec's loop --------------------------
 
     def _read(
         self, path: str, *, io_callback: IoCallback | None, offset: int | None, size: int | None
     ) -> bytes:
-        if path.endswith("/"):
-            raise ObjectModeInvalidError("read", "gcs", path, "is a directory")
-        key = path[1:]
-        if size == 0:
-            self._get(key)  # still a NotFoundError when missing
-            data = b""
-        else:
-            data = self._fetch(key, offset or 0, size)
-        if io_callback is not None:
-            io_callback(len(data))
+        data: bytes = self._sync(
+            self._objects.read, path, io_callback=io_callback, offset=offset, size=size
+        )
         return data
 
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
-        if path.endswith("/"):
-            raise ObjectModeInvalidError("open_reader", "gcs", path, "is a directory")
-        key = path[1:]
-        res = self._get(key)
-        total = int(res.get("size", 0))
-        start = min(offset or 0, total)
-        length = total - start if size is None else min(size, total - start)
-        # Pin the generation read first, so an overwrite while reading raises instead
-        # of mixing two versions.
-        generation = res.get("generation")
+        pinned = self._sync(self._objects.open_range, path, offset=offset, size=size)
 
         def fetch(pos: int, n: int) -> bytes:
             try:
-                return self._fetch(key, start + pos, n, generation)
+                data: bytes = self._sync(self._objects.fetch_pinned, pinned, pos, n)
             except StorageError:
                 raise
             except Exception as exc:
                 raise map_gcs_error(exc, "open_reader", path) from exc
+            return data
 
-        return io.BufferedReader(RangeReader(fetch, length), buffer_size=_READ_BUFFER)
+        return io.BufferedReader(RangeReader(fetch, pinned.length), buffer_size=_READ_BUFFER)
 
     def _write(
         self,
@@ -219,126 +162,44 @@ class GcsStorage(GcsGenerated):
         size: int | None,
         user_metadata: Mapping[str, str] | None,
     ) -> Object:
-        chunks = iter_chunks(
-            "write",
-            "gcs",
+        chunks = self._chunks(path, data, size, io_callback)
+        obj: Object = self._sync(
+            self._objects.write,
             path,
-            data,
-            size=size,
-            io_callback=io_callback,
-            chunk_size=min(self._chunk_size, 1 << 20),
-        )
-        res = self._uploader.upload(
-            path,
-            self._bucket,
-            path[1:],
             chunks,
-            content_type=content_type or _DEFAULT_CONTENT_TYPE,
-            metadata=user_metadata,
+            content_type=content_type,
+            user_metadata=user_metadata,
         )
-        return self._to_object(path, res)
+        return obj
 
     def _stat(self, path: str) -> Object:
-        if not path.endswith("/"):
-            try:
-                return self._to_object(path, self._get(path[1:]))
-            except FileNotFoundError:
-                pass
-        # A directory: its marker object, or any key under it.
-        dir_path = path if path.endswith("/") else path + "/"
-        page = self._call(
-            "GET", _OBJECTS, self._bucket, json_out=True, prefix=dir_path[1:], maxResults=1
-        )
-        items = page.get("items") or []
-        if items and items[0].get("name") == dir_path[1:]:
-            return self._to_object(dir_path, items[0])
-        if items or page.get("prefixes"):
-            return Object(self._rel(dir_path), ObjectMode.DIR)
-        raise NotFoundError("stat", "gcs", path)
+        obj: Object = self._sync(self._objects.stat, path)
+        return obj
 
     def _delete(self, path: str) -> None:
-        with contextlib.suppress(FileNotFoundError):  # already gone: delete is idempotent
-            self._call("DELETE", _OBJECT, self._bucket, path[1:])
+        self._sync(self._objects.delete, path)
 
     def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
-        prefix_mode = list_mode == "prefix"
-        if not prefix_mode and not path.endswith("/"):
-            path += "/"
-        prefix = path[1:]
-        token: str | None = None
-        while True:
-            page = self._call(
-                "GET",
-                _OBJECTS,
-                self._bucket,
-                json_out=True,
-                prefix=prefix or None,
-                delimiter=None if prefix_mode else "/",
-                maxResults=_LIST_PAGE,
-                pageToken=token,
-            )
-            entries: list[tuple[str, Object]] = []
-            for item in page.get("items") or []:
-                name = item["name"]
-                if not prefix_mode and name == prefix:
-                    continue  # the directory's own marker
-                entries.append((name, self._to_object("/" + name, item)))
-            for sub in page.get("prefixes") or []:
-                entries.append((sub, Object(self._rel("/" + sub), ObjectMode.DIR)))
-            entries.sort(key=lambda entry: entry[0])
-            for _, obj in entries:
-                yield obj
-            token = page.get("nextPageToken")
-            if not token:
-                return
+        pages = self._objects.list_pages(path, list_mode=list_mode)
+        try:
+            while (page := self._sync(anext, pages, None)) is not None:
+                yield from page
+        finally:
+            self._sync(pages.aclose)
 
     # -- Copier, Mover, Direr -----------------------------------------------------------
 
-    def _rewrite(self, op: str, src: str, dst: str) -> None:
-        if src.endswith("/"):
-            raise ObjectModeInvalidError(op, "gcs", src, "is a directory")
-        args = (self._bucket, src[1:], self._bucket, dst[1:])
-        try:
-            out = self._call("POST", _REWRITE, *args, json_out=True)
-            # Large or cross-location copies take several calls.
-            while out.get("done") is not True:
-                out = self._call(
-                    "POST", _REWRITE, *args, json_out=True, rewriteToken=out["rewriteToken"]
-                )
-        except FileNotFoundError:
-            raise NotFoundError(op, "gcs", src) from None
-
     def _copy(self, src: str, dst: str) -> None:
-        self._rewrite("copy", src, dst)
+        self._sync(self._objects.rewrite, "copy", src, dst)
 
     def _move(self, src: str, dst: str) -> None:
-        # Copy then delete: gcsfs's move tries the moveTo API first, which emulators
-        # answer 501 and gcsfs retries for half a minute.
-        if src == dst:
-            if src.endswith("/"):
-                raise ObjectModeInvalidError("move", "gcs", src, "is a directory")
-            self._get(src[1:])  # moving onto itself: only check it exists
-            return
-        self._rewrite("move", src, dst)
-        self._delete(src)
+        self._sync(self._objects.move, src, dst)
 
     def _create_dir(self, path: str) -> Object:
-        dir_path = path if path.endswith("/") else path + "/"
-        res = self._sync(
-            simple_upload, self._fs, self._bucket, dir_path[1:], b"", None, None, _DIR_CONTENT_TYPE
-        )
-        return self._to_object(dir_path, res)
+        obj: Object = self._sync(self._objects.create_dir, path)
+        return obj
 
     # -- errors ------------------------------------------------------------------------
 
     def _map_error(self, exc: Exception, op: str, path: str) -> StorageError:
         return map_gcs_error(exc, op, path)
-
-
-def _timestamp(text: object) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None

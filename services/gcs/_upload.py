@@ -11,11 +11,12 @@ incoming chunk whatever the object's size.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -31,8 +32,6 @@ DEFAULT_CHUNK_SIZE = 32 * CHUNK_ALIGN  # 8 MiB
 _CANCEL_TIMEOUT = 10.0
 
 logger = logging.getLogger("storager.services.gcs")
-
-Sync = Callable[..., Any]
 
 
 class _Pending:
@@ -73,61 +72,58 @@ class _Pending:
 
 
 class Uploader:
-    """Write one object from an iterator of chunks; see the module docstring."""
+    """Write one object from async chunks, on one gcsfs client; see the module docstring."""
 
-    def __init__(self, fs: GCSFileSystem, sync: Sync, chunk_size: int) -> None:
+    def __init__(self, fs: GCSFileSystem, chunk_size: int) -> None:
         self._fs = fs
-        self._sync = sync
         self._chunk_size = chunk_size
 
-    def upload(
+    async def upload(
         self,
         path: str,
         bucket: str,
         key: str,
-        chunks: Iterable[bytes | bytearray | memoryview],
+        chunks: AsyncIterator[bytes | bytearray | memoryview],
         *,
         content_type: str,
         metadata: Mapping[str, str] | None,
     ) -> dict[str, Any]:
         """Upload the chunks to ``bucket/key``; return the object resource GCS answers.
 
-        ``path`` is the store path, for error messages.
+        ``path`` is the store path, for error messages. Cancelled or failed, a resumable
+        upload is cancelled: nothing becomes visible.
         """
         pending = _Pending()
         location: str | None = None
         offset = 0
         meta = dict(metadata) if metadata else None
         try:
-            for chunk in chunks:
+            async for chunk in chunks:
                 pending.add(chunk)
                 # Send only when more than a chunk is held: the chunk just received may be
                 # the last, and the last request must carry the total length.
                 while pending.size > self._chunk_size:
                     if location is None:
-                        location = self._sync(
-                            initiate_upload, self._fs, bucket, key, content_type, meta
-                        )
+                        location = await initiate_upload(self._fs, bucket, key, content_type, meta)
                         logger.debug("resumable upload of %s/%s started", bucket, key)
-                    offset = self._send(path, location, pending, offset)
+                    offset = await self._send(path, location, pending, offset)
             if location is None:
                 body = pending.take(pending.size)
-                result: dict[str, Any] = self._sync(
-                    simple_upload, self._fs, bucket, key, body, meta, None, content_type
+                result: dict[str, Any] = await simple_upload(
+                    self._fs, bucket, key, body, meta, None, content_type
                 )
                 return result
-            return self._finish(path, location, pending, offset)
+            return await self._finish(path, location, pending, offset)
         except BaseException:
             if location is not None:
-                self._cancel(location)
+                await self._cancel(location)
             raise
 
-    def _send(self, path: str, location: str, pending: _Pending, offset: int) -> int:
+    async def _send(self, path: str, location: str, pending: _Pending, offset: int) -> int:
         """Send one full chunk; return the new offset (what the service has stored)."""
         data = pending.take(self._chunk_size)
         end = offset + len(data) - 1
-        headers, _ = self._sync(
-            self._fs._call,
+        headers, _ = await self._fs._call(
             "PUT",
             location,
             headers={"Content-Range": f"bytes {offset}-{end}/*", "Content-Length": str(len(data))},
@@ -142,14 +138,15 @@ class Uploader:
         logger.debug("resumable upload chunk stored up to byte %d", stored)
         return stored
 
-    def _finish(self, path: str, location: str, pending: _Pending, offset: int) -> dict[str, Any]:
+    async def _finish(
+        self, path: str, location: str, pending: _Pending, offset: int
+    ) -> dict[str, Any]:
         """Send what is left and complete the upload."""
         while True:
             data = pending.take(pending.size)
             total = offset + len(data)
             rng = f"bytes {offset}-{total - 1}/{total}" if data else f"bytes */{total}"
-            headers, body = self._sync(
-                self._fs._call,
+            headers, body = await self._fs._call(
                 "PUT",
                 location,
                 headers={"Content-Range": rng, "Content-Length": str(len(data))},
@@ -164,12 +161,13 @@ class Uploader:
             pending.push_front(data[stored - offset :])
             offset = stored
 
-    def _cancel(self, location: str) -> None:
+    async def _cancel(self, location: str) -> None:
         # Best effort and without gcsfs's retries: services that do not support
         # cancelling (emulators answer 5xx) would otherwise hold the caller ~30 s, and an
-        # upload never completed expires on its own.
-        with contextlib.suppress(Exception):
-            self._sync(_delete_once, self._fs, location)
+        # upload never completed expires on its own. Shielded: a cancelled write still
+        # cancels its upload.
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(_delete_once(self._fs, location))
         logger.debug("resumable upload cancelled")
 
 

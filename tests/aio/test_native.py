@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import threading
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -14,12 +15,15 @@ from storager import InvalidArgumentError, NotFoundError, PairUnsupportedError
 from storager.aio import AsyncView, LoopLocal, NativeAsync, async_view
 from storager.services.azblob import AzblobStorage
 from storager.services.azblob._async import AzblobAsync
+from storager.services.gcs._async import GcsAsync
 from tests.servers.azurite import AzuriteServer
-from tests.services import test_azblob
+from tests.services import test_azblob, test_gcs
 
 blob_service = test_azblob.blob_service
 container = test_azblob.container
 azblob_url = test_azblob.azblob_url
+gcs_bucket = test_gcs.gcs_bucket
+gcs_url = test_gcs.gcs_url
 
 KiB = 1024
 
@@ -176,9 +180,7 @@ def test_azblob_native_write_cancelled_midway_leaves_the_old_object(azblob: Azbl
 
     async def cancel_midway() -> None:
         started = asyncio.Event()
-        task = asyncio.create_task(
-            store.write("big.bin", _slow_source(40, 128 * KiB, started))
-        )
+        task = asyncio.create_task(store.write("big.bin", _slow_source(40, 128 * KiB, started)))
         await asyncio.wait_for(started.wait(), 10)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -186,3 +188,37 @@ def test_azblob_native_write_cancelled_midway_leaves_the_old_object(azblob: Azbl
 
     asyncio.run(cancel_midway())
     assert azblob.read("big.bin") == b"old"
+
+
+# -- gcs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.gcs
+def test_gcs_async_is_native_across_runs_and_a_cancelled_write_leaves_the_old_object(
+    gcs_url: str,
+) -> None:
+    sync = storager.open(gcs_url, work_dir=f"/native-{secrets.token_hex(4)}/", chunk_size=256 * KiB)
+    store = sync.aio  # type: ignore[attr-defined]
+    try:
+        assert isinstance(store, GcsAsync)
+        assert isinstance(async_view(sync, native=False), AsyncView)
+        asyncio.run(store.write("a.txt", b"old"))
+        assert asyncio.run(store.read("a.txt", offset=1)) == b"ld"
+
+        async def cancel_midway() -> None:
+            started = asyncio.Event()
+            task = asyncio.create_task(store.write("a.txt", _slow_source(40, 128 * KiB, started)))
+            await asyncio.wait_for(started.wait(), 10)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(cancel_midway())
+        assert sync.read("a.txt") == b"old"
+        assert [o.path for o in asyncio.run(_listed(store))] == ["a.txt"]
+    finally:
+        asyncio.run(store.close())
+
+
+async def _listed(store: Any) -> list[Any]:
+    return [o async for o in store.list("")]
