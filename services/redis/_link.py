@@ -23,6 +23,7 @@ Errors are redis-py's (``ResponseError`` and its kin, ``ConnectionError``,
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -121,7 +122,9 @@ class ServerLink(Link):
 
     Taking and returning an idle connection is a ``list.pop``/``append`` (atomic under
     the GIL); only a thread that finds none idle takes the lock, to open a new
-    connection while fewer than ``max_connections`` exist or to wait for one.
+    connection while fewer than ``max_connections`` exist or to wait for one. A child
+    process (``os.fork``) starts with no connection: it never shares a socket with its
+    parent.
     """
 
     def __init__(self, connection_class: Any, max_connections: int, wait: float, **kwargs: Any):
@@ -135,6 +138,7 @@ class ServerLink(Link):
         self._closed = False
         self._lock = threading.Lock()
         self._returned = threading.Condition(self._lock)
+        self._pid = os.getpid()
 
     def call(self, *args: Any) -> Any:
         connection = self._take()
@@ -185,10 +189,22 @@ class ServerLink(Link):
             self._give(connection)
 
     def _take(self) -> Any:
+        if self._pid != os.getpid():
+            self._forget_parents_connections()
         try:
             return self._idle.pop()
         except IndexError:
             return self._take_slowly()
+
+    def _forget_parents_connections(self) -> None:
+        """Start afresh in a forked child: the parent's sockets stay the parent's."""
+        # Not under the lock: another thread of the parent may have held it at the fork.
+        self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)
+        self._idle = []
+        self._made = 0
+        self._waiting = 0
+        self._pid = os.getpid()
 
     def _take_slowly(self) -> Any:
         deadline = time.monotonic() + self._wait
@@ -218,7 +234,7 @@ class ServerLink(Link):
             raise
 
     def _give(self, connection: Any) -> None:
-        if self._closed:
+        if self._closed or self._pid != os.getpid():
             connection.disconnect()
             return
         self._idle.append(connection)

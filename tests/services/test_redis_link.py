@@ -3,6 +3,7 @@ of commands, and the staged commit, against a real redis-server."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -170,3 +171,37 @@ def test_commit_loads_its_script_again_after_a_flush(store: RedisStorage, raw: r
     assert store.read("a.txt") == b"two"
     assert store.stat("a.txt").user_metadata == {"k": "v"}
     assert staged_keys(raw, store) == []
+
+
+def test_a_forked_child_opens_its_own_connections(store: RedisStorage) -> None:
+    store.write("parent.txt", b"before the fork")
+
+    def round_trips(who: str) -> bool:
+        # Parent and child at once: on a shared socket their replies would cross.
+        for number in range(300):
+            value = f"{who} {number}".encode()
+            store.write(f"{who}.txt", value)
+            if store.read(f"{who}.txt") != value:
+                return False
+        return True
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, never return into pytest
+        code = 1
+        try:
+            code = 0 if round_trips("child") else 2
+        finally:
+            os.write(write, bytes([code]))
+            os._exit(0)
+    os.close(write)
+    try:
+        parent_ok = round_trips("parent")
+        answer = os.read(read, 1)
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert parent_ok
+    assert answer == b"\x00"
+    assert store.read("child.txt") == b"child 299"
+    assert store.read("parent.txt") == b"parent 299"
