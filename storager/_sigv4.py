@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -153,11 +154,15 @@ def parse_query(raw: str) -> list[tuple[str, str]]:
 
 def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
     """The canonical query of decoded ``(name, value)`` pairs."""
+    if not pairs:
+        return ""
     encoded = sorted((uri_encode(name), uri_encode(value)) for name, value in pairs)
     return "&".join(f"{name}={value}" for name, value in encoded)
 
 
 def _trimmed(value: str) -> str:
+    if "  " not in value and value.isprintable() and value == value.strip():
+        return value  # nothing to collapse: most values, and the split costs more
     return " ".join(value.split())
 
 
@@ -193,7 +198,8 @@ def _string_to_sign(timestamp: str, scope: str, request: str) -> str:
 
 
 def _hmac_hex(key: bytes, text: str) -> str:
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    # hmac.digest is OpenSSL's one-shot HMAC: ~1 us, against ~4 us for hmac.new(...).
+    return hmac.digest(key, text.encode("utf-8"), "sha256").hex()
 
 
 def chunk_signature(
@@ -220,7 +226,10 @@ def trailer_signature(
 
 
 def _stamp(now: datetime | None) -> str:
-    return (now or datetime.now(UTC)).strftime(_TIMESTAMP)
+    if now is None:
+        # time.strftime of gmtime: ~1 us, against ~4 us for datetime.now(UTC).strftime.
+        return time.strftime(_TIMESTAMP, time.gmtime())
+    return now.strftime(_TIMESTAMP)
 
 
 def sign_headers(
