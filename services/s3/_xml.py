@@ -1,9 +1,7 @@
-"""S3's XML answers, parsed with the standard library.
+"""S3's XML answers, parsed with the standard library (``xml.etree``'s C parser).
 
-A ListObjectsV2 page is the one large answer (1,000 keys, ~300 KiB): it is parsed by
-expat directly, keeping only the fields the service uses, without building a tree
-(``xml.etree`` built a 1,000-key tree in ~5 ms; measured in benchmarks/S3.md). The
-other answers are a few fields, read with ``xml.etree``.
+A ListObjectsV2 page is the one large answer (1,000 keys, ~200-300 KiB); only the
+fields the service uses are read from it. The other answers are a few fields.
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from urllib.parse import unquote_plus
-from xml.parsers import expat
 
 from storager.services.s3._transport import Listed, ListPage, UploadedPart
 
@@ -37,92 +34,58 @@ def parse_fields(body: bytes | bytearray | memoryview) -> tuple[str, dict[str, s
     return _local(root.tag), {_local(child.tag): child.text or "" for child in root}
 
 
+_UNSEEN = datetime.min
+
+
 def _iso(value: str) -> datetime | None:
+    if not value:
+        return None
     try:
         return datetime.fromisoformat(value)
     except ValueError:
         return None
 
 
-class _ListParser:
-    """The expat handlers for one ListBucketResult (``encoding-type=url``)."""
+def parse_list_page(body: bytes | bytearray | memoryview) -> ListPage:
+    """Parse a ListObjectsV2 answer sent with ``encoding-type=url``.
 
-    __slots__ = (
-        "entries",
-        "etag",
-        "key",
-        "modified",
-        "prefixes",
-        "size",
-        "storage",
-        "text",
-        "token",
-        "truncated",
-    )
-
-    def __init__(self) -> None:
-        self.entries: list[Listed] = []
-        self.prefixes: list[str] = []
-        self.text = ""
-        self.key = self.etag = self.storage = self.modified = ""
-        self.size = "0"
-        self.token = ""
-        self.truncated = False
-
-    def start(self, name: str, attrs: object) -> None:
-        self.text = ""
-
-    def data(self, text: str) -> None:
-        self.text += text
-
-    def end(self, name: str) -> None:
-        # Children of <Contents> and <CommonPrefixes> end before their parent: their
-        # texts are kept until the parent ends and builds the entry.
-        if name == "Key":
-            self.key = self.text
-        elif name == "Size":
-            self.size = self.text
-        elif name == "ETag":
-            self.etag = self.text
-        elif name == "LastModified":
-            self.modified = self.text
-        elif name == "StorageClass":
-            self.storage = self.text
-        elif name == "Contents":
-            key = self.key
-            self.entries.append(
+    ``xml.etree``'s C tree builder, then ``findtext`` (C too) for the five fields used:
+    on a canned 1,000-key page this measured 4.3 ms, against 10.4 ms for expat with
+    Python handlers, 8.5 ms for ``XMLPullParser`` with cleared elements and 7.7 ms for
+    regular expressions (benchmarks/S3.md); building the tree is ~4 ms of it.
+    """
+    root = ET.fromstring(bytes(body) if isinstance(body, memoryview) else body)
+    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    t_contents, t_prefixes = ns + "Contents", ns + "CommonPrefixes"
+    t_key, t_size, t_etag = ns + "Key", ns + "Size", ns + "ETag"
+    t_modified, t_class, t_prefix = ns + "LastModified", ns + "StorageClass", ns + "Prefix"
+    entries: list[Listed] = []
+    prefixes: list[str] = []
+    # Servers send one LastModified for many keys: parse each distinct text once.
+    dates: dict[str, datetime | None] = {}
+    for child in root:
+        tag = child.tag
+        if tag == t_contents:
+            key = child.findtext(t_key) or ""
+            modified = child.findtext(t_modified) or ""
+            when = dates.get(modified, _UNSEEN)
+            if when is _UNSEEN:
+                when = dates[modified] = _iso(modified)
+            etag = child.findtext(t_etag)
+            entries.append(
                 (
                     unquote_plus(key) if "%" in key or "+" in key else key,
-                    int(self.size or 0),
-                    _iso(self.modified) if self.modified else None,
-                    self.etag.strip('"') or None,
-                    self.storage or None,
+                    int(child.findtext(t_size) or 0),
+                    when,
+                    etag.strip('"') or None if etag else None,
+                    child.findtext(t_class) or None,
                 )
             )
-            self.key = self.etag = self.storage = self.modified = ""
-            self.size = "0"
-        elif name == "Prefix":
-            self.key = self.text
-        elif name == "CommonPrefixes":
-            self.prefixes.append(unquote_plus(self.key))
-            self.key = ""
-        elif name == "IsTruncated":
-            self.truncated = self.text.strip() == "true"
-        elif name == "NextContinuationToken":
-            self.token = self.text
-
-
-def parse_list_page(body: bytes | bytearray | memoryview) -> ListPage:
-    """Parse a ListObjectsV2 answer sent with ``encoding-type=url``."""
-    handler = _ListParser()
-    parser = expat.ParserCreate()
-    parser.buffer_text = True
-    parser.StartElementHandler = handler.start
-    parser.EndElementHandler = handler.end
-    parser.CharacterDataHandler = handler.data
-    parser.Parse(bytes(body) if isinstance(body, memoryview) else body, True)
-    token = handler.token if handler.truncated else ""
-    return ListPage(handler.entries, handler.prefixes, token or None)
+        elif tag == t_prefixes:
+            prefixes.append(unquote_plus(child.findtext(t_prefix) or ""))
+    truncated = (root.findtext(ns + "IsTruncated") or "").strip() == "true"
+    token = root.findtext(ns + "NextContinuationToken") if truncated else None
+    return ListPage(entries, prefixes, token or None)
 
 
 def parse_parts(body: bytes | bytearray | memoryview) -> tuple[list[UploadedPart], int | None]:
