@@ -192,9 +192,32 @@ class ServerLink(Link):
         if self._pid != os.getpid():
             self._forget_parents_connections()
         try:
-            return self._idle.pop()
+            connection = self._idle.pop()
         except IndexError:
-            return self._take_slowly()
+            connection = self._take_slowly()
+        if connection.is_connected:
+            self._check_idle(connection)
+        return connection
+
+    def _check_idle(self, connection: Any) -> None:
+        """Reconnect an idle connection the server closed (or that holds stray data).
+
+        A readable idle socket means EOF or a reply nobody read; either way the
+        connection is made afresh before a command goes out on it, so a server restart
+        or idle timeout does not fail the next command (nor make a commit's outcome
+        unknown). Costs one poll of the socket, as redis-py's pool does.
+        """
+        try:
+            if not connection.can_read():
+                return
+        except (rx.ConnectionError, rx.TimeoutError, OSError):
+            pass
+        connection.disconnect()
+        try:
+            connection.connect()
+        except BaseException:
+            self._give(connection)
+            raise
 
     def _forget_parents_connections(self) -> None:
         """Start afresh in a forked child: the parent's sockets stay the parent's."""

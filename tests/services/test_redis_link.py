@@ -205,3 +205,15 @@ def test_a_forked_child_opens_its_own_connections(store: RedisStorage) -> None:
     assert answer == b"\x00"
     assert store.read("child.txt") == b"child 299"
     assert store.read("parent.txt") == b"parent 299"
+
+
+def test_a_connection_the_server_closed_is_made_afresh(
+    store: RedisStorage, raw: redis.Redis
+) -> None:
+    store.write("a.txt", b"one")
+    client_id = store._link.call("CLIENT", "ID")  # the store's one idle connection
+    assert raw.client_kill_filter(_id=client_id) == 1
+    # Neither a failed write nor one whose outcome is unknown: the link reconnects first.
+    store.write("a.txt", b"two")
+    assert store.read("a.txt") == b"two"
+    assert store._link.call("CLIENT", "ID") != client_id
