@@ -38,7 +38,7 @@ from storager._service import Service
 from storager.aio import async_view
 from storager.fsspec._entries import directory_entry, entry
 from storager.fsspec._files import StoragerReadFile, StoragerWriteFile
-from storager.fsspec._ranges import coalesce
+from storager.fsspec._ranges import coalesce, counts_from_end, read_window
 from storager.fsspec._shared import shared_store
 from storager.fsspec._urls import BUILTIN_SCHEMES, PREFIX, join_url, split_url, strip_path
 
@@ -271,19 +271,29 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
         path = self._strip_protocol(path)
-        if start is None and end is None:
-            return await self._aio.read(path)
-        if (start is not None and start < 0) or (end is not None and end < 0):
-            size = (await self._info(path))["size"]
-            start = max(0, size + start) if start is not None and start < 0 else start
-            end = max(0, size + end) if end is not None and end < 0 else end
-        offset = start or 0
-        if end is None:
-            return await self._aio.read(path, offset=offset)
-        if end <= offset:
-            await self._aio.stat(path)  # a missing file still raises
+        size = (await self._info(path))["size"] if counts_from_end(start, end) else None
+        window = read_window(start, end, size)
+        if window is None:
+            await self._aio.stat(path)  # an empty range of a missing file still raises
             return b""
-        return await self._aio.read(path, offset=offset, size=end - offset)
+        return await self._aio.read(path, **window)
+
+    def cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        """Return the file's bytes, or those in ``[start, end)`` (negative: from the end).
+
+        Called from sync code, this reads through the sync store in the caller's thread:
+        no hop through fsspec's event loop and the async view's pool, which cost more
+        than a small read does (benchmarks/fsspec_peers.py).
+        """
+        path = self._strip_protocol(path)
+        size = self.info(path)["size"] if counts_from_end(start, end) else None
+        window = read_window(start, end, size)
+        if window is None:
+            self._store.stat(path)  # an empty range of a missing file still raises
+            return b""
+        return self._store.read(path, **window)
 
     async def _cat_ranges(
         self,

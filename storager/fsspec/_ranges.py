@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["RangePlan", "coalesce"]
+__all__ = ["RangePlan", "coalesce", "counts_from_end", "read_window"]
 
 #: A merged read never grows past this many bytes.
 MAX_BLOCK = 64 << 20
@@ -73,6 +73,29 @@ def coalesce(
         if group:
             _emit(plan, path, group, group_end)
     return plan
+
+
+def counts_from_end(start: int | None, end: int | None) -> bool:
+    """Whether the range ``[start, end)`` needs the file's size (a negative bound)."""
+    return (start is not None and start < 0) or (end is not None and end < 0)
+
+
+def read_window(start: int | None, end: int | None, size: int | None) -> dict[str, int] | None:
+    """Return the ``offset``/``size`` pairs of a read of ``[start, end)``, as slicing would.
+
+    Negative bounds count from the end of a file of ``size`` bytes (give it when
+    :func:`counts_from_end` says so); ``None`` means the whole file. Returns ``{}`` for
+    the whole file, and ``None`` when the range is empty.
+    """
+    if size is not None:
+        start = max(0, size + start) if start is not None and start < 0 else start
+        end = max(0, size + end) if end is not None and end < 0 else end
+    offset = start or 0
+    if end is None:
+        return {"offset": offset} if offset else {}
+    if end <= offset:
+        return None
+    return {"offset": offset, "size": end - offset}
 
 
 def _emit(plan: RangePlan, path: str, group: list[tuple[int, int, int]], end: int) -> None:
