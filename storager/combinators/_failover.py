@@ -36,13 +36,84 @@ from storager.combinators._base import (
 )
 from storager.combinators._trace import span, tracing
 
-__all__ = ["Failover"]
+__all__ = ["Failover", "Switchboard"]
 
 T = TypeVar("T")
 logger = logging.getLogger("storager.combinators.failover")
 
 #: The path a default probe stats: any answer, even "not found", means the service is up.
 PROBE_PATH = ".storager-probe"
+
+
+class Switchboard:
+    """Which store of a Failover is active, when to probe the primary, and every switch.
+
+    The policy Failover and its async twin share; they only differ in how they wait.
+    """
+
+    def __init__(
+        self, alternatives: int, probe_interval: float, clock: Callable[[], float]
+    ) -> None:
+        self.names = ["primary", *(f"alternative{i}" for i in range(1, alternatives + 1))]
+        self.active = 0
+        self.switches: list[tuple[str, str]] = []
+        self._probe_interval = probe_interval
+        self._clock = clock
+        self._last_probe = clock()
+        self._lock = threading.Lock()
+
+    def probe_due(self) -> bool:
+        """Return whether to probe the primary now (an alternative is active, interval past)."""
+        if self.active == 0:
+            return False
+        now = self._clock()
+        with self._lock:
+            if now - self._last_probe < self._probe_interval:
+                return False
+            self._last_probe = now
+        return True
+
+    def span(self, single_attempt: bool) -> tuple[int, int]:
+        """Return the indexes of the stores a call may try: from the active one on."""
+        first = self.active
+        return first, (first + 1 if single_attempt else len(self.names))
+
+    def failed(
+        self,
+        op: str,
+        path: str,
+        index: int,
+        last: int,
+        exc: Exception,
+        switch_on: Callable[[BaseException], bool],
+    ) -> None:
+        """Re-raise ``exc`` unless the call moves on to the next store."""
+        if index + 1 >= last or not switch_on(exc):
+            raise exc
+        logger.info("failover: %s %s failed on %s: %s", op, path, self.names[index], exc)
+
+    def served(self, op: str, first: int, index: int) -> None:
+        """Record that store ``index`` answered a call that started at ``first``."""
+        if index != first:
+            self.switch(index, f"{op} failed on {self.names[first]}")
+        served_by.set(self.names[index])
+
+    def switch(self, index: int, why: str) -> None:
+        """Make store ``index`` the active one, and log why."""
+        with self._lock:
+            if self.active == index:
+                return
+            old = self.names[self.active]
+            self.active = index
+            self._last_probe = self._clock()
+            self.switches.append((old, self.names[index]))
+        logger.warning(
+            "failover: switched from %s to %s (%s)",
+            old,
+            self.names[index],
+            why,
+            extra={"from_store": old, "to_store": self.names[index]},
+        )
 
 
 class Failover(Delegate):
@@ -81,17 +152,13 @@ class Failover(Delegate):
             if not isinstance(alt, Storager):
                 raise InvalidArgumentError("new", "failover", "", "alternatives must be Storagers")
         self._stores = [primary, *alternatives]
-        self._names = ["primary", *(f"alternative{i}" for i in range(1, len(alternatives) + 1))]
+        self._board = Switchboard(len(alternatives), probe_interval, clock)
+        self._names = self._board.names
         self._probe = probe
-        self._probe_interval = probe_interval
         self._switch_on = switch_on
-        self._clock = clock
         self._buffer_limit = buffer_limit
-        self._active = 0
-        self._last_probe = clock()
-        self._lock = threading.Lock()
         #: Every switch as (from, to), oldest first, for observation.
-        self.switches: list[tuple[str, str]] = []
+        self.switches = self._board.switches
 
     @classmethod
     def _allowed_capabilities(cls, *stores: Any, **kwargs: Any) -> frozenset[type]:
@@ -103,31 +170,15 @@ class Failover(Delegate):
     @property
     def active(self) -> str:
         """The name of the store operations go to now (``"primary"``, ``"alternative1"``...)."""
-        return self._names[self._active]
+        return self._names[self._board.active]
 
     @property
     def active_store(self) -> Storager:
         """The store operations go to now."""
-        return self._stores[self._active]
+        return self._stores[self._board.active]
 
     def describe_label(self) -> str:
         return f"failover active={self.active}"
-
-    def _switch(self, index: int, why: str) -> None:
-        with self._lock:
-            if self._active == index:
-                return
-            old = self._names[self._active]
-            self._active = index
-            self._last_probe = self._clock()
-            self.switches.append((old, self._names[index]))
-        logger.warning(
-            "failover: switched from %s to %s (%s)",
-            old,
-            self._names[index],
-            why,
-            extra={"from_store": old, "to_store": self._names[index]},
-        )
 
     def _primary_healthy(self) -> bool:
         primary = self._stores[0]
@@ -141,32 +192,18 @@ class Failover(Delegate):
             return False
         return True
 
-    def _maybe_switch_back(self) -> None:
-        if self._active == 0:
-            return
-        now = self._clock()
-        with self._lock:
-            if now - self._last_probe < self._probe_interval:
-                return
-            self._last_probe = now
-        if self._primary_healthy():
-            self._switch(0, "the primary's health probe passed")
-
     def _around(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
-        self._maybe_switch_back()
-        first = self._active
-        last = len(self._stores) if not single_attempt.get() else first + 1
+        board = self._board
+        if board.probe_due() and self._primary_healthy():
+            board.switch(0, "the primary's health probe passed")
+        first, last = board.span(single_attempt.get() != "")
         for index in range(first, last):
             try:
                 result = call_child(self._stores[index], op, path, fn)
             except Exception as exc:
-                if index + 1 >= last or not self._switch_on(exc):
-                    raise
-                logger.info("failover: %s %s failed on %s: %s", op, path, self._names[index], exc)
+                board.failed(op, path, index, last, exc, self._switch_on)
                 continue
-            if index != first:
-                self._switch(index, f"{op} failed on {self._names[first]}")
-            served_by.set(self._names[index])
+            board.served(op, first, index)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 

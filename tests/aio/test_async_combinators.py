@@ -25,6 +25,7 @@ from storager._object import Object
 from storager.aio import async_chunks, async_view
 from storager.aio.combinators import (
     AsyncDelegate,
+    AsyncFailover,
     AsyncLogged,
     AsyncPrefixed,
     AsyncReadOnly,
@@ -67,6 +68,24 @@ class TestAsyncTreeOverFs(AsyncStoragerSuite):
 
     def to_async(self, store: Storager) -> AsyncStorager:
         return AsyncLogged(AsyncRetry(AsyncTimeout(store.aio, 10.0)))  # type: ignore[attr-defined]
+
+
+class TestAsyncRetryOverFailover(AsyncStoragerSuite):
+    """AsyncRetry(AsyncFailover(fs.aio, memory.aio))."""
+
+    @pytest.fixture
+    def storager_factory(self, tmp_path: Path) -> Callable[..., Storager]:
+        def factory(work_dir: str, **pairs: Any) -> Storager:
+            return FsStorage(root=str(tmp_path), work_dir=work_dir, **pairs)
+
+        return factory
+
+    def to_async(self, store: Storager) -> AsyncStorager:
+        backup = MemoryStorage(work_dir=store.metadata().work_dir)
+        return AsyncRetry(AsyncFailover(store.aio, backup.aio))  # type: ignore[attr-defined]
+
+    def test_async_capabilities_match_the_sync_ones(self) -> None:
+        pytest.skip("the tree's capability is what fs and memory share, not fs's alone")
 
 
 class TestAsyncPrefixedOverMemory(AsyncStoragerSuite):
@@ -275,3 +294,27 @@ def test_logged_reports_each_operation_once_with_its_outcome(
         ("stat", "NotFoundError", None),
     ]
     assert len(caplog.records) == 3
+
+
+def test_failover_moves_to_the_alternative_and_back_after_the_probe() -> None:
+    broken = FaultyStorager(MemoryStorage(), fail={"write": 1, "read": 1})
+    backup = MemoryStorage()
+    now = [0.0]
+    store = AsyncFailover(_view(broken), backup.aio, probe_interval=10, clock=lambda: now[0])
+    obj = asyncio.run(store.write("a.txt", b"hi"))
+    assert obj.content_length == 2
+    assert backup.read("a.txt") == b"hi"
+    assert store.active == "alternative1"
+    now[0] = 11.0  # the probe is due, and the primary answers again
+    asyncio.run(store.write("b.txt", b"yo"))
+    assert store.switches == [("primary", "alternative1"), ("alternative1", "primary")]
+    assert broken.inner.read("b.txt") == b"yo"  # type: ignore[attr-defined]
+
+
+def test_failover_does_not_switch_on_a_missing_object() -> None:
+    backup = MemoryStorage()
+    backup.write("a.txt", b"only here")
+    store = AsyncFailover(MemoryStorage().aio, backup.aio)
+    with pytest.raises(NotFoundError):
+        asyncio.run(store.read("a.txt"))
+    assert store.switches == []

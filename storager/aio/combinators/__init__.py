@@ -15,6 +15,7 @@ See docs/async.md.
 """
 
 from storager.aio.combinators._base import AsyncDelegate, AsyncWrapper
+from storager.aio.combinators._failover import AsyncFailover
 from storager.aio.combinators._logged import AsyncLogged
 from storager.aio.combinators._prefixed import AsyncPrefixed, AsyncReadOnly
 from storager.aio.combinators._retry import AsyncRetry
@@ -22,6 +23,7 @@ from storager.aio.combinators._timeout import AsyncTimeout
 
 __all__ = [
     "AsyncDelegate",
+    "AsyncFailover",
     "AsyncLogged",
     "AsyncPrefixed",
     "AsyncReadOnly",

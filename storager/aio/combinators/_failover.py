@@ -1,0 +1,125 @@
+"""AsyncFailover: Failover's switchboard (``storager.combinators._failover``), awaited."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, cast
+
+from storager._async_protocols import AsyncStorager
+from storager._async_types import AsyncWriteData
+from storager._errors import InvalidArgumentError, NotFoundError
+from storager._object import Object
+from storager._protocols import Segmenter, WriteData
+from storager.aio._native import _is_async
+from storager.aio.combinators._base import (
+    ASYNC_DELEGATE_MIXINS,
+    AsyncDelegate,
+    Call,
+    _common,
+)
+from storager.combinators._base import is_transient, replayable, single_attempt
+from storager.combinators._failover import PROBE_PATH, Switchboard
+
+__all__ = ["AsyncFailover"]
+
+T = TypeVar("T")
+
+
+class AsyncFailover(AsyncDelegate):
+    """One primary async store and alternatives that take over while it fails.
+
+    The twin of :class:`~storager.combinators.Failover`: same arguments, switching
+    rules, probe and ``switches`` record; a callable probe may be a coroutine function.
+    Multipart uploads are not offered yet (the sync Failover pins them to a store).
+    A write of an async source gets one store: it cannot be replayed on the next.
+    """
+
+    combinator = "failover"
+
+    def __init__(
+        self,
+        primary: AsyncStorager,
+        *alternatives: AsyncStorager,
+        probe: Callable[[AsyncStorager], Awaitable[bool] | bool] | str = PROBE_PATH,
+        probe_interval: float = 5.0,
+        switch_on: Callable[[BaseException], bool] = is_transient,
+        clock: Callable[[], float] = time.monotonic,
+        buffer_limit: int = 8 << 20,
+    ) -> None:
+        super().__init__(primary)
+        if not alternatives:
+            raise InvalidArgumentError("new", "failover", "", "give at least one alternative")
+        for alt in alternatives:
+            if not isinstance(alt, AsyncStorager):
+                raise InvalidArgumentError(
+                    "new", "failover", "", "alternatives must be AsyncStoragers"
+                )
+        self._stores = [primary, *alternatives]
+        self._board = Switchboard(len(alternatives), probe_interval, clock)
+        self._probe = probe
+        self._switch_on = switch_on
+        self._buffer_limit = buffer_limit
+        #: Every switch as (from, to), oldest first, for observation.
+        self.switches = self._board.switches
+
+    @classmethod
+    def _allowed_capabilities(cls, *stores: Any, **kwargs: Any) -> frozenset[type]:
+        return _common(stores) - {Segmenter}
+
+    def children(self) -> Mapping[str, AsyncStorager]:
+        return dict(zip(self._board.names, self._stores, strict=True))
+
+    @property
+    def active(self) -> str:
+        """The name of the store operations go to now."""
+        return self._board.names[self._board.active]
+
+    def describe_label(self) -> str:
+        return f"failover active={self.active}"
+
+    async def _primary_healthy(self) -> bool:
+        primary = self._stores[0]
+        try:
+            if callable(self._probe):
+                answer = self._probe(primary)
+                if isinstance(answer, Awaitable):
+                    answer = await answer
+                return bool(answer)
+            await primary.stat(self._probe)
+        except NotFoundError:
+            return True
+        except Exception:
+            return False
+        return True
+
+    async def _around(self, op: str, path: str, fn: Call[T]) -> T:
+        board = self._board
+        if board.probe_due() and await self._primary_healthy():
+            board.switch(0, "the primary's health probe passed")
+        first, last = board.span(single_attempt.get() != "")
+        for index in range(first, last):
+            try:
+                result = await fn(self._stores[index])
+            except Exception as exc:
+                board.failed(op, path, index, last, exc, self._switch_on)
+                continue
+            board.served(op, first, index)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def write(self, path: str, data: AsyncWriteData, **pairs: Any) -> Object:
+        if not _is_async(data):
+            sync_data = cast(WriteData, data)
+            again, ok = replayable("write", "failover", path, sync_data, self._buffer_limit)
+            if ok:
+                return await self._call("write", path, lambda s: s.write(path, again(), **pairs))
+            data = again()
+        token = single_attempt.set("write")
+        try:
+            return await self._call("write", path, lambda s: s.write(path, data, **pairs))
+        finally:
+            single_attempt.reset(token)
+
+
+AsyncFailover._capability_mixins = ASYNC_DELEGATE_MIXINS
