@@ -296,3 +296,34 @@ def test_two_stores_with_equal_reprs_get_two_filesystems() -> None:
     with storager.open("memory://") as one, storager.open("memory://") as two:
         fs1, fs2 = StoragerFileSystem(one), StoragerFileSystem(two)
         assert fs1 is not fs2 and fs2.store is two
+
+
+class _CountingReads(_NoCopy):
+    """Counts reads, to see how many requests a call made."""
+
+    def __init__(self, inner: storager.Storager) -> None:
+        super().__init__(inner)
+        self.reads: list[dict[str, Any]] = []
+
+    def read(self, path: str, **pairs: Any) -> bytes:
+        self.reads.append({"path": path, **pairs})
+        return super().read(path, **pairs)
+
+
+def test_cat_ranges_coalesces_nearby_ranges_into_one_read() -> None:
+    with storager.open("memory://") as inner:
+        store = _CountingReads(inner)
+        fs = StoragerFileSystem(store)
+        data = bytes(range(256)) * 64
+        fs.pipe_file("f", data)
+        fs.pipe_file("g", data)
+        starts = [0, 100, 50, 4000, 10]
+        ends = [10, 200, 120, 4100, 20]
+        out = fs.cat_ranges(["f", "f", "f", "f", "g"], starts, ends, max_gap=1000)
+        assert out == [data[s:e] for s, e in zip(starts, ends, strict=True)]
+        # f's first three ranges make one read, its far one another; g its own.
+        assert sorted((r["path"], r.get("offset"), r.get("size")) for r in store.reads) == [
+            ("f", 0, 200),
+            ("f", 4000, 100),
+            ("g", 10, 10),
+        ]
