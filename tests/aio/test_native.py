@@ -11,11 +11,19 @@ from typing import Any
 import pytest
 
 import storager
-from storager import InvalidArgumentError, NotFoundError, PairUnsupportedError
+from storager import (
+    AsyncStorager,
+    InvalidArgumentError,
+    NotFoundError,
+    PairUnsupportedError,
+    Storager,
+)
 from storager.aio import AsyncView, LoopLocal, NativeAsync, async_view
+from storager.aio.combinators import AsyncLogged, AsyncRetry, AsyncTimeout
 from storager.services.azblob import AzblobStorage
 from storager.services.azblob._async import AzblobAsync
 from storager.services.gcs._async import GcsAsync
+from storager.testing import AsyncStoragerSuite, url_factory
 from tests.servers.azurite import AzuriteServer
 from tests.services import test_azblob, test_gcs
 
@@ -222,3 +230,36 @@ def test_gcs_async_is_native_across_runs_and_a_cancelled_write_leaves_the_old_ob
 
 async def _listed(store: Any) -> list[Any]:
     return [o async for o in store.list("")]
+
+
+# -- the async suite over async combinators on native stores ------------------------------
+
+
+def _tree(store: Storager) -> AsyncStorager:
+    native = store.aio  # type: ignore[attr-defined]
+    assert isinstance(native, NativeAsync)
+    return AsyncLogged(AsyncRetry(AsyncTimeout(native, 30.0)))
+
+
+@pytest.mark.azblob
+class TestAsyncTreeOverNativeAzblob(AsyncStoragerSuite):
+    """AsyncLogged(AsyncRetry(AsyncTimeout(azblob's native async store)))."""
+
+    @pytest.fixture
+    def storager_factory(self, azblob_url: str) -> Any:
+        return url_factory(azblob_url)
+
+    def to_async(self, store: Storager) -> AsyncStorager:
+        return _tree(store)
+
+
+@pytest.mark.gcs
+class TestAsyncTreeOverNativeGcs(AsyncStoragerSuite):
+    """AsyncLogged(AsyncRetry(AsyncTimeout(gcs's native async store)))."""
+
+    @pytest.fixture
+    def storager_factory(self, gcs_url: str) -> Any:
+        return url_factory(gcs_url)
+
+    def to_async(self, store: Storager) -> AsyncStorager:
+        return _tree(store)
