@@ -33,7 +33,15 @@ from storager.combinators._base import (
     capabilities_of,
 )
 
-__all__ = ["AuditRecord", "Audited", "read_audit"]
+__all__ = [
+    "AuditRecord",
+    "Audited",
+    "Hashed",
+    "make_record",
+    "read_audit",
+    "record_fields",
+    "record_lost",
+]
 
 T = TypeVar("T")
 _DIGITS = 20
@@ -103,24 +111,14 @@ class Audited(Delegate):
         return f"audited log={self._prefix}"
 
     def _record(self, **fields: Any) -> None:
-        if not isinstance(fields.get("path"), str):
-            # A refused non-str path is still an attempt worth a record; JSON takes its repr.
-            fields["path"] = repr(fields.get("path"))
         with self._lock:
             self._seq += 1
-            record = AuditRecord(seq=self._seq, time=datetime.now(UTC).isoformat(), **fields)
-            key = f"{self._prefix}{record.seq:0{_DIGITS}d}.json"
+            record, key, body = make_record(self._seq, self._prefix, fields)
             try:
-                self._log.write(key, json.dumps(asdict(record), sort_keys=True).encode())
+                self._log.write(key, body)
             except Exception as exc:
                 self._seq -= 1
-                raise UnexpectedError(
-                    record.operation,
-                    "audited",
-                    record.path,
-                    f"the audit record could not be written ({type(exc).__name__}); "
-                    f"the operation's outcome was {record.outcome}",
-                ) from exc
+                raise record_lost(record, exc) from exc
 
     def _around(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
         if op not in MUTATING or op == "write":
@@ -132,39 +130,76 @@ class Audited(Delegate):
                 operation=op, path=path, outcome=type(exc).__name__, target=_target.get() or None
             )
             raise
-        sized = ("append", "complete_multipart")
-        size = result.content_length if isinstance(result, Object) and op in sized else None
-        self._record(operation=op, path=path, size=size, target=_target.get() or None)
+        self._record(**record_fields(op, path, result))
         return result
 
     def write(self, path: str, data: WriteData, **pairs: Any) -> Object:
-        digest = hashlib.sha256()
-        counted = [0]
-
-        def hashing(chunks: Iterable[Any]) -> Iterator[bytes]:
-            for chunk in chunks:
-                digest.update(chunk)
-                counted[0] += len(chunk)
-                yield chunk
-
-        if isinstance(data, bytes | bytearray | memoryview):
-            digest.update(data)
-            counted[0] = memoryview(data).nbytes
-            payload: WriteData = data
-        else:
-            payload = hashing(iter_chunks("write", "audited", path, data))
+        hashed = Hashed(path, data)
         try:
-            obj = super().write(path, payload, **pairs)
+            obj = super().write(path, hashed.payload, **pairs)
         except Exception as exc:
             self._record(operation="write", path=path, outcome=type(exc).__name__)
             raise
-        self._record(
-            operation="write",
-            path=path,
-            size=counted[0],
-            checksum=f"sha256:{digest.hexdigest()}",
-        )
+        self._record(operation="write", path=path, size=hashed.size, checksum=hashed.checksum)
         return obj
+
+
+def make_record(seq: int, prefix: str, fields: dict[str, Any]) -> tuple[AuditRecord, str, bytes]:
+    """Return record ``seq`` of ``fields``, its key under ``prefix`` and its JSON body."""
+    if not isinstance(fields.get("path"), str):
+        # A refused non-str path is still an attempt worth a record; JSON takes its repr.
+        fields["path"] = repr(fields.get("path"))
+    record = AuditRecord(seq=seq, time=datetime.now(UTC).isoformat(), **fields)
+    key = f"{prefix}{record.seq:0{_DIGITS}d}.json"
+    return record, key, json.dumps(asdict(record), sort_keys=True).encode()
+
+
+def record_lost(record: AuditRecord, exc: Exception) -> UnexpectedError:
+    """Return the error of an operation whose audit record could not be written."""
+    return UnexpectedError(
+        record.operation,
+        "audited",
+        record.path,
+        f"the audit record could not be written ({type(exc).__name__}); "
+        f"the operation's outcome was {record.outcome}",
+    )
+
+
+def record_fields(op: str, path: str, result: object) -> dict[str, Any]:
+    """Return the fields of a successful change's record (``size`` when it tells)."""
+    sized = ("append", "complete_multipart")
+    size = result.content_length if isinstance(result, Object) and op in sized else None
+    return {"operation": op, "path": path, "size": size, "target": _target.get() or None}
+
+
+class Hashed:
+    """A write's data, counted and hashed as the store reads it (for its record)."""
+
+    def __init__(self, path: str, data: WriteData) -> None:
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self.payload: WriteData
+        if isinstance(data, bytes | bytearray | memoryview):
+            self._digest.update(data)
+            self.size = memoryview(data).nbytes
+            self.payload = data
+        else:
+            self.payload = self._hashing(iter_chunks("write", "audited", path, data))
+
+    def _hashing(self, chunks: Iterable[Any]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.add(chunk)
+            yield chunk
+
+    def add(self, chunk: Any) -> None:
+        """Count and hash one chunk."""
+        self._digest.update(chunk)
+        self.size += len(chunk)
+
+    @property
+    def checksum(self) -> str:
+        """``sha256:<hex>`` of what was read."""
+        return f"sha256:{self._digest.hexdigest()}"
 
 
 class _AuditedCopier(DelegateCopier):

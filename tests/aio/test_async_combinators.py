@@ -24,6 +24,7 @@ from storager._async_types import AsyncWriteData
 from storager._object import Object
 from storager.aio import async_chunks, async_view
 from storager.aio.combinators import (
+    AsyncAudited,
     AsyncDelegate,
     AsyncFailover,
     AsyncLogged,
@@ -32,7 +33,7 @@ from storager.aio.combinators import (
     AsyncRetry,
     AsyncTimeout,
 )
-from storager.combinators import Event, RetryPolicy
+from storager.combinators import Audited, Event, RetryPolicy, read_audit
 from storager.services.fs import FsStorage
 from storager.services.memory import MemoryStorage
 from storager.testing import AsyncStoragerSuite
@@ -86,6 +87,24 @@ class TestAsyncRetryOverFailover(AsyncStoragerSuite):
 
     def test_async_capabilities_match_the_sync_ones(self) -> None:
         pytest.skip("the tree's capability is what fs and memory share, not fs's alone")
+
+
+class TestAsyncAuditedOverFs(AsyncStoragerSuite):
+    """AsyncAudited(fs.aio, log in memory)."""
+
+    @pytest.fixture
+    def storager_factory(self, tmp_path: Path) -> Callable[..., Storager]:
+        def factory(work_dir: str, **pairs: Any) -> Storager:
+            return FsStorage(root=str(tmp_path), work_dir=work_dir, **pairs)
+
+        return factory
+
+    def to_async(self, store: Storager) -> AsyncStorager:
+        opening = AsyncAudited.open(store.aio, MemoryStorage().aio)  # type: ignore[attr-defined]
+        return asyncio.run(opening)
+
+    def test_async_capabilities_match_the_sync_ones(self) -> None:
+        pytest.skip("the tree's capability is what fs and its memory log share, not fs's alone")
 
 
 class TestAsyncPrefixedOverMemory(AsyncStoragerSuite):
@@ -318,3 +337,31 @@ def test_failover_does_not_switch_on_a_missing_object() -> None:
     with pytest.raises(NotFoundError):
         asyncio.run(store.read("a.txt"))
     assert store.switches == []
+
+
+def test_audited_records_what_the_sync_audited_records() -> None:
+    async def changes(store: Any) -> None:
+        await store.write("a.txt", b"hello")
+        await store.write("b.txt", _trickle(2, 0))
+        await store.copy("a.txt", "c.txt")
+        await store.delete("a.txt")
+        with pytest.raises(NotFoundError):
+            await store.move("missing", "d.txt")
+
+    sync_log, async_log = MemoryStorage(), MemoryStorage()
+    sync_audited = Audited(MemoryStorage(), sync_log)
+    asyncio.run(changes(_view(sync_audited)))
+    audited = asyncio.run(AsyncAudited.open(MemoryStorage().aio, async_log.aio))
+    asyncio.run(changes(audited))
+
+    def fields(log: MemoryStorage) -> list[tuple[Any, ...]]:
+        return [
+            (r.seq, r.operation, r.path, r.size, r.outcome, r.checksum, r.target)
+            for r in read_audit(log)
+        ]
+
+    assert fields(async_log) == fields(sync_log)
+    assert [r[1] for r in fields(async_log)] == ["write", "write", "copy", "delete", "move"]
+    again = asyncio.run(AsyncAudited.open(MemoryStorage().aio, async_log.aio))
+    asyncio.run(again.delete("x"))
+    assert [r.seq for r in read_audit(async_log)][-1] == 6

@@ -14,6 +14,7 @@ only the awaiting is written here. ``AsyncTimeout`` cancels the operation for re
 See docs/async.md.
 """
 
+from storager.aio.combinators._audited import AsyncAudited, read_audit_async
 from storager.aio.combinators._base import AsyncDelegate, AsyncWrapper
 from storager.aio.combinators._failover import AsyncFailover
 from storager.aio.combinators._logged import AsyncLogged
@@ -22,6 +23,7 @@ from storager.aio.combinators._retry import AsyncRetry
 from storager.aio.combinators._timeout import AsyncTimeout
 
 __all__ = [
+    "AsyncAudited",
     "AsyncDelegate",
     "AsyncFailover",
     "AsyncLogged",
@@ -30,4 +32,5 @@ __all__ = [
     "AsyncRetry",
     "AsyncTimeout",
     "AsyncWrapper",
+    "read_audit_async",
 ]
