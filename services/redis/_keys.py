@@ -4,6 +4,10 @@ Metadata keys share the hash tag ``{NS}``, so every key an atomic step touches l
 one cluster slot; chunk keys carry no tag, so a large object's chunks spread over every
 master of a cluster. Paths are store-absolute (``/a/b.txt``; directory markers end with
 ``/``) and go into keys as UTF-8.
+
+The commit script (``_scripts``) builds the metadata keys' names from the manifest
+key's hash tag itself, to send fewer arguments per write: a name changed here must be
+changed there too (the tests of every operation would fail otherwise).
 """
 
 from __future__ import annotations
