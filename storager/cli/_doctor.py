@@ -145,7 +145,8 @@ def likely_fix(step: str, exc: BaseException) -> str:
     if isinstance(exc, PermissionDeniedError):
         return (
             "the credential was refused or lacks permission for this step: check the "
-            "credential source above and its rights on this bucket/directory"
+            "credential source above and its rights on this bucket/directory (some S3 "
+            "servers also answer so for a bucket that does not exist: check its name)"
         )
     if isinstance(exc, NotFoundError) and step == "write":
         return "the bucket, container or directory does not exist: create it or fix the name"
