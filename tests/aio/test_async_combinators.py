@@ -13,6 +13,7 @@ import pytest
 
 from storager import (
     AsyncStorager,
+    InvalidArgumentError,
     NotFoundError,
     OperationTimeoutError,
     OutcomeUnknownError,
@@ -32,6 +33,9 @@ from storager.aio.combinators import (
     AsyncReadOnly,
     AsyncRetry,
     AsyncTimeout,
+    async_cached,
+    async_mirror,
+    async_router,
 )
 from storager.combinators import Audited, Event, RetryPolicy, read_audit
 from storager.services.fs import FsStorage
@@ -105,6 +109,53 @@ class TestAsyncAuditedOverFs(AsyncStoragerSuite):
 
     def test_async_capabilities_match_the_sync_ones(self) -> None:
         pytest.skip("the tree's capability is what fs and its memory log share, not fs's alone")
+
+
+class TestAsyncTimeoutOverBridgedMirrorOfCached(AsyncStoragerSuite):
+    """AsyncTimeout(async_mirror({primary: async_cached(memory, fs), backup: fs}))."""
+
+    @pytest.fixture
+    def storager_factory(self, tmp_path: Path) -> Callable[..., Storager]:
+        def factory(work_dir: str, **pairs: Any) -> Storager:
+            return FsStorage(root=str(tmp_path / "a"), work_dir=work_dir, **pairs)
+
+        return factory
+
+    def to_async(self, store: Storager) -> AsyncStorager:
+        work_dir = store.metadata().work_dir
+        backup = FsStorage(root=str(self._backup_root), work_dir=work_dir)
+        front = MemoryStorage(work_dir=work_dir)
+        cached = async_cached(front.aio, store.aio)  # type: ignore[attr-defined]
+        mirror = async_mirror({"primary": cached, "backup": backup.aio}, write="parallel")
+        return AsyncTimeout(mirror, 30.0)
+
+    @pytest.fixture(autouse=True)
+    def _backup_dir(self, tmp_path: Path) -> None:
+        self._backup_root = tmp_path / "b"
+        self._backup_root.mkdir(exist_ok=True)
+
+    def test_async_capabilities_match_the_sync_ones(self) -> None:
+        pytest.skip("the tree's capability is what its stores share, not fs's alone")
+
+
+class TestAsyncBridgedRouter(AsyncStoragerSuite):
+    write_memory_limit = None  # memory keeps each object in process memory
+
+    @pytest.fixture
+    def storager_factory(self) -> Callable[..., Storager]:
+        return _memory_factory
+
+    def to_async(self, store: Storager) -> AsyncStorager:
+        routes = {"": store.aio, "elsewhere/": MemoryStorage().aio}  # type: ignore[attr-defined]
+        return async_router(routes, work_dir=store.metadata().work_dir)
+
+    def test_async_capabilities_match_the_sync_ones(self) -> None:
+        pytest.skip("the router's capability is what its mounts share")
+
+
+def test_bridged_combinators_refuse_a_child_without_a_sync_twin() -> None:
+    with pytest.raises(InvalidArgumentError, match="sync twin"):
+        async_mirror({"a": AsyncRetry(MemoryStorage().aio), "b": MemoryStorage().aio})
 
 
 class TestAsyncPrefixedOverMemory(AsyncStoragerSuite):
