@@ -268,6 +268,7 @@ for _kind in (
             "chunk_size": Pair(size),
             "placement": Pair(string),
             "quotas": Pair(table_of(size)),
+            "fragment_digest": Pair(string),
             "work_dir": Pair(string),
             "write_quorum": Pair(optional(integer)),
             "stripes_in_flight": Pair(integer),

@@ -21,6 +21,7 @@ from storager._protocols import Storager
 from storager.combinators._base import call_child
 from storager.combinators._trace import in_context
 from storager.combinators.striped._codecs import Codec
+from storager.combinators.striped._digests import FragmentDigest
 from storager.combinators.striped._health import Health
 from storager.combinators.striped._placement import Placement
 
@@ -48,6 +49,7 @@ class Core:
         chunk_size: int,
         health: Health,
         placement: Placement,
+        digest: FragmentDigest,
         *,
         io_workers: int,
         stripe_workers: int,
@@ -61,6 +63,7 @@ class Core:
         self.chunk_size = chunk_size
         self.health = health
         self.placement = placement
+        self.digest = digest
         self.stripes_in_flight = stripes_in_flight
         self.write_quorum = write_quorum
         self.hedge_after = hedge_after

@@ -34,6 +34,7 @@ from storager._errors import (
     PreconditionFailedError,
     StorageError,
 )
+from storager.combinators.striped._digests import matches
 from storager.combinators.striped._manifest import (
     CHUNK_AREA,
     Fragment,
@@ -41,7 +42,6 @@ from storager.combinators.striped._manifest import (
     Stripe,
     chunk_key,
     codec_of,
-    digest,
     generation_age,
     generation_of_key,
     is_generation,
@@ -357,7 +357,7 @@ class Maintenance(StripedState):
         data = codec.decode(dict(sorted(good.items())[: codec.data]), stripe.length)
         fragments = codec.encode(data)
         for i in good:
-            if digest(fragments[i]) != recorded[i].digest:
+            if not matches(recorded[i].digest, fragments[i]):
                 report.note = f"stripe {index}: fragment {i} does not re-encode to its digest"
                 return stripe
         # Every fragment not known lost keeps its backend (an unreachable one may come back).
@@ -380,7 +380,7 @@ class Maintenance(StripedState):
                 )
                 continue
             used.add(name)
-            fragment = Fragment(name, key, len(rebuilt_payload), digest(rebuilt_payload))
+            fragment = Fragment(name, key, len(rebuilt_payload), core.digest.of(rebuilt_payload))
             new[i] = fragment
             rebuilt.append(fragment)
             report.rebuilt += 1

@@ -2,7 +2,8 @@
 
 A manifest names everything a reader needs: the object's size, content type, user
 metadata, etag and whole-object checksum, the codec and chunk size, and for every
-stripe its offset, length and fragments (backend, key, length, sha256 digest).
+stripe its offset, length and fragments (backend, key, length, digest: see
+``_digests``).
 Chunks are immutable and named by a *generation*: a time-ordered id unique to the
 write that made them (``{time_ns:016x}{random:012x}``), so two writes never share a
 chunk name and the age of a chunk can be read from its name.
@@ -14,7 +15,6 @@ written is ``null``: the object is *degraded* until ``heal`` rebuilds it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 import secrets
@@ -37,7 +37,6 @@ __all__ = [
     "Stripe",
     "chunk_key",
     "codec_of",
-    "digest",
     "generation_age",
     "generation_of_key",
     "new_generation",
@@ -80,14 +79,9 @@ def generation_of_key(key: str) -> str | None:
     return gen if is_generation(gen) else None
 
 
-def digest(data: bytes | bytearray | memoryview) -> str:
-    """Return the hex sha256 of ``data`` (the digest every fragment carries)."""
-    return hashlib.sha256(data).hexdigest()
-
-
 @dataclass(frozen=True, slots=True)
 class Fragment:
-    """One stored fragment: where it is, its length and its sha256."""
+    """One stored fragment: where it is, its length and its digest (``_digests``)."""
 
     backend: str
     key: str

@@ -2,7 +2,7 @@
 
 For each stripe it asks for the ``data`` fragments it needs, data ones first (a
 systematic code then decodes by copying) and fragments on down backends last. Every
-fragment is checked against its length and sha256 from the manifest before it
+fragment is checked against its length and digest from the manifest before it
 reaches the codec: pyeclib would decode a corrupted fragment to wrong bytes without
 a word. An error, a digest mismatch, or no answer within ``hedge_after`` seconds
 each start a request for the next fragment (a parity one), so a stripe stays
@@ -26,8 +26,9 @@ from typing import Any
 from storager._errors import NotFoundError, ServiceInternalError
 from storager._protocols import IoCallback
 from storager.combinators.striped._core import Core, Damage
+from storager.combinators.striped._digests import matches
 from storager.combinators.striped._health import describe_error
-from storager.combinators.striped._manifest import Fragment, Manifest, Stripe, codec_of, digest
+from storager.combinators.striped._manifest import Fragment, Manifest, Stripe, codec_of
 
 __all__ = ["StripedReader", "fetch_stripe", "read_range"]
 
@@ -40,7 +41,7 @@ def _fetch_fragment(core: Core, fragment: Fragment) -> bytes:
     data = core.get(fragment.backend, fragment.key)
     if len(data) != fragment.length:
         raise _Bad(f"length {len(data)}, manifest says {fragment.length}")
-    if digest(data) != fragment.digest:
+    if not matches(fragment.digest, data):
         raise _Bad("digest mismatch")
     return data
 

@@ -39,6 +39,7 @@ from storager.combinators._base import prime
 from storager.combinators._path_locks import PathLocks
 from storager.combinators.striped._codecs import Codec
 from storager.combinators.striped._core import Core
+from storager.combinators.striped._digests import FragmentDigest
 from storager.combinators.striped._health import BackendHealth, Health
 from storager.combinators.striped._maintenance import Maintenance
 from storager.combinators.striped._manifest import CHUNK_AREA, Manifest, new_generation
@@ -94,6 +95,10 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
             objects' namespace. Share it between processes to serve one store.
         placement: ``"most_free"``, ``"least_used"``, ``"round_robin"`` or ``"random"``.
         quotas: Bytes allowed per backend name.
+        fragment_digest: What each fragment's integrity is checked with: ``"crc32"``
+            (accidental damage; fast) or ``"sha256"`` (also forgery, for backends
+            that are not trusted). Reads check each fragment with the algorithm
+            it was written with.
         work_dir: Where relative paths start, inside the manifest store's namespace.
         write_quorum: Fragments of a stripe that must be stored for a write to succeed
             (default: ``data + 1``, at most ``total``); fewer than ``total`` makes the
@@ -122,6 +127,7 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
         chunk_size: int = 4 << 20,
         placement: str = "most_free",
         quotas: Mapping[str, int] | None = None,
+        fragment_digest: str = "crc32",
         work_dir: str = "/",
         write_quorum: int | None = None,
         stripes_in_flight: int = 2,
@@ -150,6 +156,7 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
                 f"{codec.label()} writes {codec.total} fragments per stripe on distinct "
                 f"backends; only {len(backends)} given ({', '.join(backends)})"
             )
+        digest = FragmentDigest(fragment_digest)
         if type(chunk_size) is not int or chunk_size < 1:
             raise _new_error(f"chunk_size must be a positive int, not {chunk_size!r}")
         if placement not in POLICIES:
@@ -202,6 +209,7 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
             chunk_size,
             health,
             Placement(backends, placement, quotas, health.is_up, self._count_usage),
+            digest,
             io_workers=io_workers or 2 * len(backends) + 2,
             stripe_workers=max(4, 2 * stripes_in_flight),
             stripes_in_flight=stripes_in_flight,

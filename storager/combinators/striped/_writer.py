@@ -3,7 +3,7 @@
 The caller's thread reads the source (computing the whole-object sha256) and cuts
 it into stripes of ``codec.data * chunk_size`` bytes; each stripe goes to the stripe
 pool, which encodes it and places the fragments on distinct backends; the I/O pool
-digests (sha256) and writes them in parallel. At most ``stripes_in_flight`` stripes
+digests and writes them in parallel. At most ``stripes_in_flight`` stripes
 of one write are in flight; the caller's thread waits for room before it cuts the
 next one.
 
@@ -29,7 +29,7 @@ from storager._protocols import IoCallback, WriteData
 from storager._streams import iter_chunks
 from storager.combinators.striped._core import Core, InFlight
 from storager.combinators.striped._health import describe_error
-from storager.combinators.striped._manifest import Fragment, Stripe, chunk_key, digest
+from storager.combinators.striped._manifest import Fragment, Stripe, chunk_key
 
 __all__ = ["Group", "backend_states", "write_group"]
 
@@ -96,7 +96,7 @@ class _Write:
                 if pending is None:
                     pending = digests[id(fragment)] = Future()
             if mine:
-                pending.set_result(digest(fragment))
+                pending.set_result(core.digest.of(fragment))
             return pending.result()
 
         size = max((len(f) for f in fragments), default=0)

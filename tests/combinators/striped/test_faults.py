@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -10,6 +12,7 @@ import pytest
 
 from storager import (
     InsufficientStorageError,
+    InvalidArgumentError,
     NotFoundError,
     ServiceInternalError,
     Storager,
@@ -302,3 +305,40 @@ def test_heal_keeps_fragments_on_distinct_backends_when_one_is_unreachable(
     assert any("unreachable" in line for line in report.damaged)
     healed = [f[0] for f in rig.manifest("obj")["stripes"][0][2]]
     assert len(set(healed)) == 4 and healed[1] == unreachable
+
+
+def test_sha256_fragment_digests_are_recorded_checked_and_healed(rig_factory: Make) -> None:
+    rig = rig_factory(fragment_digest="sha256")
+    data = os.urandom(12 * KiB)
+    rig.store.write("obj", data)
+    for _, _, fragments in rig.manifest("obj")["stripes"]:
+        for name, key, _, recorded in fragments:
+            assert recorded == "sha256:" + hashlib.sha256(rig.inner[name].read(key)).hexdigest()
+    _corrupt(rig, "obj", 1, 0)
+    assert rig.store.read("obj") == data
+    assert [(r.path, r.rebuilt) for r in rig.store.heal()] == [("obj", 1)]
+    assert rig.store.scrub() == []
+
+
+def test_manifest_with_bare_sha256_digests_still_reads_and_detects_corruption(
+    rig_factory: Make,
+) -> None:
+    """Manifests written before digests named their algorithm: a bare hex is sha256."""
+    rig = rig_factory(fragment_digest="sha256")
+    data = os.urandom(12 * KiB)
+    rig.store.write("obj", data)
+    doc = rig.manifest("obj")
+    for _, _, fragments in doc["stripes"]:
+        for fragment in fragments:
+            fragment[3] = fragment[3].removeprefix("sha256:")
+    rig.manifests.inner.write("obj", json.dumps(doc).encode())
+    assert rig.store.read("obj") == data
+    _corrupt(rig, "obj", 2, 1)
+    assert rig.store.read("obj") == data
+    damaged = rig.store.scrub()
+    assert any("digest mismatch" in line for line in damaged[0].damaged)
+
+
+def test_unknown_fragment_digest_is_refused(rig_factory: Make) -> None:
+    with pytest.raises(InvalidArgumentError, match="fragment_digest must be one of crc32, sha256"):
+        rig_factory(fragment_digest="md5")
