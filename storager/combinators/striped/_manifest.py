@@ -15,6 +15,7 @@ written is ``null``: the object is *degraded* until ``heal`` rebuilds it.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import secrets
@@ -37,6 +38,7 @@ __all__ = [
     "Stripe",
     "chunk_key",
     "codec_of",
+    "composite_checksum",
     "generation_age",
     "generation_of_key",
     "new_generation",
@@ -77,6 +79,18 @@ def generation_of_key(key: str) -> str | None:
         return None
     gen = key[len(CHUNK_AREA) :].partition("/")[0]
     return gen if is_generation(gen) else None
+
+
+def composite_checksum(stripes: Sequence[tuple[int, Sequence[str]]]) -> str:
+    """Return the hex sha256 of each stripe's length and its fragments' digests, in order.
+
+    It stands for the whole object's content (a change to any byte changes the digest of
+    every fragment that byte reaches) without a second pass over the data.
+    """
+    sha = hashlib.sha256()
+    for length, digests in stripes:
+        sha.update(f"{length}:{','.join(digests)};".encode())
+    return sha.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,13 +3,13 @@
 - ``create_multipart`` records the upload (its path and pairs) under
   ``.striped/uploads/<upload_id>/upload``; the upload id is a generation.
 - ``write_multipart`` stores the part's data as chunks of a new generation, then
-  records the part (its stripes, size, sha256) under ``part-<number>``; writing a
+  records the part (its stripes, size, checksum) under ``part-<number>``; writing a
   number again replaces the record and drops the older part's chunks. Parts may
   arrive in any order and at once.
 - ``complete_multipart`` joins the listed parts' stripes into one manifest (no data
   is copied or moved) and publishes it; then the upload's records go, and parts
-  left out are dropped. The checksum and etag are the sha256 of the parts' sha256
-  digests, followed by ``-N`` (the S3 composite form).
+  left out are dropped. The checksum and etag are the sha256 of the parts'
+  checksums, followed by ``-N`` (the S3 composite form).
 - ``abort_multipart`` drops every part's chunks and the records.
 """
 
@@ -39,6 +39,11 @@ from storager.combinators.striped._writer import discard, write_group
 __all__ = ["StripedMultipart"]
 
 _MAX_PART = 10_000
+
+
+def _part_checksum(doc: Mapping[str, Any]) -> str:
+    """Return a part record's checksum (records written before it was derived: sha256)."""
+    return str(doc["checksum"] if "checksum" in doc else doc["sha256"])
 
 
 class StripedMultipart(StripedState, Segmenter):
@@ -131,7 +136,7 @@ class StripedMultipart(StripedState, Segmenter):
         doc = {
             "number": number,
             "size": group.size,
-            "sha256": group.sha256,
+            "checksum": group.checksum,
             "codec": self._core.codec.spec(),
             "chunk_size": self._core.chunk_size,
             "stripes": stripes_to_json(group.stripes),
@@ -148,7 +153,7 @@ class StripedMultipart(StripedState, Segmenter):
             raise
         if previous is not None:
             self._drop_part(previous)
-        return Part(number, group.size, group.sha256)
+        return Part(number, group.size, group.checksum)
 
     @traced("complete_multipart")
     def complete_multipart(
@@ -176,7 +181,8 @@ class StripedMultipart(StripedState, Segmenter):
                 raise InvalidArgumentError(
                     op, "striped", multipart.path, f"part {part.number} was not uploaded"
                 )
-            if part.etag and part.etag != doc["sha256"]:
+            checksum = _part_checksum(doc)
+            if part.etag and part.etag != checksum:
                 raise InvalidArgumentError(
                     op,
                     "striped",
@@ -190,13 +196,13 @@ class StripedMultipart(StripedState, Segmenter):
             codec = doc["codec"]
             stripes.extend(stripes_from_json(doc["stripes"], shift=offset))
             offset += int(doc["size"])
-            digests.update(bytes.fromhex(doc["sha256"]))
+            digests.update(bytes.fromhex(checksum))
         composite = f"{digests.hexdigest()}-{len(parts)}"
         manifest = self._new_manifest(
             new_generation(),
             tuple(stripes),
             offset,
-            f"sha256-composite:{composite}",
+            f"composite:{composite}",
             composite,
             record.get("content_type"),
             record.get("user_metadata"),
@@ -240,5 +246,5 @@ class StripedMultipart(StripedState, Segmenter):
                 doc = self._records.read_json(key)
             except NotFoundError:
                 continue
-            parts.append(Part(int(doc["number"]), int(doc["size"]), str(doc["sha256"])))
+            parts.append(Part(int(doc["number"]), int(doc["size"]), _part_checksum(doc)))
         return iter(sorted(parts, key=lambda p: p.number))

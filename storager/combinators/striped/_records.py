@@ -5,7 +5,7 @@
 - ``.striped/uploads/<upload_id>/upload``: a multipart upload in progress (its path
   and the pairs given at creation);
 - ``.striped/uploads/<upload_id>/part-<number>``: one part, a chunk group (its
-  stripes, size and sha256), replaced when the number is written again.
+  stripes, size and checksum), replaced when the number is written again.
 
 User paths under ``.striped/`` are refused, and listings never show them.
 """

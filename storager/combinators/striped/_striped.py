@@ -353,8 +353,8 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
             generation,
             group.stripes,
             group.size,
-            f"sha256:{group.sha256}",
-            group.sha256,
+            f"composite:{group.checksum}",
+            group.checksum,
             content_type,
             user_metadata,
         )

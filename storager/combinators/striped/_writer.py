@@ -1,11 +1,12 @@
 """The writer: a stream of bytes becomes stripes of immutable chunks, stripe by stripe.
 
-The caller's thread reads the source (computing the whole-object sha256) and cuts
-it into stripes of ``codec.data * chunk_size`` bytes; each stripe goes to the stripe
-pool, which encodes it and places the fragments on distinct backends; the I/O pool
-digests and writes them in parallel. At most ``stripes_in_flight`` stripes
-of one write are in flight; the caller's thread waits for room before it cuts the
-next one.
+The caller's thread reads the source and cuts it into stripes of
+``codec.data * chunk_size`` bytes (one copy: pyeclib takes only ``bytes``); each
+stripe goes to the stripe pool, which encodes it and places the fragments on
+distinct backends; the I/O pool digests and writes them in parallel. At most
+``stripes_in_flight`` stripes of one write are in flight; the caller's thread waits
+for room before it cuts the next one. The object's checksum is derived from the
+fragments' digests (``composite_checksum``), so the data is not hashed twice.
 
 A fragment whose backend fails is written again on another backend the stripe does
 not use yet; when none is left the fragment stays missing. A stripe with fewer
@@ -17,7 +18,6 @@ leaves.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, wait
@@ -29,7 +29,12 @@ from storager._protocols import IoCallback, WriteData
 from storager._streams import iter_chunks
 from storager.combinators.striped._core import Core, InFlight
 from storager.combinators.striped._health import describe_error
-from storager.combinators.striped._manifest import Fragment, Stripe, chunk_key
+from storager.combinators.striped._manifest import (
+    Fragment,
+    Stripe,
+    chunk_key,
+    composite_checksum,
+)
 
 __all__ = ["Group", "backend_states", "write_group"]
 
@@ -38,11 +43,11 @@ _RETRIES_PER_FRAGMENT = 2
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """What one write stored: its stripes, size and sha256 (hex)."""
+    """What one write stored: its stripes, size and checksum (``composite_checksum``)."""
 
     stripes: tuple[Stripe, ...]
     size: int
-    sha256: str
+    checksum: str
 
 
 @dataclass(slots=True)
@@ -77,8 +82,12 @@ class _Write:
         # Every chunk a put was tried for, with the bytes counted for it on its backend.
         self.chunks: list[_Placed] = []
 
-    def store_stripe(self, index: int, offset: int, data: bytes) -> Stripe:
-        """Encode one stripe and store its fragments (runs on the stripe pool)."""
+    def store_stripe(self, index: int, offset: int, data: bytes) -> tuple[Stripe, list[str]]:
+        """Encode one stripe and store its fragments (runs on the stripe pool).
+
+        Returns the stripe and the digest of every fragment, stored or not (the
+        object's checksum must not depend on which backends took the write).
+        """
         if self.aborted.is_set():
             raise _Cancelled
         core = self.core
@@ -124,6 +133,7 @@ class _Write:
 
         def put(i: int, name: str) -> Fragment | None:
             fragment = fragments[i]
+            recorded = digest_of(fragment)
             key = chunk_key(self.generation, index, i)
             for attempt in range(_RETRIES_PER_FRAGMENT + 1):
                 if self.aborted.is_set():
@@ -147,7 +157,7 @@ class _Write:
                         name = other[0]
                         used.add(name)
                     continue
-                return Fragment(name, key, len(fragment), digest_of(fragment))
+                return Fragment(name, key, len(fragment), recorded)
             return None
 
         futures = [core.io(partial(put, i, n)) for i, n in enumerate(targets)]
@@ -164,7 +174,8 @@ class _Write:
                 f"stripe {index} stored {present} of {codec.total} fragments, needs "
                 f"{core.write_quorum}: {'; '.join(errors)}",
             )
-        return Stripe(offset, len(data), tuple(stored))
+        # Fragments that found no backend are digested here (the others are cached).
+        return Stripe(offset, len(data), tuple(stored)), [digest_of(f) for f in fragments]
 
     def clean_up(self) -> None:
         """Delete every chunk this write stored (best effort)."""
@@ -181,29 +192,42 @@ def _stripes_of(
     path: str,
     data: WriteData,
     stripe_bytes: int,
-    sha: hashlib._Hash,
     size: int | None,
     io_callback: IoCallback | None,
 ) -> Iterator[bytes]:
-    """Yield the source cut in stripes of ``stripe_bytes`` (the last may be shorter)."""
-    buffer = bytearray()
+    """Yield the source cut in stripes of ``stripe_bytes`` (the last may be shorter).
+
+    Each stripe is one copy of the source's bytes (none when a ``bytes`` chunk is
+    exactly a stripe); a mutable chunk (bytearray, memoryview) is copied at once, as
+    the caller may reuse it for its next chunk.
+    """
+    pieces: list[bytes | memoryview] = []
+    held = 0
     for chunk in iter_chunks(op, "striped", path, data, size=size, io_callback=io_callback):
+        immutable = isinstance(chunk, bytes)
         view = memoryview(chunk).cast("B")
-        sha.update(view)
         pos = 0
         while pos < len(view):
-            if not buffer and len(view) - pos >= stripe_bytes:
-                yield bytes(view[pos : pos + stripe_bytes])
-                pos += stripe_bytes
-                continue
-            take = min(stripe_bytes - len(buffer), len(view) - pos)
-            buffer += view[pos : pos + take]
+            take = min(stripe_bytes - held, len(view) - pos)
+            piece = view[pos : pos + take]
+            pieces.append(piece if immutable else bytes(piece))
+            held += take
             pos += take
-            if len(buffer) == stripe_bytes:
-                yield bytes(buffer)
-                buffer = bytearray()
-    if buffer:
-        yield bytes(buffer)
+            if held == stripe_bytes:
+                yield _joined(pieces)
+                pieces, held = [], 0
+    if pieces:
+        yield _joined(pieces)
+
+
+def _joined(pieces: list[bytes | memoryview]) -> bytes:
+    if len(pieces) == 1:
+        piece = pieces[0]
+        if isinstance(piece, bytes):
+            return piece
+        if isinstance(piece.obj, bytes) and len(piece) == len(piece.obj):
+            return piece.obj  # a whole bytes chunk: no copy
+    return b"".join(pieces)
 
 
 def write_group(
@@ -226,13 +250,12 @@ def write_group(
     """
     write = _Write(core, op, path, generation)
     limit = InFlight(core.stripes_in_flight)
-    sha = hashlib.sha256()
-    futures: list[Future[Stripe]] = []
+    futures: list[Future[tuple[Stripe, list[str]]]] = []
     offset = 0
     try:
         stripe_bytes = core.codec.data * core.chunk_size
         for index, stripe in enumerate(
-            _stripes_of(op, path, data, stripe_bytes, sha, size, io_callback)
+            _stripes_of(op, path, data, stripe_bytes, size, io_callback)
         ):
             limit.acquire()
             for done in futures:
@@ -243,13 +266,14 @@ def write_group(
             future.add_done_callback(limit.release)
             futures.append(future)
             offset += len(stripe)
-        stripes = tuple(f.result() for f in futures)
+        results = [f.result() for f in futures]
     except BaseException:
         write.aborted.set()
         wait(futures)
         write.clean_up()
         raise
-    return Group(stripes, offset, sha.hexdigest())
+    checksum = composite_checksum([(s.length, digests) for s, digests in results])
+    return Group(tuple(s for s, _ in results), offset, checksum)
 
 
 def discard(core: Core, stripes: tuple[Stripe, ...]) -> None:

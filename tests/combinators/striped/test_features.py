@@ -6,6 +6,7 @@ import hashlib
 import os
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -191,10 +192,28 @@ def test_stat_reports_checksum_generation_and_metadata(rig_factory: Make) -> Non
     data = os.urandom(7 * KiB)
     rig.store.write("obj", data, content_type="text/x-a", user_metadata={"owner": "me"})
     stat = rig.store.stat("obj")
-    assert stat.etag == hashlib.sha256(data).hexdigest()
-    assert stat.system_metadata["checksum"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    # The checksum is derived from the recorded fragment digests, each the CRC-32 of the
+    # chunk as stored: the sha256 of every stripe's length and digests, in order.
+    sha = hashlib.sha256()
+    for _, length, fragments in rig.manifest("obj")["stripes"]:
+        for name, key, _, recorded in fragments:
+            assert recorded == f"crc32:{zlib.crc32(rig.inner[name].read(key)):08x}"
+        sha.update(f"{length}:{','.join(f[3] for f in fragments)};".encode())
+    assert stat.etag == sha.hexdigest()
+    assert stat.system_metadata["checksum"] == "composite:" + sha.hexdigest()
     assert stat.system_metadata["codec"] == "rs(4,2)"
     assert (stat.content_type, dict(stat.user_metadata)) == ("text/x-a", {"owner": "me"})
+
+
+def test_etag_follows_the_content_not_the_write(rig_factory: Make) -> None:
+    rig = rig_factory()
+    data = os.urandom(7 * KiB)
+    first = rig.store.write("a", data).etag
+    assert rig.store.write("b", iter([data[:100], data[100:]])).etag == first
+    changed = bytearray(data)
+    changed[5000] ^= 1
+    assert rig.store.write("c", bytes(changed)).etag != first
+    assert rig.store.write("d", data[:-1]).etag != first
 
 
 def test_open_reader_keeps_reading_its_version_across_overwrite_and_gc(rig_factory: Make) -> None:
