@@ -145,15 +145,17 @@ def source_error(exc: BaseException) -> BaseException | None:
 
 
 class RangeReader(io.RawIOBase):
-    """A seekable raw reader over ``fetch(offset, size) -> bytes``.
+    """A seekable raw reader over ``fetch(offset, size)``.
 
-    Services wrap it in :class:`io.BufferedReader`; each buffer refill becomes one
+    ``fetch`` returns at most ``size`` bytes from ``offset`` (bytes or a memoryview):
+    fewer when the source serves a range in pieces, none only at the end. Services
+    wrap the reader in :class:`io.BufferedReader`; each buffer refill becomes one
     ranged request, so memory stays bounded by the buffer size.
     """
 
     def __init__(
         self,
-        fetch: Callable[[int, int], bytes],
+        fetch: Callable[[int, int], bytes | memoryview],
         length: int,
         *,
         on_close: Callable[[], None] | None = None,
@@ -199,12 +201,16 @@ class RangeReader(io.RawIOBase):
         return n
 
     def readall(self) -> bytes:
-        want = self._length - self._pos
-        if want <= 0:
-            return b""
-        data = self._fetch(self._pos, want)
-        self._pos += len(data)
-        return data
+        parts = []
+        while self._pos < self._length:
+            data = self._fetch(self._pos, self._length - self._pos)
+            if not data:
+                break
+            parts.append(data)
+            self._pos += len(data)
+        if len(parts) == 1 and isinstance(parts[0], bytes):
+            return parts[0]
+        return b"".join(parts)
 
     def close(self) -> None:
         if not self.closed and self._on_close is not None:

@@ -17,20 +17,20 @@ and prefetches the next ones.
 from __future__ import annotations
 
 import bisect
-import io
+import itertools
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from functools import partial
-from typing import Any
 
 from storager._errors import NotFoundError, ServiceInternalError
 from storager._protocols import IoCallback
+from storager._streams import RangeReader
 from storager.combinators.striped._core import Core, Damage
 from storager.combinators.striped._digests import matches
 from storager.combinators.striped._health import describe_error
 from storager.combinators.striped._manifest import Fragment, Manifest, Stripe, codec_of
 
-__all__ = ["StripedReader", "fetch_stripe", "read_range"]
+__all__ = ["Assembled", "fetch_stripe", "open_stripes", "read_range"]
 
 
 class _Bad(Exception):
@@ -46,8 +46,11 @@ def _fetch_fragment(core: Core, fragment: Fragment) -> bytes:
     return data
 
 
-def fetch_stripe(core: Core, op: str, path: str, manifest: Manifest, index: int) -> bytes:
+def fetch_stripe(core: Core, op: str, path: str, manifest: Manifest, index: int) -> Assembled:
     """Rebuild stripe ``index`` of ``manifest`` from verified fragments.
+
+    With every data fragment good, a systematic code's stripe is their payloads, not
+    decoded (``Codec.pieces``).
 
     Raises:
         ServiceInternalError: Fewer than ``data`` good fragments could be read; the
@@ -104,7 +107,30 @@ def fetch_stripe(core: Core, op: str, path: str, manifest: Manifest, index: int)
             f"{len(good)}: {'; '.join(problems + missing)}",
         )
     chosen = dict(sorted(good.items())[: codec.data])
-    return codec.decode(chosen, stripe.length)
+    return Assembled(codec.pieces(chosen, stripe.length))
+
+
+class Assembled:
+    """A rebuilt stripe as consecutive pieces (views into its verified fragments)."""
+
+    __slots__ = ("_ends", "_pieces")
+
+    def __init__(self, pieces: list[bytes | bytearray | memoryview]) -> None:
+        self._pieces = [memoryview(p).cast("B") for p in pieces]
+        self._ends = list(itertools.accumulate(len(p) for p in self._pieces))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def views(self, lo: int, hi: int) -> Iterator[memoryview]:
+        """Yield views of the bytes ``[lo, hi)`` of the stripe, piece by piece."""
+        index = bisect.bisect_right(self._ends, lo)
+        while lo < hi and index < len(self._pieces):
+            start = self._ends[index] - len(self._pieces[index])
+            end = min(hi, self._ends[index])
+            yield self._pieces[index][lo - start : end - start]
+            lo = end
+            index += 1
 
 
 def _offsets(manifest: Manifest) -> list[int]:
@@ -126,10 +152,10 @@ def _window(manifest: Manifest, offset: int | None, size: int | None) -> tuple[i
 
 def _stripe_slices(
     core: Core, op: str, path: str, manifest: Manifest, start: int, end: int
-) -> Iterator[bytes]:
-    """Yield the bytes of ``[start, end)``, stripe by stripe, with stripes in flight."""
+) -> Iterator[memoryview]:
+    """Yield views of the bytes of ``[start, end)``, with stripes in flight."""
     indexes = list(_span(_offsets(manifest), start, end))
-    futures: list[Future[bytes]] = []
+    futures: list[Future[Assembled]] = []
     try:
         submitted = 0
         for n, index in enumerate(indexes):
@@ -143,7 +169,7 @@ def _stripe_slices(
             stripe: Stripe = manifest.stripes[index]
             lo = max(start, stripe.offset) - stripe.offset
             hi = min(end, stripe.offset + stripe.length) - stripe.offset
-            yield data if (lo, hi) == (0, len(data)) else data[lo:hi]
+            yield from data.views(lo, hi)
     finally:
         for future in futures:
             future.cancel()
@@ -167,96 +193,55 @@ def read_range(
         parts.append(piece)
         if io_callback is not None:
             io_callback(len(piece))
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    return b"".join(parts)  # the one copy: out of the fragments' buffers
 
 
-class StripedReader(io.RawIOBase):
-    """A seekable raw reader over one manifest (so it never mixes versions).
+class _Window:
+    """``open_reader``'s stripes: the one being read, and the next ones fetched ahead."""
 
-    It keeps the stripe it reads and prefetches the next ``stripes_in_flight - 1``.
-    """
-
-    def __init__(
-        self,
-        core: Core,
-        path: str,
-        manifest: Manifest,
-        offset: int | None,
-        size: int | None,
-    ) -> None:
-        super().__init__()
+    def __init__(self, core: Core, path: str, manifest: Manifest, start: int) -> None:
         self._core = core
         self._path = path
         self._manifest = manifest
-        self._start, self._end = _window(manifest, offset, size)
-        self._pos = 0
+        self._start = start
         self._offsets = _offsets(manifest)
-        self._cache: dict[int, Future[bytes]] = {}
+        self._cache: dict[int, Future[Assembled]] = {}
 
-    def readable(self) -> bool:
-        return True
+    def fetch(self, pos: int, size: int) -> memoryview:
+        """Return up to ``size`` bytes from ``pos`` (a view, at most to a piece's end)."""
+        absolute = self._start + pos
+        index = _span(self._offsets, absolute, absolute + 1)[0]
+        stripe = self._manifest.stripes[index]
+        lo = absolute - stripe.offset
+        for view in self._stripe(index).views(lo, lo + size):
+            return view
+        return memoryview(b"")
 
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            pos = offset
-        elif whence == io.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == io.SEEK_END:
-            pos = self._end - self._start + offset
-        else:
-            raise ValueError(f"invalid whence {whence}")
-        if pos < 0:
-            raise ValueError("negative seek position")
-        self._pos = pos
-        return pos
-
-    def _stripe(self, index: int) -> bytes:
-        wanted = range(
-            index, min(index + self._core.stripes_in_flight, len(self._manifest.stripes))
-        )
+    def _stripe(self, index: int) -> Assembled:
+        core = self._core
+        wanted = range(index, min(index + core.stripes_in_flight, len(self._manifest.stripes)))
         for stale in [i for i in self._cache if i not in wanted]:
             self._cache.pop(stale).cancel()
         for i in wanted:
             if i not in self._cache:
-                self._cache[i] = self._core.stripe(
-                    partial(fetch_stripe, self._core, "open_reader", self._path, self._manifest, i)
+                self._cache[i] = core.stripe(
+                    partial(fetch_stripe, core, "open_reader", self._path, self._manifest, i)
                 )
         return self._cache[index].result()
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        absolute = self._start + self._pos
-        if absolute >= self._end or not len(view):
-            return 0
-        index = _span(self._offsets, absolute, absolute + 1)[0]
-        stripe = self._manifest.stripes[index]
-        data = self._stripe(index)
-        lo = absolute - stripe.offset
-        n = min(len(view), stripe.length - lo, self._end - absolute)
-        view[:n] = memoryview(data)[lo : lo + n]  # one copy, into the caller's buffer
-        self._pos += n
-        return n
-
-    def readall(self) -> bytes:
-        absolute = self._start + self._pos
-        if absolute >= self._end:
-            return b""
-        out = b"".join(
-            _stripe_slices(
-                self._core, "open_reader", self._path, self._manifest, absolute, self._end
-            )
-        )
-        self._pos += len(out)
-        return out
 
     def close(self) -> None:
         for future in self._cache.values():
             future.cancel()
         self._cache.clear()
-        super().close()
+
+
+def open_stripes(
+    core: Core, path: str, manifest: Manifest, offset: int | None, size: int | None
+) -> RangeReader:
+    """Return a seekable raw reader over one manifest (so it never mixes versions).
+
+    It keeps the stripe it reads and prefetches the next ``stripes_in_flight - 1``.
+    """
+    start, end = _window(manifest, offset, size)
+    window = _Window(core, path, manifest, start)
+    return RangeReader(window.fetch, end - start, on_close=window.close)

@@ -45,7 +45,7 @@ from storager.combinators.striped._maintenance import Maintenance
 from storager.combinators.striped._manifest import CHUNK_AREA, Manifest, new_generation
 from storager.combinators.striped._multipart import StripedMultipart
 from storager.combinators.striped._placement import POLICIES, Placement
-from storager.combinators.striped._reader import StripedReader, read_range
+from storager.combinators.striped._reader import open_stripes, read_range
 from storager.combinators.striped._records import RESERVED, Records, is_reserved, restate
 from storager.combinators.striped._state import traced
 from storager.combinators.striped._writer import write_group
@@ -321,7 +321,7 @@ class Striped(StripedMultipart, Maintenance, Copier, Mover, Segmenter):
             check_int("open_reader", "striped", shown, "size", size)
         key = self._key("open_reader", path)
         manifest = self._load("open_reader", path, key)
-        raw = StripedReader(self._core, path, manifest, offset, size)
+        raw = open_stripes(self._core, path, manifest, offset, size)
         buffer = max(io.DEFAULT_BUFFER_SIZE, min(1 << 20, self._core.chunk_size))
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=buffer))
 
