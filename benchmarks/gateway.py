@@ -61,28 +61,38 @@ class Server:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def _tree(self) -> list[int]:
+        """The server's process and its descendants (granian serves from a child)."""
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except FileNotFoundError:
+                continue
+            found.append(pid)
+            todo += [int(child) for child in children]
+        return found
+
     def peak_rss_mib(self) -> float:
-        """The process's (and for uvicorn, its) peak resident memory so far."""
-        text = Path(f"/proc/{self.pid}/status").read_text()
-        line = next(x for x in text.splitlines() if x.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
+        """The peak resident memory (VmHWM) so far, added up over the server's processes."""
+        total = 0.0
+        for pid in self._tree():
+            text = Path(f"/proc/{pid}/status").read_text()
+            line = next(x for x in text.splitlines() if x.startswith("VmHWM:"))
+            total += int(line.split()[1]) / 1024
+        return total
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) of the server's process and its children so far.
+        """CPU time (user + system) of the server's processes so far.
 
         Less moved by other load on a shared machine than wall-clock rates are.
         """
         tick = os.sysconf("SC_CLK_TCK")
-        total, todo = 0.0, [self.pid]
-        while todo:
-            pid = todo.pop()
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            except FileNotFoundError:
-                continue
+        total = 0.0
+        for pid in self._tree():
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(stat[11]) + int(stat[12])) / tick
-            todo += [int(child) for child in children]
         return total
 
     def stop(self) -> None:
