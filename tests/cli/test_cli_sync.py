@@ -95,7 +95,7 @@ def test_sync_exclude_leaves_matching_source_objects_uncopied(tmp_path: Path) ->
     assert read_tree(tmp_path / "dst") == expected
 
 
-def test_sync_delete_is_skipped_when_a_copy_fails_and_exits_1(
+def test_sync_delete_is_skipped_when_a_copy_fails_and_a_rerun_finishes_the_rest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     make_tree(tmp_path / "src", count=3)
@@ -108,6 +108,13 @@ def test_sync_delete_is_skipped_when_a_copy_fails_and_exits_1(
     assert "--delete skipped" in err
     assert (tmp_path / "dst" / "extra.txt").read_bytes() == b"e"
     assert (tmp_path / "dst" / "d0" / "f000.bin").exists()  # the rest was copied
+    # Run again once the cause is gone: only what is missing moves, then the delete.
+    (tmp_path / "dst" / "top.txt" / "x").unlink()
+    (tmp_path / "dst" / "top.txt").rmdir()
+    assert main(sync(tmp_path, "--delete", "--json")) == EXIT_OK
+    summary = last_json(capsys.readouterr().out)
+    assert (summary["copied"], summary["skipped"], summary["deleted"]) == (1, 3, 1)
+    assert not (tmp_path / "dst" / "extra.txt").exists()
 
 
 def test_sync_of_overlapping_directories_is_refused(
