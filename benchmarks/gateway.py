@@ -279,9 +279,11 @@ def big_rows(server: Server, size: int) -> dict[str, float]:
 
     store = client(server)
     data = os.urandom(size)
+    cpu = server.cpu_seconds()
     began = time.perf_counter()
     obstore.put(store, "big.bin", data, use_multipart=True, chunk_size=16 * MiB)
     put = size / (time.perf_counter() - began) / 1e6
+    put_cpu = server.cpu_seconds() - cpu
     began = time.perf_counter()
     got = 0
     for piece in obstore.get(store, "big.bin").stream(min_chunk_size=8 * MiB):
@@ -291,6 +293,7 @@ def big_rows(server: Server, size: int) -> dict[str, float]:
     label = f"{size // MiB} MiB"
     return {
         f"PUT {label} (MB/s)": put,
+        f"server CPU per {label} PUT (s)": put_cpu,
         f"GET {label} (MB/s)": get,
         f"server peak RSS after {label} PUT+GET (MiB)": server.peak_rss_mib(),
     }
