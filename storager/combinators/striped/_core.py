@@ -111,9 +111,16 @@ class Core:
         return deleted
 
     def shutdown(self) -> None:
-        """Stop both pools; running tasks finish in the background."""
-        self._io.shutdown(wait=False, cancel_futures=True)
-        self._stripes.shutdown(wait=False, cancel_futures=True)
+        """Stop both pools; running and queued tasks finish in the background.
+
+        Queued tasks are not cancelled: ``Future.cancel`` does not wake a ``wait()``
+        already waiting on the future, so a stripe task waiting for a cancelled
+        fragment read would wait forever (and hold the interpreter at exit). Queued
+        work is bounded by ``stripes_in_flight`` per call; a task that needs a pool
+        after this fails at once.
+        """
+        self._io.shutdown(wait=False)
+        self._stripes.shutdown(wait=False)
 
 
 class InFlight:

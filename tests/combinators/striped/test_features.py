@@ -324,3 +324,28 @@ def test_trace_shows_the_striped_node_and_the_stores_it_reached(rig_factory: Mak
     assert "striped replicas(2)" in text and "read obj ok" in text
     assert "faulty: read .striped/chunks/" in text  # one replica's chunk was fetched
     assert "faulty: read obj" in text  # the manifest
+
+
+def test_close_with_prefetches_in_flight_leaves_no_thread_behind(rig_factory: Make) -> None:
+    """Closing the store must not strand a stripe task waiting for cancelled fragment reads.
+
+    Fragment reads still queued when the pools shut down used to be cancelled without
+    waking the stripe task waiting on them, which then waited forever and held the
+    interpreter at exit.
+    """
+    before = set(threading.enumerate())
+    rig = rig_factory(ReedSolomon(2, 1), n=3, io_workers=1, stripes_in_flight=4)
+    rig.store.write("obj", os.urandom(64 * KiB))
+    for backend in rig.backends.values():
+        backend.latency = {"read": 0.02}
+    reader = rig.store.open_reader("obj")
+    assert len(reader.read(1)) == 1  # four stripes fetched ahead, their reads queued
+    rig.store.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        left = [t for t in set(threading.enumerate()) - before if t.name.startswith("storager")]
+        if not left:
+            break
+        time.sleep(0.05)
+    assert not left, [t.name for t in left]
+    reader.close()
