@@ -11,6 +11,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from storager._errors import NotFoundError, ObjectModeInvalidError
+from storager._object import Object
 from storager._protocols import Storager
 from storager.cli._commands import (
     Context,
@@ -60,7 +61,7 @@ def tree_transfers(src: Storager, src_dir: str, dst_dir: str) -> Iterator[Transf
     for obj in files_under(src, src_dir):
         path = abs_path(obj.path)
         rel = path[len(src_dir) :]
-        yield Transfer(path, dst_dir + rel, obj.content_length, rel)
+        yield Transfer(path, dst_dir + rel, obj.content_length, rel, source=obj)
 
 
 def _into(dst: Storager, dst_path: str, src_path: str) -> str:
@@ -78,18 +79,18 @@ def _one_object(
     dst: Storager,
     dst_path: str,
     *,
-    size: int | None,
+    source: Object | None,
     move: bool,
 ) -> Report:
     """Copy (or move) one object; its error goes up as it is (exit code 1)."""
     display = display_for(ctx)
-    if display is not None and size is None:
-        size = src.stat(src_path).content_length
+    source = src.stat(src_path) if source is None else source
     engine = TransferEngine(src, dst, jobs=1, display=display, move=move)
     report = Report()
     started = time.monotonic()
+    item = Transfer(src_path, dst_path, source.content_length, src_path, source=source)
     with shown(display):
-        report.count_copied(engine.one(Transfer(src_path, dst_path, size, src_path)))
+        report.count_copied(engine.one(item))
     report.seconds = time.monotonic() - started
     return report
 
@@ -103,9 +104,7 @@ def _tree(
     src_dir, single = classify(src, src_loc)
     if single is not None:
         dst_path = _into(dst, dst_loc.path, src_loc.path)
-        return _one_object(
-            args, ctx, src, src_loc.path, dst, dst_path, size=single.content_length, move=move
-        )
+        return _one_object(args, ctx, src, src_loc.path, dst, dst_path, source=single, move=move)
     assert src_dir is not None
     dst_dir = dst_loc.path if dst_loc.is_dir else dst_loc.path + "/"
     if src_loc.store_url == dst_loc.store_url and dst_dir.startswith(src_dir):
@@ -159,7 +158,7 @@ def cmd_cp(args: argparse.Namespace, ctx: Context) -> None:
         )
     dst = ctx.stores.get(dst_loc)
     dst_path = _into(dst, dst_loc.path, src_loc.path)
-    report = _one_object(args, ctx, src, src_loc.path, dst, dst_path, size=None, move=False)
+    report = _one_object(args, ctx, src, src_loc.path, dst, dst_path, source=None, move=False)
     finish_report("cp", args, ctx, report)
 
 
@@ -212,7 +211,5 @@ def cmd_mv(args: argparse.Namespace, ctx: Context) -> None:
     dst_path = _into(dst, dst_loc.path, src_loc.path)
     if src_loc.store_url == dst_loc.store_url and dst_path == src_loc.path:
         raise UsageError(f"mv: {src_loc.arg} and {dst_loc.arg} are the same object")
-    report = _one_object(
-        args, ctx, src, src_loc.path, dst, dst_path, size=single.content_length, move=True
-    )
+    report = _one_object(args, ctx, src, src_loc.path, dst, dst_path, source=single, move=True)
     finish_report("mv", args, ctx, report)

@@ -149,7 +149,9 @@ def plan_sync(
     for rel, obj, why in sorted(decided, key=lambda d: d[0]):
         if why:
             plan.copies.append(
-                Transfer(abs_path(obj.path), dst_dir + rel, obj.content_length, rel, why)
+                Transfer(
+                    abs_path(obj.path), dst_dir + rel, obj.content_length, rel, why, source=obj
+                )
             )
         else:
             plan.same += 1

@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storager._errors import StorageError
-from storager._protocols import Copier, IoCallback, Mover, Storager
+from storager._object import Object
+from storager._protocols import Copier, IoCallback, Mover, Segmenter, Storager
+from storager.cli._parts import PARTS_MIN_SIZE, copy_in_parts
 from storager.cli._progress import TransferDisplay
 
 __all__ = ["DEFAULT_JOBS", "LARGE", "LARGE_JOBS", "Report", "Transfer", "TransferEngine"]
@@ -60,6 +62,7 @@ class Transfer:
         size: The source's size in bytes, None when unknown.
         name: How messages and the progress display name it (the relative path).
         reason: Why sync copies it (``new``, ``size``, ``newer``, ``checksum``), or ``""``.
+        source: The source object as listed (a large one then goes in parallel parts).
     """
 
     src: str
@@ -67,6 +70,7 @@ class Transfer:
     size: int | None
     name: str
     reason: str = ""
+    source: Object | None = None
 
 
 @dataclass
@@ -252,6 +256,13 @@ class TransferEngine:
                 display.advance(token, n)
 
         callback: IoCallback = count
+        source, dst = item.source, self._dst
+        if (
+            source is not None
+            and (source.content_length or 0) >= PARTS_MIN_SIZE
+            and isinstance(dst, Segmenter)
+        ):
+            return copy_in_parts(self._src, item.src, dst, item.dst, source, callback)
         with self._src.open_reader(item.src) as reader:
-            self._dst.write(item.dst, reader, io_callback=callback)
+            dst.write(item.dst, reader, io_callback=callback)
         return moved[0]

@@ -182,3 +182,24 @@ def test_bench_on_s3_reports_every_figure_and_leaves_nothing(
     for key in ("put_ops", "get_ops", "head_ops", "large_write_mb_s", "large_read_mb_s"):
         assert report[key] > 0, key
     assert listed(s3url, capsys) == set()
+
+
+def test_cp_of_a_large_file_goes_in_parallel_parts_and_leaves_no_upload_behind(
+    tmp_path: Path, s3url: Any, bucket: tuple[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from storager.cli._parts import PART_SIZE, PARTS_MIN_SIZE
+
+    big = tmp_path / "big.bin"
+    data = os.urandom(PARTS_MIN_SIZE + PART_SIZE // 2)  # 4.5 parts: the last one short
+    big.write_bytes(data)
+    assert main(["cp", "--json", str(big), s3url("big/")]) == EXIT_OK
+    assert last_json(capsys.readouterr().out)["copied_bytes"] == len(data)
+    _, client = bucket
+    name = s3url("").split("/")[2]
+    key = s3url("big/big.bin").split("/", 3)[3].split("?")[0]
+    head = client.head_object(Bucket=name, Key=key)
+    assert head["ContentLength"] == len(data)
+    assert head["ETag"].strip('"').endswith("-5")  # five parts
+    assert main(["cp", s3url("big/big.bin"), str(tmp_path / "back.bin")]) == EXIT_OK
+    assert (tmp_path / "back.bin").read_bytes() == data
+    assert not client.list_multipart_uploads(Bucket=name).get("Uploads")
