@@ -67,7 +67,7 @@ __all__ = ["S3Storage"]
 #: Keep-alive connections, and parallel requests of one helper, unless max_connections says.
 MAX_CONNECTIONS = 16
 #: A reader's ranged GETs in hand or in flight, of READ_BLOCK bytes each.
-READ_AHEAD = 6
+READ_AHEAD = 4
 READ_BLOCK = 4 << 20
 #: A whole-object read is one GET up to this size; beyond, parallel ranges of it.
 READ_RANGE = 8 << 20
@@ -195,10 +195,9 @@ class S3Storage(S3Multipart, S3Generated):
             content_type=head.content_type,
             etag=head.etag,
             last_modified=head.last_modified,
-            user_metadata=MappingProxyType(dict(head.user_metadata))
-            if head.user_metadata
-            else _EMPTY,
-            system_metadata=MappingProxyType(dict(head.system)) if head.system else _EMPTY,
+            # The transports give fresh mappings: wrapped read-only, not copied.
+            user_metadata=MappingProxyType(head.user_metadata) if head.user_metadata else _EMPTY,
+            system_metadata=MappingProxyType(head.system) if head.system else _EMPTY,
         )
 
     def _has_children(self, op: str, prefix: str) -> bool:

@@ -45,6 +45,19 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: A header name: an RFC 7230 token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
+#: How many forks this process is from the one that imported this module: a pool made
+#: in an earlier generation holds its parent's sockets. Counting forks in a fork hook
+#: costs nothing per request, where ``os.getpid()`` is a system call on each.
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
+
 #: Errors that mean the connection failed, not that the server answered.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,  # reset, refused, aborted, broken pipe
@@ -153,7 +166,7 @@ class ConnectionPool:
         self._ssl = ssl_context
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._generation = _forks
         self._closed = False
 
     def _new(self) -> http.client.HTTPConnection:
@@ -165,18 +178,18 @@ class ConnectionPool:
 
     def _take(self) -> tuple[http.client.HTTPConnection, bool]:
         with self._lock:
-            if self._pid != os.getpid():
+            if self._generation != _forks:
                 # Forked: these sockets belong to the parent too. Forget them unclosed
                 # (closing only drops this process's descriptor, but be explicit).
                 self._idle = []
-                self._pid = os.getpid()
+                self._generation = _forks
             if self._idle:
                 return self._idle.pop(), True
         return self._new(), False
 
     def _give(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
-            if not self._closed and self._pid == os.getpid() and len(self._idle) < self.max_idle:
+            if not self._closed and self._generation == _forks and len(self._idle) < self.max_idle:
                 self._idle.append(conn)
                 return
         conn.close()
@@ -228,7 +241,7 @@ class ConnectionPool:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        if self._pid == os.getpid():
+        if self._generation == _forks:
             for conn in idle:
                 conn.close()
 

@@ -55,11 +55,11 @@ _MONTHS = {
         ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
     )
 }
-_SYSTEM_HEADERS = (
-    ("x-amz-storage-class", "storage_class"),
-    ("x-amz-server-side-encryption", "server_side_encryption"),
-    ("x-amz-version-id", "version_id"),
-)
+_SYSTEM_HEADERS = {
+    "x-amz-storage-class": "storage_class",
+    "x-amz-server-side-encryption": "server_side_encryption",
+    "x-amz-version-id": "version_id",
+}
 _NO_SYSTEM: Mapping[str, object] = {}
 #: Failures with no answer: the connection failed, or the request was refused unsent.
 _UNANSWERED: tuple[type[BaseException], ...] = (*TRANSPORT_ERRORS, UnsafeRequestError)
@@ -81,21 +81,27 @@ def http_date(value: str | None) -> datetime | None:
 
 
 def head_of(headers: Mapping[str, str]) -> Head:
-    """The :class:`Head` of an answer's headers (lower-case names)."""
-    meta = (
-        {k[len(META_PREFIX) :]: v for k, v in headers.items() if k.startswith(META_PREFIX)}
-        if any(k.startswith(META_PREFIX) for k in headers)
-        else _NO_META
-    )
-    system = {name: headers[h] for h, name in _SYSTEM_HEADERS if headers.get(h)} or _NO_SYSTEM
+    """The :class:`Head` of an answer's headers (lower-case names), in one pass."""
+    meta: dict[str, str] | None = None
+    system: dict[str, object] | None = None
+    for name, value in headers.items():
+        if name.startswith("x-amz-"):
+            if name.startswith(META_PREFIX):
+                if meta is None:
+                    meta = {}
+                meta[name[len(META_PREFIX) :]] = value
+            elif name in _SYSTEM_HEADERS and value:
+                if system is None:
+                    system = {}
+                system[_SYSTEM_HEADERS[name]] = value
     etag = headers.get("etag")
     return Head(
         int(headers.get("content-length") or 0),
         etag.strip('"') if etag else None,
         headers.get("content-type"),
         http_date(headers.get("last-modified")),
-        meta,
-        system,
+        meta or _NO_META,
+        system or _NO_SYSTEM,
     )
 
 
