@@ -4,7 +4,8 @@ An ``fsspec.asyn.AsyncFileSystem`` over the store's async view (``storager.aio``
 coroutine methods (``_cat_file``, ``_ls``...) await the view, so batch calls (``cat`` of
 many paths, ``cat_ranges``, ``get``/``put`` of a tree) run concurrently, and async users
 (zarr, ``asynchronous=True``) share their own loop. The sync methods are fsspec's
-wrappers, which run the coroutines on fsspec's IO loop. Files (``open``) use the sync store.
+wrappers, which run the coroutines on fsspec's IO loop, except the hot small read: a sync
+``cat_file`` and the files ``open`` returns call the sync store in the caller's thread.
 """
 
 from __future__ import annotations
@@ -396,14 +397,15 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
             try:
                 await self._aio.copy(path1, path2)
                 return
-            except ObjectModeInvalidError:
-                pass  # a directory: fall through
-        info = await self._info(path1)
-        if info["type"] == "directory":
-            await self._makedirs(path2, exist_ok=True)
+            except (ObjectModeInvalidError, NotFoundError):
+                # A directory: refused, or missing where only its marker or keys exist.
+                if (await self._info(path1))["type"] != "directory":
+                    raise
+        elif (await self._info(path1))["type"] != "directory":
+            async with await self._aio.open_reader(path1) as reader:
+                await self._aio.write(path2, reader)
             return
-        async with await self._aio.open_reader(path1) as reader:
-            await self._aio.write(path2, reader)
+        await self._makedirs(path2, exist_ok=True)
 
     async def _mv(
         self, path1: str, path2: str, recursive: bool = False, maxdepth: int | None = None
