@@ -18,16 +18,13 @@ import logging
 import secrets
 import time
 from collections.abc import Iterator, Mapping
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from storager._errors import (
-    AlreadyExistsError,
     InvalidArgumentError,
     NotFoundError,
     ObjectModeInvalidError,
     PairInvalidError,
-    PreconditionFailedError,
-    ServiceInternalError,
     StorageError,
 )
 from storager._object import Object, ObjectMode
@@ -59,10 +56,13 @@ from storager.services.redis._manifest import (
     manifest_fields,
     parse_mtime,
 )
-from storager.services.redis._reader import ChunkMissing, read_chunks
-from storager.services.redis._scripts import Scripts
+from storager.services.redis._reader import ChunkMissing, ChunkRange, read_chunks
+from storager.services.redis._scripts import Scripts, commit_args, refusal
 from storager.services.redis._sweep import Sweeper, SweepReport
 from storager.services.redis._writer import ChunkSwept, small_body, write_body
+
+if TYPE_CHECKING:
+    from storager.aio._native import NativeAsync
 
 __all__ = ["RedisStorage", "SweepReport"]
 
@@ -76,20 +76,6 @@ _SWEEP_INTERVAL = 10.0
 _CHUNK_SIZE_MIN = 1 << 10
 _CHUNK_SIZE_MAX = 64 << 20
 _READ_FIELDS = (b"kind", b"size", b"gen", b"csize", b"data")
-
-#: What each refusal of a script means.
-_REFUSALS: Mapping[bytes, tuple[type[StorageError], str]] = {
-    b"match": (PreconditionFailedError, "etag does not match (if_match); nothing changed"),
-    b"exists": (AlreadyExistsError, "object exists (if_none_match); nothing changed"),
-    b"isdir": (ObjectModeInvalidError, "a directory has this name"),
-    b"parent": (ObjectModeInvalidError, "a parent is not a directory"),
-    b"file": (AlreadyExistsError, "an object has this name"),
-    b"missing": (NotFoundError, "not found"),
-    b"swept": (
-        ServiceInternalError,
-        "the write paused longer than sweep_grace and its chunks were swept; nothing changed",
-    ),
-}
 
 
 class _Layout(NamedTuple):
@@ -169,6 +155,7 @@ class RedisStorage(RedisGenerated):
             self._close()
             raise self._map_error(exc, "new", shown) from exc
         self._sweeper = Sweeper(self._link, self._keys)
+        self._options = options
         # A write's etag: this store's random prefix and a count, unique without a
         # call to the OS's random source per write (etags are not secrets).
         self._etag_prefix = secrets.token_hex(8)
@@ -239,15 +226,7 @@ class RedisStorage(RedisGenerated):
     def _read_chunks(self, op: str, path: str, layout: _Layout, start: int, length: int) -> bytes:
         assert layout.generation is not None
         try:
-            return read_chunks(
-                self._link,
-                self._keys,
-                layout.generation,
-                layout.chunk_size,
-                layout.size,
-                start,
-                length,
-            )
+            return read_chunks(self._link, self._chunk_range(layout, start, length))
         except ChunkMissing:
             raise NotFoundError(
                 op,
@@ -255,6 +234,12 @@ class RedisStorage(RedisGenerated):
                 path,
                 "the object was replaced and the version being read was swept",
             ) from None
+
+    def _chunk_range(self, layout: _Layout, start: int, length: int) -> ChunkRange:
+        assert layout.generation is not None
+        return ChunkRange(
+            self._keys, layout.generation, layout.chunk_size, layout.size, start, length
+        )
 
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
         layout = self._layout("open_reader", path)
@@ -312,7 +297,7 @@ class RedisStorage(RedisGenerated):
                     want_md5=want_md5,
                 )
             except ChunkSwept:
-                raise _refusal(b"swept", "write", self.service_name, path) from None
+                raise refusal(b"swept", "write", self.service_name, path) from None
         if content_md5 is not None and base64.b64encode(body.md5 or b"").decode() != content_md5:
             self._discard(body.generation, body.chunks)
             raise InvalidArgumentError(
@@ -336,7 +321,7 @@ class RedisStorage(RedisGenerated):
                 staged,
                 fields,
                 [self._keys.manifest(key_path), staged],
-                _commit_args(body.generation, body.chunks, if_match, if_none_match, expire),
+                commit_args(body.generation, body.chunks, if_match, if_none_match, expire),
             )
         except Exception as exc:
             # The generation stays registered: if the commit did not run, the sweep
@@ -344,7 +329,7 @@ class RedisStorage(RedisGenerated):
             raise map_commit_error(exc, "write", self.service_name, path) from exc
         if reply[0] != b"ok":
             self._discard(body.generation, body.chunks)
-            raise _refusal(reply[0], "write", self.service_name, path)
+            raise refusal(reply[0], "write", self.service_name, path)
         self._sweep_now_and_then()
         return Object(
             self._rel(path),
@@ -433,7 +418,7 @@ class RedisStorage(RedisGenerated):
             raise ObjectModeInvalidError(op, self.service_name, src, "is a directory")
         if reply[0] != b"ok":
             where = src if reply[0] == b"missing" else dst
-            raise _refusal(reply[0], op, self.service_name, where)
+            raise refusal(reply[0], op, self.service_name, where)
         self._sweep_now_and_then()
 
     def _create_dir(self, path: str) -> Object:
@@ -448,7 +433,7 @@ class RedisStorage(RedisGenerated):
         except Exception as exc:
             raise map_commit_error(exc, "create_dir", self.service_name, path) from exc
         if reply[0] != b"ok":
-            raise _refusal(reply[0], "create_dir", self.service_name, path)
+            raise refusal(reply[0], "create_dir", self.service_name, path)
         return Object(self._rel(marker), ObjectMode.DIR, last_modified=parse_mtime(reply[1]))
 
     # -- the sweep -----------------------------------------------------------------------
@@ -488,35 +473,23 @@ class RedisStorage(RedisGenerated):
         except Exception as exc:  # the next commit tries again
             logger.debug("sweep after commit failed: %r", exc)
 
+    # -- async ---------------------------------------------------------------------------
+
+    def _native_async(self) -> NativeAsync | None:
+        """Return the async twin on redis-py's asyncio client (see ``_async``).
+
+        A standalone server only; a cluster keeps the threaded view.
+        """
+        if self._options.cluster:
+            return None
+        from storager.services.redis._async import RedisAsync
+
+        return RedisAsync(self, self._options)
+
     # -- errors ------------------------------------------------------------------------
 
     def _map_error(self, exc: Exception, op: str, path: str) -> StorageError:
         return map_redis_error(exc, op, self.service_name, path)
-
-
-def _commit_args(
-    generation: bytes | None,
-    chunks: int,
-    if_match: str | None,
-    if_none_match: str | None,
-    expire: int | None,
-) -> list[bytes | str | int]:
-    """Return the commit script's arguments, less those at the end that are defaults."""
-    args: list[bytes | str | int] = [
-        generation or b"",
-        chunks,
-        if_match or "",
-        if_none_match or "",
-        (expire or 0) * 1000,
-    ]
-    while args and not args[-1]:
-        args.pop()
-    return args
-
-
-def _refusal(status: bytes, op: str, service: str, path: str) -> StorageError:
-    cls, reason = _REFUSALS.get(status, (ServiceInternalError, f"unexpected answer {status!r}"))
-    return cls(op, service, path, reason)
 
 
 def _clamp(total: int, offset: int | None, size: int | None) -> tuple[int, int]:

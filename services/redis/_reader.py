@@ -8,10 +8,13 @@ fails with :class:`ChunkMissing` rather than return a mix.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 from storager.services.redis._keys import Keys
 from storager.services.redis._link import Command, Link
 
-__all__ = ["ChunkMissing", "read_chunks"]
+__all__ = ["ChunkMissing", "ChunkRange", "check_chunks", "read_chunks"]
 
 #: At most this many chunk requests per pipeline.
 _CHUNKS_PER_PIPELINE = 16
@@ -21,52 +24,68 @@ class ChunkMissing(Exception):
     """A chunk of the generation being read is gone (swept after a replacement)."""
 
 
-def read_chunks(
-    link: Link,
-    keys: Keys,
-    generation: bytes,
-    chunk_size: int,
-    total: int,
-    start: int,
-    length: int,
-) -> bytes:
-    """Return ``length`` bytes from ``start`` of a chunked object of ``total`` bytes.
+@dataclass(frozen=True, slots=True)
+class ChunkRange:
+    """Which bytes of a chunked object a read wants, and where its chunks are.
 
-    Args:
-        link: The link to Redis.
+    Attributes:
         keys: The namespace's keys.
         generation: The generation holding the object's chunks.
         chunk_size: The size of each chunk but the last.
         total: The object's size.
         start: Where the range starts (within the object).
         length: How many bytes (the range ends within the object).
+    """
+
+    keys: Keys
+    generation: bytes
+    chunk_size: int
+    total: int
+    start: int
+    length: int
+
+    def batches(self) -> Iterator[tuple[list[Command], list[int]]]:
+        """Yield each pipeline of GET/GETRANGE commands and the length each must return."""
+        if self.length <= 0:
+            return
+        size = self.chunk_size
+        end = self.start + self.length
+        first, last = self.start // size, (end - 1) // size
+        for batch_start in range(first, last + 1, _CHUNKS_PER_PIPELINE):
+            commands: list[Command] = []
+            wanted = []
+            for number in range(batch_start, min(last + 1, batch_start + _CHUNKS_PER_PIPELINE)):
+                chunk_start = number * size
+                low = max(self.start, chunk_start) - chunk_start
+                high = min(end, chunk_start + size) - chunk_start
+                key = self.keys.chunk(self.generation, number)
+                if low == 0 and high == min(size, self.total - chunk_start):
+                    commands.append(("GET", key))
+                else:
+                    commands.append(("GETRANGE", key, low, high - 1))
+                wanted.append(high - low)
+            yield commands, wanted
+
+
+def check_chunks(out: bytearray, replies: list[bytes | None], wanted: list[int]) -> None:
+    """Append one pipeline's chunks to ``out``.
 
     Raises:
         ChunkMissing: A chunk is missing or shorter than the manifest says.
     """
-    if length <= 0:
-        return b""
-    size = chunk_size
-    end = start + length
-    first, last = start // size, (end - 1) // size
+    for data, want in zip(replies, wanted, strict=True):
+        if data is None or len(data) != want:
+            raise ChunkMissing()
+        out += data
+
+
+def read_chunks(link: Link, chunks: ChunkRange) -> bytes:
+    """Return the bytes ``chunks`` describes, a pipeline of chunks at a time.
+
+    Raises:
+        ChunkMissing: A chunk is missing or shorter than the manifest says.
+    """
     out = bytearray()
-    for batch_start in range(first, last + 1, _CHUNKS_PER_PIPELINE):
-        numbers = range(batch_start, min(last + 1, batch_start + _CHUNKS_PER_PIPELINE))
-        commands: list[Command] = []
-        wanted = []
-        for number in numbers:
-            chunk_start = number * size
-            low = max(start, chunk_start) - chunk_start
-            high = min(end, chunk_start + size) - chunk_start
-            key = keys.chunk(generation, number)
-            whole = min(size, total - chunk_start)
-            if low == 0 and high == whole:
-                commands.append(("GET", key))
-            else:
-                commands.append(("GETRANGE", key, low, high - 1))
-            wanted.append(high - low)
-        for data, want in zip(link.pipeline(commands), wanted, strict=True):
-            if data is None or len(data) != want:
-                raise ChunkMissing()
-            out += data
+    for commands, wanted in chunks.batches():
+        check_chunks(out, link.pipeline(commands), wanted)
     return bytes(out)

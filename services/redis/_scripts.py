@@ -16,14 +16,22 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.exceptions import NoScriptError, RedisError
 
+from storager._errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    ObjectModeInvalidError,
+    PreconditionFailedError,
+    ServiceInternalError,
+    StorageError,
+)
 from storager.services.redis._link import Link
 
-__all__ = ["Script", "Scripts"]
+__all__ = ["REFUSALS", "Script", "Scripts", "commit_args", "refusal"]
 
 _PRELUDE = r"""
 local function now_parts()
@@ -347,3 +355,44 @@ class Scripts:
     abandon = Script(_ABANDON, frees_memory=True)
     claim = Script(_CLAIM, frees_memory=True)
     forget = Script(_FORGET, frees_memory=True)
+
+
+#: What each refusal of a script means.
+REFUSALS: Mapping[bytes, tuple[type[StorageError], str]] = {
+    b"match": (PreconditionFailedError, "etag does not match (if_match); nothing changed"),
+    b"exists": (AlreadyExistsError, "object exists (if_none_match); nothing changed"),
+    b"isdir": (ObjectModeInvalidError, "a directory has this name"),
+    b"parent": (ObjectModeInvalidError, "a parent is not a directory"),
+    b"file": (AlreadyExistsError, "an object has this name"),
+    b"missing": (NotFoundError, "not found"),
+    b"swept": (
+        ServiceInternalError,
+        "the write paused longer than sweep_grace and its chunks were swept; nothing changed",
+    ),
+}
+
+
+def commit_args(
+    generation: bytes | None,
+    chunks: int,
+    if_match: str | None,
+    if_none_match: str | None,
+    expire: int | None,
+) -> list[bytes | str | int]:
+    """Return the commit script's arguments, less those at the end that are defaults."""
+    args: list[bytes | str | int] = [
+        generation or b"",
+        chunks,
+        if_match or "",
+        if_none_match or "",
+        (expire or 0) * 1000,
+    ]
+    while args and not args[-1]:
+        args.pop()
+    return args
+
+
+def refusal(status: bytes, op: str, service: str, path: str) -> StorageError:
+    """Return the error a script's refusal ``status`` means."""
+    cls, reason = REFUSALS.get(status, (ServiceInternalError, f"unexpected answer {status!r}"))
+    return cls(op, service, path, reason)

@@ -1,0 +1,519 @@
+"""The native async redis store: the service's operations on the caller's event loop.
+
+``RedisStorage.aio`` (and ``storager.open_async("redis://...")``) of a standalone
+server is a :class:`RedisAsync`: no thread hop per call, and per running event loop a
+stack of redis-py's asyncio connections (:class:`AsyncServerLink`, held in a
+:class:`~storager.aio.LoopLocal`), with the same packing, keys, scripts, manifest and
+listing walk as the sync store. A cluster keeps the threaded view.
+
+What the two sides share lives in the modules they both import (``_keys``,
+``_manifest``, ``_scripts``, ``_reader.ChunkRange``, ``_listing.IndexWalk``,
+``_link.pack_commands``); what is written twice is only the sequence of awaits, here,
+and of calls, in ``__init__`` and ``_writer``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio
+from redis import exceptions as rx
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from storager._async_types import AsyncReader, AsyncWriteData
+from storager._errors import (
+    InvalidArgumentError,
+    NotFoundError,
+    ObjectModeInvalidError,
+    PairInvalidError,
+)
+from storager._object import Object, ObjectMode
+from storager._protocols import IoCallback
+from storager.aio._loop_local import LoopLocal
+from storager.aio._native import (
+    NativeCopier,
+    NativeDirer,
+    NativeMover,
+    RangeAsyncReader,
+    async_chunks,
+)
+from storager.services.redis._connection import ConnectOptions
+from storager.services.redis._errors import map_commit_error
+from storager.services.redis._keys import encode_path, lex_prefix_range
+from storager.services.redis._link import Command, pack_commands
+from storager.services.redis._listing import IndexWalk
+from storager.services.redis._manifest import STAT_FIELDS, Manifest, manifest_fields, parse_mtime
+from storager.services.redis._reader import ChunkMissing, ChunkRange, check_chunks
+from storager.services.redis._scripts import Script, Scripts, commit_args, refusal
+from storager.services.redis._writer import BATCH_BYTES, Body, small_body
+
+if TYPE_CHECKING:
+    from storager.services.redis import RedisStorage
+
+__all__ = ["AsyncServerLink", "RedisAsync"]
+
+SERVICE = "redis"
+_READ_FIELDS = (b"kind", b"size", b"gen", b"csize", b"data")
+
+
+class AsyncServerLink:
+    """One event loop's connections to a standalone server (see ``_link.ServerLink``)."""
+
+    def __init__(self, options: ConnectOptions) -> None:
+        kwargs: dict[str, Any] = {
+            "host": options.host,
+            "port": options.port,
+            "db": options.db,
+            "username": options.username,
+            "password": options.password,
+            "socket_timeout": options.timeout,
+            "socket_connect_timeout": options.timeout,
+            "retry": Retry(NoBackoff(), 0),
+            "protocol": 2,
+        }
+        self._class: Any = redis.asyncio.Connection
+        if options.tls:
+            kwargs["ssl_ca_certs"] = options.tls_ca_file
+            self._class = redis.asyncio.SSLConnection
+        self._kwargs = kwargs
+        self._slots = asyncio.Semaphore(options.max_connections)
+        self._wait = options.timeout
+        self._idle: list[Any] = []
+        self._all: list[Any] = []
+
+    async def call(self, *args: Any) -> Any:
+        """Send one command; return its reply (see ``Link.call``)."""
+        replies = await self._exchange((args,))
+        if isinstance(replies[0], rx.ResponseError):
+            raise replies[0]
+        return replies[0]
+
+    async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        """Send ``commands`` in one round trip (see ``Link.pipeline``)."""
+        replies = await self._exchange(commands)
+        for reply in replies:
+            if isinstance(reply, rx.ResponseError):
+                raise reply
+        return replies
+
+    async def transaction(self, commands: Sequence[Command]) -> list[Any]:
+        """Run ``commands`` in one MULTI/EXEC (see ``Link.transaction``)."""
+        replies = await self._exchange([("MULTI",), *commands, ("EXEC",)])
+        for reply in replies:
+            if isinstance(reply, rx.ResponseError):
+                raise reply
+        return list(replies[-1])
+
+    async def _exchange(self, commands: Sequence[Command]) -> list[Any]:
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._wait)
+        except TimeoutError:
+            raise rx.MaxConnectionsError(
+                "No connection available: all max_connections in use"
+            ) from None
+        try:
+            connection = await self._connection()
+            try:
+                await connection.send_packed_command(pack_commands(commands), False)
+                replies: list[Any] = []
+                for _ in commands:
+                    try:
+                        replies.append(await connection.read_response())
+                    except rx.ResponseError as exc:
+                        replies.append(exc)
+            except BaseException:
+                await connection.disconnect(nowait=True)
+                raise
+            finally:
+                self._idle.append(connection)
+            return replies
+        finally:
+            self._slots.release()
+
+    async def _connection(self) -> Any:
+        if not self._idle:
+            connection = self._class(**self._kwargs)
+            self._all.append(connection)
+            return connection
+        connection = self._idle.pop()
+        if connection.is_connected and await connection.can_read():
+            # EOF or a stray reply: the server closed it, or a call was cut short.
+            await connection.disconnect(nowait=True)
+        return connection
+
+    async def aclose(self) -> None:
+        """Disconnect every connection."""
+        for connection in self._all:
+            with contextlib.suppress(Exception):
+                await connection.disconnect()
+        self._all.clear()
+        self._idle.clear()
+
+
+async def _run(link: AsyncServerLink, script: Script, keys: Sequence[bytes], args: Any) -> Any:
+    try:
+        return await link.call(*script.command(keys, args))
+    except rx.NoScriptError:
+        return await link.call(*script.command(keys, args, load=True))
+
+
+async def _run_staged(
+    link: AsyncServerLink,
+    script: Script,
+    staged: bytes,
+    fields: Sequence[Any],
+    keys: Sequence[bytes],
+    args: Sequence[Any],
+) -> Any:
+    store = ("HSET", staged, *fields)
+    reply = (await link.transaction([store, script.command(keys, args)]))[1]
+    if isinstance(reply, rx.NoScriptError):
+        reply = (await link.transaction([store, script.command(keys, args, load=True)]))[1]
+    if isinstance(reply, Exception):
+        with contextlib.suppress(rx.RedisError, OSError):
+            await link.call("DEL", staged)
+        raise reply
+    return reply
+
+
+async def _fixed_chunks(
+    source: AsyncIterator[bytes | bytearray | memoryview], chunk_size: int
+) -> AsyncIterator[bytes]:
+    """Yield the data in pieces of exactly ``chunk_size`` bytes (the last may be shorter)."""
+    buffer = bytearray()
+    async for piece in source:
+        buffer += piece
+        while len(buffer) >= chunk_size:
+            yield bytes(buffer[:chunk_size])
+            del buffer[:chunk_size]
+    if buffer:
+        yield bytes(buffer)
+
+
+async def _close_link(link: AsyncServerLink) -> None:
+    await link.aclose()
+
+
+class RedisAsync(NativeCopier, NativeMover, NativeDirer):
+    """The async twin of a standalone :class:`RedisStorage`; see the module docstring."""
+
+    _sync: RedisStorage
+
+    def __init__(self, store: RedisStorage, options: ConnectOptions) -> None:
+        super().__init__(store)
+        self._options = options
+        self._keys = store._keys
+        self._links: LoopLocal[AsyncServerLink] = LoopLocal(self._connect, _close_link)
+
+    async def _connect(self) -> AsyncServerLink:
+        return AsyncServerLink(self._options)
+
+    async def _link(self) -> AsyncServerLink:
+        return await self._links.get()
+
+    async def _aclose(self) -> None:
+        await self._links.aclose()
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def _has_children(self, link: AsyncServerLink, path: str) -> bool:
+        keys = self._keys
+        under = encode_path(path.rstrip("/"))
+        low, high = lex_prefix_range(under + b"/")
+        first, expiring = await link.pipeline(
+            [("ZRANGEBYLEX", keys.index, low, high, "LIMIT", 0, 1), ("ZCARD", keys.expiring)]
+        )
+        if not first or not expiring:
+            return bool(first)
+        found = await _run(
+            link, Scripts.has_children, [keys.index, keys.expiring], [keys.manifest_prefix, under]
+        )
+        return bool(found)
+
+    async def _stat(self, path: str) -> Object:
+        link = await self._link()
+        key = self._keys.manifest(encode_path(path))
+        manifest = Manifest.parse(await link.call("HMGET", key, *STAT_FIELDS))
+        if manifest is not None:
+            return manifest.to_object(self._sync._rel(path))
+        if await self._has_children(link, path):
+            return Object(self._sync._rel(path.rstrip("/") + "/"), ObjectMode.DIR)
+        if not path.endswith("/"):
+            marker = Manifest.parse(await link.call("HMGET", key + b"/", *STAT_FIELDS))
+            if marker is not None:
+                return marker.to_object(self._sync._rel(path + "/"))
+        raise NotFoundError("stat", SERVICE, path)
+
+    async def _layout(self, op: str, path: str) -> tuple[int, bytes | None, bytes | None, int]:
+        link = await self._link()
+        kind, size, generation, chunk_size, data = await link.call(
+            "HMGET", self._keys.manifest(encode_path(path)), *_READ_FIELDS
+        )
+        if kind != b"f":
+            if kind is not None or await self._has_children(link, path):
+                raise ObjectModeInvalidError(op, SERVICE, path, "is a directory")
+            raise NotFoundError(op, SERVICE, path)
+        return int(size), data, generation, int(chunk_size or 0)
+
+    async def _read_range(self, op: str, path: str, chunks: ChunkRange) -> bytes:
+        out = bytearray()
+        try:
+            for commands, wanted in chunks.batches():
+                check_chunks(out, await (await self._link()).pipeline(commands), wanted)
+        except ChunkMissing:
+            raise NotFoundError(
+                op, SERVICE, path, "the object was replaced and the version being read was swept"
+            ) from None
+        return bytes(out)
+
+    async def _read(
+        self, path: str, *, io_callback: IoCallback | None, offset: int | None, size: int | None
+    ) -> bytes:
+        total, data, generation, chunk_size = await self._layout("read", path)
+        start = min(offset or 0, total)
+        length = total - start if size is None else min(size, total - start)
+        if data is not None:
+            out = data[start : start + length]
+        else:
+            assert generation is not None
+            chunks = ChunkRange(self._keys, generation, chunk_size, total, start, length)
+            out = await self._read_range("read", path, chunks)
+        if io_callback is not None and out:
+            io_callback(len(out))
+        return out
+
+    async def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> AsyncReader:
+        total, data, generation, chunk_size = await self._layout("open_reader", path)
+        start = min(offset or 0, total)
+        length = total - start if size is None else min(size, total - start)
+
+        async def fetch(position: int, count: int) -> bytes:
+            if data is not None:
+                return data[start + position : start + position + count]
+            assert generation is not None
+            chunks = ChunkRange(self._keys, generation, chunk_size, total, start + position, count)
+            return await self._read_range("open_reader", path, chunks)
+
+        return RangeAsyncReader(fetch, length, buffer=max(chunk_size, 1 << 16))
+
+    async def _list(self, path: str, *, list_mode: str | None) -> AsyncIterator[Object]:
+        dir_mode = list_mode != "prefix"
+        prefix = path if not dir_mode or path.endswith("/") else path + "/"
+        keys = self._keys
+        link = await self._link()
+        if await link.call("ZCARD", keys.expiring):
+            await _run(link, Scripts.prune, [keys.index, keys.expiring], [keys.manifest_prefix])
+        walk = IndexWalk(keys, encode_path(prefix), dir_mode, self._sync._rel)
+        while not walk.done:
+            members: list[bytes] = await (await self._link()).call(*walk.page_command())
+            if not members:
+                return
+            entries, files = walk.split(members)
+            replies = (
+                await (await self._link()).pipeline(walk.describe_commands(files)) if files else []
+            )
+            for obj in walk.objects(entries, files, replies):
+                yield obj
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def _write(
+        self,
+        path: str,
+        data: AsyncWriteData,
+        *,
+        content_md5: str | None,
+        content_type: str | None,
+        expire: int | None,
+        if_match: str | None,
+        if_none_match: str | None,
+        io_callback: IoCallback | None,
+        size: int | None,
+        user_metadata: Mapping[str, str] | None,
+    ) -> Object:
+        sync = self._sync
+        if expire == 0:
+            raise PairInvalidError(
+                "write", SERVICE, path, "pair 'expire' must be at least 1 second"
+            )
+        want_md5 = content_md5 is not None
+        body = None if size is not None else small_body(data, sync._inline_limit, want_md5=want_md5)
+        if body is not None:
+            if io_callback is not None and body.size:
+                io_callback(body.size)
+        else:
+            chunks = async_chunks("write", SERVICE, path, data, size=size, io_callback=io_callback)
+            body = await self._store_body(path, chunks, want_md5=want_md5)
+        if content_md5 is not None and base64.b64encode(body.md5 or b"").decode() != content_md5:
+            await asyncio.to_thread(sync._discard, body.generation, body.chunks)
+            raise InvalidArgumentError(
+                "write", SERVICE, path, "content_md5 does not match the data"
+            )
+        etag = sync._new_etag()
+        fields = manifest_fields(
+            size=body.size,
+            content_type=content_type,
+            content_md5=content_md5,
+            user_metadata=user_metadata,
+            data=body.inline,
+            generation=body.generation,
+            chunk_size=sync._chunk_size,
+            chunks=body.chunks,
+        )
+        staged = self._keys.staged(etag)
+        key_path = encode_path(path)
+        link = await self._link()
+        try:
+            reply = await _run_staged(
+                link,
+                Scripts.commit,
+                staged,
+                fields,
+                [self._keys.manifest(key_path), staged],
+                commit_args(body.generation, body.chunks, if_match, if_none_match, expire),
+            )
+        except Exception as exc:
+            raise map_commit_error(exc, "write", SERVICE, path) from exc
+        if reply[0] != b"ok":
+            await asyncio.to_thread(sync._discard, body.generation, body.chunks)
+            raise refusal(reply[0], "write", SERVICE, path)
+        await self._sweep_now_and_then()
+        return Object(
+            sync._rel(path),
+            ObjectMode.READ,
+            content_length=body.size,
+            content_type=content_type,
+            content_md5=content_md5,
+            etag=etag,
+            last_modified=parse_mtime(reply[1]),
+            user_metadata=dict(user_metadata) if user_metadata else {},
+        )
+
+    async def _store_body(
+        self, path: str, source: AsyncIterator[bytes | bytearray | memoryview], *, want_md5: bool
+    ) -> Body:
+        """Store the data of ``source`` as ``_writer.write_body`` does, awaiting each step."""
+        sync = self._sync
+        keys = self._keys
+        md5 = hashlib.md5(usedforsecurity=False) if want_md5 else None
+        chunks = _fixed_chunks(source, sync._chunk_size)
+        first = await anext(chunks, b"")
+        second = await anext(chunks, None) if len(first) == sync._chunk_size else None
+        if second is None and len(first) <= sync._inline_limit:
+            if md5 is not None:
+                md5.update(first)
+            return Body(len(first), md5.digest() if md5 else None, first, None, 0)
+        generation = secrets.token_hex(16).encode()
+        per_batch = max(1, min(64, BATCH_BYTES // sync._chunk_size))
+        link = await self._link()
+        sent = size = 0
+        try:
+            batch: list[bytes] = [first] if second is None else [first, second]
+            while batch:
+                while len(batch) < per_batch:
+                    more = await anext(chunks, None)
+                    if more is None:
+                        break
+                    batch.append(more)
+                alive = await _run(
+                    link,
+                    Scripts.heartbeat,
+                    [keys.pending, keys.chunk_counts],
+                    [generation, sent + len(batch), b"1" if sent == 0 else b"0"],
+                )
+                if not alive:
+                    raise refusal(b"swept", "write", SERVICE, path)
+                commands: list[Command] = []
+                for chunk in batch:
+                    commands.append(("SET", keys.chunk(generation, sent), chunk))
+                    if md5 is not None:
+                        md5.update(chunk)
+                    size += len(chunk)
+                    sent += 1
+                await link.pipeline(commands)
+                batch = []
+                more = await anext(chunks, None)
+                if more is not None:
+                    batch.append(more)
+        except BaseException:
+            await asyncio.to_thread(sync._discard, generation, sent + per_batch)
+            raise
+        return Body(size, md5.digest() if md5 else None, None, generation, sent)
+
+    async def _delete(self, path: str) -> None:
+        link = await self._link()
+        keys = self._keys
+        key_path = encode_path(path)
+        try:
+            await _run(
+                link,
+                Scripts.delete,
+                [keys.manifest(key_path), keys.index, keys.refs, keys.doomed, keys.expiring],
+                [key_path],
+            )
+        except Exception as exc:
+            raise map_commit_error(exc, "delete", SERVICE, path) from exc
+        await self._sweep_now_and_then()
+
+    async def _copy(self, src: str, dst: str) -> None:
+        await self._copy_or_move("copy", src, dst)
+
+    async def _move(self, src: str, dst: str) -> None:
+        await self._copy_or_move("move", src, dst)
+
+    async def _copy_or_move(self, op: str, src: str, dst: str) -> None:
+        link = await self._link()
+        src_path, dst_path = encode_path(src), encode_path(dst)
+        keys = self._keys
+        try:
+            reply = await _run(
+                link,
+                Scripts.copy,
+                [
+                    keys.manifest(src_path),
+                    keys.manifest(dst_path),
+                    keys.index,
+                    keys.refs,
+                    keys.doomed,
+                    keys.expiring,
+                ],
+                [src_path, dst_path, secrets.token_hex(16), op],
+            )
+        except Exception as exc:
+            raise map_commit_error(exc, op, SERVICE, src) from exc
+        if reply[0] == b"missing" and await self._has_children(link, src):
+            raise ObjectModeInvalidError(op, SERVICE, src, "is a directory")
+        if reply[0] != b"ok":
+            raise refusal(reply[0], op, SERVICE, src if reply[0] == b"missing" else dst)
+        await self._sweep_now_and_then()
+
+    async def _create_dir(self, path: str) -> Object:
+        link = await self._link()
+        marker = path if path.endswith("/") else path + "/"
+        key_path = encode_path(marker)
+        keys = self._keys
+        try:
+            reply = await _run(
+                link,
+                Scripts.create_dir,
+                [keys.manifest(key_path), keys.index, keys.expiring],
+                [key_path, secrets.token_hex(16)],
+            )
+        except Exception as exc:
+            raise map_commit_error(exc, "create_dir", SERVICE, path) from exc
+        if reply[0] != b"ok":
+            raise refusal(reply[0], "create_dir", SERVICE, path)
+        return Object(self._sync._rel(marker), ObjectMode.DIR, last_modified=parse_mtime(reply[1]))
+
+    async def _sweep_now_and_then(self) -> None:
+        # The sweep is rare (at most every 10 s) and long: the sync store runs it, on a thread.
+        if time.monotonic() >= self._sync._next_sweep:
+            await asyncio.to_thread(self._sync._sweep_now_and_then)

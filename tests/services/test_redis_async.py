@@ -1,0 +1,107 @@
+"""The redis service's native async twin (redis-py's asyncio client) against a real
+redis-server: what the async conformance suite (tests/aio) does not show, namely that
+the twin is native, streams chunked objects, and leaves nothing behind a refused write."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+
+import storager
+from storager import AlreadyExistsError
+from storager.services.redis import RedisStorage
+from storager.services.redis._async import RedisAsync
+from tests.servers.redis import RedisCluster, RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def store(redis_server: RedisServer) -> Iterator[RedisStorage]:
+    """A store in a fresh namespace, with small chunks so objects span many of them."""
+    opened = storager.open(
+        redis_server.url(),
+        namespace=f"t-{secrets.token_hex(4)}",
+        chunk_size=64 << 10,
+        inline_limit=4 << 10,
+    )
+    assert isinstance(opened, RedisStorage)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def raw(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """redis-py on the standalone server, to look behind the service."""
+    client = redis.Redis(host=redis_server.host, port=redis_server.port)
+    yield client
+    client.close()
+
+
+def test_a_standalone_store_has_a_native_twin_and_a_cluster_the_threaded_view(
+    store: RedisStorage, redis_cluster: RedisCluster
+) -> None:
+    assert isinstance(store.aio, RedisAsync)
+    with storager.open(redis_cluster.url(), namespace=f"t-{secrets.token_hex(4)}") as clustered:
+        assert not isinstance(clustered.aio, RedisAsync)
+
+
+def test_chunked_objects_stream_both_ways_from_several_loops(
+    store: RedisStorage, raw: redis.Redis
+) -> None:
+    piece = bytes(range(256)) * 100  # 25,600 bytes: pieces straddle the 64 KiB chunks
+    pieces = 41
+    expected = piece * pieces
+
+    async def source() -> AsyncIterator[bytes]:
+        for _ in range(pieces):
+            yield piece
+
+    async def write() -> None:
+        obj = await store.aio.write("big.bin", source())
+        assert obj.content_length == len(expected)
+
+    async def read_back() -> tuple[bytes, bytes, bytes]:
+        whole = await store.aio.read("big.bin")
+        ranged = await store.aio.read("big.bin", offset=70_000, size=200_000)
+        reader = await store.aio.open_reader("big.bin", offset=1)
+        streamed = bytearray()
+        while chunk := await reader.read(50_000):
+            streamed += chunk
+        await reader.close()
+        return whole, ranged, bytes(streamed)
+
+    asyncio.run(write())  # one loop writes, another reads: one client per loop
+    whole, ranged, streamed = asyncio.run(read_back())
+    assert hashlib.sha256(whole).digest() == hashlib.sha256(expected).digest()
+    assert ranged == expected[70_000:270_000]
+    assert streamed == expected[1:]
+    generation = raw.hget(f"{{{store._keys.namespace}}}:m:/big.bin", "gen")
+    assert generation  # stored as chunks, not inline
+    assert store.read("big.bin") == expected  # and the sync side agrees
+
+
+def test_refused_async_writes_leave_nothing(store: RedisStorage, raw: redis.Redis) -> None:
+    namespace = store._keys.namespace
+
+    async def go() -> None:
+        await store.aio.write("a.txt", b"one")
+
+        async def big() -> AsyncIterator[bytes]:
+            for _ in range(8):
+                yield b"x" * (64 << 10)
+
+        with pytest.raises(AlreadyExistsError):
+            await store.aio.write("a.txt", big(), if_none_match="*")
+        with pytest.raises(AlreadyExistsError):
+            await store.aio.write("a.txt", b"two", if_none_match="*")
+        assert await store.aio.read("a.txt") == b"one"
+
+    asyncio.run(go())
+    assert list(raw.scan_iter(match=f"{{{namespace}}}:s:*")) == []
+    assert list(raw.scan_iter(match=f"{namespace}:c:*")) == []
