@@ -195,6 +195,9 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
             obj = await self._aio.stat(path)
         except NotFoundError:
             pass
+        except ObjectModeInvalidError:
+            # Some stores (Striped) refuse to stat a directory instead of describing it.
+            return directory_entry(path)
         else:
             info = entry(obj)
             info["name"] = path

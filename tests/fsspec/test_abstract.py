@@ -22,7 +22,7 @@ from fsspec.tests.abstract import (
 )
 
 import storager
-from storager.combinators import Cached, Mirror, Router
+from storager.combinators import Cached, Mirror, Replicas, Router, Striped
 from storager.fsspec import StoragerFileSystem
 from tests.services import test_s3
 
@@ -106,3 +106,19 @@ class TestAbstractRouter(_Suite):
         root, mounted = storager.open("memory://"), storager.open(f"fs://{tmp_path}")
         with Router({"/": root, "/mounted/": mounted}) as router:
             yield router
+
+
+class TestAbstractStriped(_Suite):
+    """Two replicas over three memory backends, 64 KiB chunks, manifests in memory."""
+
+    @pytest.fixture
+    def store(self) -> Iterator[storager.Storager]:
+        backends = {name: storager.open("memory://") for name in ("a", "b", "c")}
+        with Striped(
+            backends, codec=Replicas(2), manifests=storager.open("memory://"), chunk_size=65536
+        ) as striped:
+            yield striped
+
+    @pytest.fixture
+    def supports_empty_directories(self, store: storager.Storager) -> bool:
+        return isinstance(store, storager.Direr)
