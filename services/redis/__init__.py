@@ -476,12 +476,7 @@ class RedisStorage(RedisGenerated):
     # -- async ---------------------------------------------------------------------------
 
     def _native_async(self) -> NativeAsync | None:
-        """Return the async twin on redis-py's asyncio client (see ``_async``).
-
-        A standalone server only; a cluster keeps the threaded view.
-        """
-        if self._options.cluster:
-            return None
+        """Return the async twin on redis-py's asyncio client (see ``_async``)."""
         from storager.services.redis._async import RedisAsync
 
         return RedisAsync(self, self._options)

@@ -1,10 +1,11 @@
 """The native async redis store: the service's operations on the caller's event loop.
 
-``RedisStorage.aio`` (and ``storager.open_async("redis://...")``) of a standalone
-server is a :class:`RedisAsync`: no thread hop per call, and per running event loop a
-stack of redis-py's asyncio connections (:class:`AsyncServerLink`, held in a
-:class:`~storager.aio.LoopLocal`), with the same packing, keys, scripts, manifest and
-listing walk as the sync store. A cluster keeps the threaded view.
+``RedisStorage.aio`` (and ``storager.open_async("redis://...")``) is a
+:class:`RedisAsync`: no thread hop per call, and per running event loop a link held in
+a :class:`~storager.aio.LoopLocal`: a stack of redis-py's asyncio connections to a
+standalone server (:class:`AsyncServerLink`), or redis-py's asyncio ``RedisCluster``
+(:class:`AsyncClusterLink`), with the same packing, keys, scripts, manifest and listing
+walk as the sync store.
 
 What the two sides share lives in the modules they both import (``_keys``,
 ``_manifest``, ``_scripts``, ``_reader.ChunkRange``, ``_listing.IndexWalk``,
@@ -21,9 +22,10 @@ import hashlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis.asyncio
+import redis.asyncio.cluster
 from redis import exceptions as rx
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -58,10 +60,67 @@ from storager.services.redis._writer import BATCH_BYTES, Body, small_body
 if TYPE_CHECKING:
     from storager.services.redis import RedisStorage
 
-__all__ = ["AsyncServerLink", "RedisAsync"]
+__all__ = ["AsyncClusterLink", "AsyncLink", "AsyncServerLink", "RedisAsync"]
 
 SERVICE = "redis"
 _READ_FIELDS = (b"kind", b"size", b"gen", b"csize", b"data")
+
+
+class AsyncLink(Protocol):
+    """How the async store sends commands (the async form of ``_link.Link``)."""
+
+    async def call(self, *args: Any) -> Any: ...
+
+    async def pipeline(self, commands: Sequence[Command]) -> list[Any]: ...
+
+    async def transaction(self, commands: Sequence[Command]) -> list[Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class AsyncClusterLink:
+    """One event loop's client of a Redis Cluster (redis-py's asyncio ``RedisCluster``)."""
+
+    def __init__(self, options: ConnectOptions) -> None:
+        kwargs: dict[str, Any] = {
+            "host": options.host,
+            "port": options.port,
+            "username": options.username,
+            "password": options.password,
+            "socket_timeout": options.timeout,
+            "socket_connect_timeout": options.timeout,
+            "retry": Retry(NoBackoff(), 0),
+            "protocol": 2,
+            "max_connections": options.max_connections,
+        }
+        if options.tls:
+            kwargs.update(ssl=True, ssl_ca_certs=options.tls_ca_file)
+        self._client = redis.asyncio.cluster.RedisCluster(**kwargs)
+
+    async def call(self, *args: Any) -> Any:
+        """Send one command, routed by its keys' slot."""
+        return await self._client.execute_command(*args)
+
+    async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        """Send ``commands`` together, each to its slot's node."""
+        return await self._run(commands, transaction=False, raise_on_error=True)
+
+    async def transaction(self, commands: Sequence[Command]) -> list[Any]:
+        """Run ``commands`` in one MULTI/EXEC (their keys share one slot)."""
+        return await self._run(commands, transaction=True, raise_on_error=False)
+
+    async def _run(
+        self, commands: Sequence[Command], *, transaction: bool, raise_on_error: bool
+    ) -> list[Any]:
+        pipe = self._client.pipeline(transaction=transaction)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=raise_on_error))
+
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+        with contextlib.suppress(Exception):
+            await self._client.aclose()
 
 
 class AsyncServerLink:
@@ -158,7 +217,7 @@ class AsyncServerLink:
         self._idle.clear()
 
 
-async def _run(link: AsyncServerLink, script: Script, keys: Sequence[bytes], args: Any) -> Any:
+async def _run(link: AsyncLink, script: Script, keys: Sequence[bytes], args: Any) -> Any:
     try:
         return await link.call(*script.command(keys, args))
     except rx.NoScriptError:
@@ -166,7 +225,7 @@ async def _run(link: AsyncServerLink, script: Script, keys: Sequence[bytes], arg
 
 
 async def _run_staged(
-    link: AsyncServerLink,
+    link: AsyncLink,
     script: Script,
     staged: bytes,
     fields: Sequence[Any],
@@ -198,7 +257,7 @@ async def _fixed_chunks(
         yield bytes(buffer)
 
 
-async def _close_link(link: AsyncServerLink) -> None:
+async def _close_link(link: AsyncLink) -> None:
     await link.aclose()
 
 
@@ -211,12 +270,16 @@ class RedisAsync(NativeCopier, NativeMover, NativeDirer):
         super().__init__(store)
         self._options = options
         self._keys = store._keys
-        self._links: LoopLocal[AsyncServerLink] = LoopLocal(self._connect, _close_link)
+        self._links: LoopLocal[AsyncLink] = LoopLocal(self._connect, _close_link)
 
-    async def _connect(self) -> AsyncServerLink:
+    async def _connect(self) -> AsyncLink:
+        if self._options.cluster:
+            link: AsyncLink = AsyncClusterLink(self._options)
+            await link.call("PING")  # learns the slot map
+            return link
         return AsyncServerLink(self._options)
 
-    async def _link(self) -> AsyncServerLink:
+    async def _link(self) -> AsyncLink:
         return await self._links.get()
 
     async def _aclose(self) -> None:
@@ -224,7 +287,7 @@ class RedisAsync(NativeCopier, NativeMover, NativeDirer):
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def _has_children(self, link: AsyncServerLink, path: str) -> bool:
+    async def _has_children(self, link: AsyncLink, path: str) -> bool:
         keys = self._keys
         under = encode_path(path.rstrip("/"))
         low, high = lex_prefix_range(under + b"/")
