@@ -15,10 +15,11 @@ whose target lies in another mount is refused.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Generic, TypeVar, cast
 
+from storager._capability import Capability
 from storager._errors import InvalidArgumentError, PairUnsupportedError
 from storager._object import Multipart, Object, ObjectMode, Part, StorageMeta
 from storager._paths import join_dir, normalize_work_dir, relative_to, resolve
@@ -45,7 +46,9 @@ from storager.combinators._base import (
 )
 from storager.combinators._trace import span, tracing
 
-__all__ = ["Router"]
+__all__ = ["MountTable", "Router"]
+
+S = TypeVar("S")
 
 
 #: Capabilities the router has when every mount has them.
@@ -59,6 +62,102 @@ def _normalize_prefix(prefix: str) -> str:
         return ""
     cleaned = join_dir("new", "router", "/", prefix)
     return cleaned.strip("/") + "/"
+
+
+class MountTable(Generic[S]):
+    """The mounts of a router and how paths map onto them; Router and its async twin use it.
+
+    Args:
+        mounts: Prefix to store (already checked to be stores).
+        work_dir: The router's working directory.
+        wd_of: Returns a mounted store's work_dir.
+    """
+
+    def __init__(self, mounts: Mapping[str, S], work_dir: str, wd_of: Callable[[S], str]) -> None:
+        self.wd = normalize_work_dir(work_dir, "router")
+        table: dict[str, S] = {}
+        for prefix, store in mounts.items():
+            key = _normalize_prefix(prefix)
+            if key in table:
+                raise InvalidArgumentError("new", "router", "", f"mount {prefix!r} given twice")
+            table[key] = store
+        # Longest first, so the first match wins.
+        self.mounts = sorted(table.items(), key=lambda kv: -len(kv[0]))
+        self.mount_wds = {prefix: wd_of(store) for prefix, store in table.items()}
+
+    def children(self) -> dict[str, S]:
+        """The mounted stores by prefix (``/`` for the root), in prefix order."""
+        return {prefix or "/": store for prefix, store in sorted(self.mounts)}
+
+    def route(self, op: str, path: str, *, directory: bool = False) -> tuple[str, S, str]:
+        """Return the mount prefix, its store, and the path inside that store."""
+        if directory:
+            full = join_dir(op, "router", self.wd, path)
+        else:
+            full = resolve(op, "router", self.wd, path)
+        key = full[1:]
+        for prefix, store in self.mounts:
+            if key.startswith(prefix) or (directory and key + "/" == prefix):
+                return prefix, store, key[len(prefix) :]
+        raise InvalidArgumentError(op, "router", path, "no mount covers this path")
+
+    def out(self, prefix: str, obj: Object) -> Object:
+        """Map a mounted store's object to the router's view."""
+        if not obj.path.startswith("/"):
+            obj = replace(obj, path=relative_to(self.wd, "/" + prefix + obj.path))
+        if obj.link_target is not None and not obj.link_target.startswith("/"):
+            obj = replace(obj, link_target=relative_to(self.wd, "/" + prefix + obj.link_target))
+        return obj
+
+    def mount_point(self, path: str) -> Object | None:
+        """Return the directory ``path`` is when it names a mount point, else None."""
+        key = resolve("stat", "router", self.wd, path)[1:]
+        if any(prefix and (prefix == key or prefix == key + "/") for prefix, _ in self.mounts):
+            return Object(relative_to(self.wd, "/" + key.rstrip("/") + "/"), ObjectMode.DIR)
+        return None
+
+    def mount_dirs(self, path: str) -> list[str]:
+        """Return the directories mount points add to a dir listing of ``path`` (as shown)."""
+        base = join_dir("list", "router", self.wd, path)[1:]
+        base = base if not base or base.endswith("/") else base + "/"
+        dirs = sorted(
+            {
+                base + m[len(base) :].split("/", 1)[0] + "/"
+                for m, _ in self.mounts
+                if m and m != base and m.startswith(base)
+            }
+        )
+        return [relative_to(self.wd, "/" + d) for d in dirs]
+
+    def reachable(self, prefix: str, out: Object, *, directory_listing: bool) -> bool:
+        """Whether a listed object is served by its mount (not shadowed by a longer one)."""
+        path = (out.path.rstrip("/") or "/") if directory_listing else out.path
+        return self.route("list", path, directory=True)[0] == prefix
+
+    def prefix_walk(self, path: str) -> list[tuple[str, S, str]]:
+        """Return the mounts a prefix listing of ``path`` visits, with the inner prefix."""
+        key = join_dir("list", "router", self.wd, path)[1:]
+        walk: list[tuple[str, S, str]] = []
+        for prefix, store in sorted(self.mounts):
+            if prefix.startswith(key):
+                walk.append((prefix, store, ""))
+            elif key.startswith(prefix):
+                walk.append((prefix, store, key[len(prefix) :]))
+        return walk
+
+    def check_crossing_pairs(
+        self, op: str, src: str, dst_prefix: str, accepted: Capability, pairs: Mapping[str, Any]
+    ) -> None:
+        """Refuse, by name, a pair the destination mount's ``write`` does not accept."""
+        for name in pairs:
+            if not accepted.accepts("write", name):
+                raise PairUnsupportedError(
+                    op,
+                    "router",
+                    src,
+                    f"pair {name!r} is not taken across mounts: the destination "
+                    f"mount {dst_prefix or '/'!r} does not accept it for write",
+                )
 
 
 class Router(Wrapper):
@@ -79,20 +178,15 @@ class Router(Wrapper):
     combinator = "router"
 
     def __init__(self, mounts: Mapping[str, Storager], *, work_dir: str = "/") -> None:
-        self._wd = normalize_work_dir(work_dir, "router")
         if not isinstance(mounts, Mapping) or not mounts:
             raise InvalidArgumentError("new", "router", "", "mounts must be a non-empty mapping")
-        table: dict[str, Storager] = {}
         for prefix, store in mounts.items():
             if not isinstance(store, Storager):
                 raise InvalidArgumentError("new", "router", "", f"mount {prefix!r} is no Storager")
-            key = _normalize_prefix(prefix)
-            if key in table:
-                raise InvalidArgumentError("new", "router", "", f"mount {prefix!r} given twice")
-            table[key] = store
-        # Longest first, so the first match wins.
-        self._mounts = sorted(table.items(), key=lambda kv: -len(kv[0]))
-        self._mount_wds = {prefix: store.metadata().work_dir for prefix, store in table.items()}
+        self._table = MountTable(mounts, work_dir, lambda store: store.metadata().work_dir)
+        self._wd = self._table.wd
+        self._mounts = self._table.mounts
+        self._mount_wds = self._table.mount_wds
 
     @classmethod
     def _allowed_capabilities(cls, mounts: object = None, *a: Any, **k: Any) -> frozenset[type]:
@@ -102,7 +196,7 @@ class Router(Wrapper):
         return frozenset({Copier, Mover}) | (common & _ALL_MOUNTS)
 
     def children(self) -> Mapping[str, Storager]:
-        return {prefix or "/": store for prefix, store in sorted(self._mounts)}
+        return self._table.children()
 
     def describe_label(self) -> str:
         return "router"
@@ -122,22 +216,10 @@ class Router(Wrapper):
 
     def _route(self, op: str, path: str, *, directory: bool = False) -> tuple[str, Storager, str]:
         """Return the mount prefix, its store, and the path inside that store."""
-        if directory:
-            full = join_dir(op, "router", self._wd, path)
-        else:
-            full = resolve(op, "router", self._wd, path)
-        key = full[1:]
-        for prefix, store in self._mounts:
-            if key.startswith(prefix) or (directory and key + "/" == prefix):
-                return prefix, store, key[len(prefix) :]
-        raise InvalidArgumentError(op, "router", path, "no mount covers this path")
+        return self._table.route(op, path, directory=directory)
 
     def _out(self, prefix: str, obj: Object) -> Object:
-        if not obj.path.startswith("/"):
-            obj = replace(obj, path=relative_to(self._wd, "/" + prefix + obj.path))
-        if obj.link_target is not None and not obj.link_target.startswith("/"):
-            obj = replace(obj, link_target=relative_to(self._wd, "/" + prefix + obj.link_target))
-        return obj
+        return self._table.out(prefix, obj)
 
     def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
         return span("router", op, path) if tracing() else contextlib.nullcontext()
@@ -161,9 +243,9 @@ class Router(Wrapper):
 
     def stat(self, path: str, **pairs: Any) -> Object:
         with self._traced("stat", path):
-            key = resolve("stat", "router", self._wd, path)[1:]
-            if any(prefix and (prefix == key or prefix == key + "/") for prefix, _ in self._mounts):
-                return Object(relative_to(self._wd, "/" + key.rstrip("/") + "/"), ObjectMode.DIR)
+            mount = self._table.mount_point(path)
+            if mount is not None:
+                return mount
             prefix, obj = self._on("stat", path, lambda s, p: s.stat(p, **pairs))
             return self._out(prefix, obj)
 
@@ -184,15 +266,7 @@ class Router(Wrapper):
 
     def _list_dir(self, path: str, pairs: dict[str, Any]) -> Iterator[Object]:
         prefix, store, inner = self._route("list", path, directory=True)
-        base = join_dir("list", "router", self._wd, path)[1:]
-        base = base if not base or base.endswith("/") else base + "/"
-        mount_dirs = sorted(
-            {
-                base + m[len(base) :].split("/", 1)[0] + "/"
-                for m, _ in self._mounts
-                if m and m != base and m.startswith(base)
-            }
-        )
+        mount_dirs = self._table.mount_dirs(path)
         listing = store.list(inner, **pairs)
 
         def merged() -> Iterator[Object]:
@@ -201,30 +275,22 @@ class Router(Wrapper):
                 out = self._out(prefix, obj)
                 seen.add(out.path)
                 # An object shadowed by a longer mount is not reachable: hide it.
-                if self._route("list", out.path.rstrip("/") or "/", directory=True)[0] != prefix:
-                    continue
-                yield out
-            for d in mount_dirs:
-                shown = relative_to(self._wd, "/" + d)
+                if self._table.reachable(prefix, out, directory_listing=True):
+                    yield out
+            for shown in mount_dirs:
                 if shown not in seen:
                     yield Object(shown, ObjectMode.DIR)
 
         return merged()
 
     def _list_prefix(self, path: str, pairs: dict[str, Any]) -> Iterator[Object]:
-        key = join_dir("list", "router", self._wd, path)[1:]
+        walk_plan = self._table.prefix_walk(path)
 
         def walk() -> Iterator[Object]:
-            for prefix, store in sorted(self._mounts):
-                if prefix.startswith(key):
-                    inner = ""
-                elif key.startswith(prefix):
-                    inner = key[len(prefix) :]
-                else:
-                    continue
+            for prefix, store, inner in walk_plan:
                 for obj in store.list(inner, **pairs):
                     out = self._out(prefix, obj)
-                    if self._route("list", out.path, directory=True)[0] == prefix:
+                    if self._table.reachable(prefix, out, directory_listing=False):
                         yield out
 
         return walk()
@@ -243,16 +309,7 @@ class Router(Wrapper):
                 return
         # Across mounts the bytes go through the destination's write: pass on the
         # pairs it accepts there (sync, content_type...); refuse the others by name.
-        accepted = d_store.metadata().capability
-        for name in pairs:
-            if not accepted.accepts("write", name):
-                raise PairUnsupportedError(
-                    op,
-                    "router",
-                    src,
-                    f"pair {name!r} is not taken across mounts: the destination "
-                    f"mount {dp or '/'!r} does not accept it for write",
-                )
+        self._table.check_crossing_pairs(op, src, dp, d_store.metadata().capability, pairs)
         with s_store.open_reader(s_path) as reader:
             d_store.write(d_path, reader, **pairs)
         if op == "move":

@@ -32,10 +32,10 @@ from storager.aio.combinators import (
     AsyncPrefixed,
     AsyncReadOnly,
     AsyncRetry,
+    AsyncRouter,
     AsyncTimeout,
     async_cached,
     async_mirror,
-    async_router,
 )
 from storager.combinators import Audited, Event, RetryPolicy, read_audit
 from storager.services.fs import FsStorage
@@ -138,7 +138,7 @@ class TestAsyncTimeoutOverBridgedMirrorOfCached(AsyncStoragerSuite):
         pytest.skip("the tree's capability is what its stores share, not fs's alone")
 
 
-class TestAsyncBridgedRouter(AsyncStoragerSuite):
+class TestAsyncRouterOverPrefixed(AsyncStoragerSuite):
     write_memory_limit = None  # memory keeps each object in process memory
 
     @pytest.fixture
@@ -146,8 +146,11 @@ class TestAsyncBridgedRouter(AsyncStoragerSuite):
         return _memory_factory
 
     def to_async(self, store: Storager) -> AsyncStorager:
-        routes = {"": store.aio, "elsewhere/": MemoryStorage().aio}  # type: ignore[attr-defined]
-        return async_router(routes, work_dir=store.metadata().work_dir)
+        routes = {
+            "": AsyncPrefixed(store.aio, "view/"),  # type: ignore[attr-defined]
+            "elsewhere/": MemoryStorage().aio,
+        }
+        return AsyncRouter(routes, work_dir=store.metadata().work_dir)
 
     def test_async_capabilities_match_the_sync_ones(self) -> None:
         pytest.skip("the router's capability is what its mounts share")
@@ -416,3 +419,23 @@ def test_audited_records_what_the_sync_audited_records() -> None:
     again = asyncio.run(AsyncAudited.open(MemoryStorage().aio, async_log.aio))
     asyncio.run(again.delete("x"))
     assert [r.seq for r in read_audit(async_log)][-1] == 6
+
+
+def test_router_routes_by_the_longest_mount_and_copies_across_mounts() -> None:
+    root, logs = MemoryStorage(), MemoryStorage()
+    store = AsyncRouter({"": root.aio, "logs/": logs.aio})
+
+    async def run() -> list[str]:
+        await store.write("logs/app.txt", b"line")
+        await store.write("a.txt", b"top")
+        await store.copy("logs/app.txt", "copy.txt")
+        await store.move("a.txt", "logs/moved.txt")
+        return [o.path async for o in store.list("")]
+
+    listed = asyncio.run(run())
+    assert logs.read("app.txt") == b"line"
+    assert root.read("copy.txt") == b"line"
+    assert logs.read("moved.txt") == b"top"
+    with pytest.raises(NotFoundError):
+        root.stat("a.txt")
+    assert sorted(listed) == ["copy.txt", "logs/"]

@@ -5,9 +5,9 @@ and keeps the sync combinator's semantics by running the same policy core (Retry
 ``Attempts``, Timeout's ``Deadline``, Prefixed's ``PrefixMap``, Logged's ``Reporter``);
 only the awaiting is written here. ``AsyncTimeout`` cancels the operation for real.
 Twins: AsyncRetry, AsyncTimeout, AsyncFailover, AsyncPrefixed, AsyncReadOnly,
-AsyncLogged, AsyncAudited. Mirror, Cached and Router have no twin yet:
-``async_mirror``, ``async_cached`` and ``async_router`` run the sync combinator over
-the children's sync twins on a thread pool (same code, same semantics, not native).
+AsyncLogged, AsyncAudited, AsyncRouter. Mirror and Cached have no twin yet:
+``async_mirror`` and ``async_cached`` run the sync combinator over the children's sync
+twins on a thread pool (same code, same semantics, not native).
 
 >>> import asyncio, storager
 >>> from storager.aio.combinators import AsyncRetry, AsyncTimeout
@@ -20,11 +20,12 @@ See docs/async.md.
 
 from storager.aio.combinators._audited import AsyncAudited, read_audit_async
 from storager.aio.combinators._base import AsyncDelegate, AsyncWrapper
-from storager.aio.combinators._bridged import async_cached, async_mirror, async_router
+from storager.aio.combinators._bridged import async_cached, async_mirror
 from storager.aio.combinators._failover import AsyncFailover
 from storager.aio.combinators._logged import AsyncLogged
 from storager.aio.combinators._prefixed import AsyncPrefixed, AsyncReadOnly
 from storager.aio.combinators._retry import AsyncRetry
+from storager.aio.combinators._router import AsyncRouter
 from storager.aio.combinators._timeout import AsyncTimeout
 
 __all__ = [
@@ -35,10 +36,10 @@ __all__ = [
     "AsyncPrefixed",
     "AsyncReadOnly",
     "AsyncRetry",
+    "AsyncRouter",
     "AsyncTimeout",
     "AsyncWrapper",
     "async_cached",
     "async_mirror",
-    "async_router",
     "read_audit_async",
 ]

@@ -1,4 +1,4 @@
-"""Async Mirror, Cached and Router: the sync combinators, run over the children's sync twins.
+"""Async Mirror and Cached: the sync combinators, run over the children's sync twins.
 
 Their async twins are not written yet. Until they are, these functions give the same
 combinators to async code with the *same code*, hence the same semantics: the sync
@@ -21,9 +21,8 @@ from storager.aio._bridge import DEFAULT_THREADS
 from storager.aio._view import async_view
 from storager.combinators._cached import Cached
 from storager.combinators._mirror import Mirror
-from storager.combinators._router import Router
 
-__all__ = ["async_cached", "async_mirror", "async_router", "sync_twin"]
+__all__ = ["async_cached", "async_mirror", "sync_twin"]
 
 
 def sync_twin(store: AsyncStorager, role: str) -> Storager:
@@ -65,13 +64,3 @@ def async_cached(
     """Return an async :class:`~storager.combinators.Cached` of ``front`` over ``back``."""
     cached = Cached(sync_twin(front, "cached"), sync_twin(back, "cached"), **options)
     return async_view(cached, threads=threads)
-
-
-def async_router(
-    mounts: Mapping[str, AsyncStorager], *, threads: int = DEFAULT_THREADS, **options: Any
-) -> AsyncStorager:
-    """Return an async :class:`~storager.combinators.Router` of ``mounts``."""
-    if not isinstance(mounts, Mapping):
-        raise InvalidArgumentError("new", "router", "", "mounts must be a mapping")
-    router = Router({prefix: sync_twin(s, "router") for prefix, s in mounts.items()}, **options)
-    return async_view(router, threads=threads)
