@@ -439,3 +439,18 @@ def test_router_routes_by_the_longest_mount_and_copies_across_mounts() -> None:
     with pytest.raises(NotFoundError):
         root.stat("a.txt")
     assert sorted(listed) == ["copy.txt", "logs/"]
+
+
+def test_timeout_of_a_multipart_part_still_streaming_is_clean_and_stores_no_part(
+    memory: MemoryStorage,
+) -> None:
+    store = AsyncTimeout(memory.aio, 0.2)
+
+    async def run() -> list[Any]:
+        upload = await store.create_multipart("big.bin")  # type: ignore[attr-defined]
+        with pytest.raises(OperationTimeoutError, match="nothing was changed"):
+            await store.write_multipart(upload, 1, _trickle(20, 0.05))  # type: ignore[attr-defined]
+        await asyncio.sleep(1.2)
+        return [p async for p in store.list_multipart(upload)]  # type: ignore[attr-defined]
+
+    assert asyncio.run(run()) == []

@@ -19,17 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
-from storager._async_protocols import AsyncStorager
+from storager._async_protocols import AsyncSegmenter, AsyncStorager
 from storager._async_types import AsyncWriteData
 from storager._errors import InvalidArgumentError, OutcomeUnknownError
-from storager._object import Object
-from storager._protocols import WriteData
+from storager._object import Multipart, Object, Part
+from storager._protocols import Segmenter, WriteData
 from storager._streams import CHUNK_SIZE
 from storager.aio._native import _is_async, async_chunks
-from storager.aio.combinators._base import AsyncDelegate, Call
+from storager.aio.combinators._base import (
+    ASYNC_DELEGATE_MIXINS,
+    AsyncDelegate,
+    AsyncDelegateSegmenter,
+    Call,
+)
 from storager.combinators._base import MUTATING
 from storager.combinators._deadline import Deadline, DeadlineStream
 
@@ -138,12 +143,19 @@ class AsyncTimeout(AsyncDelegate):
             deadline.start()
         return await fn(self._inner)
 
-    async def write(self, path: str, data: AsyncWriteData, **pairs: Any) -> Object:
-        p = self._path("write", path)
-        seconds = self._seconds("write")
+    async def _guarded(
+        self,
+        op: str,
+        path: str,
+        data: AsyncWriteData,
+        pairs: dict[str, Any],
+        run: Callable[[AsyncStorager, AsyncWriteData], Awaitable[T]],
+    ) -> T:
+        """Run a change whose data reaches the store through a deadline stream."""
+        seconds = self._seconds(op)
         if seconds is None:
-            return await self._call("write", path, lambda s: s.write(p, data, **pairs))
-        deadline = Deadline("write", path, seconds, stoppable=True)
+            return await self._call(op, path, lambda s: run(s, data))
+        deadline = Deadline(op, path, seconds, stoppable=True)
         if isinstance(data, bytes | bytearray | memoryview) and pairs.get("size") is None:
             pairs["size"] = memoryview(data).nbytes  # the length the store would have seen
         stream: AsyncWriteData
@@ -151,8 +163,28 @@ class AsyncTimeout(AsyncDelegate):
             stream = _async_deadline_stream(deadline, data)
         else:
             stream = DeadlineStream(deadline, cast(WriteData, data))
-        guarded = _Guarded(deadline, lambda s: s.write(p, stream, **pairs))
-        return self._out(cast(Object, await self._call("write", path, guarded)))
+        return cast(T, await self._call(op, path, _Guarded(deadline, lambda s: run(s, stream))))
+
+    async def write(self, path: str, data: AsyncWriteData, **pairs: Any) -> Object:
+        p = self._path("write", path)
+        obj = await self._guarded("write", path, data, pairs, lambda s, d: s.write(p, d, **pairs))
+        return self._out(obj)
+
+
+class _AsyncTimeoutSegmenter(AsyncDelegateSegmenter, AsyncTimeout):
+    async def write_multipart(
+        self, multipart: Multipart, number: int, data: AsyncWriteData, **pairs: Any
+    ) -> Part:
+        return await self._guarded(
+            "write_multipart",
+            multipart.path,
+            data,
+            pairs,
+            lambda s, d: cast(AsyncSegmenter, s).write_multipart(multipart, number, d, **pairs),
+        )
+
+
+AsyncTimeout._capability_mixins = {**ASYNC_DELEGATE_MIXINS, Segmenter: _AsyncTimeoutSegmenter}
 
 
 async def _async_deadline_stream(deadline: Deadline, data: AsyncWriteData) -> AsyncIterator[bytes]:
