@@ -22,14 +22,21 @@ from tests.gateway.conftest import ACCESS_KEY, SECRET_KEY, _Served
 class _Watched:
     """Records the thread each stat and write of the wrapped store class runs on."""
 
-    threads: list[str]
+    calls: list[tuple[str, str]]
+
+    @property
+    def threads(self) -> list[str]:
+        return [thread for _, thread in self.calls]
+
+    def writes(self) -> list[str]:
+        return [thread for op, thread in self.calls if op == "write"]
 
     def stat(self, path: str, **pairs: Any) -> Object:
-        self.threads.append(threading.current_thread().name)
+        self.calls.append(("stat", threading.current_thread().name))
         return super().stat(path, **pairs)  # type: ignore[misc]
 
     def write(self, path: str, data: Any, **pairs: Any) -> Object:
-        self.threads.append(threading.current_thread().name)
+        self.calls.append(("write", threading.current_thread().name))
         return super().write(path, data, **pairs)  # type: ignore[misc]
 
 
@@ -45,7 +52,7 @@ class WatchedFs(_Watched, FsStorage):
 def served(tmp_path: Any) -> Iterator[tuple[int, WatchedMemory, WatchedFs, list[str]]]:
     memory = WatchedMemory()
     files = WatchedFs(root=str(tmp_path))
-    memory.threads, files.threads = [], []
+    memory.calls, files.calls = [], []
     loop_threads: list[str] = []
     app = S3App({"mem": memory, "files": files}, credentials={ACCESS_KEY: SECRET_KEY})
 
@@ -83,7 +90,18 @@ def test_a_streamed_body_is_written_in_a_worker_even_on_memory(served: Any) -> N
     big = b"b" * (3 << 20)  # over one batch: streamed, not read whole first
     assert put_signed(port, "/mem/big", big).status == 200
     assert memory.read("big") == big
-    assert memory.threads[-1] not in set(loop_threads)
+    assert memory.writes()[-1] not in set(loop_threads)
 
 
 _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def test_a_copy_from_another_store_into_memory_runs_in_a_worker(served: Any) -> None:
+    port, memory, _, loop_threads = served
+    assert put_signed(port, "/files/source", b"from fs").status == 200
+    headers = signed_headers(
+        port, "PUT", "/mem/copied", _EMPTY_SHA256, {"x-amz-copy-source": "files/source"}
+    )
+    assert send(port, "PUT", "/mem/copied", b"", headers).status == 200
+    assert memory.read("copied") == b"from fs"
+    assert memory.writes()[-1] not in set(loop_threads)
