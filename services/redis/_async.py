@@ -133,7 +133,7 @@ class AsyncServerLink:
             "db": options.db,
             "username": options.username,
             "password": options.password,
-            "socket_timeout": options.timeout,
+            "socket_timeout": None,  # see _exchange
             "socket_connect_timeout": options.timeout,
             "retry": Retry(NoBackoff(), 0),
             "protocol": 2,
@@ -172,22 +172,32 @@ class AsyncServerLink:
         return list(replies[-1])
 
     async def _exchange(self, commands: Sequence[Command]) -> list[Any]:
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self._wait)
-        except TimeoutError:
-            raise rx.MaxConnectionsError(
-                "No connection available: all max_connections in use"
-            ) from None
+        # One deadline per round trip (asyncio.timeout), not redis-py's socket_timeout,
+        # which wraps every send in wait_for: a task per call, a third of a call's cost.
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(self._wait):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise rx.MaxConnectionsError(
+                    "No connection available: all max_connections in use"
+                ) from None
+        else:
+            await self._slots.acquire()
         try:
             connection = await self._connection()
             try:
-                await connection.send_packed_command(pack_commands(commands), False)
-                replies: list[Any] = []
-                for _ in commands:
-                    try:
-                        replies.append(await connection.read_response())
-                    except rx.ResponseError as exc:
-                        replies.append(exc)
+                async with asyncio.timeout(self._wait):
+                    await connection.send_packed_command(pack_commands(commands), False)
+                    replies: list[Any] = []
+                    for _ in commands:
+                        try:
+                            replies.append(await connection.read_response())
+                        except rx.ResponseError as exc:
+                            replies.append(exc)
+            except TimeoutError:
+                await connection.disconnect(nowait=True)
+                raise rx.TimeoutError("Timeout waiting for the server's reply") from None
             except BaseException:
                 await connection.disconnect(nowait=True)
                 raise

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 import storager
-from storager import AlreadyExistsError
+from storager import AlreadyExistsError, OperationTimeoutError, OutcomeUnknownError
 from storager.services.redis import RedisStorage
 from storager.services.redis._async import RedisAsync
 from storager.testing import AsyncStoragerSuite, url_factory
@@ -114,3 +114,29 @@ def test_refused_async_writes_leave_nothing(store: RedisStorage, raw: redis.Redi
     asyncio.run(go())
     assert list(raw.scan_iter(match=f"{{{namespace}}}:s:*")) == []
     assert list(raw.scan_iter(match=f"{namespace}:c:*")) == []
+
+
+def test_async_timeouts_are_outcome_unknown_for_commits_and_retryable_for_reads(
+    redis_server: RedisServer, raw: redis.Redis
+) -> None:
+    store = storager.open(redis_server.url(), namespace=f"t-{secrets.token_hex(4)}", timeout=0.3)
+
+    async def go() -> None:
+        await store.aio.write("t.txt", b"before")
+        raw.client_pause(1000, all=False)  # writes wait, reads go on
+        try:
+            with pytest.raises(OutcomeUnknownError):
+                await store.aio.write("t.txt", b"after")
+            assert await store.aio.read("t.txt") == b"before"
+        finally:
+            raw.client_unpause()
+        raw.client_pause(1000, all=True)
+        try:
+            with pytest.raises(OperationTimeoutError) as timeout:
+                await store.aio.stat("t.txt")
+            assert timeout.value.retryable
+        finally:
+            raw.client_unpause()
+        await store.aio.close()
+
+    asyncio.run(go())
