@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from fsspec.asyn import AsyncFileSystem, sync
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
+from fsspec.core import has_magic
 from fsspec.utils import tokenize
 
 from storager._async_protocols import (
@@ -448,10 +449,18 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
         maxdepth: int | None = None,
         **kwargs: Any,
     ) -> None:
-        names = await self._expand_path(path, recursive=recursive, maxdepth=maxdepth)
-        infos = await asyncio.gather(*(self._info(name) for name in names))
-        files = [info["name"] for info in infos if info["type"] == "file"]
-        dirs = [info["name"] for info in infos if info["type"] == "directory" and info["name"]]
+        if recursive and isinstance(path, str) and not has_magic(path):
+            # One walk gives every name and its type: no stat per name.
+            found = await self._find(path, maxdepth=maxdepth, withdirs=True, detail=True)
+            if not found:
+                raise NotFoundError("rm", self._service, self._strip_protocol(path))
+            kinds = {name: info.get("type", "file") for name, info in found.items()}
+        else:
+            names = await self._expand_path(path, recursive=recursive, maxdepth=maxdepth)
+            infos = await asyncio.gather(*(self._info(name) for name in names))
+            kinds = {info["name"]: info["type"] for info in infos}
+        files = [name for name, kind in kinds.items() if kind == "file"]
+        dirs = [name for name, kind in kinds.items() if kind == "directory" and name]
         await asyncio.gather(*(self._aio.delete(name) for name in files))
         # Deepest first, one at a time: a directory goes once it is empty.
         for name in sorted(dirs, key=lambda d: d.count("/"), reverse=True):

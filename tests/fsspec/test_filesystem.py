@@ -184,6 +184,13 @@ def test_rm_recursive_removes_files_and_directories(fs: StoragerFileSystem) -> N
     assert fs.find("", withdirs=True) == ["keep"]
 
 
+def test_rm_of_a_missing_path_raises_file_not_found(fs: StoragerFileSystem) -> None:
+    with pytest.raises(FileNotFoundError):
+        fs.rm("none", recursive=True)
+    with pytest.raises(FileNotFoundError):
+        fs.rm("none")
+
+
 def test_rm_file_is_idempotent(fs: StoragerFileSystem) -> None:
     fs.pipe_file("a", b"1")
     fs.rm_file("a")
