@@ -209,10 +209,8 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
 
     async def _ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         path = self._strip_protocol(path)
-        entries = [
-            entry(obj) async for obj in self._list(path + "/" if path else "") if obj.path != path
-        ]
-        entries = [info for info in entries if info["name"] != path]
+        listed = [entry(obj) async for obj in self._list(path + "/" if path else "")]
+        entries = [info for info in listed if info["name"] != path]  # its own marker
         if not entries and path:
             info = await self._info(path)  # raises FileNotFoundError when nothing is there
             if info["type"] == "file":
@@ -335,12 +333,14 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
         self, rpath: str, lpath: str, callback: Callback = DEFAULT_CALLBACK, **kwargs: Any
     ) -> None:
         rpath = self._strip_protocol(rpath)
-        if os.path.isdir(lpath) and await self._isdir(rpath):
-            return
-        if await self._isdir(rpath):
+        try:
+            reader = await self._aio.open_reader(rpath)
+        except (ObjectModeInvalidError, NotFoundError):
+            # A directory: refused, or missing where only its marker or keys exist.
+            if not await self._isdir(rpath):
+                raise
             os.makedirs(lpath, exist_ok=True)
             return
-        reader = await self._aio.open_reader(rpath)
         try:
             with open(lpath, "wb") as out:
                 buffer = bytearray(DOWNLOAD_CHUNK)
@@ -403,7 +403,7 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
                 return
             except (ObjectModeInvalidError, NotFoundError):
                 # A directory: refused, or missing where only its marker or keys exist.
-                if (await self._info(path1))["type"] != "directory":
+                if not await self._isdir(path1):
                     raise
         elif (await self._info(path1))["type"] != "directory":
             async with await self._aio.open_reader(path1) as reader:
