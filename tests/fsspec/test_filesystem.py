@@ -253,6 +253,21 @@ def test_open_wb_discards_on_an_exception(fs: StoragerFileSystem) -> None:
     assert fs.cat_file("w.bin") == b"old"
 
 
+def test_transaction_publishes_files_at_its_end_and_drops_them_on_error(
+    fs: StoragerFileSystem,
+) -> None:
+    with fs.transaction:
+        with fs.open("tx/a.bin", "wb") as f:
+            f.write(b"staged")
+        assert not fs.exists("tx/a.bin")
+    assert fs.cat_file("tx/a.bin") == b"staged"
+    with pytest.raises(RuntimeError), fs.transaction:
+        with fs.open("tx/b.bin", "wb", block_size=1 << 16) as f:
+            f.write(b"b" * 200_000)
+        raise RuntimeError("caller failed")
+    assert not fs.exists("tx/b.bin")
+
+
 def test_open_text_mode_round_trips(fs: StoragerFileSystem) -> None:
     with fs.open("t.txt", "w") as f:
         f.write("héllo\nworld\n")
