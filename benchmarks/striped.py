@@ -5,16 +5,18 @@ It prints, for one run on this machine:
 
 1. **Codecs**: encode and decode MB/s of each codec's ``encode``/``decode`` next to
    pyeclib's ``ECDriver`` called directly on the same stripes (decode with the first two
-   data fragments missing), and the writer's per-stripe work (encode + a sha256 per
-   fragment), which is what a write pays. Target: the codec ≥ 0.9 of the library.
+   data fragments missing), and the writer's per-stripe work (encode + a digest per
+   fragment, CRC-32 (the default) and sha256), which is what a write pays. Target: the
+   codec ≥ 0.9 of the library.
 2. **Throughput**: write and read of one object (256 MiB by default) over 6 fs backends
    with ``ReedSolomon(4, 2)`` and 4 MiB chunks, against one ``FsStorage``; and the read with
    two backends failing every read (degraded). Targets: read ≥ 1.0x, write ≥ 0.7x of
-   one fs store, degraded read ≥ 0.5x of the healthy one.
+   one fs store, degraded read ≥ 0.5x of the healthy one. Each round times the fs store
+   and Striped back to back (the machine may be shared); medians of ``--rounds``.
 3. **Memory**: peak RSS of a child process that writes, then streams back, a 1 GiB object
    (and the same for a quarter of it: the peak must not grow with the size).
 
-Best of ``--rounds`` for each number; ratios are taken in the same run.
+Codecs: best of ``--rounds``; throughput: medians of per-round ratios.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import hashlib
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -54,7 +58,7 @@ def bench_codecs(total: int, rounds: int) -> None:
 
     print(f"== codecs: {total // MiB} MiB in stripes of data x 4 MiB, MB/s, best of {rounds}")
     print(
-        f"{'codec':<14}{'encode':>9}{'library':>9}{'ratio':>7}{'+sha256':>9}"
+        f"{'codec':<14}{'encode':>9}{'library':>9}{'ratio':>7}{'+crc32':>9}{'+sha256':>9}"
         f"{'decode':>9}{'library':>9}{'ratio':>7}"
     )
     bench_codec(ReedSolomon(4, 2), ECDriver(k=4, m=2, ec_type="isa_l_rs_vand"), total, rounds)
@@ -76,13 +80,16 @@ def bench_codec(codec: Codec, driver: Any, total: int, rounds: int) -> None:
         for s in stripes:
             codec.encode(s)
 
-    def ours_with_digests() -> None:
-        for s in stripes:
-            seen: set[int] = set()
-            for f in codec.encode(s):
-                if id(f) not in seen:
-                    seen.add(id(f))
-                    hashlib.sha256(f).digest()
+    def with_digests(digest: Callable[[Any], object]) -> Callable[[], None]:
+        def run() -> None:
+            for s in stripes:
+                seen: set[int] = set()
+                for f in codec.encode(s):
+                    if id(f) not in seen:
+                        seen.add(id(f))
+                        digest(f)
+
+        return run
 
     def ours_decode() -> None:
         for s, frags in zip(stripes, encoded, strict=True):
@@ -91,15 +98,17 @@ def bench_codec(codec: Codec, driver: Any, total: int, rounds: int) -> None:
     def mbs(fn: Callable[[], object]) -> float:
         return size / best(fn, rounds) / 1e6
 
-    enc, dig, dec = mbs(ours_encode), mbs(ours_with_digests), mbs(ours_decode)
+    enc, dec = mbs(ours_encode), mbs(ours_decode)
+    crc = mbs(with_digests(zlib.crc32))
+    sha = mbs(with_digests(lambda f: hashlib.sha256(f).digest()))
     row = f"{codec.label():<14}{enc:>9.0f}"
     if driver is None:
-        print(f"{row}{'-':>9}{'-':>7}{dig:>9.0f}{dec:>9.0f}{'-':>9}{'-':>7}")
+        print(f"{row}{'-':>9}{'-':>7}{crc:>9.0f}{sha:>9.0f}{dec:>9.0f}{'-':>9}{'-':>7}")
         return
     lib_enc = mbs(lambda: [driver.encode(s) for s in stripes])
     lib_dec = mbs(lambda: [driver.decode([f[i] for i in keep]) for f in encoded])
     print(
-        f"{row}{lib_enc:>9.0f}{enc / lib_enc:>7.2f}{dig:>9.0f}"
+        f"{row}{lib_enc:>9.0f}{enc / lib_enc:>7.2f}{crc:>9.0f}{sha:>9.0f}"
         f"{dec:>9.0f}{lib_dec:>9.0f}{dec / lib_dec:>7.2f}"
     )
 
@@ -117,8 +126,20 @@ def _drain(reader: object) -> int:
     return n
 
 
-def bench_throughput(root: str, total: int, rounds: int) -> None:
-    print(f"\n== throughput: {total // MiB} MiB, RS(4,2) on 6 fs backends vs one fs")
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_throughput(
+    root: str, total: int, rounds: int, *, fragment_digest: str, stripes_in_flight: int
+) -> None:
+    print(
+        f"\n== throughput: {total // MiB} MiB, RS(4,2) on 6 fs backends vs one fs, "
+        f"{rounds} interleaved rounds, fragment_digest={fragment_digest}, "
+        f"stripes_in_flight={stripes_in_flight}"
+    )
     single = FsStorage(root=os.path.join(root, "single"))
     faulty = {n: FaultyStorager(FsStorage(root=os.path.join(root, n))) for n in "abcdef"}
     striped = Striped(
@@ -126,20 +147,45 @@ def bench_throughput(root: str, total: int, rounds: int) -> None:
         codec=ReedSolomon(4, 2),
         chunk_size=CHUNK,
         manifests=FsStorage(root=os.path.join(root, "manifests")),
+        fragment_digest=fragment_digest,
+        stripes_in_flight=stripes_in_flight,
     )
-    rows = {}
-    rows["fs write"] = best(lambda: single.write("obj", _source(total)), rounds)
-    rows["striped write"] = best(lambda: striped.write("obj", _source(total)), rounds)
-    rows["fs read"] = best(lambda: _drain(single.open_reader("obj")), rounds)
-    rows["striped read"] = best(lambda: _drain(striped.open_reader("obj")), rounds)
+    seconds: dict[str, list[float]] = {}
+    # Each round times the one fs store and Striped back to back, so both see the same
+    # load from whatever else shares the machine; the ratios are per round.
+    for _ in range(rounds):
+        seconds.setdefault("fs write", []).append(
+            _timed(lambda: single.write("obj", _source(total)))
+        )
+        seconds.setdefault("striped write", []).append(
+            _timed(lambda: striped.write("obj", _source(total)))
+        )
+        striped.gc(grace=0)  # the replaced object's chunks, outside the timing
+        seconds.setdefault("fs read", []).append(_timed(lambda: _drain(single.open_reader("obj"))))
+        seconds.setdefault("striped read", []).append(
+            _timed(lambda: _drain(striped.open_reader("obj")))
+        )
     for name in "ab":
         faulty[name].fail = {"read": OSError}  # two backends fail every read
-    rows["striped degraded read"] = best(lambda: _drain(striped.open_reader("obj")), rounds)
-    for name, seconds in rows.items():
-        print(f"{name:<24}{total / seconds / 1e6:>8.0f} MB/s")
-    print(f"write ratio {rows['fs write'] / rows['striped write']:.2f}x (target >= 0.7)")
-    print(f"read ratio {rows['fs read'] / rows['striped read']:.2f}x (target >= 1.0)")
-    degraded = rows["striped read"] / rows["striped degraded read"]
+    for _ in range(rounds):
+        seconds.setdefault("striped degraded read", []).append(
+            _timed(lambda: _drain(striped.open_reader("obj")))
+        )
+    for name, times in seconds.items():
+        rates = sorted(total / t / 1e6 for t in times)
+        spread = f"{rates[0]:.0f}-{rates[-1]:.0f}"
+        print(f"{name:<24}{statistics.median(rates):>8.0f} MB/s (median; {spread})")
+
+    def ratios(a: str, b: str) -> str:
+        values = sorted(x / y for x, y in zip(seconds[a], seconds[b], strict=False))
+        spread = f"{values[0]:.2f}-{values[-1]:.2f}"
+        return f"{statistics.median(values):.2f}x (median of {len(values)}; {spread})"
+
+    print(f"write ratio {ratios('fs write', 'striped write')} (target >= 0.7)")
+    print(f"read ratio {ratios('fs read', 'striped read')} (target >= 1.0)")
+    degraded = statistics.median(seconds["striped read"]) / statistics.median(
+        seconds["striped degraded read"]
+    )
     print(f"degraded/healthy {degraded:.2f}x (target >= 0.5)")
     striped.close()
     single.close()
@@ -193,7 +239,9 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--rss-mib", type=int, default=1024)
     parser.add_argument("--codec-mib", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--fragment-digest", default="crc32", choices=["crc32", "sha256"])
+    parser.add_argument("--stripes-in-flight", type=int, default=2)
     parser.add_argument("--dir", default=None, help="where the temporary directory goes")
     parser.add_argument("--only", choices=["codecs", "throughput", "rss"], default=None)
     args = parser.parse_args()
@@ -202,7 +250,13 @@ def main() -> None:
         if args.only in (None, "codecs"):
             bench_codecs(args.codec_mib * MiB, args.rounds)
         if args.only in (None, "throughput"):
-            bench_throughput(root, args.size_mib * MiB, args.rounds)
+            bench_throughput(
+                root,
+                args.size_mib * MiB,
+                args.rounds,
+                fragment_digest=args.fragment_digest,
+                stripes_in_flight=args.stripes_in_flight,
+            )
         if args.only in (None, "rss"):
             bench_rss(root, args.rss_mib * MiB)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
