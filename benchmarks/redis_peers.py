@@ -12,9 +12,10 @@ given. Rows:
 
 - ``SET/GET/EXISTS 4 KiB``: the same 4 KiB value over 1,000 keys (cycled), sequentially
   and from 16 threads sharing one client; storager's verbs are write, read and stat,
-  redis-py's SET, GET and EXISTS, OpenDAL's write, read and stat. Clients run
-  interleaved within each round; ops/s are medians over the rounds, and each ratio is
-  the median of the ratios measured within one round.
+  redis-py's SET, GET and EXISTS, OpenDAL's write, read and stat. Each row runs in
+  slices of 400 operations per client, the clients taking turns slice by slice; ops/s
+  are medians over the slices, and each ratio is the median of the ratios measured
+  within one slice (so the machine's drift between slices cancels).
 - ``list 10,000 keys``: storager lists a prefix holding 10,000 keys (ZRANGEBYLEX pages
   plus one HMGET pipeline per page, so each entry carries size, etag and mtime);
   redis-py has no listing, the nearest is ``SCAN MATCH prefix*`` over the whole
@@ -50,6 +51,8 @@ MiB = 1 << 20
 SMALL = b"v" * 4096
 KEYS = [f"bench/k{i:04d}" for i in range(1000)]
 THREADS = 16
+#: Slices per row and round; clients take turns slice by slice.
+SLICES = 10
 LIST_KEYS = 10_000
 BIG_MIB = 256
 NAMESPACE = "bench"
@@ -127,7 +130,7 @@ CLIENTS: dict[str, Callable[[int], Any]] = {"raw": Raw, "storager": Storager, "o
 # -- small operations --------------------------------------------------------------------
 
 
-def _rate(op: Callable[[str], object], ops: int, threads: int) -> float:
+def _rate(op: Callable[[str], object], ops: int, threads: int, pool: ThreadPoolExecutor) -> float:
     """Run ``op`` over the keys ``ops`` times, on ``threads`` threads; return ops/s."""
     keys = [KEYS[i % len(KEYS)] for i in range(ops)]
     start = time.perf_counter()
@@ -136,35 +139,45 @@ def _rate(op: Callable[[str], object], ops: int, threads: int) -> float:
             op(key)
     else:
         share = [keys[i::threads] for i in range(threads)]
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda part: [op(key) for key in part], share))
+        list(pool.map(lambda part: [op(key) for key in part], share))
     return ops / (time.perf_counter() - start)
 
 
-def small_rows(clients: dict[str, Any], ops: int, rounds: int) -> dict[str, dict[str, float]]:
-    """Return ``{row: {client: median ops/s}}`` for SET/GET/EXISTS, sequential and 16 threads."""
+def small_rows(
+    clients: dict[str, Any], ops: int, rounds: int, slices: int = SLICES
+) -> dict[str, dict[str, float]]:
+    """Return ``{row: {client: median ops/s}}`` for SET/GET/EXISTS, sequential and 16 threads.
+
+    Each round runs each row in ``slices`` slices of ``ops / slices`` operations, the
+    clients taking turns slice by slice, so that the clients compared in one slice
+    ran within a fraction of a second of each other.
+    """
     for client in clients.values():  # warm up, and the keys exist for GET and EXISTS
         for key in KEYS:
             client.write(key, SMALL)
     samples: dict[str, dict[str, list[float]]] = {}
-    for _ in range(rounds):
-        for threads in (1, THREADS):
-            label = "sequential" if threads == 1 else f"{THREADS} threads"
-            for verb in ("write", "read", "exists"):
-                row = (
-                    f"{ {'write': 'SET', 'read': 'GET', 'exists': 'EXISTS'}[verb] } 4 KiB, {label}"
-                )
-                for name, client in clients.items():
-                    method = getattr(client, verb)
-                    op = (lambda key, m=method: m(key, SMALL)) if verb == "write" else method
-                    samples.setdefault(row.strip(), {}).setdefault(name, []).append(
-                        _rate(op, ops, threads)
-                    )
+    per_slice = max(THREADS, ops // slices)
+    with ThreadPoolExecutor(THREADS) as pool:
+        for _ in range(rounds):
+            for threads in (1, THREADS):
+                label = "sequential" if threads == 1 else f"{THREADS} threads"
+                for verb in ("write", "read", "exists"):
+                    name_of = {"write": "SET", "read": "GET", "exists": "EXISTS"}
+                    row = f"{name_of[verb]} 4 KiB, {label}"
+                    for _ in range(slices):
+                        for name, client in clients.items():
+                            method = getattr(client, verb)
+                            op = (
+                                (lambda key, m=method: m(key, SMALL)) if verb == "write" else method
+                            )
+                            samples.setdefault(row, {}).setdefault(name, []).append(
+                                _rate(op, per_slice, threads, pool)
+                            )
     out: dict[str, dict[str, float]] = {}
     for row, by in samples.items():
         out[row] = {name: statistics.median(values) for name, values in by.items()}
-        # Clients run back to back within a round, so a ratio per round cancels the
-        # machine's drift between rounds; the row's ratio is their median.
+        # A ratio per slice cancels the machine's drift between slices; the row's ratio
+        # is their median.
         for peer in ("raw", "opendal"):
             if peer in by:
                 ratios = [
@@ -318,7 +331,7 @@ def main() -> None:
 
     print(f"redis-py's reply parser: {'hiredis' if HIREDIS_AVAILABLE else 'pure Python'}")
     if small:
-        print("ops/s (median of rounds):")
+        print("ops/s (median of slices):")
         _print_table(small, names)
     if listing:
         print(
