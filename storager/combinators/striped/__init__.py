@@ -3,7 +3,8 @@
 See docs/striped.md. The modules, one idea each:
 
 - ``_codecs``: Replicas, Stripes, ReedSolomon (pyeclib);
-- ``_manifest``: the manifest, generations, chunk keys, digests;
+- ``_digests``: fragment digests (CRC-32 by default, sha256), checked by algorithm;
+- ``_manifest``: the manifest, generations, chunk keys, the composite checksum;
 - ``_placement``: placement policies and quotas;
 - ``_health``: backends down after repeated failures, cooldown, probe;
 - ``_core``: what the parts share (pools, fragment I/O);

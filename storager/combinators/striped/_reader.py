@@ -119,9 +119,6 @@ class Assembled:
         self._pieces = [memoryview(p).cast("B") for p in pieces]
         self._ends = list(itertools.accumulate(len(p) for p in self._pieces))
 
-    def __len__(self) -> int:
-        return self._ends[-1] if self._ends else 0
-
     def views(self, lo: int, hi: int) -> Iterator[memoryview]:
         """Yield views of the bytes ``[lo, hi)`` of the stripe, piece by piece."""
         index = bisect.bisect_right(self._ends, lo)
