@@ -56,12 +56,91 @@ from storager.combinators._base import (
 )
 from storager.combinators._trace import span, tracing
 
-__all__ = ["Cached"]
+__all__ = ["Cached", "Coherence", "Tee"]
 
 T = TypeVar("T")
 logger = logging.getLogger("storager.combinators.cached")
 _STRIPES = 64
 _SUPPORTED = frozenset({Copier, Mover, Segmenter, Appender, Direr, Linker})
+
+
+class Coherence:
+    """What keeps a cache coherent: per-path locks, generations, the LRU and its bytes.
+
+    Cached and its async twin share it: a write or delete takes the path's lock and
+    bumps its generation; a read that missed fills the front only if the generation
+    is the one it saw when it started (``fresh``), under the same lock.
+    """
+
+    def __init__(self, max_bytes: int | None, max_object: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_object = max_object
+        self._locks = [threading.Lock() for _ in range(_STRIPES)]
+        self._meta = threading.Lock()
+        self._generation: dict[str, int] = {}
+        self._lru: OrderedDict[str, int] = OrderedDict()
+        self._cached_bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def lock_for(self, path: str) -> threading.Lock:
+        """Return the lock that serialises changes to ``path``."""
+        return self._locks[hash(path) % _STRIPES]
+
+    def locks_for(self, paths: Iterable[str]) -> list[threading.Lock]:
+        """Return the locks of ``paths``, each once, in the one order every caller takes."""
+        unique = {id(self.lock_for(p)): self.lock_for(p) for p in paths}
+        return [lock for _, lock in sorted(unique.items())]
+
+    def bump(self, paths: Iterable[str]) -> None:
+        """Start a change of ``paths``: reads begun before it must not fill the front."""
+        with self._meta:
+            for p in paths:
+                self._generation[p] = self._generation.get(p, 0) + 1
+
+    def hit(self, path: str) -> None:
+        """Count a read served by the front."""
+        with self._meta:
+            if path in self._lru:
+                self._lru.move_to_end(path)
+            self.hits += 1
+
+    def miss(self, path: str) -> int:
+        """Count a read the front missed; return the generation it starts from."""
+        with self._meta:
+            self.misses += 1
+            return self._generation.get(path, 0)
+
+    def fresh(self, path: str, generation: int) -> bool:
+        """Whether no change of ``path`` started since ``generation`` (lock held)."""
+        return self._generation.get(path, 0) == generation
+
+    def cacheable(self, size: int) -> bool:
+        """Whether an object of ``size`` bytes may go to the front."""
+        return size <= self.max_object and (self.max_bytes is None or size <= self.max_bytes)
+
+    def dropped(self, path: str) -> None:
+        """Record that ``path`` left the front."""
+        with self._meta:
+            size = self._lru.pop(path, None)
+            if size is not None:
+                self._cached_bytes -= size
+
+    def put(self, path: str, size: int) -> list[str]:
+        """Record that ``path`` (``size`` bytes) is in front; return the paths to evict."""
+        evict: list[str] = []
+        with self._meta:
+            old = self._lru.pop(path, None)
+            if old is not None:
+                self._cached_bytes -= old
+            self._lru[path] = size
+            self._cached_bytes += size
+            if self.max_bytes is not None:
+                while self._cached_bytes > self.max_bytes and len(self._lru) > 1:
+                    victim, victim_size = self._lru.popitem(last=False)
+                    self._cached_bytes -= victim_size
+                    evict.append(victim)
+        return evict
 
 
 class Cached(Wrapper):
@@ -98,14 +177,17 @@ class Cached(Wrapper):
         self.back = back
         self._max_bytes = max_bytes
         self._max_object = max_object_bytes
-        self._locks = [threading.Lock() for _ in range(_STRIPES)]
-        self._meta = threading.Lock()
-        self._generation: dict[str, int] = {}
-        self._lru: OrderedDict[str, int] = OrderedDict()
-        self._cached_bytes = 0
-        #: Reads served by the front and by the back, for observation.
-        self.hits = 0
-        self.misses = 0
+        self._coherence = Coherence(max_bytes, max_object_bytes)
+
+    @property
+    def hits(self) -> int:
+        """Reads served by the front, for observation."""
+        return self._coherence.hits
+
+    @property
+    def misses(self) -> int:
+        """Reads served by the back, for observation."""
+        return self._coherence.misses
 
     @classmethod
     def _allowed_capabilities(
@@ -128,52 +210,32 @@ class Cached(Wrapper):
     # -- coherence ----------------------------------------------------------------------
 
     def _lock_for(self, path: str) -> threading.Lock:
-        return self._locks[hash(path) % _STRIPES]
-
-    def _bump(self, paths: Iterable[str]) -> None:
-        with self._meta:
-            for p in paths:
-                self._generation[p] = self._generation.get(p, 0) + 1
+        return self._coherence.lock_for(path)
 
     def _drop(self, path: str) -> None:
         """Remove ``path`` from the front (called with its stripe lock held)."""
         self.front.delete(path)
-        with self._meta:
-            size = self._lru.pop(path, None)
-            if size is not None:
-                self._cached_bytes -= size
+        self._coherence.dropped(path)
 
     def _put(self, path: str, data: bytes) -> None:
         """Store ``data`` in the front (stripe lock held), then evict past ``max_bytes``."""
         self.front.write(path, data)
-        evict: list[str] = []
-        with self._meta:
-            old = self._lru.pop(path, None)
-            if old is not None:
-                self._cached_bytes -= old
-            self._lru[path] = len(data)
-            self._cached_bytes += len(data)
-            if self._max_bytes is not None:
-                while self._cached_bytes > self._max_bytes and len(self._lru) > 1:
-                    victim, size = self._lru.popitem(last=False)
-                    self._cached_bytes -= size
-                    evict.append(victim)
-        for victim in evict:
+        for victim in self._coherence.put(path, len(data)):
             self.front.delete(victim)
 
     def _mutate(self, op: str, paths: list[str], fn: Callable[[], T]) -> T:
         """Run a mutation on the back, then drop ``paths`` from the front."""
-        locks = sorted({id(self._lock_for(p)): self._lock_for(p) for p in paths}.items())
-        for _, lock in locks:
+        locks = self._coherence.locks_for(paths)
+        for lock in locks:
             lock.acquire()
         try:
-            self._bump(paths)
+            self._coherence.bump(paths)
             result = fn()  # a failed back write leaves the front untouched
             for p in paths:
                 self._drop(p)
             return result
         finally:
-            for _, lock in reversed(locks):
+            for lock in reversed(locks):
                 lock.release()
 
     def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
@@ -188,15 +250,10 @@ class Cached(Wrapper):
             except NotFoundError:
                 pass
             else:
-                with self._meta:
-                    if path in self._lru:
-                        self._lru.move_to_end(path)
-                    self.hits += 1
+                self._coherence.hit(path)
                 served_by.set("front")
                 return data
-            with self._meta:
-                self.misses += 1
-                generation = self._generation.get(path, 0)
+            generation = self._coherence.miss(path)
             if pairs:  # a range or a callback: serve from the back, cache nothing
                 served_by.set("back")
                 return call_child(self.back, "read", path, lambda s: s.read(path, **pairs))
@@ -207,30 +264,25 @@ class Cached(Wrapper):
 
     def _fill(self, path: str, data: bytes, generation: int) -> None:
         """Put what a missed read got from the back in front, unless it is stale now."""
-        if len(data) > self._max_object or (
-            self._max_bytes is not None and len(data) > self._max_bytes
-        ):
+        if not self._coherence.cacheable(len(data)):
             return
         if isinstance(self.back, Linker) and ObjectMode.LINK in self.back.stat(path).mode:
             return
         with self._lock_for(path):
-            if self._generation.get(path, 0) == generation:
+            if self._coherence.fresh(path, generation):
                 self._put(path, data)
 
     def open_reader(self, path: str, **pairs: Any) -> BinaryIO:
         with self._traced("open_reader", path):
             try:
                 reader = self.front.open_reader(path, **pairs)
-                with self._meta:
-                    self.hits += 1
+                self._coherence.hit(path)
                 served_by.set("front")
                 return reader
             except NotFoundError:
                 pass
             served_by.set("back")
-            with self._meta:
-                self.misses += 1
-                generation = self._generation.get(path, 0)
+            generation = self._coherence.miss(path)
             reader = call_child(
                 self.back, "open_reader", path, lambda s: s.open_reader(path, **pairs)
             )
@@ -256,12 +308,12 @@ class Cached(Wrapper):
 
     def write(self, path: str, data: WriteData, **pairs: Any) -> Object:
         with self._traced("write", path), self._lock_for(path):
-            self._bump([path])
+            self._coherence.bump([path])
             if isinstance(data, bytes | bytearray | memoryview):
                 obj = self.back.write(path, data, **pairs)
                 self._after_write(path, bytes(data))
                 return obj
-            tee = _Tee(iter_chunks("write", "cached", path, data), self._max_object)
+            tee = Tee(iter_chunks("write", "cached", path, data), self._max_object)
             obj = self.back.write(path, tee, **pairs)
             self._after_write(path, tee.captured())
             return obj
@@ -281,10 +333,10 @@ class Cached(Wrapper):
             self._mutate("delete", [path], lambda: self.back.delete(path, **pairs))
 
 
-class _Tee:
+class Tee:
     """Pass chunks through, keeping a copy while the total stays within ``limit``."""
 
-    def __init__(self, chunks: Iterator[Any], limit: int) -> None:
+    def __init__(self, chunks: Iterable[Any], limit: int) -> None:
         self._chunks = chunks
         self._limit = limit
         self._kept: list[bytes] | None = []
@@ -293,13 +345,17 @@ class _Tee:
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._chunks:
             piece = bytes(chunk)
-            self._total += len(piece)
-            if self._kept is not None:
-                if self._total > self._limit:
-                    self._kept = None
-                else:
-                    self._kept.append(piece)
+            self.keep(piece)
             yield piece
+
+    def keep(self, piece: bytes) -> None:
+        """Count ``piece`` and keep a copy while the total stays within the limit."""
+        self._total += len(piece)
+        if self._kept is not None:
+            if self._total > self._limit:
+                self._kept = None
+            else:
+                self._kept.append(piece)
 
     def captured(self) -> bytes | None:
         return None if self._kept is None else b"".join(self._kept)

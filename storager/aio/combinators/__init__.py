@@ -5,9 +5,9 @@ and keeps the sync combinator's semantics by running the same policy core (Retry
 ``Attempts``, Timeout's ``Deadline``, Prefixed's ``PrefixMap``, Logged's ``Reporter``);
 only the awaiting is written here. ``AsyncTimeout`` cancels the operation for real.
 Twins: AsyncRetry, AsyncTimeout, AsyncFailover, AsyncPrefixed, AsyncReadOnly,
-AsyncLogged, AsyncAudited, AsyncRouter. Mirror and Cached have no twin yet:
-``async_mirror`` and ``async_cached`` run the sync combinator over the children's sync
-twins on a thread pool (same code, same semantics, not native).
+AsyncLogged, AsyncAudited, AsyncRouter, AsyncCached. Mirror has no twin yet:
+``async_mirror`` runs the sync Mirror over the children's sync twins on a thread pool
+(same code, same semantics, not native).
 
 >>> import asyncio, storager
 >>> from storager.aio.combinators import AsyncRetry, AsyncTimeout
@@ -20,7 +20,8 @@ See docs/async.md.
 
 from storager.aio.combinators._audited import AsyncAudited, read_audit_async
 from storager.aio.combinators._base import AsyncDelegate, AsyncWrapper
-from storager.aio.combinators._bridged import async_cached, async_mirror
+from storager.aio.combinators._bridged import async_mirror
+from storager.aio.combinators._cached import AsyncCached
 from storager.aio.combinators._failover import AsyncFailover
 from storager.aio.combinators._logged import AsyncLogged
 from storager.aio.combinators._prefixed import AsyncPrefixed, AsyncReadOnly
@@ -30,6 +31,7 @@ from storager.aio.combinators._timeout import AsyncTimeout
 
 __all__ = [
     "AsyncAudited",
+    "AsyncCached",
     "AsyncDelegate",
     "AsyncFailover",
     "AsyncLogged",
@@ -39,7 +41,6 @@ __all__ = [
     "AsyncRouter",
     "AsyncTimeout",
     "AsyncWrapper",
-    "async_cached",
     "async_mirror",
     "read_audit_async",
 ]

@@ -1,9 +1,9 @@
-"""Async Mirror and Cached: the sync combinators, run over the children's sync twins.
+"""Async Mirror: the sync Mirror, run over the children's sync twins.
 
-Their async twins are not written yet. Until they are, these functions give the same
-combinators to async code with the *same code*, hence the same semantics: the sync
-combinator is built over each child's sync twin (``child.sync``: every ``store.aio``
-and every native async store has one) and seen through an async view, whose thread pool
+Its async twin is not written yet. Until it is, ``async_mirror`` gives Mirror to async
+code with the *same code*, hence the same semantics: the sync Mirror is built over each
+child's sync twin (``child.sync``: every ``store.aio`` and every native async store has
+one) and seen through an async view, whose thread pool
 runs it. What that costs: a thread hop per call, native children used through their
 sync side, and cancellation as the threaded view has it (put an ``AsyncTimeout`` above
 for a deadline that holds: its data stream refuses the rest after the deadline).
@@ -19,10 +19,9 @@ from storager._errors import InvalidArgumentError
 from storager._protocols import Storager
 from storager.aio._bridge import DEFAULT_THREADS
 from storager.aio._view import async_view
-from storager.combinators._cached import Cached
 from storager.combinators._mirror import Mirror
 
-__all__ = ["async_cached", "async_mirror", "sync_twin"]
+__all__ = ["async_mirror", "sync_twin"]
 
 
 def sync_twin(store: AsyncStorager, role: str) -> Storager:
@@ -56,11 +55,3 @@ def async_mirror(
         raise InvalidArgumentError("new", "mirror", "", "targets must be a mapping")
     mirror = Mirror({name: sync_twin(t, "mirror") for name, t in targets.items()}, **options)
     return async_view(mirror, threads=threads)
-
-
-def async_cached(
-    front: AsyncStorager, back: AsyncStorager, *, threads: int = DEFAULT_THREADS, **options: Any
-) -> AsyncStorager:
-    """Return an async :class:`~storager.combinators.Cached` of ``front`` over ``back``."""
-    cached = Cached(sync_twin(front, "cached"), sync_twin(back, "cached"), **options)
-    return async_view(cached, threads=threads)
