@@ -263,3 +263,15 @@ class TestAsyncTreeOverNativeGcs(AsyncStoragerSuite):
 
     def to_async(self, store: Storager) -> AsyncStorager:
         return _tree(store)
+
+
+@pytest.mark.azblob
+def test_sync_azblob_calls_inside_a_running_loop_work_beside_the_native_store(
+    azblob: AzblobStorage,
+) -> None:
+    async def handler() -> bytes:
+        azblob.write("sync.txt", b"from sync code")  # as a FastAPI handler or Jupyter would
+        await azblob.aio.write("async.txt", b"from async code")
+        return azblob.read("async.txt") + await azblob.aio.read("sync.txt")
+
+    assert asyncio.run(handler()) == b"from async codefrom sync code"
