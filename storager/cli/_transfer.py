@@ -5,21 +5,22 @@
 * same store, and the store is a :class:`~storager.Copier` (or, for mv, a
   :class:`~storager.Mover`): ``copy`` / ``move``, server-side where the service can (the
   bytes never reach this process);
-* otherwise ``dst.write(path, src.open_reader(path))``, streaming. A large object is
-  itself parallel where the service is: the s3 reader keeps 6 ranged GETs of 4 MiB in
-  flight ahead of it, and the s3 writer uploads a stream longer than one part as a
-  multipart upload of 5 MiB parts, 4 in flight.
+* into a :class:`~storager.Segmenter` (s3...), an object of 32 MiB or more: parts of
+  8 MiB read as ranges and uploaded 8 at a time (``_parts.py``);
+* otherwise ``dst.write(path, src.open_reader(path))``, streaming, and parallel where the
+  service is: the s3 reader keeps 6 ranged GETs of 4 MiB in flight ahead of it.
 
 Memory is bounded. The listing is read at most ``2 x jobs`` objects ahead of the workers,
 and objects of :data:`LARGE` bytes or more (or of unknown size) move at most
 :data:`LARGE_JOBS` at a time, so the transfer buffers stay under::
 
-    jobs x LARGE + LARGE_JOBS x (R + W)
+    jobs x LARGE + LARGE_JOBS x max(P, R + W)
 
-where R and W are one stream's reader and writer buffers: for s3, R = 8 MiB buffer + 6 x 4
-MiB ahead = 32 MiB and W = 5 x 5 MiB = 25 MiB; fs and memory stream 1 MiB chunks. With
-the defaults (``-j 16``, LARGE 8 MiB, LARGE_JOBS 4) s3 to s3 stays under 128 + 228 MiB, and a
-tree of small files needs little more than the files in flight (see docs/cli.md).
+where P = 8 parts x 8 MiB = 64 MiB (parallel parts), and R and W are one stream's reader
+and writer buffers: for s3, R = 8 MiB buffer + 6 x 4 MiB ahead = 32 MiB and W = 5 x 5 MiB
+= 25 MiB; fs and memory stream 1 MiB chunks. With the defaults (``-j 16``, LARGE 8 MiB,
+LARGE_JOBS 4) that is at most 128 + 256 = 384 MiB, and a tree of small files needs little
+more than the files in flight (see docs/cli.md).
 
 A failed object (a :class:`~storager.StorageError`) is recorded and the rest go on.
 Anything else (Ctrl-C, a bug) stops the run: queued transfers are cancelled, the ones
