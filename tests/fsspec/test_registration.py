@@ -15,6 +15,9 @@ from fsspec.registry import known_implementations, registry
 import storager
 from storager import AlreadyExistsError, ServiceNotRegisteredError
 from storager.fsspec import StoragerFileSystem, register, split_url
+from tests.services import test_s3
+
+seaweedfs_bucket = test_s3.seaweedfs_bucket
 
 
 def _run(code: str) -> str:
@@ -94,6 +97,33 @@ def test_pickled_tree_filesystem_rebuilds_the_tree_on_the_other_side(tmp_path: P
     assert b"mirrored" not in blob
     assert _run(f"import pickle; print(pickle.loads({blob!r}).cat('m/x.txt').decode())") == (
         "mirrored"
+    )
+
+
+@pytest.mark.s3
+def test_tree_with_an_environment_credential_pickles_without_the_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    bucket = request.getfixturevalue("seaweedfs_bucket")
+    secret = bucket.credential
+    monkeypatch.setenv("FSSPEC_TEST_CREDENTIAL", secret)
+    tree = tmp_path / "tree.toml"
+    tree.write_text(
+        "[trees.cloud]\n"
+        'kind = "s3"\n'
+        f'name = "{bucket.name}"\n'
+        f'endpoint = "{bucket.endpoint}"\n'
+        'location = "us-east-1"\n'
+        'work_dir = "/pickled-tree/"\n'
+        'credential = "${FSSPEC_TEST_CREDENTIAL}"\n'
+    )
+    fs = StoragerFileSystem(tree=str(tree))
+    fs.pipe_file("k.txt", b"no secret inside")
+    blob = pickle.dumps(fs)
+    assert secret.encode() not in blob and secret.split(":")[-1].encode() not in blob
+    # The other side reads the credential from its own environment (inherited here).
+    assert _run(f"import pickle; print(pickle.loads({blob!r}).cat('k.txt').decode())") == (
+        "no secret inside"
     )
 
 
