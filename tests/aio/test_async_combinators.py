@@ -178,6 +178,20 @@ class TestAsyncCachedOverFs(AsyncStoragerSuite):
         pytest.skip("AsyncCached offers the back's Copier, Mover, Appender, Direr only")
 
 
+class TestAsyncFailoverOverMemory(AsyncStoragerSuite):
+    """AsyncFailover(memory.aio, memory.aio): multipart uploads pinned to their store."""
+
+    write_memory_limit = None  # memory keeps each object in process memory
+
+    @pytest.fixture
+    def storager_factory(self) -> Callable[..., Storager]:
+        return _memory_factory
+
+    def to_async(self, store: Storager) -> AsyncStorager:
+        backup = MemoryStorage(work_dir=store.metadata().work_dir)
+        return AsyncFailover(store.aio, backup.aio)  # type: ignore[attr-defined]
+
+
 class TestAsyncPrefixedOverMemory(AsyncStoragerSuite):
     write_memory_limit = None  # memory keeps each object in process memory
 
@@ -509,3 +523,18 @@ def test_cached_fills_on_a_miss_and_never_with_a_version_older_than_a_write() ->
         front.stat("a.txt")
     with pytest.raises(NotFoundError):
         back.stat("a.txt")
+
+
+def test_failover_pins_an_upload_to_the_store_that_created_it() -> None:
+    broken = FaultyStorager(MemoryStorage(), fail={"create_multipart": 1})
+    backup = MemoryStorage()
+    store = AsyncFailover(_view(broken), backup.aio)
+
+    async def run() -> None:
+        upload = await store.create_multipart("big.bin")  # type: ignore[attr-defined]
+        assert upload.upload_id.startswith("alternative1:")
+        part = await store.write_multipart(upload, 1, b"abc")  # type: ignore[attr-defined]
+        await store.complete_multipart(upload, [part])  # type: ignore[attr-defined]
+
+    asyncio.run(run())
+    assert backup.read("big.bin") == b"abc"

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from storager._async_protocols import AsyncStorager
+from storager._async_protocols import AsyncSegmenter, AsyncStorager
 from storager._async_types import AsyncWriteData
 from storager._errors import InvalidArgumentError, NotFoundError
-from storager._object import Object
+from storager._object import Multipart, Object, Part
 from storager._protocols import Segmenter, WriteData
 from storager.aio._native import _is_async
 from storager.aio.combinators._base import (
     ASYNC_DELEGATE_MIXINS,
     AsyncDelegate,
+    AsyncDelegateSegmenter,
     Call,
     _common,
 )
-from storager.combinators._base import is_transient, replayable, single_attempt
+from storager.combinators._base import is_transient, replayable, served_by, single_attempt
 from storager.combinators._failover import PROBE_PATH, Switchboard
 
 __all__ = ["AsyncFailover"]
@@ -31,7 +32,7 @@ class AsyncFailover(AsyncDelegate):
 
     The twin of :class:`~storager.combinators.Failover`: same arguments, switching
     rules, probe and ``switches`` record; a callable probe may be a coroutine function.
-    Multipart uploads are not offered yet (the sync Failover pins them to a store).
+    A multipart upload stays on the store that created it, as with the sync Failover.
     A write of an async source gets one store: it cannot be replayed on the next.
     """
 
@@ -65,7 +66,7 @@ class AsyncFailover(AsyncDelegate):
 
     @classmethod
     def _allowed_capabilities(cls, *stores: Any, **kwargs: Any) -> frozenset[type]:
-        return _common(stores) - {Segmenter}
+        return _common(stores)
 
     def children(self) -> Mapping[str, AsyncStorager]:
         return dict(zip(self._board.names, self._stores, strict=True))
@@ -122,4 +123,47 @@ class AsyncFailover(AsyncDelegate):
             single_attempt.reset(token)
 
 
-AsyncFailover._capability_mixins = ASYNC_DELEGATE_MIXINS
+class _AsyncFailoverSegmenter(AsyncDelegateSegmenter, AsyncFailover):
+    """Uploads are pinned to the store that created them (``name:upload_id``)."""
+
+    async def create_multipart(self, path: str, **pairs: Any) -> Multipart:
+        token = served_by.set("")
+        try:
+            mp = await super().create_multipart(path, **pairs)
+            name = served_by.get() or self.active
+        finally:
+            served_by.reset(token)
+        served_by.set(name)
+        return Multipart(mp.path, f"{name}:{mp.upload_id}")
+
+    def _pinned(self, op: str, multipart: Multipart) -> tuple[AsyncSegmenter, Multipart]:
+        name, _, upload_id = multipart.upload_id.partition(":")
+        names = self._board.names
+        if name not in names or not upload_id:
+            raise NotFoundError(op, "failover", multipart.path, "no such multipart upload")
+        served_by.set(name)
+        store = cast(AsyncSegmenter, self._stores[names.index(name)])
+        return store, Multipart(multipart.path, upload_id)
+
+    async def write_multipart(
+        self, multipart: Multipart, number: int, data: AsyncWriteData, **pairs: Any
+    ) -> Part:
+        store, mp = self._pinned("write_multipart", multipart)
+        return await store.write_multipart(mp, number, data, **pairs)
+
+    async def complete_multipart(
+        self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
+    ) -> Object:
+        store, mp = self._pinned("complete_multipart", multipart)
+        return await store.complete_multipart(mp, parts, **pairs)
+
+    async def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
+        store, mp = self._pinned("abort_multipart", multipart)
+        await store.abort_multipart(mp, **pairs)
+
+    def list_multipart(self, multipart: Multipart, **pairs: Any) -> AsyncIterator[Part]:
+        store, mp = self._pinned("list_multipart", multipart)
+        return store.list_multipart(mp, **pairs)
+
+
+AsyncFailover._capability_mixins = {**ASYNC_DELEGATE_MIXINS, Segmenter: _AsyncFailoverSegmenter}
