@@ -56,7 +56,7 @@ from storager.combinators._base import (
 )
 from storager.combinators._trace import span, tracing
 
-__all__ = ["Cached", "Coherence", "Tee"]
+__all__ = ["Cached", "Capture", "Coherence", "Tee"]
 
 T = TypeVar("T")
 logger = logging.getLogger("storager.combinators.cached")
@@ -361,20 +361,51 @@ class Tee:
         return None if self._kept is None else b"".join(self._kept)
 
 
-class _FillingReader(io.RawIOBase):
-    """Read through ``inner``, keeping the bytes while the caller reads from the start.
+class Capture:
+    """What a reader read from its start, kept up to ``limit`` bytes to fill the front.
 
-    When the end is reached after a sequential read of at most ``limit`` bytes,
-    ``complete`` gets them (once). A seek elsewhere, or passing ``limit``, drops what
-    was kept, so memory stays within ``limit``.
+    A seek elsewhere, or passing ``limit``, drops what was kept, so memory stays within
+    ``limit``. Cached's reader and its async twin's feed it what each read returned.
     """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._kept: bytearray | None = bytearray()
+
+    def seeked(self, position: int) -> None:
+        """Note a seek to ``position``."""
+        if self._kept is not None and position != len(self._kept):
+            self._kept = None
+
+    def took(self, data: bytes, asked: int) -> bytes | None:
+        """Note a read of ``asked`` bytes that returned ``data``; at the end, return it all.
+
+        The whole object is returned once, when an empty read marks its end.
+        """
+        if self._kept is None:
+            return None
+        if not data and asked > 0:
+            kept, self._kept = bytes(self._kept), None
+            return kept
+        if len(self._kept) + len(data) > self._limit:
+            self._kept = None
+        else:
+            self._kept += data
+        return None
+
+    def drop(self) -> None:
+        """Keep nothing more."""
+        self._kept = None
+
+
+class _FillingReader(io.RawIOBase):
+    """Read through ``inner``; ``complete`` gets the object after a whole sequential read."""
 
     def __init__(self, inner: BinaryIO, limit: int, complete: Callable[[bytes], None]) -> None:
         super().__init__()
         self._inner = inner
-        self._limit = limit
-        self._complete: Callable[[bytes], None] | None = complete
-        self._kept: bytearray | None = bytearray()
+        self._capture = Capture(limit)
+        self._complete = complete
 
     def readable(self) -> bool:
         return True
@@ -387,8 +418,7 @@ class _FillingReader(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         position = self._inner.seek(offset, whence)
-        if self._kept is not None and position != len(self._kept):
-            self._kept = None
+        self._capture.seeked(position)
         return position
 
     def readinto(self, buffer: Any) -> int:
@@ -396,21 +426,14 @@ class _FillingReader(io.RawIOBase):
         data = self._inner.read(len(view))
         n = len(data)
         view[:n] = data
-        if self._kept is not None:
-            if n == 0 and len(view) > 0:
-                kept, self._kept = bytes(self._kept), None
-                if self._complete is not None:
-                    complete, self._complete = self._complete, None
-                    complete(kept)
-            elif len(self._kept) + n > self._limit:
-                self._kept = None
-            else:
-                self._kept += data
+        whole = self._capture.took(data, len(view))
+        if whole is not None:
+            self._complete(whole)
         return n
 
     def close(self) -> None:
         if not self.closed:
-            self._kept = None
+            self._capture.drop()
             self._inner.close()
         super().close()
 

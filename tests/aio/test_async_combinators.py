@@ -538,3 +538,23 @@ def test_failover_pins_an_upload_to_the_store_that_created_it() -> None:
 
     asyncio.run(run())
     assert backup.read("big.bin") == b"abc"
+
+
+def test_cached_reader_that_reads_to_the_end_fills_the_front() -> None:
+    front, back = MemoryStorage(), MemoryStorage()
+    back.write("a.bin", b"x" * 5000)
+    back.write("b.bin", b"y" * 5000)
+    store = AsyncCached(front.aio, back.aio)
+
+    async def run() -> None:
+        async with await store.open_reader("a.bin") as reader:
+            while await reader.read(1024):
+                pass
+        async with await store.open_reader("b.bin") as reader:
+            await reader.seek(10)  # not from the start: nothing to fill with
+            await reader.read()
+
+    asyncio.run(run())
+    assert front.read("a.bin") == b"x" * 5000
+    with pytest.raises(NotFoundError):
+        front.stat("b.bin")

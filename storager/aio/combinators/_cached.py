@@ -29,7 +29,7 @@ from storager._streams import iter_chunks
 from storager.aio._native import _is_async, async_chunks
 from storager.aio.combinators._base import AsyncWrapper, async_capabilities_of
 from storager.combinators._base import meet_capability, ops_of, served_by
-from storager.combinators._cached import Coherence, Tee
+from storager.combinators._cached import Capture, Coherence, Tee
 
 __all__ = ["AsyncCached"]
 
@@ -65,8 +65,7 @@ class AsyncCached(AsyncWrapper):
     The same arguments, coherence rules (writes and deletes serialised per path, a read
     that missed fills the front only if no change started meanwhile), LRU limits, and
     ``hits``/``misses``. Capabilities: the back's Copier, Mover, Appender and Direr.
-    Not yet: an ``open_reader`` that missed does not fill the front (a ``read`` does);
-    multipart uploads and links are not offered.
+    Not yet: multipart uploads and links are not offered.
     """
 
     combinator = "cached"
@@ -181,9 +180,19 @@ class AsyncCached(AsyncWrapper):
             self._coherence.hit(path)
             served_by.set("front")
             return reader
-        self._coherence.miss(path)
+        generation = self._coherence.miss(path)
         served_by.set("back")
-        return await self.back.open_reader(path, **pairs)
+        reader = await self.back.open_reader(path, **pairs)
+        if pairs:  # a range: serve it, cache nothing
+            return reader
+
+        async def complete(data: bytes) -> None:
+            try:
+                await self._fill(path, data, generation)
+            except Exception:
+                logger.warning("cached: filling the front with %s failed", path)
+
+        return _FillingReader(reader, Capture(self._coherence.max_object), complete)
 
     async def stat(self, path: str, **pairs: Any) -> Object:
         return await self.back.stat(path, **pairs)
@@ -210,6 +219,56 @@ class AsyncCached(AsyncWrapper):
 
     async def delete(self, path: str, **pairs: Any) -> None:
         await self._mutate([path], lambda: self.back.delete(path, **pairs))
+
+
+class _FillingReader:
+    """Read through ``inner``; ``complete`` gets the object after a whole sequential read."""
+
+    def __init__(
+        self,
+        inner: AsyncReader,
+        capture: Capture,
+        complete: Callable[[bytes], Awaitable[None]],
+    ) -> None:
+        self._inner = inner
+        self._capture = capture
+        self._complete = complete
+
+    async def _took(self, data: bytes, asked: int) -> None:
+        whole = self._capture.took(data, asked)
+        if whole is not None:
+            await self._complete(whole)
+
+    async def read(self, size: int = -1) -> bytes:
+        data = await self._inner.read(size)
+        await self._took(data, size if size >= 0 else max(len(data), 1))
+        if size < 0:
+            await self._took(b"", 1)  # read to the end
+        return data
+
+    async def readinto(self, buffer: bytearray | memoryview) -> int:
+        view = memoryview(buffer).cast("B")
+        data = await self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    async def seek(self, offset: int, whence: int = 0) -> int:
+        position = await self._inner.seek(offset, whence)
+        self._capture.seeked(position)
+        return position
+
+    async def tell(self) -> int:
+        return await self._inner.tell()
+
+    async def close(self) -> None:
+        self._capture.drop()
+        await self._inner.close()
+
+    async def __aenter__(self) -> _FillingReader:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
 
 async def _teeing(tee: Tee, path: str, data: AsyncWriteData) -> AsyncIterator[bytes]:
