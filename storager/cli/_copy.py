@@ -85,6 +85,11 @@ def _one_object(
     """Copy (or move) one object; its error goes up as it is (exit code 1)."""
     display = display_for(ctx)
     source = src.stat(src_path) if source is None else source
+    if source.is_dir:
+        command, verb = ("mv", "move") if move else ("cp", "copy")
+        raise ObjectModeInvalidError(
+            command, service_name(src), src_path, f"is a directory; use -r to {verb} a tree"
+        )
     engine = TransferEngine(src, dst, jobs=1, display=display, move=move)
     report = Report()
     started = time.monotonic()
