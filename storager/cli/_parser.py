@@ -19,8 +19,9 @@ __all__ = ["build_parser"]
 _EPILOG = """\
 An argument names an object: scheme://host/path/to/object?pair=value, or a local
 path (fs), or with --config tree.toml NAME:path in the tree NAME of that file. A
-trailing '/' names a directory. Exit codes: 0 success, 1 an operation failed, 2 usage
-error (bad arguments, bad URL or tree file, unknown scheme or pair), 130 interrupted.
+trailing '/' names a directory. Exit codes: 0 success, 1 an operation failed (or some
+objects of cp -r, mv -r or sync, each listed; or doctor's round trip), 2 usage error
+(bad arguments, bad URL or tree file, unknown scheme or pair), 130 interrupted.
 """
 
 
