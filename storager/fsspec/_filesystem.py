@@ -109,7 +109,8 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
         batch_size: int | None = None,
         **pairs: Any,
     ) -> None:
-        given = [name for name, value in (("store", store), ("url", url), ("tree", tree)) if value]
+        sources = (("store", store), ("url", url), ("tree", tree))
+        given = [name for name, value in sources if value is not None]
         if len(given) != 1:
             raise InvalidArgumentError(
                 "new", "fsspec", "", f"give exactly one of store, url and tree (got {given})"
