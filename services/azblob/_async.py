@@ -25,9 +25,9 @@ from storager.aio._native import (
     NativeCopier,
     NativeDirer,
     NativeMover,
-    RangeAsyncReader,
     async_chunks,
 )
+from storager.aio._range_reader import RangeAsyncReader
 from storager.services.azblob._errors import map_azure_error
 from storager.services.azblob._ops import Blobs, limit_retries
 

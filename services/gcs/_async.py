@@ -24,9 +24,9 @@ from storager.aio._native import (
     NativeCopier,
     NativeDirer,
     NativeMover,
-    RangeAsyncReader,
     async_chunks,
 )
+from storager.aio._range_reader import RangeAsyncReader
 from storager.services.gcs._errors import map_gcs_error
 from storager.services.gcs._ops import Objects
 

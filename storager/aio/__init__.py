@@ -30,9 +30,9 @@ from storager.aio._native import (
     NativeCopier,
     NativeDirer,
     NativeMover,
-    RangeAsyncReader,
     async_chunks,
 )
+from storager.aio._range_reader import RangeAsyncReader
 from storager.aio._view import AsyncView, async_view, open_async
 
 __all__ = [
