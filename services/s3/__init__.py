@@ -31,7 +31,7 @@ import io
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import BinaryIO
 
@@ -59,7 +59,7 @@ from storager.services.s3._headers import object_headers
 from storager.services.s3._http_transport import HttpTransport
 from storager.services.s3._multipart import S3Multipart
 from storager.services.s3._reader import PrefetchingReader
-from storager.services.s3._transport import Head, ListPage, Transport
+from storager.services.s3._transport import Head, Transport
 from storager.services.s3._upload import PART_MAX, upload
 
 __all__ = ["S3Storage"]
@@ -393,29 +393,20 @@ class S3Storage(S3Multipart, S3Generated):
         self._transport.delete("delete", path, self._key(path))
 
     def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
-        """List pages, fetching each next page while this one is yielded."""
+        """List page by page; the transport fetches the next page ahead."""
         recursive = list_mode == "prefix"
         prefix = path if recursive or path.endswith("/") else path + "/"
-        key_prefix = self._key(prefix)
-        delimiter = None if recursive else "/"
-        transport, pool = self._transport, self._pool()
-
-        def page(token: str | None) -> Future[ListPage]:
-            return pool.submit(
-                transport.list_page, "list", prefix, key_prefix, delimiter=delimiter, token=token
-            )
-
+        own_marker = self._key(prefix)
+        pages = self._transport.list_pages(
+            "list", prefix, own_marker, delimiter=None if recursive else "/", executor=self._pool()
+        )
         # Read-only and equal for every entry of one class: one mapping per class.
         systems: dict[str | None, Mapping[str, object]] = {None: _EMPTY}
-        quick, rel, read, own_marker = Object._quick, self._rel, ObjectMode.READ, key_prefix
+        quick, rel, read = Object._quick, self._rel, ObjectMode.READ
         seen_dirs: set[str] = set()
-        future = page(None)
         try:
-            while True:
-                current = future.result()
-                if current.next_token is not None:
-                    future = page(current.next_token)
-                for key, length, modified, etag, storage_class in current.entries:
+            for page in pages:
+                for key, length, modified, etag, storage_class in page.entries:
                     if key == own_marker and not recursive:
                         continue  # the directory's own marker
                     system = systems.get(storage_class)
@@ -428,14 +419,12 @@ class S3Storage(S3Multipart, S3Generated):
                     else:
                         # Object._quick: the dataclass __init__ would cost ~2 ms a page.
                         yield quick(rel("/" + key), read, length, modified, etag, system)
-                for dir_key in current.prefixes:
+                for dir_key in page.prefixes:
                     if dir_key not in seen_dirs:
                         seen_dirs.add(dir_key)
                         yield Object(rel("/" + dir_key), ObjectMode.DIR)
-                if current.next_token is None:
-                    return
         finally:
-            future.cancel()  # a caller that stopped early: drop the page in flight
+            pages.close()  # a caller that stopped early: drop the page in flight
 
     # -- Copier, Mover ----------------------------------------------------------------------
 

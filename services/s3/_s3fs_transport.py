@@ -11,7 +11,8 @@ off: requests are retried by ``_retries`` only, as on the HTTP transport.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -289,6 +290,24 @@ class S3fsTransport:
         prefixes = [str(common["Prefix"]) for common in page.get("CommonPrefixes") or ()]
         next_token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
         return ListPage(entries, prefixes, next_token or None)
+
+    def list_pages(
+        self, op: str, path: str, prefix: str, *, delimiter: str | None, executor: Executor
+    ) -> Generator[ListPage, None, None]:
+        """Every page; the next one is requested while this one is yielded."""
+        future = executor.submit(self.list_page, op, path, prefix, delimiter=delimiter, token=None)
+        try:
+            while True:
+                page = future.result()
+                if page.next_token is not None:
+                    future = executor.submit(
+                        self.list_page, op, path, prefix, delimiter=delimiter, token=page.next_token
+                    )
+                yield page
+                if page.next_token is None:
+                    return
+        finally:
+            future.cancel()
 
     def copy(self, op: str, path: str, src_key: str, dst_key: str) -> None:
         source = {"Bucket": self.bucket, "Key": src_key}

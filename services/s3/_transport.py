@@ -23,7 +23,8 @@ The contract, the same for both:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -144,6 +145,12 @@ class Transport(Protocol):
         max_keys: int | None = None,
     ) -> ListPage:
         """One page of ListObjectsV2 under ``prefix``."""
+        ...
+
+    def list_pages(
+        self, op: str, path: str, prefix: str, *, delimiter: str | None, executor: Executor
+    ) -> Generator[ListPage, None, None]:
+        """Every page of ListObjectsV2 under ``prefix``, fetching ahead on ``executor``."""
         ...
 
     def copy(self, op: str, path: str, src_key: str, dst_key: str) -> None:

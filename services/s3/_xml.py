@@ -6,6 +6,7 @@ fields the service uses are read from it. The other answers are a few fields.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from urllib.parse import unquote_plus
@@ -15,6 +16,7 @@ from storager.services.s3._transport import Listed, ListPage, UploadedPart
 __all__ = [
     "complete_body",
     "delete_body",
+    "next_token",
     "parse_delete_failures",
     "parse_fields",
     "parse_list_page",
@@ -86,6 +88,22 @@ def parse_list_page(body: bytes | bytearray | memoryview) -> ListPage:
     truncated = (root.findtext(ns + "IsTruncated") or "").strip() == "true"
     token = root.findtext(ns + "NextContinuationToken") if truncated else None
     return ListPage(entries, prefixes, token or None)
+
+
+_TRUNCATED = re.compile(rb"<IsTruncated>\s*true\s*</IsTruncated>")
+_NEXT_TOKEN = re.compile(rb"<NextContinuationToken>([^<&]*)</NextContinuationToken>")
+
+
+def next_token(body: bytes | bytearray | memoryview) -> str | None:
+    """The continuation token of a ListObjectsV2 answer, found without parsing it.
+
+    None when the page is the last, or when the token is not plain text (an entity in
+    it): the caller then waits for :func:`parse_list_page`, which is the authority.
+    """
+    if _TRUNCATED.search(body) is None:
+        return None
+    found = _NEXT_TOKEN.search(body)
+    return found.group(1).decode() if found is not None else None
 
 
 def parse_parts(body: bytes | bytearray | memoryview) -> tuple[list[UploadedPart], int | None]:
