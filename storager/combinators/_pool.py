@@ -64,8 +64,12 @@ class SlotPool:
                 self._cond.notify_all()
 
     def shutdown(self) -> None:
-        """Stop accepting tasks; running ones finish in the background."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop accepting tasks; running and queued ones finish in the background.
+
+        Nothing is cancelled: ``Future.cancel`` does not wake a ``wait()`` already
+        waiting on the future, and a cancelled task would never release its slot.
+        """
+        self._executor.shutdown(wait=False)
 
 
 def result_or_error(future: Future[Any]) -> tuple[Any, BaseException | None]:

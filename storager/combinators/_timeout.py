@@ -129,7 +129,9 @@ class Timeout(Delegate):
         return f"timeout {self.seconds:g}s"
 
     def _close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Queued calls still run: their callers wait for them, and a cancelled future
+        # would hand them a bare CancelledError (or strand a wait() for good).
+        self._pool.shutdown(wait=False)
 
     def _seconds(self, op: str) -> float | None:
         return self.per_op.get(op, self.seconds)
