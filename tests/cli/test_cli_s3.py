@@ -203,3 +203,30 @@ def test_cp_of_a_large_file_goes_in_parallel_parts_and_leaves_no_upload_behind(
     assert main(["cp", s3url("big/big.bin"), str(tmp_path / "back.bin")]) == EXIT_OK
     assert (tmp_path / "back.bin").read_bytes() == data
     assert not client.list_multipart_uploads(Bucket=name).get("Uploads")
+
+
+def test_a_source_changed_during_a_parts_copy_fails_and_leaves_no_object_nor_upload(
+    tmp_path: Path, s3url: Any, bucket: tuple[str, Any]
+) -> None:
+    import dataclasses
+    from datetime import timedelta
+
+    import storager
+    from storager import PreconditionFailedError
+    from storager.cli._parts import PARTS_MIN_SIZE, copy_in_parts
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(PARTS_MIN_SIZE))
+    _, client = bucket
+    name = s3url("").split("/")[2]
+    store_url = s3url("").split("/t-")[0] + "?" + s3url("").split("?", 1)[1]
+    key = s3url("changed.bin").split("/", 3)[3].split("?")[0]
+    with storager.open("fs:///") as src, storager.open(store_url) as dst:
+        listed = src.stat(str(big))
+        assert listed.last_modified is not None
+        # As if the listing saw an older version: the stat at the end disagrees.
+        stale = dataclasses.replace(listed, last_modified=listed.last_modified - timedelta(1))
+        with pytest.raises(PreconditionFailedError, match="changed while it was copied"):
+            copy_in_parts(src, str(big), dst, "/" + key, stale)  # type: ignore[arg-type]
+    assert "Contents" not in client.list_objects_v2(Bucket=name, Prefix=key)
+    assert not client.list_multipart_uploads(Bucket=name).get("Uploads")
