@@ -29,7 +29,7 @@ from storager._object import Object
 from storager._protocols import IoCallback, WriteData
 from storager._streams import CHUNK_SIZE, RangeReader
 from storager.aio._native import async_chunks
-from storager.services.azblob._blocks import Chunk, run
+from storager.services.azblob._blocks import Chunk, run, submit
 from storager.services.azblob._credential import adlfs_options
 from storager.services.azblob._errors import map_azure_error
 from storager.services.azblob._generated import AzblobGenerated
@@ -201,7 +201,8 @@ class AzblobStorage(AzblobGenerated):
             while (page := self._run(_next_page(pages))) is not None:
                 yield from page
         finally:
-            self._run(pages.aclose())
+            # Not waited for: a generator may be finalised on the loop's own thread.
+            submit(self._loop, pages.aclose())
 
     # -- Copier, Mover, Appender, Direr --------------------------------------------------
 

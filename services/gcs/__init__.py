@@ -12,10 +12,11 @@ The ``credential`` forms are described in :mod:`storager.services.gcs._auth`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fsspec.asyn import sync
@@ -185,7 +186,8 @@ class GcsStorage(GcsGenerated):
             while (page := self._sync(anext, pages, None)) is not None:
                 yield from page
         finally:
-            self._sync(pages.aclose)
+            # Not waited for: a generator may be finalised on the loop's own thread.
+            asyncio.run_coroutine_threadsafe(_aclose(pages), self._fs.loop)
 
     # -- Copier, Mover, Direr -----------------------------------------------------------
 
@@ -203,3 +205,7 @@ class GcsStorage(GcsGenerated):
 
     def _map_error(self, exc: Exception, op: str, path: str) -> StorageError:
         return map_gcs_error(exc, op, path)
+
+
+async def _aclose(pages: AsyncGenerator[list[Object]]) -> None:
+    await pages.aclose()

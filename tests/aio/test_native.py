@@ -275,3 +275,13 @@ def test_sync_azblob_calls_inside_a_running_loop_work_beside_the_native_store(
         return azblob.read("async.txt") + await azblob.aio.read("sync.txt")
 
     assert asyncio.run(handler()) == b"from async codefrom sync code"
+
+
+@pytest.mark.azblob
+def test_an_abandoned_sync_listing_closes_without_blocking(azblob: AzblobStorage) -> None:
+    for name in ("a", "b", "c"):
+        azblob.write(name, b"x")
+    listing = azblob.list("")
+    assert next(listing).path == "a"
+    listing.close()  # type: ignore[attr-defined]
+    assert [o.path for o in azblob.list("")] == ["a", "b", "c"]
