@@ -6,7 +6,6 @@ import importlib
 import re
 import threading
 from collections.abc import Mapping
-from importlib.metadata import entry_points
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -85,6 +84,10 @@ def _load_entry_points() -> None:
     global _entry_points_loaded
     if _entry_points_loaded:
         return
+    # Imported here: importlib.metadata costs more than the rest of the registry, and
+    # only a scheme that is not built in needs it.
+    from importlib.metadata import entry_points
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _registered:
             continue
