@@ -40,13 +40,8 @@ from storager._errors import (
 from storager._object import Object, ObjectMode
 from storager._protocols import IoCallback
 from storager.aio._loop_local import LoopLocal
-from storager.aio._native import (
-    NativeCopier,
-    NativeDirer,
-    NativeMover,
-    RangeAsyncReader,
-    async_chunks,
-)
+from storager.aio._native import NativeCopier, NativeDirer, NativeMover, async_chunks
+from storager.aio._range_reader import RangeAsyncReader
 from storager.services.redis._connection import ConnectOptions
 from storager.services.redis._errors import map_commit_error
 from storager.services.redis._keys import encode_path, lex_prefix_range
