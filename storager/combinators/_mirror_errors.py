@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Literal, cast, get_args
 
 from storager._errors import (
     InvalidArgumentError,
@@ -18,15 +18,23 @@ __all__ = [
     "WRITE_MODES",
     "FeedAborted",
     "MirrorError",
+    "ReadMode",
+    "RollbackMode",
+    "WriteMode",
     "check_mode",
     "describe_error",
     "mirror_error",
     "take_callback",
 ]
 
-WRITE_MODES = ("sequential", "parallel")
-READ_MODES = ("first", "race")
-ROLLBACK_MODES = ("restore", "delete", "none")
+#: How a change reaches the targets, which target answers reads, and what a failed
+#: change does to the targets it already reached (the ``Mirror`` arguments).
+WriteMode = Literal["sequential", "parallel"]
+ReadMode = Literal["first", "race"]
+RollbackMode = Literal["restore", "delete", "none"]
+WRITE_MODES: tuple[WriteMode, ...] = get_args(WriteMode)
+READ_MODES: tuple[ReadMode, ...] = get_args(ReadMode)
+ROLLBACK_MODES: tuple[RollbackMode, ...] = get_args(RollbackMode)
 
 
 class MirrorError(StorageError):

@@ -31,7 +31,7 @@ from typing import Any
 
 import storager
 from storager import Storager
-from storager.combinators import Retry
+from storager.combinators import Mirror, Retry
 from storager.services.fs import FsStorage
 from storager.services.memory import MemoryStorage
 
@@ -52,6 +52,8 @@ with MemoryStorage(default_content_type="text/plain") as memory:
         print(obj.path)
     through_the_protocol(memory)
     wrapped: Storager = Retry(memory)
+    Mirror({"a": memory, "b": wrapped}, write="parallel", read="race", rollback="delete")
+    Mirror({"a": memory}, write="paralel")  # error: type "Literal['paralel']"
     memory.write("a.txt", b"hi", content_typ="text/x")  # error: argument "content_typ" for "write"
     memory.read("a.txt", offset="1")  # error: incompatible type "str"; expected "int | None"
     memory.list("", list_mode="prefx")  # error: type "Literal['prefx']"
@@ -121,7 +123,7 @@ def sample_errors(tmp_path_factory: pytest.TempPathFactory) -> dict[int, list[st
 
 def test_the_sample_marks_the_cases_it_claims() -> None:
     expected = _expected(SAMPLE).values()
-    assert len(expected) == 7
+    assert len(expected) == 8
     assert any("content_typ" in e for e in expected)  # misspelt
     assert any('incompatible type "str"' in e for e in expected)  # mistyped
     assert any("Literal['prefx']" in e for e in expected)  # outside a Literal
