@@ -33,7 +33,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from storager._endpoints import check_endpoint
 from storager._errors import (
@@ -106,11 +106,9 @@ class S3Storage(S3Multipart, S3Generated):
         credential: str | None,
         location: str | None,
         force_path_style: bool | None,
-        request_path: str | None = None,
+        request_path: Literal["lean", "s3fs"] | None = None,
         max_connections: int | None = None,
     ) -> None:
-        if request_path not in (None, "lean", "s3fs"):
-            raise PairInvalidError("new", "s3", "", "pair 'request_path' must be 'lean' or 's3fs'")
         if max_connections is not None and max_connections < 1:
             raise PairInvalidError("new", "s3", "", "pair 'max_connections' must be at least 1")
         if endpoint is not None:

@@ -116,6 +116,7 @@ INIT_PAIRS: Mapping[str, PairSpec] = {
         "request_path",
         "str",
         "Which transport sends the store's requests: 'lean' (the default: requests built and signed by storager over kept-alive connections) or 's3fs' (the same requests through s3fs's aiobotocore client).",
+        choices=("lean", "s3fs"),
     ),
     "max_connections": PairSpec(
         "max_connections",
@@ -171,7 +172,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         credential: str | None = None,
         location: str | None = None,
         force_path_style: bool | None = None,
-        request_path: str | None = None,
+        request_path: Literal["lean", "s3fs"] | None = None,
         max_connections: int | None = None,
         default_content_type: str | None = None,
         default_server_side_encryption: str | None = None,
@@ -193,7 +194,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         if force_path_style is not None:
             check_bool("new", SERVICE_NAME, "", "force_path_style", force_path_style)
         if request_path is not None:
-            check_str("new", SERVICE_NAME, "", "request_path", request_path)
+            check_choice("new", SERVICE_NAME, "", "request_path", request_path, ("lean", "s3fs"))
         if max_connections is not None:
             check_int("new", SERVICE_NAME, "", "max_connections", max_connections)
         if default_content_type is not None:
@@ -239,7 +240,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         credential: str | None,
         location: str | None,
         force_path_style: bool | None,
-        request_path: str | None,
+        request_path: Literal["lean", "s3fs"] | None,
         max_connections: int | None,
     ) -> None:
         """Connect or prepare the service from validated init pairs."""
