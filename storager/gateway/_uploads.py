@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,8 @@ __all__ = [
     "Uploads",
     "part_store",
 ]
+
+_log = logging.getLogger("storager.gateway")
 
 #: How long an incomplete upload lives before the sweep aborts it.
 DEFAULT_MAX_AGE = timedelta(hours=24)
@@ -141,11 +144,23 @@ class SegmenterParts:
         self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
     ) -> Object:
         obj = self.segmenter.complete_multipart(multipart, parts, **pairs)
-        _forget(self.store, multipart.upload_id)
+        # The object has landed: a note that cannot be removed now must not turn that
+        # into a failure (the client would retry into NoSuchUpload). The sweep removes
+        # it later, when its abort finds nothing left to abort.
+        try:
+            _forget(self.store, multipart.upload_id)
+        except StorageError as exc:
+            _log.warning("upload %s completed but its note stays: %s", multipart.upload_id, exc)
         return obj
 
     def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
-        self.segmenter.abort_multipart(multipart, **pairs)
+        try:
+            self.segmenter.abort_multipart(multipart, **pairs)
+        except NotFoundError:
+            # Already gone (completed, or expired by the backend): the note goes too, or
+            # listings and the sweep would meet it forever.
+            _forget(self.store, multipart.upload_id)
+            raise
         _forget(self.store, multipart.upload_id)
 
     def started(self) -> Iterator[Started]:
