@@ -413,25 +413,46 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
         await self._makedirs(path2, exist_ok=True)
 
     async def _mv(
-        self, path1: str, path2: str, recursive: bool = False, maxdepth: int | None = None
+        self,
+        path1: str | list[str],
+        path2: str | list[str],
+        recursive: bool = False,
+        maxdepth: int | None = None,
     ) -> None:
-        if (
-            isinstance(self._aio, AsyncMover)
-            and isinstance(path1, str)
-            and isinstance(path2, str)
-            and not recursive
-            and await self._isfile(path1)
-            and not await self._isdir(path2)
-        ):
-            await self._aio.move(self._strip_protocol(path1), self._strip_protocol(path2))
-            return
-        await self._copy(path1, path2, recursive=recursive, maxdepth=maxdepth)
+        if isinstance(path1, list) and isinstance(path2, list):
+            # A pair moved onto itself would be copied onto itself, then deleted.
+            pairs = [
+                (source, target)
+                for source, target in zip(path1, path2, strict=True)
+                if self._strip_protocol(source) != self._strip_protocol(target)
+            ]
+            if not pairs:
+                return
+            path1, path2 = [source for source, _ in pairs], [target for _, target in pairs]
+        elif isinstance(path1, str) and isinstance(path2, str):
+            source, target = self._strip_protocol(path1), self._strip_protocol(path2)
+            if source == target:
+                return  # as fsspec's own mv: nothing moves, nothing is deleted
+            if recursive and (not source or target.startswith(source + "/")):
+                raise InvalidArgumentError(
+                    "mv", self._service, source, f"cannot move a directory into itself ({target})"
+                )
+            if (
+                isinstance(self._aio, AsyncMover)
+                and not recursive
+                and await self._isfile(source)
+                and not await self._isdir(target)
+            ):
+                await self._aio.move(source, target)
+                return
+        # on_error="raise": a copy that failed must never lead to deleting its source.
+        await self._copy(path1, path2, recursive=recursive, maxdepth=maxdepth, on_error="raise")
         await self._rm(path1, recursive=recursive, maxdepth=maxdepth)
 
     def mv(
         self,
-        path1: str,
-        path2: str,
+        path1: str | list[str],
+        path2: str | list[str],
         recursive: bool = False,
         maxdepth: int | None = None,
         **kwargs: Any,
