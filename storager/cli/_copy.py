@@ -27,6 +27,7 @@ from storager.cli._commands import (
     pump,
     service_name,
 )
+from storager.cli._identity import Resolver
 from storager.cli._progress import TransferDisplay
 from storager.cli._transfer import Report, Transfer, TransferEngine
 from storager.cli._urls import Location
@@ -81,8 +82,20 @@ def _one_object(
     *,
     source: Object | None,
     move: bool,
+    locations: tuple[Location, Location],
 ) -> Report:
-    """Copy (or move) one object; its error goes up as it is (exit code 1)."""
+    """Copy (or move) one object; its error goes up as it is (exit code 1).
+
+    Raises:
+        UsageError: Both sides resolve to the same object.
+    """
+    src_loc, dst_loc = locations
+    src_place = Resolver(src, src_loc.store_url).place(src_path)
+    if src_place.same(Resolver(dst, dst_loc.store_url).place(dst_path)):
+        command = "mv" if move else "cp"
+        raise UsageError(
+            f"{command}: {src_loc.arg} and {dst_loc.arg} are the same object ({src_place.path})"
+        )
     display = display_for(ctx)
     source = src.stat(src_path) if source is None else source
     if source.is_dir:
@@ -90,7 +103,8 @@ def _one_object(
         raise ObjectModeInvalidError(
             command, service_name(src), src_path, f"is a directory; use -r to {verb} a tree"
         )
-    engine = TransferEngine(src, dst, jobs=1, display=display, move=move)
+    urls = (src_loc.store_url, dst_loc.store_url)
+    engine = TransferEngine(src, dst, jobs=1, display=display, move=move, store_urls=urls)
     report = Report()
     started = time.monotonic()
     item = Transfer(src_path, dst_path, source.content_length, src_path, source=source)
@@ -109,14 +123,29 @@ def _tree(
     src_dir, single = classify(src, src_loc)
     if single is not None:
         dst_path = _into(dst, dst_loc.path, src_loc.path)
-        return _one_object(args, ctx, src, src_loc.path, dst, dst_path, source=single, move=move)
+        return _one_object(
+            args,
+            ctx,
+            src,
+            src_loc.path,
+            dst,
+            dst_path,
+            source=single,
+            move=move,
+            locations=(src_loc, dst_loc),
+        )
     assert src_dir is not None
     dst_dir = dst_loc.path if dst_loc.is_dir else dst_loc.path + "/"
-    if src_loc.store_url == dst_loc.store_url and dst_dir.startswith(src_dir):
+    src_top = Resolver(src, src_loc.store_url).place(src_dir)
+    dst_top = Resolver(dst, dst_loc.store_url).place(dst_dir)
+    if src_top.contains(dst_top):
         raise UsageError(f"{command}: cannot copy {src_loc.arg} into itself ({dst_loc.arg})")
+    if move and dst_top.contains(src_top):
+        raise UsageError(f"mv: cannot move {src_loc.arg} into a tree that holds it ({dst_loc.arg})")
     report = Report()
     display = display_for(ctx)
-    engine = TransferEngine(src, dst, jobs=args.jobs, display=display, move=move)
+    urls = (src_loc.store_url, dst_loc.store_url)
+    engine = TransferEngine(src, dst, jobs=args.jobs, display=display, move=move, store_urls=urls)
     with shown(display):
         engine.run(tree_transfers(src, src_dir, dst_dir), report)
     if not report.copied and not report.failed:
@@ -163,7 +192,17 @@ def cmd_cp(args: argparse.Namespace, ctx: Context) -> None:
         )
     dst = ctx.stores.get(dst_loc)
     dst_path = _into(dst, dst_loc.path, src_loc.path)
-    report = _one_object(args, ctx, src, src_loc.path, dst, dst_path, source=None, move=False)
+    report = _one_object(
+        args,
+        ctx,
+        src,
+        src_loc.path,
+        dst,
+        dst_path,
+        source=None,
+        move=False,
+        locations=(src_loc, dst_loc),
+    )
     finish_report("cp", args, ctx, report)
 
 
@@ -214,7 +253,15 @@ def cmd_mv(args: argparse.Namespace, ctx: Context) -> None:
         )
     dst = ctx.stores.get(dst_loc)
     dst_path = _into(dst, dst_loc.path, src_loc.path)
-    if src_loc.store_url == dst_loc.store_url and dst_path == src_loc.path:
-        raise UsageError(f"mv: {src_loc.arg} and {dst_loc.arg} are the same object")
-    report = _one_object(args, ctx, src, src_loc.path, dst, dst_path, source=single, move=True)
+    report = _one_object(
+        args,
+        ctx,
+        src,
+        src_loc.path,
+        dst,
+        dst_path,
+        source=single,
+        move=True,
+        locations=(src_loc, dst_loc),
+    )
     finish_report("mv", args, ctx, report)

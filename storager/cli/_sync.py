@@ -43,6 +43,7 @@ from storager.cli._commands import (
     must_exist,
 )
 from storager.cli._copy import display_for, finish_report, shown
+from storager.cli._identity import Resolver
 from storager.cli._progress import human_bytes
 from storager.cli._transfer import Report, Transfer, TransferEngine
 
@@ -191,9 +192,9 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> None:
     if single is not None or src_dir is None:
         raise UsageError(f"sync: {src_loc.arg} names an object; sync takes directories")
     dst_dir = dst_loc.path if dst_loc.is_dir else dst_loc.path + "/"
-    if src_loc.store_url == dst_loc.store_url and (
-        dst_dir.startswith(src_dir) or src_dir.startswith(dst_dir)
-    ):
+    src_top = Resolver(src, src_loc.store_url).place(src_dir)
+    dst_top = Resolver(dst, dst_loc.store_url).place(dst_dir)
+    if src_top.contains(dst_top) or dst_top.contains(src_top):
         raise UsageError(f"sync: {src_loc.arg} and {dst_loc.arg} overlap")
     plan = plan_sync(
         src,

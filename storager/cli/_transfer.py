@@ -36,9 +36,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from storager._errors import StorageError
+from storager._errors import InvalidArgumentError, StorageError
 from storager._object import Object
 from storager._protocols import Copier, IoCallback, Mover, Segmenter, Storager
+from storager.cli._identity import Resolver
 from storager.cli._parts import PARTS_MIN_SIZE, copy_in_parts
 from storager.cli._progress import TransferDisplay
 
@@ -122,6 +123,9 @@ class TransferEngine:
         display: The progress display, or None.
         move: Delete each source object once it is copied (mv); on one store that is a
             :class:`~storager.Mover`, ``move`` it instead.
+        store_urls: The connection strings ``src`` and ``dst`` were opened from (``""``
+            for a tree); they tell apart stores of one service on two hosts when a move
+            checks that it does not copy an object onto itself.
     """
 
     def __init__(
@@ -132,6 +136,7 @@ class TransferEngine:
         jobs: int = DEFAULT_JOBS,
         display: TransferDisplay | None = None,
         move: bool = False,
+        store_urls: tuple[str, str] = ("", ""),
     ) -> None:
         self._src, self._dst = src, dst
         self._jobs = max(1, jobs)
@@ -141,6 +146,10 @@ class TransferEngine:
         same = src is dst
         self._mover: Mover | None = src if move and same and isinstance(src, Mover) else None
         self._copier: Copier | None = src if same and isinstance(src, Copier) else None
+        # A copy-then-delete onto the object itself would delete it: checked per object.
+        self._places: tuple[Resolver, Resolver] | None = None
+        if move and self._mover is None:
+            self._places = (Resolver(src, store_urls[0]), Resolver(dst, store_urls[1]))
 
     def run(self, transfers: Iterable[Transfer], report: Report) -> None:
         """Move every transfer; each failure goes into ``report``, so does every copy.
@@ -236,6 +245,16 @@ class TransferEngine:
         if self._mover is not None:
             self._mover.move(item.src, item.dst)
             return item.size or 0
+        if self._places is not None:
+            src_place = self._places[0].place(item.src)
+            if src_place.same(self._places[1].place(item.dst)):
+                raise InvalidArgumentError(
+                    "mv",
+                    self._src.metadata().service,
+                    item.src,
+                    f"is the same object as the destination {item.dst} ({src_place.path}); "
+                    "not moved, not deleted",
+                )
         if self._copier is not None:
             self._copier.copy(item.src, item.dst)
             size = item.size or 0
