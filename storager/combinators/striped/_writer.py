@@ -105,7 +105,13 @@ class _Write:
                 if pending is None:
                     pending = digests[id(fragment)] = Future()
             if mine:
-                pending.set_result(core.digest.of(fragment))
+                # Settle the shared future whatever happens: other puts of this buffer wait
+                # on it.
+                try:
+                    pending.set_result(core.digest.of(fragment))
+                except BaseException as exc:
+                    pending.set_exception(exc)
+                    raise
             return pending.result()
 
         size = max((len(f) for f in fragments), default=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -342,3 +343,37 @@ def test_manifest_with_bare_sha256_digests_still_reads_and_detects_corruption(
 def test_unknown_fragment_digest_is_refused(rig_factory: Make) -> None:
     with pytest.raises(InvalidArgumentError, match="fragment_digest must be one of crc32, sha256"):
         rig_factory(fragment_digest="md5")
+
+
+def test_a_digest_that_fails_fails_the_write_of_every_replica_sharing_its_buffer(
+    rig_factory: Callable[..., Rig],
+) -> None:
+    # Replicas share one buffer, digested once by whichever put comes first; the others
+    # wait on that one result, which must be settled even when the digest raises.
+    rig = rig_factory(Replicas(3), n=3)
+    core = rig.store._core
+    real = core.digest
+
+    class Broken:
+        name = real.name
+
+        def of(self, data: object) -> str:
+            raise RuntimeError("digest broke")
+
+    core.digest = Broken()  # type: ignore[assignment]
+    outcome: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            rig.store.write("r.bin", b"x" * 100)
+        except BaseException as exc:  # the test reports whatever came out
+            outcome.append(exc)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    writer.join(20)
+    assert not writer.is_alive(), "a put waited forever on a digest that had failed"
+    assert outcome and not isinstance(outcome[0], AssertionError)
+    core.digest = real
+    with pytest.raises(NotFoundError):
+        rig.store.stat("r.bin")
