@@ -24,7 +24,6 @@ import argparse
 import fnmatch
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,10 +45,9 @@ from storager.cli._copy import display_for, finish_report, shown
 from storager.cli._identity import Resolver
 from storager.cli._progress import human_bytes
 from storager.cli._transfer import Report, Transfer, TransferEngine
+from storager.cli._versions import reported_md5, whole_seconds
 
 __all__ = ["Plan", "cmd_sync", "plan_sync"]
-
-_PLAIN_MD5 = re.compile(r"[0-9a-fA-F]{32}")
 
 
 @dataclass
@@ -85,11 +83,9 @@ def _listing(store: Storager, directory: str, excludes: list[str]) -> dict[str, 
 
 def _md5(store: Storager, obj: Object) -> str:
     """Return the object's MD5 in hex: as the store reports it, or by reading it."""
-    if obj.content_md5:
-        return obj.content_md5.lower()
-    etag = (obj.etag or "").strip('"')
-    if _PLAIN_MD5.fullmatch(etag):
-        return etag.lower()
+    reported = reported_md5(obj)
+    if reported is not None:
+        return reported
     digest = hashlib.md5(usedforsecurity=False)
     with store.open_reader(abs_path(obj.path)) as reader:
         while chunk := reader.read(CHUNK):
@@ -107,7 +103,7 @@ def _quick_reason(src_obj: Object, dst_obj: Object | None, checksum: bool) -> st
         return None
     if src_obj.last_modified is None or dst_obj.last_modified is None:
         return "no mtime"
-    newer = int(src_obj.last_modified.timestamp()) > int(dst_obj.last_modified.timestamp())
+    newer = whole_seconds(src_obj.last_modified) > whole_seconds(dst_obj.last_modified)
     return "newer" if newer else ""
 
 
