@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from codegen.model import CAPABILITIES as CAPABILITY_NAMES
@@ -40,7 +41,7 @@ PARAM_ANNOTATION = {
 def annotation(pair: Pair) -> str:
     """The type a pair has in a signature: a ``Literal`` of its choices, if it has any."""
     if pair.choices:
-        return "Literal[" + ", ".join(f'"{c}"' for c in pair.choices) + "]"
+        return "Literal[" + ", ".join(json.dumps(c) for c in pair.choices) + "]"
     return ANNOTATION[pair.type]
 
 
@@ -152,7 +153,7 @@ def _header_check(pair: Pair, op: str, where: str, var: str, name: str = "") -> 
 
 def _check(pair: Pair, op: str, where: str, var: str) -> str:
     if pair.choices:
-        inner = ", ".join(f'"{c}"' for c in pair.choices)
+        inner = ", ".join(json.dumps(c) for c in pair.choices)
         choices = f"({inner},)" if len(pair.choices) == 1 else f"({inner})"
         return f'check_choice("{op}", SERVICE_NAME, {where}, "{pair.name}", {var}, {choices})'
     return f'check_{pair.type}("{op}", SERVICE_NAME, {where}, "{pair.name}", {var})'

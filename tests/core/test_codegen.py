@@ -188,3 +188,15 @@ def test_a_malformed_header_mark_is_refused(tree: Path, body: str, message: str)
     )
     with pytest.raises(DefinitionError, match=message):
         load_model(tree)
+
+
+def test_choices_with_quotes_and_backslashes_render_as_valid_literals() -> None:
+    from typing import Literal  # noqa: F401 - the rendered annotation names it
+
+    from codegen.model import Pair
+    from codegen.render import annotation
+
+    choices = ('say "hi"', "back\\slash", "plain")
+    pair = Pair("mode", "op", "str", "a mode", choices=choices)
+    rendered = annotation(pair)
+    assert eval(rendered).__args__ == choices
