@@ -5,8 +5,9 @@ A stream into s3 keeps 4 parts of 5 MiB in flight; a file of known size can do b
 upload it as one part of a multipart upload, so the reads, the uploads and the server's
 work on them overlap. Memory is ``PART_JOBS x part size`` (8 x 8 MiB) per object. The
 upload is completed only when every part is in; any failure aborts it, so nothing is left
-behind. The source is stat'ed again at the end: if it changed while being read (size,
-ETag or modification time), the upload is aborted and the copy fails, since its parts
+behind. The source is stat'ed before the first part and again after the last: if size,
+ETag or modification time differ at all (exactly, not to the second: a same-size rewrite
+within one second must show), the upload is aborted and the copy fails, since its parts
 may mix two versions.
 """
 
@@ -59,7 +60,11 @@ def copy_in_parts(
         StorageError: A read, an upload or the completion failed (the upload is aborted),
             or the source changed while it was copied (PreconditionFailedError).
     """
-    size = source.content_length or 0
+    # The listing may be older than the object and carry coarser times than a stat:
+    # compare a stat before the first part with one after the last.
+    before = src.stat(src_path)
+    size = before.content_length if before.content_length is not None else source.content_length
+    size = size or 0
     assert isinstance(dst, Storager)
     part = part_size_for(dst, size)
     upload = dst.create_multipart(dst_path)
@@ -84,7 +89,7 @@ def copy_in_parts(
                     break
                 futures.append(pool.submit(send, number, offset))
         parts = [f.result() for f in futures]  # raises the first failed part's error
-        _check_unchanged(src, src_path, source)
+        _check_unchanged(src, src_path, before)
         dst.complete_multipart(upload, parts)
     except BaseException:
         # The original error says more; an abandoned upload shows no object.
@@ -98,13 +103,8 @@ def _check_unchanged(src: Storager, path: str, before: Object) -> None:
     after = src.stat(path)
     same = (
         after.content_length == before.content_length
-        and (before.etag is None or after.etag == before.etag)
-        and (
-            before.last_modified is None
-            or after.last_modified is None
-            # Listings and HEAD may differ below the second (S3 lists milliseconds).
-            or int(after.last_modified.timestamp()) == int(before.last_modified.timestamp())
-        )
+        and after.etag == before.etag
+        and after.last_modified == before.last_modified
     )
     if not same:
         raise PreconditionFailedError(

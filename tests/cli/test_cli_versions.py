@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
 
 import storager
+from storager._errors import NotFoundError, PreconditionFailedError
 from storager._object import Object
+from storager._protocols import Segmenter
+from storager.cli._parts import copy_in_parts
 from storager.cli._sync import plan_sync
 from storager.cli._versions import reported_md5
 
@@ -49,3 +53,41 @@ def test_sync_checksum_plans_nothing_when_the_reported_base64_md5_matches(tmp_pa
 )
 def test_reported_md5_is_lowercase_hex_or_none(obj: Object, expected: str | None) -> None:
     assert reported_md5(obj) == expected
+
+
+def test_parts_copy_fails_when_the_source_is_rewritten_same_size_within_one_second(
+    tmp_path: Path,
+) -> None:
+    """fs lists no ETag; a same-size rewrite in the same second must still abort the copy."""
+    part = 8 << 20
+    source_file = tmp_path / "big.bin"
+    source_file.write_bytes(b"a" * (part + 1024))
+    second = 1_700_000_000
+    os.utime(source_file, ns=(second * 10**9 + 100_000_000,) * 2)
+    rewritten = [False]
+
+    with storager.open(f"fs://{tmp_path}") as src, storager.open("memory://") as dst:
+        listed = src.stat("/big.bin")
+
+        def rewrite_once(_n: int) -> None:
+            if not rewritten[0]:
+                rewritten[0] = True
+                source_file.write_bytes(b"b" * (part + 1024))
+                os.utime(source_file, ns=(second * 10**9 + 600_000_000,) * 2)
+
+        assert isinstance(dst, Segmenter)
+        with pytest.raises(PreconditionFailedError, match="changed"):
+            copy_in_parts(src, "/big.bin", dst, "/copy.bin", listed, rewrite_once)
+        assert rewritten[0]
+        with pytest.raises(NotFoundError):
+            dst.stat("/copy.bin")
+
+
+def test_parts_copy_of_an_unchanged_source_completes(tmp_path: Path) -> None:
+    data = bytes(range(256)) * ((9 << 20) // 256)
+    (tmp_path / "big.bin").write_bytes(data)
+    with storager.open(f"fs://{tmp_path}") as src, storager.open("memory://") as dst:
+        assert isinstance(dst, Segmenter)
+        listed = next(o for o in src.list("/") if o.path.endswith("big.bin"))
+        assert copy_in_parts(src, "/big.bin", dst, "/copy.bin", listed) == len(data)
+        assert dst.read("/copy.bin") == data
