@@ -208,9 +208,6 @@ def test_cp_of_a_large_file_goes_in_parallel_parts_and_leaves_no_upload_behind(
 def test_a_source_changed_during_a_parts_copy_fails_and_leaves_no_object_nor_upload(
     tmp_path: Path, s3url: Any, bucket: tuple[str, Any]
 ) -> None:
-    import dataclasses
-    from datetime import timedelta
-
     import storager
     from storager import PreconditionFailedError
     from storager.cli._parts import PARTS_MIN_SIZE, copy_in_parts
@@ -223,10 +220,20 @@ def test_a_source_changed_during_a_parts_copy_fails_and_leaves_no_object_nor_upl
     key = s3url("changed.bin").split("/", 3)[3].split("?")[0]
     with storager.open("fs:///") as src, storager.open(store_url) as dst:
         listed = src.stat(str(big))
-        assert listed.last_modified is not None
-        # As if the listing saw an older version: the stat at the end disagrees.
-        stale = dataclasses.replace(listed, last_modified=listed.last_modified - timedelta(1))
+        changed: list[bool] = []
+
+        def change_once(_n: int) -> None:
+            # A same-size new version replaces the file once the first part is in.
+            if not changed:
+                changed.append(True)
+                fresh = tmp_path / "fresh.bin"
+                fresh.write_bytes(os.urandom(PARTS_MIN_SIZE))
+                stamp = big.stat().st_mtime_ns + 1_000_000
+                os.utime(fresh, ns=(stamp, stamp))
+                os.replace(fresh, big)
+
         with pytest.raises(PreconditionFailedError, match="changed while it was copied"):
-            copy_in_parts(src, str(big), dst, "/" + key, stale)  # type: ignore[arg-type]
+            copy_in_parts(src, str(big), dst, "/" + key, listed, change_once)  # type: ignore[arg-type]
+        assert changed
     assert "Contents" not in client.list_objects_v2(Bucket=name, Prefix=key)
     assert not client.list_multipart_uploads(Bucket=name).get("Uploads")
