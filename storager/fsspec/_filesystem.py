@@ -2,21 +2,22 @@
 
 An ``fsspec.asyn.AsyncFileSystem`` over the store's async view (``storager.aio``): the
 coroutine methods (``_cat_file``, ``_ls``...) await the view, so batch calls (``cat`` of
-many paths, ``cat_ranges``, ``get``/``put`` of a tree) run concurrently, and async users
-(zarr, ``asynchronous=True``) share their own loop. The sync methods are fsspec's
-wrappers, which run the coroutines on fsspec's IO loop, except the hot small read: a sync
-``cat_file`` and the files ``open`` returns call the sync store in the caller's thread.
+many paths, ``cat_ranges``, ``get``/``put``/``rm`` of a tree) run concurrently, at most
+``batch_size`` requests at a time, and async users (zarr, ``asynchronous=True``) share
+their own loop. The sync methods are fsspec's wrappers, which run the coroutines on
+fsspec's IO loop, except the hot small read: a sync ``cat_file`` and the files ``open``
+returns call the sync store in the caller's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fsspec.asyn import AsyncFileSystem, sync
+from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, sync
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.core import has_magic
 from fsspec.utils import tokenize
@@ -319,8 +320,9 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
             raise ValueError("paths, starts and ends differ in length")
         stripped = [self._strip_protocol(p) for p in paths]
         plan = coalesce(stripped, starts_list, ends_list, MAX_GAP if max_gap is None else max_gap)
-        fetched = await asyncio.gather(
-            *(self._cat_file(p, start=s, end=e) for p, s, e in plan.reads),
+        fetched = await self._in_batches(
+            [self._cat_file(p, start=s, end=e) for p, s, e in plan.reads],
+            batch_size,
             return_exceptions=True,
         )
         out = plan.slices(fetched)
@@ -479,14 +481,39 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
             kinds = {name: info.get("type", "file") for name, info in found.items()}
         else:
             names = await self._expand_path(path, recursive=recursive, maxdepth=maxdepth)
-            infos = await asyncio.gather(*(self._info(name) for name in names))
+            infos = await self._in_batches([self._info(name) for name in names], batch_size)
             kinds = {info["name"]: info["type"] for info in infos}
         files = [name for name, kind in kinds.items() if kind == "file"]
         dirs = [name for name, kind in kinds.items() if kind == "directory" and name]
-        await asyncio.gather(*(self._aio.delete(name) for name in files))
+        await self._in_batches([self._aio.delete(name) for name in files], batch_size)
         # Deepest first, one at a time: a directory goes once it is empty.
         for name in sorted(dirs, key=lambda d: d.count("/"), reverse=True):
             await self._aio.delete(name + "/")
+
+    async def _in_batches(
+        self,
+        coros: list[Coroutine[Any, Any, T]],
+        batch_size: int | None,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Await ``coros``, at most ``batch_size`` (else the filesystem's) at a time.
+
+        fsspec's own batching: a store's connection pool bounds how many requests it can
+        have in flight. Unless ``return_exceptions``, the first error is raised as it is
+        and the calls still running are cancelled, those not started closed.
+        """
+        try:
+            return list(
+                await _run_coros_in_chunks(
+                    coros,
+                    batch_size=batch_size or self.batch_size,
+                    return_exceptions=return_exceptions,
+                    nofiles=True,
+                )
+            )
+        finally:
+            for coro in coros:
+                coro.close()  # a no-op for those that ran
 
     async def _mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
         path = self._strip_protocol(path)
