@@ -139,7 +139,8 @@ def _tree(
     src_top = Resolver(src, src_loc.store_url).place(src_dir)
     dst_top = Resolver(dst, dst_loc.store_url).place(dst_dir)
     if src_top.contains(dst_top):
-        raise UsageError(f"{command}: cannot copy {src_loc.arg} into itself ({dst_loc.arg})")
+        verb = "move" if move else "copy"
+        raise UsageError(f"{command}: cannot {verb} {src_loc.arg} into itself ({dst_loc.arg})")
     if move and dst_top.contains(src_top):
         raise UsageError(f"mv: cannot move {src_loc.arg} into a tree that holds it ({dst_loc.arg})")
     report = Report()
