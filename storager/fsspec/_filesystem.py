@@ -398,8 +398,11 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
                 await self._aio.write(rpath, data)
         callback.relative_update(size)
 
-    async def _cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+    async def _cp_file(self, path1: str, path2: str, moving: bool = False, **kwargs: Any) -> None:
         path1, path2 = self._strip_protocol(path1), self._strip_protocol(path2)
+        if moving and path1 == path2:
+            # A glob move ("d/*" to "d") maps files onto themselves: the move would delete them.
+            raise InvalidArgumentError("mv", self._service, path1, "it would move onto itself")
         if isinstance(self._aio, AsyncCopier):
             try:
                 await self._aio.copy(path1, path2)
@@ -448,7 +451,9 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
                 await self._aio.move(source, target)
                 return
         # on_error="raise": a copy that failed must never lead to deleting its source.
-        await self._copy(path1, path2, recursive=recursive, maxdepth=maxdepth, on_error="raise")
+        await self._copy(
+            path1, path2, recursive=recursive, maxdepth=maxdepth, on_error="raise", moving=True
+        )
         await self._rm(path1, recursive=recursive, maxdepth=maxdepth)
 
     def mv(

@@ -66,3 +66,14 @@ def test_mv_of_a_directory_elsewhere_still_moves_it(fs: StoragerFileSystem) -> N
         "e/s/b": before["d/s/b"],
         "keep": before["keep"],
     }
+
+
+@pytest.mark.parametrize("source", ["d/*", "d/s/*", "d/**"])
+def test_mv_of_a_glob_onto_its_own_directory_is_refused(
+    fs: StoragerFileSystem, source: str
+) -> None:
+    before = _tree(fs)
+    target = source.rsplit("/", 1)[0]
+    with pytest.raises(InvalidArgumentError, match="onto itself"):
+        fs.mv(source, target, recursive=True)
+    assert _contents(fs) == before
