@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import secrets
 from typing import cast
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from storager._errors import NotFoundError, ObjectModeInvalidError
 from storager._protocols import Direr, Storager
 from storager.testing._gating import covers
+from storager.testing._suite_base import random_content
 
 
 class ReadTests:
@@ -48,7 +48,7 @@ class ReadTests:
 
     @covers("read")
     def test_read_io_callback_sees_byte_count(self, store: Storager) -> None:
-        content = secrets.token_bytes(100_000)
+        content = random_content(100_000)
         store.write("callback.bin", content)
         seen: list[int] = []
         assert store.read("callback.bin", io_callback=seen.append) == content
@@ -73,7 +73,7 @@ class ReadTests:
 
     @covers("open_reader")
     def test_open_reader_is_seekable_and_matches_read(self, store: Storager) -> None:
-        content = secrets.token_bytes(300_000)
+        content = random_content(300_000)
         store.write("reader.bin", content)
         with store.open_reader("reader.bin") as reader:
             assert reader.seekable()

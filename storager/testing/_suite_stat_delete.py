@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 
 from storager._errors import NotFoundError
 from storager._protocols import Storager
 from storager.testing._gating import covers
-from storager.testing._suite_base import _paths
+from storager.testing._suite_base import _paths, random_content
 
 
 class StatDeleteTests:
@@ -18,7 +16,7 @@ class StatDeleteTests:
     @covers("stat")
     def test_stat_reports_length_just_written(self, store: Storager) -> None:
         for length in (1, 4096, 70_001):
-            obj = store.write("stat.bin", secrets.token_bytes(length))
+            obj = store.write("stat.bin", random_content(length))
             assert obj.content_length in (None, length)
             stat = store.stat("stat.bin")
             assert stat.content_length == length

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
 import tracemalloc
 from collections.abc import Iterator
 
@@ -11,7 +10,7 @@ import pytest
 
 from storager._protocols import Storager
 from storager.testing._gating import covers
-from storager.testing._suite_base import MiB
+from storager.testing._suite_base import MiB, random_content
 
 
 class StreamingTests:
@@ -24,7 +23,7 @@ class StreamingTests:
     @covers("write", "open_reader", "stat")
     def test_write_streams_64mib_and_reads_back(self, store: Storager) -> None:
         digest = hashlib.sha256()
-        base = secrets.token_bytes(MiB)
+        base = random_content(MiB)
 
         def chunks() -> Iterator[bytes]:
             for i in range(64):
@@ -51,7 +50,7 @@ class StreamingTests:
             pytest.skip("write_memory_limit is None for this suite")
         if store.metadata().service == "memory":
             pytest.skip("the memory service keeps each object in process memory")
-        base = secrets.token_bytes(MiB)
+        base = random_content(MiB)
 
         def chunks() -> Iterator[bytes]:
             for i in range(64):
