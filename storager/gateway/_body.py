@@ -19,6 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from storager._sigv4 import (
     STREAMING_PAYLOAD,
@@ -181,7 +182,7 @@ class BodyStream:
         pending: Future[tuple[bytes, bool]] | None = self._next_batch()
         try:
             while pending is not None:
-                raw, more = pending.result()
+                raw, more = self._wait(pending)
                 pending = self._next_batch() if more else None
                 for piece in self._payload.feed(raw):
                     if piece:
@@ -194,6 +195,20 @@ class BodyStream:
         finally:
             if pending is not None:
                 pending.cancel()  # the write stopped early: receive no more of the body
+
+    def _wait(self, pending: Future[tuple[bytes, bool]]) -> tuple[bytes, bool]:
+        """The batch ``pending`` receives; gives up if the event loop stops meanwhile.
+
+        The loop answers within ``BODY_IDLE_TIMEOUT`` per message while it runs; a loop
+        that stopped (a server shut down mid-request) never will, and a worker thread
+        waiting on it for good would also hold the interpreter at exit.
+        """
+        while True:
+            try:
+                return pending.result(timeout=1.0)
+            except FutureTimeout:
+                if not self._loop.is_running():
+                    raise ClientDisconnected("the server stopped before the body ended") from None
 
     def _next_batch(self) -> Future[tuple[bytes, bool]]:
         return asyncio.run_coroutine_threadsafe(self._batch(), self._loop)
