@@ -298,7 +298,12 @@ def test_swapping_a_directory_for_an_outward_link_during_operations_never_escape
     ]
     for thread in threads:
         thread.start()
-    time.sleep(2.5)
+    # 2.5 s at least; on a busy machine on until enough swaps and operations (20 s at most).
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < 2.5 or (
+        (swaps <= 50 or counts["ok"] <= 100) and elapsed < 20
+    ):
+        time.sleep(0.1)
     stop.set()
     for thread in threads:
         thread.join()
