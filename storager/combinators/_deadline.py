@@ -23,14 +23,23 @@ shared by the stream and the waiting caller under one lock, decides which side w
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
-from storager._errors import OperationTimeoutError
+from storager._errors import InvalidArgumentError, OperationTimeoutError
 from storager._protocols import WriteData
 from storager._streams import CHUNK_SIZE, iter_chunks
 
-__all__ = ["COMMITTING", "EXPIRED", "PENDING", "STREAMING", "Deadline", "DeadlineStream"]
+__all__ = [
+    "COMMITTING",
+    "EXPIRED",
+    "PENDING",
+    "STREAMING",
+    "Deadline",
+    "DeadlineStream",
+    "check_settings",
+]
 
 #: Not started yet: nothing can have happened.
 PENDING = "pending"
@@ -147,3 +156,18 @@ def _chunks(deadline: Deadline, data: WriteData, chunk_size: int) -> Iterator[by
         return
     for chunk in iter_chunks(op, "timeout", path, data, chunk_size=chunk_size):
         yield bytes(chunk)
+
+
+def check_settings(seconds: float, per_op: Mapping[str, float | None] | None, grace: float) -> None:
+    """Refuse a Timeout's (sync or async) deadlines that are not positive, or a bad grace.
+
+    Raises:
+        InvalidArgumentError: Naming ``new`` and what was wrong.
+    """
+    for value in [seconds, *(per_op or {}).values()]:
+        if value is not None and (isinstance(value, bool) or not value > 0):
+            raise InvalidArgumentError("new", "timeout", "", "deadlines must be positive")
+    if isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 <= grace < math.inf:
+        raise InvalidArgumentError(
+            "new", "timeout", "", f"grace must be a finite number >= 0, not {grace!r}"
+        )

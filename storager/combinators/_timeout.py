@@ -24,13 +24,12 @@ The states and the lock that separates them are in ``_deadline``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar, cast
 
-from storager._errors import InvalidArgumentError, OutcomeUnknownError
+from storager._errors import OutcomeUnknownError
 from storager._object import Multipart, Object, Part
 from storager._protocols import Segmenter, Storager, WriteData
 from storager.combinators._base import (
@@ -40,7 +39,7 @@ from storager.combinators._base import (
     DelegateSegmenter,
     call_child,
 )
-from storager.combinators._deadline import Deadline, DeadlineStream
+from storager.combinators._deadline import Deadline, DeadlineStream, check_settings
 from storager.combinators._trace import in_context
 
 __all__ = ["Timeout"]
@@ -109,17 +108,7 @@ class Timeout(Delegate):
         grace: float = 0.0,
     ) -> None:
         super().__init__(inner)
-        for value in [seconds, *(per_op or {}).values()]:
-            if value is not None and (isinstance(value, bool) or not value > 0):
-                raise InvalidArgumentError("new", "timeout", "", "deadlines must be positive")
-        if (
-            isinstance(grace, bool)
-            or not isinstance(grace, int | float)
-            or not 0 <= grace < math.inf
-        ):
-            raise InvalidArgumentError(
-                "new", "timeout", "", f"grace must be a finite number >= 0, not {grace!r}"
-            )
+        check_settings(seconds, per_op, grace)
         self.seconds = seconds
         self.per_op = dict(per_op or {})
         self.grace = float(grace)

@@ -18,13 +18,12 @@ the data through the deadline stream, which refuses the next chunk. Either way:
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from storager._async_protocols import AsyncSegmenter, AsyncStorager
 from storager._async_types import AsyncWriteData
-from storager._errors import InvalidArgumentError, OutcomeUnknownError
+from storager._errors import OutcomeUnknownError
 from storager._object import Multipart, Object, Part
 from storager._protocols import Segmenter, WriteData
 from storager._streams import CHUNK_SIZE
@@ -36,7 +35,7 @@ from storager.aio.combinators._base import (
     Call,
 )
 from storager.combinators._base import MUTATING
-from storager.combinators._deadline import Deadline, DeadlineStream
+from storager.combinators._deadline import Deadline, DeadlineStream, check_settings
 
 __all__ = ["AsyncTimeout"]
 
@@ -84,17 +83,7 @@ class AsyncTimeout(AsyncDelegate):
         grace: float = 0.0,
     ) -> None:
         super().__init__(inner)
-        for value in [seconds, *(per_op or {}).values()]:
-            if value is not None and (isinstance(value, bool) or not value > 0):
-                raise InvalidArgumentError("new", "timeout", "", "deadlines must be positive")
-        if (
-            isinstance(grace, bool)
-            or not isinstance(grace, int | float)
-            or not 0 <= grace < math.inf
-        ):
-            raise InvalidArgumentError(
-                "new", "timeout", "", f"grace must be a finite number >= 0, not {grace!r}"
-            )
+        check_settings(seconds, per_op, grace)
         self.seconds = seconds
         self.per_op = dict(per_op or {})
         self.grace = float(grace)
