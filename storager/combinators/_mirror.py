@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from functools import partial
 from typing import Any, BinaryIO, TypeVar, cast
 
-from storager._errors import InvalidArgumentError, NotFoundError
+from storager._errors import InvalidArgumentError
 from storager._object import Object
 from storager._protocols import (
     Appender,
@@ -40,11 +40,10 @@ from storager.combinators._mirror_errors import (
     RollbackMode,
     WriteMode,
     check_mode,
-    describe_error,
-    mirror_error,
     take_callback,
 )
 from storager.combinators._mirror_multipart import MirrorSegmenter
+from storager.combinators._mirror_policy import fetch_error
 from storager.combinators._mirror_write import MirrorBase, Names
 from storager.combinators._path_locks import PathLocks
 from storager.combinators._pool import SlotPool, result_or_error
@@ -199,12 +198,7 @@ class Mirror(MirrorBase):
     def _fetch_error(
         self, op: str, path: str, names: Names, errors: Mapping[str, BaseException]
     ) -> MirrorError:
-        ordered = {n: errors[n] for n in names if n in errors}
-        if all(isinstance(e, NotFoundError) for e in ordered.values()):
-            outcomes = {n: "not found" for n in ordered}
-        else:
-            outcomes = {n: describe_error(e) for n, e in ordered.items()}
-        return mirror_error(op, path, outcomes, ordered)
+        return fetch_error(op, path, names, errors)
 
     def read(self, path: str, **pairs: Any) -> bytes:
         names, how = self._select("read", path, pairs, READ_MODES)

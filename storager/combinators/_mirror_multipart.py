@@ -21,44 +21,30 @@ targets' common etag, or an encoding of each target's when they differ.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
-from storager._errors import InvalidArgumentError, NotFoundError, OutcomeUnknownError
 from storager._object import Multipart, Object, Part
 from storager._protocols import Segmenter, WriteData
 from storager.combinators._base import prime, served_by
 from storager.combinators._mirror_errors import (
     WRITE_MODES,
-    check_mode,
-    describe_error,
-    mirror_error,
 )
-from storager.combinators._mirror_write import MirrorBase, Names, Outcome
+from storager.combinators._mirror_policy import (
+    Names,
+    Outcome,
+    aborts_after_failed_completion,
+    combined_part,
+    encode_uploads,
+    outcome_error,
+    parts_for,
+    upload_mode,
+    uploads_of,
+)
+from storager.combinators._mirror_write import MirrorBase
 
 __all__ = ["MirrorSegmenter"]
-
-_TAG = "mirror-"
-
-
-def _encode(value: object) -> str:
-    raw = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-    return _TAG + base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(text: str) -> Any:
-    """Return what :func:`_encode` encoded, or None when ``text`` is not one of ours."""
-    if not text.startswith(_TAG):
-        return None
-    body = text[len(_TAG) :]
-    try:
-        return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except (binascii.Error, ValueError):
-        return None
 
 
 class MirrorSegmenter(MirrorBase, Segmenter):
@@ -66,43 +52,15 @@ class MirrorSegmenter(MirrorBase, Segmenter):
 
     def _uploads(self, op: str, multipart: Multipart) -> dict[str, Multipart]:
         """Return each target's upload of ``multipart``, or raise NotFoundError."""
-        decoded = _decode(multipart.upload_id)
-        ups: dict[str, Multipart] = {}
-        if isinstance(decoded, dict) and decoded:
-            for name, value in decoded.items():
-                if name not in self._targets:
-                    break
-                if isinstance(value, str):
-                    ups[name] = Multipart(multipart.path, value)
-                elif (
-                    isinstance(value, list)
-                    and len(value) == 2
-                    and all(isinstance(v, str) for v in value)
-                ):
-                    ups[name] = Multipart(value[0], value[1])
-                else:
-                    break
-            else:
-                return ups
-        raise NotFoundError(op, "mirror", multipart.path, "no such multipart upload")
+        return uploads_of(op, multipart, self._targets)
 
     def _how(self, op: str, multipart: Multipart, pairs: dict[str, Any]) -> str:
-        if "targets" in pairs:
-            raise InvalidArgumentError(
-                op, "mirror", multipart.path, "an upload's targets are fixed by create_multipart"
-            )
-        how = pairs.pop("how", None)
-        if how is None:
-            return self._write_mode
-        check_mode(op, "how", how, WRITE_MODES)
-        return cast(str, how)
+        return upload_mode(op, multipart, pairs, self._write_mode)
 
     def _raise(self, op: str, path: str, names: Names, outcome: Outcome) -> None:
-        errors = {n: e for n, (_, e) in outcome.items() if e is not None}
-        if errors:
-            words = {n: "ok" if e is None else describe_error(e) for n, (_, e) in outcome.items()}
-            words.update({n: "not attempted" for n in names if n not in outcome})
-            raise mirror_error(op, path, {n: words[n] for n in names}, errors)
+        error = outcome_error(op, path, names, outcome)
+        if error is not None:
+            raise error
 
     def create_multipart(self, path: str, **pairs: Any) -> Multipart:
         """Start an upload on every target; if one fails, abort the others'."""
@@ -125,13 +83,7 @@ class MirrorSegmenter(MirrorBase, Segmenter):
                         with contextlib.suppress(Exception):
                             cast(Segmenter, self._targets[name]).abort_multipart(mp)
                 self._raise("create_multipart", path, names, outcome)
-            ups = {n: cast(Multipart, outcome[n][0]) for n in names}
-            main = ups[names[0]].path
-            encoded = {
-                n: mp.upload_id if mp.path == main else [mp.path, mp.upload_id]
-                for n, mp in ups.items()
-            }
-            return Multipart(main, _encode(encoded))
+            return encode_uploads(names, {n: cast(Multipart, outcome[n][0]) for n in names})
 
     def write_multipart(
         self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
@@ -171,10 +123,7 @@ class MirrorSegmenter(MirrorBase, Segmenter):
                     ),
                     [],
                 )
-        first = parts[names[0]]
-        etags = {n: p.etag for n, p in parts.items()}
-        etag = first.etag if len(set(etags.values())) == 1 else _encode(etags)
-        return Part(first.number, first.size, etag)
+        return combined_part(names, parts)
 
     def complete_multipart(
         self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
@@ -185,23 +134,10 @@ class MirrorSegmenter(MirrorBase, Segmenter):
         how = self._how(op, multipart, pairs)
         names = list(ups)
 
-        def parts_for(name: str) -> list[Part]:
-            out = []
-            for part in parts:
-                etags = _decode(part.etag)
-                etag = etags.get(name, "") if isinstance(etags, dict) else part.etag
-                out.append(Part(part.number, part.size, etag))
-            return out
-
         def after_failure(outcome: Outcome) -> None:
-            if all(err is not None for _, err in outcome.values()):
-                return  # nothing completed: the uploads stay for another try
-            if any(isinstance(err, OutcomeUnknownError) for _, err in outcome.values()):
-                return  # a completion may yet land: aborting would race it
-            for name in names:
-                if name not in outcome or outcome[name][1] is not None:
-                    with contextlib.suppress(Exception):
-                        cast(Segmenter, self._targets[name]).abort_multipart(ups[name])
+            for name in aborts_after_failed_completion(outcome, names):
+                with contextlib.suppress(Exception):
+                    cast(Segmenter, self._targets[name]).abort_multipart(ups[name])
 
         with self._traced(op, multipart.path):
             return self._mutate(
@@ -210,7 +146,9 @@ class MirrorSegmenter(MirrorBase, Segmenter):
                 {n: [mp.path] for n, mp in ups.items()},
                 names,
                 how,
-                lambda n, s: cast(Segmenter, s).complete_multipart(ups[n], parts_for(n), **pairs),
+                lambda n, s: cast(Segmenter, s).complete_multipart(
+                    ups[n], parts_for(n, parts), **pairs
+                ),
                 on_failure=after_failure,
             )
 

@@ -9,7 +9,6 @@ failed change wrote on the targets where it succeeded.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import queue
 import shutil
 import tempfile
@@ -19,17 +18,26 @@ from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any, TypeVar
 
-from storager._errors import InvalidArgumentError, NotFoundError, OutcomeUnknownError
+from storager._errors import NotFoundError
 from storager._protocols import Storager, WriteData
 from storager._streams import iter_chunks
-from storager.combinators._base import Wrapper, call_child, check_names
+from storager.combinators._base import Wrapper, call_child
 from storager.combinators._mirror_errors import (
-    WRITE_MODES,
     FeedAborted,
-    check_mode,
     describe_error,
     mirror_error,
     take_callback,
+)
+from storager.combinators._mirror_policy import (
+    Names,
+    Outcome,
+    Touched,
+    all_paths,
+    outcome_error,
+    paths_of,
+    restore_pairs,
+    rollback_plan,
+    select_targets,
 )
 from storager.combinators._path_locks import PathLocks
 from storager.combinators._pool import SlotPool, result_or_error
@@ -38,9 +46,6 @@ from storager.combinators._trace import span, tracing
 __all__ = ["MirrorBase", "Names", "Outcome", "Touched"]
 
 T = TypeVar("T")
-Names = list[str]
-#: Each target's result, or the error it raised.
-Outcome = dict[str, tuple[Any, BaseException | None]]
 
 
 @dataclass(slots=True)
@@ -54,8 +59,6 @@ class Saved:
 
 #: Per target, per path: what it held (None: nothing).
 Spools = dict[str, dict[str, Saved | None]]
-#: The paths a change may alter: the same on every target, or per target name.
-Touched = Names | Mapping[str, Names]
 
 _FEED_POLL = 0.05
 _END = object()
@@ -82,20 +85,16 @@ class MirrorBase(Wrapper):
         self, op: str, path: str, pairs: dict[str, Any], modes: Sequence[str]
     ) -> tuple[Names, str]:
         """Take ``targets=`` and ``how=`` out of ``pairs``; return the names and the mode."""
-        names = pairs.pop("targets", None)
-        how = pairs.pop("how", None)
-        if names is None:
-            chosen = list(self._order)
-        else:
-            if isinstance(names, str) or not isinstance(names, Sequence) or not names:
-                raise InvalidArgumentError(op, "mirror", path, "targets must be a list of names")
-            check_names(op, "mirror", names, self._targets)
-            chosen = list(dict.fromkeys(names))
-        if how is None:
-            how = self._write_mode if modes is WRITE_MODES else self._read_mode
-        else:
-            check_mode(op, "how", how, modes)
-        return chosen, how
+        return select_targets(
+            op,
+            path,
+            pairs,
+            modes,
+            order=self._order,
+            known=self._targets,
+            write_mode=self._write_mode,
+            read_mode=self._read_mode,
+        )
 
     def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
         return span(self.describe_label(), op, path) if tracing() else contextlib.nullcontext()
@@ -133,10 +132,9 @@ class MirrorBase(Wrapper):
         """Run ``fn`` on every target, none skipped; raise a MirrorError if any failed."""
         with self._locks.hold([path]):
             outcome = self._each(names, how, lambda n: self._on(n, op, path, fn), stop=False)
-        errors = {n: e for n, (_, e) in outcome.items() if e is not None}
-        if errors:
-            words = {n: "ok" if e is None else describe_error(e) for n, (_, e) in outcome.items()}
-            raise mirror_error(op, path, words, errors)
+        error = outcome_error(op, path, names, outcome)
+        if error is not None:
+            raise error
         return outcome[names[0]][0]  # type: ignore[no-any-return]
 
     # -- changes that roll back ---------------------------------------------------------
@@ -216,27 +214,11 @@ class MirrorBase(Wrapper):
         snapshots: Mapping[str, Mapping[str, Saved | None]],
         touched: Touched,
     ) -> dict[str, str]:
-        words: dict[str, str] = {}
-        # A target that may yet take the change must not be left alone with it:
-        # keep it where it succeeded, and let the caller see the outcome is unknown.
-        unknown = any(isinstance(err, OutcomeUnknownError) for _, err in outcome.values())
-        for name, (_, err) in outcome.items():
-            if err is not None:
-                words[name] = "cancelled" if isinstance(err, FeedAborted) else describe_error(err)
-                continue
-            paths = _paths(touched, name)
-            if not paths:
-                words[name] = "ok"
-                continue
-            if unknown:
-                words[name] = "ok (kept: the outcome on another target is unknown)"
-                continue
-            if self._rollback == "none":
-                words[name] = "ok (not rolled back)"
-                continue
+        words, undo = rollback_plan(outcome, touched, self._rollback)
+        for name in undo:
             target = self._targets[name]
             try:
-                for p in paths:
+                for p in _paths(touched, name):
                     saved = snapshots.get(name, {}).get(p) if self._rollback == "restore" else None
                     if saved is None:
                         target.delete(p)
@@ -346,24 +328,14 @@ class MirrorBase(Wrapper):
             _close_spools(snapshots)
 
 
-def _paths(touched: Touched, name: str) -> Names:
-    return list(touched.get(name, ())) if isinstance(touched, Mapping) else touched
-
-
-def _all_paths(touched: Touched) -> Names:
-    if isinstance(touched, Mapping):
-        return list(itertools.chain.from_iterable(touched.values()))
-    return list(touched)
+_paths = paths_of
+_all_paths = all_paths
 
 
 def _restore(target: Storager, path: str, saved: Saved) -> None:
     """Put back the saved bytes, with the metadata the target accepts on a write."""
     accepted = target.metadata().capability.operations.get("write", frozenset())
-    pairs: dict[str, Any] = {}
-    if saved.content_type is not None and "content_type" in accepted:
-        pairs["content_type"] = saved.content_type
-    if saved.user_metadata and "user_metadata" in accepted:
-        pairs["user_metadata"] = dict(saved.user_metadata)
+    pairs = restore_pairs(accepted, saved.content_type, saved.user_metadata)
     saved.spool.seek(0)
     target.write(path, saved.spool, **pairs)
 
