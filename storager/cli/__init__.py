@@ -55,7 +55,6 @@ from storager._errors import (
 from storager.cli._commands import Context, PartialFailure, UsageError
 from storager.cli._parser import build_parser
 from storager.cli._urls import Location, Stores, split_url
-from storager.tree import TreeFile
 
 __all__ = [
     "EXIT_FAILED",
@@ -108,7 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             and _isatty(sys.stderr)
         )
     try:
-        trees = TreeFile.read(args.config) if getattr(args, "config", None) else None
+        trees = None
+        if getattr(args, "config", None):
+            from storager.tree import TreeFile  # only with --config: it loads the combinators
+
+            trees = TreeFile.read(args.config)
         with Stores(trees=trees) as stores:
             ctx = Context(
                 stores=stores,

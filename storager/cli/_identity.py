@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import posixpath
+import sys
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from storager._protocols import Storager
 from storager._service import Service
-from storager.cli._trees import TreeView
 
 __all__ = ["Place", "Resolver"]
 
@@ -51,7 +51,7 @@ class Resolver:
     """
 
     def __init__(self, store: Storager, store_url: str = "") -> None:
-        inner = store.inner if isinstance(store, TreeView) else store
+        inner = _tree_inner(store) or store
         # A tree view drops the leading "/": paths are relative to the tree's work_dir.
         self._relative = inner is not store
         meta = inner.metadata()
@@ -76,6 +76,19 @@ class Resolver:
             local = os.path.join(self._local_root, absolute.lstrip("/"))
             return Place(self._key, os.path.realpath(local))
         return Place(self._key, absolute)
+
+
+def _tree_inner(store: Storager) -> Storager | None:
+    """Return the tree inside ``store`` when it is a ``--config`` tree view, else None.
+
+    The view's module (and the combinators under it) loads only with ``--config``; when
+    it was never loaded, no store can be a view, and the check costs no import.
+    """
+    trees = sys.modules.get("storager.cli._trees")
+    if trees is not None and isinstance(store, trees.TreeView):
+        inner: Storager = store.inner
+        return inner
+    return None
 
 
 def _endpoint(store_url: str, name: str) -> tuple[str, str]:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+import importlib
+from typing import TYPE_CHECKING, NoReturn
 
-from storager.cli._bench import cmd_bench
-from storager.cli._commands import UsageError, cmd_cat, cmd_ls, cmd_rm, cmd_stat
-from storager.cli._copy import cmd_cp, cmd_mv
-from storager.cli._doctor import cmd_doctor
-from storager.cli._du import cmd_du
+from storager.cli._commands import UsageError
 from storager.cli._serve import add_serve_parser
-from storager.cli._sync import cmd_sync
 from storager.cli._transfer import DEFAULT_JOBS
+
+if TYPE_CHECKING:
+    from storager.cli._commands import Context
 
 __all__ = ["build_parser"]
 
@@ -23,6 +22,37 @@ trailing '/' names a directory. Exit codes: 0 success, 1 an operation failed (or
 objects of cp -r, mv -r or sync, each listed; or doctor's round trip), 2 usage error
 (bad arguments, bad URL or tree file, unknown scheme or pair), 130 interrupted.
 """
+
+
+class _Command:
+    """A command's function, imported when the command runs.
+
+    A run imports only its own command's module: ``ls`` does not load bench's or
+    doctor's imports (start-up is most of a small command's time).
+    """
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    def __call__(self, args: argparse.Namespace, ctx: Context) -> None:
+        command = getattr(importlib.import_module(self.module), self.name)
+        command(args, ctx)
+
+
+#: Each command's module and function.
+_COMMANDS = {
+    "ls": _Command("storager.cli._commands", "cmd_ls"),
+    "stat": _Command("storager.cli._commands", "cmd_stat"),
+    "cat": _Command("storager.cli._commands", "cmd_cat"),
+    "cp": _Command("storager.cli._copy", "cmd_cp"),
+    "mv": _Command("storager.cli._copy", "cmd_mv"),
+    "sync": _Command("storager.cli._sync", "cmd_sync"),
+    "rm": _Command("storager.cli._commands", "cmd_rm"),
+    "du": _Command("storager.cli._du", "cmd_du"),
+    "doctor": _Command("storager.cli._doctor", "cmd_doctor"),
+    "bench": _Command("storager.cli._bench", "cmd_bench"),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -203,19 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--json", action="store_true", help="print JSON")
 
-    commands = {
-        "ls": cmd_ls,
-        "stat": cmd_stat,
-        "cat": cmd_cat,
-        "cp": cmd_cp,
-        "mv": cmd_mv,
-        "sync": cmd_sync,
-        "rm": cmd_rm,
-        "du": cmd_du,
-        "doctor": cmd_doctor,
-        "bench": cmd_bench,
-    }
     for name, parser_ in sub.choices.items():
-        parser_.set_defaults(func=commands[name])
+        parser_.set_defaults(func=_COMMANDS[name])
     add_serve_parser(sub)  # the gateway's command, with its own options
     return parser

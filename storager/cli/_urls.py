@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from storager._errors import (
@@ -33,8 +34,9 @@ from storager._errors import (
 from storager._protocols import Storager
 from storager._registry import open as open_store
 from storager._registry import redact_url, service_class
-from storager.cli._trees import TreeView, tree_location
-from storager.tree import TreeFile
+
+if TYPE_CHECKING:
+    from storager.tree import TreeFile
 
 __all__ = ["Location", "Stores", "split_url"]
 
@@ -126,6 +128,9 @@ class Stores:
     def locate(self, arg: str) -> Location:
         """Split an argument: ``NAME:path`` for a tree of ``trees``, else :func:`split_url`."""
         if self.trees is not None:
+            # Loaded only with --config: the tree view loads the combinators.
+            from storager.cli._trees import tree_location
+
             found = tree_location(arg, self.trees)
             if found is not None:
                 name, path = found
@@ -136,6 +141,8 @@ class Stores:
         """Return the store for ``location``, opening it on first use."""
         store = self._open.get(location.store_url)
         if store is None and location.tree and self.trees is not None:
+            from storager.cli._trees import TreeView
+
             store = self._open[location.store_url] = TreeView(self.trees.build(location.tree))
         if store is None:
             try:
