@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fsspec.asyn import AsyncFileSystem, _run_coros_in_chunks, sync
+from fsspec.asyn import AsyncFileSystem, sync
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.core import has_magic
 from fsspec.utils import tokenize
@@ -39,6 +39,7 @@ from storager._protocols import Storager
 from storager._registry import redact_url
 from storager._service import Service
 from storager.aio import async_view
+from storager.fsspec._batches import DEFAULT_IN_FLIGHT, run_bounded
 from storager.fsspec._entries import directory_entry, entry
 from storager.fsspec._files import StoragerReadFile, StoragerWriteFile
 from storager.fsspec._ranges import coalesce, counts_from_end, read_window
@@ -503,22 +504,11 @@ class StoragerFileSystem(AsyncFileSystem, metaclass=_Metaclass):  # type: ignore
     ) -> list[Any]:
         """Await ``coros``, at most ``batch_size`` (else the filesystem's) at a time.
 
-        fsspec's own batching: a store's connection pool bounds how many requests it can
-        have in flight. Unless ``return_exceptions``, the first error is raised as it is
-        and the calls still running are cancelled, those not started closed.
+        A store's connection pool bounds how many requests it can serve at once, so more
+        in flight only queue: without a ``batch_size`` anywhere, ``DEFAULT_IN_FLIGHT``.
         """
-        try:
-            return list(
-                await _run_coros_in_chunks(
-                    coros,
-                    batch_size=batch_size or self.batch_size,
-                    return_exceptions=return_exceptions,
-                    nofiles=True,
-                )
-            )
-        finally:
-            for coro in coros:
-                coro.close()  # a no-op for those that ran
+        limit = batch_size or self.batch_size or DEFAULT_IN_FLIGHT
+        return await run_bounded(coros, limit, return_exceptions=return_exceptions)
 
     async def _mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
         path = self._strip_protocol(path)

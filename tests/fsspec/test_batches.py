@@ -16,6 +16,7 @@ import pytest
 import storager
 from storager import PermissionDeniedError
 from storager.fsspec import StoragerFileSystem
+from storager.fsspec._batches import DEFAULT_IN_FLIGHT
 from tests.fsspec._doubles import Watched, watched
 
 FILES = 40
@@ -52,6 +53,15 @@ def test_rm_uses_the_filesystem_batch_size(store: Watched) -> None:
     fs.rm("d", recursive=True)
     assert fs.find("") == []
     assert 1 < store.watched.max_in_flight <= 5
+
+
+def test_without_a_batch_size_the_default_bounds_the_calls_in_flight(store: Watched) -> None:
+    fs = StoragerFileSystem(store)
+    assert FILES > DEFAULT_IN_FLIGHT  # else the bound would not be reached
+    names = [f"d/{i:02}" for i in range(FILES)]
+    out = fs.cat_ranges(names, [0] * FILES, [1] * FILES)
+    assert out == [b"%d" % (i // 10) for i in range(FILES)]
+    assert 1 < store.watched.max_in_flight <= DEFAULT_IN_FLIGHT
 
 
 def test_cat_ranges_keeps_batch_size_reads_in_flight(store: Watched) -> None:
