@@ -33,7 +33,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from storager._endpoints import check_endpoint
 from storager._errors import (
@@ -61,6 +61,9 @@ from storager.services.s3._multipart import S3Multipart
 from storager.services.s3._reader import PrefetchingReader
 from storager.services.s3._transport import Head, Transport
 from storager.services.s3._upload import PART_MAX, upload
+
+if TYPE_CHECKING:
+    from storager.aio import NativeAsync
 
 __all__ = ["S3Storage"]
 
@@ -160,6 +163,15 @@ class S3Storage(S3Multipart, S3Generated):
             executor, self._executor = self._executor, None
         if executor is not None and self._executor_pid == os.getpid():
             executor.shutdown(wait=True, cancel_futures=True)
+
+    def _native_async(self) -> NativeAsync | None:
+        """Return the async twin that runs on the caller's loop (see ``_async``); a store
+        on the s3fs request path keeps the threaded view."""
+        if not isinstance(self._transport, HttpTransport):
+            return None
+        from storager.services.s3._async import S3Async
+
+        return S3Async(self, self._transport)
 
     def _map_error(self, exc: Exception, op: str, path: str) -> StorageError:
         return map_error(exc, op, path, self._bucket)
