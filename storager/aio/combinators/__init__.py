@@ -5,9 +5,9 @@ and keeps the sync combinator's semantics by running the same policy core (Retry
 ``Attempts``, Timeout's ``Deadline``, Prefixed's ``PrefixMap``, Logged's ``Reporter``);
 only the awaiting is written here. ``AsyncTimeout`` cancels the operation for real.
 Twins: AsyncRetry, AsyncTimeout, AsyncFailover, AsyncPrefixed, AsyncReadOnly,
-AsyncLogged, AsyncAudited, AsyncRouter, AsyncCached. Mirror has no twin yet:
-``async_mirror`` runs the sync Mirror over the children's sync twins on a thread pool
-(same code, same semantics, not native).
+AsyncLogged, AsyncAudited, AsyncRouter, AsyncCached, AsyncMirror (on the sync Mirror's
+``_mirror_policy``). ``async_mirror`` is the older bridge: the sync Mirror over the
+children's sync twins on a thread pool (same code, not native).
 
 >>> import asyncio, storager
 >>> from storager.aio.combinators import AsyncRetry, AsyncTimeout
@@ -24,6 +24,7 @@ from storager.aio.combinators._bridged import async_mirror
 from storager.aio.combinators._cached import AsyncCached
 from storager.aio.combinators._failover import AsyncFailover
 from storager.aio.combinators._logged import AsyncLogged
+from storager.aio.combinators._mirror import AsyncMirror
 from storager.aio.combinators._prefixed import AsyncPrefixed, AsyncReadOnly
 from storager.aio.combinators._retry import AsyncRetry
 from storager.aio.combinators._router import AsyncRouter
@@ -35,6 +36,7 @@ __all__ = [
     "AsyncDelegate",
     "AsyncFailover",
     "AsyncLogged",
+    "AsyncMirror",
     "AsyncPrefixed",
     "AsyncReadOnly",
     "AsyncRetry",
