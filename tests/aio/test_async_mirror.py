@@ -22,8 +22,15 @@ from storager import (
 )
 from storager._async_protocols import AsyncSegmenter
 from storager.aio import async_view
-from storager.aio.combinators import AsyncDelegate, AsyncMirror, AsyncTimeout
-from storager.combinators import Mirror, MirrorError
+from storager.aio.combinators import (
+    AsyncCached,
+    AsyncDelegate,
+    AsyncLogged,
+    AsyncMirror,
+    AsyncRetry,
+    AsyncTimeout,
+)
+from storager.combinators import Mirror, MirrorError, RetryPolicy
 from storager.services.fs import FsStorage
 from storager.services.memory import MemoryStorage
 from storager.testing import AsyncStoragerSuite
@@ -104,6 +111,33 @@ class TestAsyncMirrorOverMemoryRacing(AsyncStoragerSuite):
 
     def test_async_capabilities_match_the_sync_ones(self) -> None:
         pytest.skip("a mirror is never a Presigner: its capability is not memory's alone")
+
+
+class TestAsyncNestedTreeWithMirror(AsyncStoragerSuite):
+    """AsyncLogged(AsyncRetry(AsyncMirror({primary: AsyncCached(memory, fs), backup:
+    AsyncTimeout(fs)}))): the async form of the sync nested tree."""
+
+    @pytest.fixture
+    def storager_factory(self, tmp_path: Path) -> Callable[..., Storager]:
+        def factory(work_dir: str, **pairs: Any) -> Storager:
+            return FsStorage(root=str(tmp_path / "a"), work_dir=work_dir, **pairs)
+
+        return factory
+
+    @pytest.fixture(autouse=True)
+    def _backup_dir(self, tmp_path: Path) -> None:
+        self._backup_root = tmp_path / "b"
+        self._backup_root.mkdir(exist_ok=True)
+
+    def to_async(self, store: Storager) -> AsyncStorager:
+        wd = store.metadata().work_dir
+        primary = AsyncCached(_aio(MemoryStorage(work_dir=wd)), _aio(store))
+        backup = AsyncTimeout(_aio(FsStorage(root=str(self._backup_root), work_dir=wd)), 30.0)
+        mirror = AsyncMirror({"primary": primary, "backup": backup}, write="parallel")
+        return AsyncLogged(AsyncRetry(mirror, RetryPolicy(initial_backoff=0.001)))
+
+    def test_async_capabilities_match_the_sync_ones(self) -> None:
+        pytest.skip("the tree's capability is what its stores share, not fs's alone")
 
 
 # -- rollback (tests/combinators/test_faults.py, awaited) ---------------------------------
