@@ -1,17 +1,30 @@
-"""The native async s3 store (``services/s3/_async``) against moto and SeaweedFS."""
+"""The native async s3 store (``services/s3/_async*``) against moto and SeaweedFS.
+
+The async conformance suite runs on it here on moto, and in test_async_services.py on
+SeaweedFS (``async_view`` of an s3 store is the native store). The tests below check
+what only the native path has: that it is the one ``store.aio`` gives, streaming and
+cancelled writes (nothing left behind, no upload), parallel ranged reads, kept-alive
+connections per loop, and the request retry policy on a server that throttles.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import http.server
+import secrets
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 import storager
-from storager.aio import async_view
+from storager import NotFoundError, RateLimitedError
+from storager.aio import AsyncView, async_view
+from storager.combinators import RetryPolicy
 from storager.services.s3 import S3Storage
 from storager.services.s3._async import S3Async
+from storager.services.s3._async_wire import AsyncConnections
 from storager.testing import AsyncStoragerSuite, url_factory
 from tests.services import test_s3
 
@@ -20,28 +33,12 @@ seaweedfs_bucket = test_s3.seaweedfs_bucket
 
 pytestmark = pytest.mark.s3
 
-
-@pytest.fixture(params=["moto", "seaweedfs"])
-def bucket(request: pytest.FixtureRequest) -> test_s3.Bucket:
-    return request.getfixturevalue(f"{request.param}_bucket")  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def store(bucket: test_s3.Bucket, request: pytest.FixtureRequest) -> Iterator[S3Async]:
-    sync = bucket.open(f"native-{request.node.name[-40:]}-{id(request)}/")
-    native = async_view(sync)
-    assert isinstance(native, S3Async)
-    try:
-        yield native
-    finally:
-        for obj in sync.list("", list_mode="prefix"):
-            sync.delete(obj.path)
-        asyncio.run(native.close())
+MiB = 1 << 20
 
 
 class TestAsyncS3NativeMoto(AsyncStoragerSuite):
     # moto keeps objects in this process's memory: the client's bound is checked on
-    # SeaweedFS (tests/aio/test_async_services.py runs the suite there, natively).
+    # SeaweedFS (test_async_services.py runs the suite there, natively).
     write_memory_limit = None
 
     def test_write_multipart_unknown_upload_raises_not_found(self, store: Any) -> None:
@@ -52,9 +49,213 @@ class TestAsyncS3NativeMoto(AsyncStoragerSuite):
         return url_factory(moto_bucket.url(), credential=moto_bucket.credential)
 
 
-def test_smoke(store: S3Async) -> None:
-    async def run() -> bytes:
-        await store.write("a", b"hi")
-        return await store.read("a")
+@pytest.fixture(params=["moto", "seaweedfs"])
+def bucket(request: pytest.FixtureRequest) -> test_s3.Bucket:
+    return request.getfixturevalue(f"{request.param}_bucket")  # type: ignore[no-any-return]
 
-    assert asyncio.run(run()) == b"hi"
+
+@pytest.fixture
+def sync(bucket: test_s3.Bucket) -> Iterator[S3Storage]:
+    store = bucket.open(f"native-{secrets.token_hex(4)}/")
+    try:
+        yield store
+    finally:
+        for obj in store.list("", list_mode="prefix"):
+            store.delete(obj.path)
+        store.close()
+
+
+@pytest.fixture
+def native(sync: S3Storage) -> Iterator[S3Async]:
+    twin = async_view(sync)
+    assert isinstance(twin, S3Async)
+    yield twin
+    asyncio.run(twin.close())
+
+
+def _uploads(bucket: test_s3.Bucket, sync: S3Storage, path: str) -> list[Any]:
+    key = sync.metadata().work_dir.lstrip("/") + path
+    return test_s3._uploads(bucket, key)
+
+
+async def _parts(*sizes: int, fail: bool = False, stall: bool = False) -> AsyncIterator[bytes]:
+    for i, size in enumerate(sizes):
+        await asyncio.sleep(0)
+        yield bytes([i + 1]) * size
+    if fail:
+        raise RuntimeError("source failed")
+    if stall:
+        await asyncio.sleep(30)  # cancelled long before
+
+
+def test_store_aio_is_the_native_store_and_s3fs_keeps_the_view(bucket: test_s3.Bucket) -> None:
+    store = bucket.open()
+    s3fs = bucket.open(request_path="s3fs")
+    try:
+        assert isinstance(store.aio, S3Async)
+        assert store.aio is store.aio
+        assert isinstance(s3fs.aio, AsyncView)
+        assert isinstance(async_view(store, native=False), AsyncView)
+    finally:
+        store.close()
+        s3fs.close()
+
+
+def test_stream_larger_than_a_part_is_a_multipart_upload(native: S3Async) -> None:
+    async def run() -> tuple[storager.Object, bytes, storager.Object]:
+        written = await native.write("big.bin", _parts(6 * MiB, 5 * MiB))
+        return (
+            written,
+            await native.read("big.bin", offset=6 * MiB - 1, size=2),
+            await native.stat("big.bin"),
+        )
+
+    written, middle, stat = asyncio.run(run())
+    assert written.content_length == 11 * MiB
+    assert written.etag is not None and written.etag.endswith("-3")  # 5 + 5 + 1 MiB
+    assert stat.etag == written.etag and stat.content_length == 11 * MiB
+    assert middle == bytes([1, 2])
+
+
+def test_failed_stream_aborts_its_upload(
+    bucket: test_s3.Bucket, sync: S3Storage, native: S3Async
+) -> None:
+    with pytest.raises(RuntimeError, match="source failed"):
+        asyncio.run(native.write("broken.bin", _parts(6 * MiB, fail=True)))
+    assert _uploads(bucket, sync, "broken.bin") == []
+    with pytest.raises(NotFoundError):
+        sync.stat("broken.bin")
+
+
+def test_cancelled_stream_writes_nothing_and_leaves_no_upload(
+    bucket: test_s3.Bucket, sync: S3Storage, native: S3Async
+) -> None:
+    sync.write("kept.bin", b"old")
+
+    async def run() -> None:
+        await asyncio.wait_for(native.write("kept.bin", _parts(6 * MiB, stall=True)), 2.0)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(run())
+    assert _uploads(bucket, sync, "kept.bin") == []
+    assert sync.read("kept.bin") == b"old"
+
+
+def test_large_read_is_parallel_ranges_of_one_version(sync: S3Storage, native: S3Async) -> None:
+    data = secrets.token_bytes(17 * MiB)  # three ranges of 8 MiB at most
+    sync.write("large.bin", data)
+
+    async def run() -> tuple[bytes, bytes]:
+        whole = await native.read("large.bin")
+        async with await native.open_reader("large.bin", offset=MiB) as reader:
+            await reader.seek(7 * MiB, 1)
+            part = await reader.read(2 * MiB)
+        return whole, part
+
+    whole, part = asyncio.run(run())
+    assert whole == data
+    assert part == data[8 * MiB : 10 * MiB]
+
+
+def test_connections_are_kept_alive_per_loop(
+    seaweedfs_bucket: test_s3.Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SeaweedFS keeps connections alive (moto's server closes each one).
+    opened: list[int] = []
+    connect = AsyncConnections._connect
+
+    async def counting(self: AsyncConnections) -> Any:
+        opened.append(id(self))
+        return await connect(self)
+
+    monkeypatch.setattr(AsyncConnections, "_connect", counting)
+    store = seaweedfs_bucket.open(f"native-{secrets.token_hex(4)}/", max_connections=8)
+
+    async def run() -> tuple[int, int]:
+        try:
+            for i in range(20):
+                await store.aio.write(f"k/{i}", b"x")
+                assert await store.aio.read(f"k/{i}") == b"x"
+            in_turn = len(opened)
+            await asyncio.gather(*(store.aio.read(f"k/{i % 20}") for i in range(100)))
+            return in_turn, len(opened)
+        finally:
+            await asyncio.gather(*(store.aio.delete(f"k/{i}") for i in range(20)))
+            await store.aio.close()
+
+    in_turn, at_once = asyncio.run(run())
+    assert in_turn == 1  # 40 requests in turn: one connection
+    assert at_once <= 8  # 100 at once: within max_connections
+    assert len(set(opened)) == 1  # one pool: one loop
+
+
+def test_cancelled_read_does_not_poison_the_pool(sync: S3Storage, native: S3Async) -> None:
+    sync.write("r.bin", secrets.token_bytes(4 * MiB))
+    sync.write("s.txt", b"small")
+
+    async def run() -> bytes:
+        task = asyncio.ensure_future(native.read("r.bin"))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return await native.read("s.txt")
+
+    assert asyncio.run(run()) == b"small"
+
+
+# -- the request retry policy, on a server that throttles ----------------------------------
+
+
+class _Throttling(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: list[str]
+
+    def do_PUT(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.seen.append(self.command)
+        body = b"<Error><Code>SlowDown</Code><Message>slow down</Message></Error>"
+        self.send_response(503)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def throttling() -> Iterator[tuple[str, list[str]]]:
+    seen: list[str] = []
+    handler = type("Handler", (_Throttling,), {"seen": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_throttled_requests_are_retried_by_the_store_policy(
+    throttling: tuple[str, list[str]],
+) -> None:
+    endpoint, seen = throttling
+    store = storager.open(f"s3://b/?endpoint={endpoint}&location=us-east-1", credential="hmac:a:b")
+    assert isinstance(store, S3Storage)
+    store.request_retry = RetryPolicy(max_attempts=3, initial_backoff=0.01, jitter=0.0)
+
+    async def run() -> None:
+        try:
+            await store.aio.write("a.txt", b"hi")
+        finally:
+            await store.aio.close()
+
+    with pytest.raises(RateLimitedError) as caught:
+        asyncio.run(run())
+    assert seen == ["PUT"] * 3
+    assert caught.value.op == "write" and caught.value.path.endswith("a.txt")
+    assert any("gave up after 3 attempts" in note for note in caught.value.__notes__)
