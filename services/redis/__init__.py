@@ -11,7 +11,6 @@ the old object or the new one whole. Generations nobody uses are deleted by the 
 
 from __future__ import annotations
 
-import base64
 import io
 import itertools
 import logging
@@ -21,7 +20,6 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from storager._errors import (
-    InvalidArgumentError,
     NotFoundError,
     ObjectModeInvalidError,
     PairInvalidError,
@@ -53,13 +51,14 @@ from storager.services.redis._listing import list_index
 from storager.services.redis._manifest import (
     STAT_FIELDS,
     Manifest,
-    manifest_fields,
     parse_mtime,
 )
+from storager.services.redis._plan import run
 from storager.services.redis._reader import ChunkMissing, ChunkRange, read_chunks
-from storager.services.redis._scripts import Scripts, commit_args, refusal
+from storager.services.redis._scripts import Scripts, refusal
 from storager.services.redis._sweep import Sweeper, SweepReport
-from storager.services.redis._writer import ChunkSwept, small_body, write_body
+from storager.services.redis._writer import WriteLayout
+from storager.services.redis._writer import write as write_plan
 
 if TYPE_CHECKING:
     from storager.aio._native import NativeAsync
@@ -155,6 +154,7 @@ class RedisStorage(RedisGenerated):
             self._close()
             raise self._map_error(exc, "new", shown) from exc
         self._sweeper = Sweeper(self._link, self._keys)
+        self._layout_of_writes = WriteLayout(self._keys, self._chunk_size, self._inline_limit)
         self._options = options
         # A write's etag: this store's random prefix and a count, unique without a
         # call to the OS's random source per write (etags are not secrets).
@@ -272,82 +272,30 @@ class RedisStorage(RedisGenerated):
         size: int | None,
         user_metadata: Mapping[str, str] | None,
     ) -> Object:
-        if expire == 0:
-            raise PairInvalidError(
-                "write", self.service_name, path, "pair 'expire' must be at least 1 second"
-            )
-        key_path = encode_path(path)
-        want_md5 = content_md5 is not None
-        body = None if size is not None else small_body(data, self._inline_limit, want_md5=want_md5)
-        if body is not None:
-            if io_callback is not None and body.size:
-                io_callback(body.size)
-        else:
-            source = iter_chunks(
-                "write", self.service_name, path, data, size=size, io_callback=io_callback
-            )
-            try:
-                body = write_body(
-                    self._link,
-                    self._keys,
-                    self._sweeper,
-                    source,
-                    chunk_size=self._chunk_size,
-                    inline_limit=self._inline_limit,
-                    want_md5=want_md5,
-                )
-            except ChunkSwept:
-                raise refusal(b"swept", "write", self.service_name, path) from None
-        if content_md5 is not None and base64.b64encode(body.md5 or b"").decode() != content_md5:
-            self._discard(body.generation, body.chunks)
-            raise InvalidArgumentError(
-                "write", self.service_name, path, "content_md5 does not match the data"
-            )
-        etag = self._new_etag()
-        fields = manifest_fields(
-            size=body.size,
-            content_type=content_type,
+        plan = write_plan(
+            self._layout_of_writes,
+            path,
+            data,
+            shown=self._rel(path),
+            etag=self._new_etag(),
+            size=size,
             content_md5=content_md5,
+            content_type=content_type,
+            expire=expire,
+            if_match=if_match,
+            if_none_match=if_none_match,
+            io_callback=io_callback,
             user_metadata=user_metadata,
-            data=body.inline,
-            generation=body.generation,
-            chunk_size=self._chunk_size,
-            chunks=body.chunks,
         )
-        staged = self._keys.staged(etag)
-        try:
-            reply = Scripts.commit.run_staged(
-                self._link,
-                staged,
-                fields,
-                [self._keys.manifest(key_path), staged],
-                commit_args(body.generation, body.chunks, if_match, if_none_match, expire),
-            )
-        except Exception as exc:
-            # The generation stays registered: if the commit did not run, the sweep
-            # takes it once its registration is older than the grace period.
-            raise map_commit_error(exc, "write", self.service_name, path) from exc
-        if reply[0] != b"ok":
-            self._discard(body.generation, body.chunks)
-            raise refusal(reply[0], "write", self.service_name, path)
+        pieces = iter_chunks(
+            "write", self.service_name, path, data, size=size, io_callback=io_callback
+        )
+        written = run(plan, self._link, pieces)
         self._sweep_now_and_then()
-        return Object(
-            self._rel(path),
-            ObjectMode.READ,
-            content_length=body.size,
-            content_type=content_type,
-            content_md5=content_md5,
-            etag=etag,
-            last_modified=parse_mtime(reply[1]),
-            user_metadata=dict(user_metadata) if user_metadata else {},
-        )
+        return written
 
     def _new_etag(self) -> str:
         return f"{self._etag_prefix}{next(self._etag_count):x}"
-
-    def _discard(self, generation: bytes | None, chunks: int) -> None:
-        if generation is not None:
-            self._sweeper.discard(generation, chunks)
 
     def _stat(self, path: str) -> Object:
         key = self._keys.manifest(encode_path(path))

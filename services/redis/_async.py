@@ -9,20 +9,19 @@ walk as the sync store.
 
 What the two sides share lives in the modules they both import (``_keys``,
 ``_manifest``, ``_scripts``, ``_reader.ChunkRange``, ``_listing.IndexWalk``,
-``_link.pack_commands``); what is written twice is only the sequence of awaits, here,
-and of calls, in ``__init__`` and ``_writer``.
+``_link.pack_commands``). Every exchange of more than one round trip (a write, each
+script with its reload) is a plan (``_plan``), written once and carried out here by
+``arun``, which awaits the link and the caller's data, and in the sync store by ``run``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio
 import redis.asyncio.cluster
@@ -32,10 +31,8 @@ from redis.backoff import NoBackoff
 
 from storager._async_types import AsyncReader, AsyncWriteData
 from storager._errors import (
-    InvalidArgumentError,
     NotFoundError,
     ObjectModeInvalidError,
-    PairInvalidError,
 )
 from storager._object import Object, ObjectMode
 from storager._protocols import IoCallback
@@ -45,32 +42,21 @@ from storager.aio._range_reader import RangeAsyncReader
 from storager.services.redis._connection import ConnectOptions
 from storager.services.redis._errors import map_commit_error
 from storager.services.redis._keys import encode_path, lex_prefix_range
-from storager.services.redis._link import Command, pack_commands
+from storager.services.redis._link import AsyncLink, Command, pack_commands
 from storager.services.redis._listing import IndexWalk
-from storager.services.redis._manifest import STAT_FIELDS, Manifest, manifest_fields, parse_mtime
+from storager.services.redis._manifest import STAT_FIELDS, Manifest, parse_mtime
+from storager.services.redis._plan import arun
 from storager.services.redis._reader import ChunkMissing, ChunkRange, check_chunks
-from storager.services.redis._scripts import Script, Scripts, commit_args, refusal
-from storager.services.redis._writer import BATCH_BYTES, Body, small_body
+from storager.services.redis._scripts import Scripts, refusal
+from storager.services.redis._writer import write as write_plan
 
 if TYPE_CHECKING:
     from storager.services.redis import RedisStorage
 
-__all__ = ["AsyncClusterLink", "AsyncLink", "AsyncServerLink", "RedisAsync"]
+__all__ = ["AsyncClusterLink", "AsyncServerLink", "RedisAsync"]
 
 SERVICE = "redis"
 _READ_FIELDS = (b"kind", b"size", b"gen", b"csize", b"data")
-
-
-class AsyncLink(Protocol):
-    """How the async store sends commands (the async form of ``_link.Link``)."""
-
-    async def call(self, *args: Any) -> Any: ...
-
-    async def pipeline(self, commands: Sequence[Command]) -> list[Any]: ...
-
-    async def transaction(self, commands: Sequence[Command]) -> list[Any]: ...
-
-    async def aclose(self) -> None: ...
 
 
 class AsyncClusterLink:
@@ -222,46 +208,6 @@ class AsyncServerLink:
         self._idle.clear()
 
 
-async def _run(link: AsyncLink, script: Script, keys: Sequence[bytes], args: Any) -> Any:
-    try:
-        return await link.call(*script.command(keys, args))
-    except rx.NoScriptError:
-        return await link.call(*script.command(keys, args, load=True))
-
-
-async def _run_staged(
-    link: AsyncLink,
-    script: Script,
-    staged: bytes,
-    fields: Sequence[Any],
-    keys: Sequence[bytes],
-    args: Sequence[Any],
-) -> Any:
-    store = ("HSET", staged, *fields)
-    reply = (await link.transaction([store, script.command(keys, args)]))[1]
-    if isinstance(reply, rx.NoScriptError):
-        reply = (await link.transaction([store, script.command(keys, args, load=True)]))[1]
-    if isinstance(reply, Exception):
-        with contextlib.suppress(rx.RedisError, OSError):
-            await link.call("DEL", staged)
-        raise reply
-    return reply
-
-
-async def _fixed_chunks(
-    source: AsyncIterator[bytes | bytearray | memoryview], chunk_size: int
-) -> AsyncIterator[bytes]:
-    """Yield the data in pieces of exactly ``chunk_size`` bytes (the last may be shorter)."""
-    buffer = bytearray()
-    async for piece in source:
-        buffer += piece
-        while len(buffer) >= chunk_size:
-            yield bytes(buffer[:chunk_size])
-            del buffer[:chunk_size]
-    if buffer:
-        yield bytes(buffer)
-
-
 async def _close_link(link: AsyncLink) -> None:
     await link.aclose()
 
@@ -301,8 +247,9 @@ class RedisAsync(NativeCopier, NativeMover, NativeDirer):
         )
         if not first or not expiring:
             return bool(first)
-        found = await _run(
-            link, Scripts.has_children, [keys.index, keys.expiring], [keys.manifest_prefix, under]
+        found = await arun(
+            Scripts.has_children.steps([keys.index, keys.expiring], [keys.manifest_prefix, under]),
+            link,
         )
         return bool(found)
 
@@ -378,7 +325,9 @@ class RedisAsync(NativeCopier, NativeMover, NativeDirer):
         keys = self._keys
         link = await self._link()
         if await link.call("ZCARD", keys.expiring):
-            await _run(link, Scripts.prune, [keys.index, keys.expiring], [keys.manifest_prefix])
+            await arun(
+                Scripts.prune.steps([keys.index, keys.expiring], [keys.manifest_prefix]), link
+            )
         walk = IndexWalk(keys, encode_path(prefix), dir_mode, self._sync._rel)
         while not walk.done:
             members: list[bytes] = await (await self._link()).call(*walk.page_command())
@@ -408,124 +357,37 @@ class RedisAsync(NativeCopier, NativeMover, NativeDirer):
         user_metadata: Mapping[str, str] | None,
     ) -> Object:
         sync = self._sync
-        if expire == 0:
-            raise PairInvalidError(
-                "write", SERVICE, path, "pair 'expire' must be at least 1 second"
-            )
-        want_md5 = content_md5 is not None
-        body = None if size is not None else small_body(data, sync._inline_limit, want_md5=want_md5)
-        if body is not None:
-            if io_callback is not None and body.size:
-                io_callback(body.size)
-        else:
-            chunks = async_chunks("write", SERVICE, path, data, size=size, io_callback=io_callback)
-            body = await self._store_body(path, chunks, want_md5=want_md5)
-        if content_md5 is not None and base64.b64encode(body.md5 or b"").decode() != content_md5:
-            await asyncio.to_thread(sync._discard, body.generation, body.chunks)
-            raise InvalidArgumentError(
-                "write", SERVICE, path, "content_md5 does not match the data"
-            )
-        etag = sync._new_etag()
-        fields = manifest_fields(
-            size=body.size,
-            content_type=content_type,
+        plan = write_plan(
+            sync._layout_of_writes,
+            path,
+            data,
+            shown=sync._rel(path),
+            etag=sync._new_etag(),
+            size=size,
             content_md5=content_md5,
+            content_type=content_type,
+            expire=expire,
+            if_match=if_match,
+            if_none_match=if_none_match,
+            io_callback=io_callback,
             user_metadata=user_metadata,
-            data=body.inline,
-            generation=body.generation,
-            chunk_size=sync._chunk_size,
-            chunks=body.chunks,
         )
-        staged = self._keys.staged(etag)
-        key_path = encode_path(path)
-        link = await self._link()
-        try:
-            reply = await _run_staged(
-                link,
-                Scripts.commit,
-                staged,
-                fields,
-                [self._keys.manifest(key_path), staged],
-                commit_args(body.generation, body.chunks, if_match, if_none_match, expire),
-            )
-        except Exception as exc:
-            raise map_commit_error(exc, "write", SERVICE, path) from exc
-        if reply[0] != b"ok":
-            await asyncio.to_thread(sync._discard, body.generation, body.chunks)
-            raise refusal(reply[0], "write", SERVICE, path)
+        pieces = async_chunks("write", SERVICE, path, data, size=size, io_callback=io_callback)
+        written = await arun(plan, await self._link(), pieces)
         await self._sweep_now_and_then()
-        return Object(
-            sync._rel(path),
-            ObjectMode.READ,
-            content_length=body.size,
-            content_type=content_type,
-            content_md5=content_md5,
-            etag=etag,
-            last_modified=parse_mtime(reply[1]),
-            user_metadata=dict(user_metadata) if user_metadata else {},
-        )
-
-    async def _store_body(
-        self, path: str, source: AsyncIterator[bytes | bytearray | memoryview], *, want_md5: bool
-    ) -> Body:
-        """Store the data of ``source`` as ``_writer.write_body`` does, awaiting each step."""
-        sync = self._sync
-        keys = self._keys
-        md5 = hashlib.md5(usedforsecurity=False) if want_md5 else None
-        chunks = _fixed_chunks(source, sync._chunk_size)
-        first = await anext(chunks, b"")
-        second = await anext(chunks, None) if len(first) == sync._chunk_size else None
-        if second is None and len(first) <= sync._inline_limit:
-            if md5 is not None:
-                md5.update(first)
-            return Body(len(first), md5.digest() if md5 else None, first, None, 0)
-        generation = secrets.token_hex(16).encode()
-        per_batch = max(1, min(64, BATCH_BYTES // sync._chunk_size))
-        link = await self._link()
-        sent = size = 0
-        try:
-            batch: list[bytes] = [first] if second is None else [first, second]
-            while batch:
-                while len(batch) < per_batch:
-                    more = await anext(chunks, None)
-                    if more is None:
-                        break
-                    batch.append(more)
-                alive = await _run(
-                    link,
-                    Scripts.heartbeat,
-                    [keys.pending, keys.chunk_counts],
-                    [generation, sent + len(batch), b"1" if sent == 0 else b"0"],
-                )
-                if not alive:
-                    raise refusal(b"swept", "write", SERVICE, path)
-                commands: list[Command] = []
-                for chunk in batch:
-                    commands.append(("SET", keys.chunk(generation, sent), chunk))
-                    if md5 is not None:
-                        md5.update(chunk)
-                    size += len(chunk)
-                    sent += 1
-                await link.pipeline(commands)
-                batch = []
-                more = await anext(chunks, None)
-                if more is not None:
-                    batch.append(more)
-        except BaseException:
-            await asyncio.to_thread(sync._discard, generation, sent + per_batch)
-            raise
-        return Body(size, md5.digest() if md5 else None, None, generation, sent)
+        return written
 
     async def _delete(self, path: str) -> None:
         link = await self._link()
         keys = self._keys
         key_path = encode_path(path)
         try:
-            await _run(
+            await arun(
+                Scripts.delete.steps(
+                    [keys.manifest(key_path), keys.index, keys.refs, keys.doomed, keys.expiring],
+                    [key_path],
+                ),
                 link,
-                Scripts.delete,
-                [keys.manifest(key_path), keys.index, keys.refs, keys.doomed, keys.expiring],
-                [key_path],
             )
         except Exception as exc:
             raise map_commit_error(exc, "delete", SERVICE, path) from exc
@@ -542,18 +404,19 @@ class RedisAsync(NativeCopier, NativeMover, NativeDirer):
         src_path, dst_path = encode_path(src), encode_path(dst)
         keys = self._keys
         try:
-            reply = await _run(
+            reply = await arun(
+                Scripts.copy.steps(
+                    [
+                        keys.manifest(src_path),
+                        keys.manifest(dst_path),
+                        keys.index,
+                        keys.refs,
+                        keys.doomed,
+                        keys.expiring,
+                    ],
+                    [src_path, dst_path, secrets.token_hex(16), op],
+                ),
                 link,
-                Scripts.copy,
-                [
-                    keys.manifest(src_path),
-                    keys.manifest(dst_path),
-                    keys.index,
-                    keys.refs,
-                    keys.doomed,
-                    keys.expiring,
-                ],
-                [src_path, dst_path, secrets.token_hex(16), op],
             )
         except Exception as exc:
             raise map_commit_error(exc, op, SERVICE, src) from exc
@@ -569,11 +432,12 @@ class RedisAsync(NativeCopier, NativeMover, NativeDirer):
         key_path = encode_path(marker)
         keys = self._keys
         try:
-            reply = await _run(
+            reply = await arun(
+                Scripts.create_dir.steps(
+                    [keys.manifest(key_path), keys.index, keys.expiring],
+                    [key_path, secrets.token_hex(16)],
+                ),
                 link,
-                Scripts.create_dir,
-                [keys.manifest(key_path), keys.index, keys.expiring],
-                [key_path, secrets.token_hex(16)],
             )
         except Exception as exc:
             raise map_commit_error(exc, "create_dir", SERVICE, path) from exc

@@ -28,11 +28,11 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from redis import exceptions as rx
 
-__all__ = ["ClusterLink", "Command", "Link", "ServerLink", "pack_commands"]
+__all__ = ["AsyncLink", "ClusterLink", "Command", "Link", "ServerLink", "pack_commands"]
 
 Command = Sequence[Any]
 
@@ -115,6 +115,18 @@ class Link(ABC):
     @abstractmethod
     def close(self) -> None:
         """Close every connection; the link must not be used afterwards."""
+
+
+class AsyncLink(Protocol):
+    """How the async store sends commands: :class:`Link`'s methods, awaited."""
+
+    async def call(self, *args: Any) -> Any: ...
+
+    async def pipeline(self, commands: Sequence[Command]) -> list[Any]: ...
+
+    async def transaction(self, commands: Sequence[Command]) -> list[Any]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class ServerLink(Link):

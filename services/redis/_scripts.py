@@ -30,6 +30,7 @@ from storager._errors import (
     StorageError,
 )
 from storager.services.redis._link import Link
+from storager.services.redis._plan import Plan, RoundTrip, run
 
 __all__ = ["REFUSALS", "Script", "Scripts", "commit_args", "refusal"]
 
@@ -305,10 +306,8 @@ class Script:
         self.sha = hashlib.sha1(self.text.encode()).hexdigest()
 
     def __call__(self, link: Link, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
-        try:
-            return link.call(*self.command(keys, args))
-        except NoScriptError:
-            return link.call(*self.command(keys, args, load=True))
+        """Run the script over a sync link; return its reply."""
+        return run(self.steps(keys, args), link)
 
     def command(
         self, keys: Sequence[bytes], args: Sequence[Any], *, load: bool = False
@@ -318,26 +317,34 @@ class Script:
             return ("EVAL", self.text, len(keys), *keys, *args)
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
-    def run_staged(
+    def steps(self, keys: Sequence[bytes], args: Sequence[Any]) -> Plan[Any]:
+        """Return the plan that runs the script (EVALSHA; EVAL if the server lacks it)."""
+        try:
+            return (yield RoundTrip.call(*self.command(keys, args)))
+        except NoScriptError:
+            return (yield RoundTrip.call(*self.command(keys, args, load=True)))
+
+    def staged_steps(
         self,
-        link: Link,
         staged: bytes,
         fields: Sequence[Any],
         keys: Sequence[bytes],
         args: Sequence[Any],
-    ) -> Any:
-        """Write the Hash ``staged`` from ``fields``, then run the script, atomically.
+    ) -> Plan[Any]:
+        """Return the plan that writes the Hash ``staged`` from ``fields``, then runs the
+        script, atomically.
 
         Both go in one ``MULTI``/``EXEC``, so the script finds the Hash in place and
         nobody else ever sees it; the script must consume or delete it.
         """
         store = ("HSET", staged, *fields)
-        reply = link.transaction([store, self.command(keys, args)])[1]
-        if isinstance(reply, NoScriptError):
-            reply = link.transaction([store, self.command(keys, args, load=True)])[1]
+        replies = yield RoundTrip("transaction", (store, self.command(keys, args)))
+        if isinstance(replies[1], NoScriptError):
+            replies = yield RoundTrip("transaction", (store, self.command(keys, args, load=True)))
+        reply = replies[1]
         if isinstance(reply, Exception):
             with contextlib.suppress(RedisError, OSError):
-                link.call("DEL", staged)
+                yield RoundTrip.call("DEL", staged)
             raise reply
         return reply
 

@@ -11,7 +11,6 @@ deleting a key twice is a no-op, and a doomed generation can never be used again
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -19,9 +18,10 @@ from redis.exceptions import RedisError
 
 from storager.services.redis._keys import Keys
 from storager.services.redis._link import Link
+from storager.services.redis._plan import Plan, RoundTrip, run
 from storager.services.redis._scripts import Scripts
 
-__all__ = ["SweepReport", "Sweeper"]
+__all__ = ["SweepReport", "Sweeper", "discard", "unlink_chunks"]
 
 logger = logging.getLogger("storager.services.redis")
 
@@ -73,7 +73,8 @@ class Sweeper:
             if not claimed:
                 break
             for generation, count in claimed:
-                chunks += self.unlink_chunks(generation, count)
+                run(unlink_chunks(keys, generation, count), self._link)
+                chunks += count
             Scripts.forget(
                 self._link,
                 [self._keys.doomed, self._keys.chunk_counts],
@@ -84,25 +85,30 @@ class Sweeper:
                 break
         return SweepReport(generations, chunks)
 
-    def unlink_chunks(self, generation: bytes, count: int) -> int:
-        """UNLINK chunks 0 to ``count - 1`` of ``generation``; return ``count``."""
-        for start in range(0, count, _KEYS_PER_PIPELINE):
-            self._link.pipeline(
-                [
-                    ("UNLINK", self._keys.chunk(generation, number))
-                    for number in range(start, min(count, start + _KEYS_PER_PIPELINE))
-                ]
-            )
-        return count
 
-    def discard(self, generation: bytes, count: int) -> None:
-        """Drop a generation whose write failed: it was never visible; best effort.
+def unlink_chunks(keys: Keys, generation: bytes, count: int) -> Plan[None]:
+    """Return the plan that UNLINKs chunks 0 to ``count - 1`` of ``generation``."""
+    for start in range(0, count, _KEYS_PER_PIPELINE):
+        yield RoundTrip(
+            "pipeline",
+            [
+                ("UNLINK", keys.chunk(generation, number))
+                for number in range(start, min(count, start + _KEYS_PER_PIPELINE))
+            ],
+        )
 
-        Whatever this cannot delete now stays doomed, for the next sweep.
-        """
-        with contextlib.suppress(RedisError, OSError):
-            Scripts.abandon(self._link, [self._keys.pending, self._keys.doomed], [generation])
-            self.unlink_chunks(generation, count)
-            Scripts.forget(self._link, [self._keys.doomed, self._keys.chunk_counts], [generation])
-            return
+
+def discard(keys: Keys, generation: bytes | None, count: int) -> Plan[None]:
+    """Return the plan that drops a generation whose write failed; best effort.
+
+    The generation was never visible. Whatever this cannot delete now stays doomed,
+    for the next sweep; None (an inline write) has nothing to drop.
+    """
+    if generation is None:
+        return
+    try:
+        yield from Scripts.abandon.steps([keys.pending, keys.doomed], [generation])
+        yield from unlink_chunks(keys, generation, count)
+        yield from Scripts.forget.steps([keys.doomed, keys.chunk_counts], [generation])
+    except (RedisError, OSError):
         logger.debug("could not discard generation %s now; the sweep will", generation)

@@ -6,6 +6,7 @@ chunked objects, and leaves nothing behind a refused write."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -15,7 +16,12 @@ import pytest
 import redis
 
 import storager
-from storager import AlreadyExistsError, OperationTimeoutError, OutcomeUnknownError
+from storager import (
+    AlreadyExistsError,
+    InvalidArgumentError,
+    OperationTimeoutError,
+    OutcomeUnknownError,
+)
 from storager.services.redis import RedisStorage
 from storager.services.redis._async import RedisAsync
 from storager.testing import AsyncStoragerSuite, url_factory
@@ -140,3 +146,43 @@ def test_async_timeouts_are_outcome_unknown_for_commits_and_retryable_for_reads(
         await store.aio.close()
 
     asyncio.run(go())
+
+
+def test_failed_async_chunked_writes_discard_their_chunks(
+    store: RedisStorage, raw: redis.Redis
+) -> None:
+    """The async twin runs the sync store's write plan: a chunked write refused for its
+    MD5, cut short by its source, or failing in its source leaves no chunk behind."""
+    namespace = store._keys.namespace
+    piece = b"z" * (64 << 10)  # a chunk; a batch is 64 of them, so 70 need two batches
+
+    async def pieces(count: int, fail: bool = False) -> AsyncIterator[bytes]:
+        for _ in range(count):
+            yield piece
+        if fail:
+            raise OSError("the source broke")
+
+    async def go() -> None:
+        await store.aio.write("kept.bin", pieces(3))
+        with pytest.raises(InvalidArgumentError):
+            await store.aio.write("kept.bin", pieces(70), content_md5="AAAAAAAAAAAAAAAAAAAAAA==")
+        with pytest.raises(InvalidArgumentError):
+            await store.aio.write("kept.bin", pieces(70), size=71 * len(piece))
+        with pytest.raises(OSError, match="the source broke"):
+            await store.aio.write("kept.bin", pieces(70, fail=True))
+        assert await store.aio.read("kept.bin") == piece * 3
+        digest = base64.b64encode(hashlib.md5(piece * 2).digest()).decode()
+        written = await store.aio.write("md5.bin", pieces(2), content_md5=digest)
+        assert written.content_md5 == digest
+
+    asyncio.run(go())
+    generation = raw.hget(f"{{{namespace}}}:m:/kept.bin", "gen")
+    assert generation is not None
+    chunks = {key.decode() for key in raw.scan_iter(match=f"{namespace}:c:*")}
+    assert all(key.startswith(f"{namespace}:c:") for key in chunks)
+    kept = {key for key in chunks if generation.decode() in key}
+    md5_generation = raw.hget(f"{{{namespace}}}:m:/md5.bin", "gen")
+    assert md5_generation is not None
+    assert len(kept) == 3
+    assert chunks - kept == {key for key in chunks if md5_generation.decode() in key}
+    assert raw.zcard(f"{{{namespace}}}:p") == 0
