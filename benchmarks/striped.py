@@ -6,13 +6,16 @@ It prints, for one run on this machine:
 1. **Codecs**: encode and decode MB/s of each codec's ``encode``/``decode`` next to
    pyeclib's ``ECDriver`` called directly on the same stripes (decode with the first two
    data fragments missing), and the writer's per-stripe work (encode + a digest per
-   fragment, CRC-32 (the default) and sha256), which is what a write pays. Target: the
-   codec ≥ 0.9 of the library.
+   fragment: XXH3 (the default), CRC-32 and sha256), which is what a write pays. Target:
+   the codec ≥ 0.9 of the library.
 2. **Throughput**: write and read of one object (256 MiB by default) over 6 fs backends
    with ``ReedSolomon(4, 2)`` and 4 MiB chunks, against one ``FsStorage``; and the read with
    two backends failing every read (degraded). Targets: read ≥ 1.0x, write ≥ 0.7x of
    one fs store, degraded read ≥ 0.5x of the healthy one. Each round times the fs store
-   and Striped back to back (the machine may be shared); medians of ``--rounds``.
+   and Striped back to back (the machine may be shared); medians of ``--rounds``, with
+   the CPU seconds (user + system) per GiB each took, which the load changes less.
+   ``--tune-malloc`` builds the store with ``tune_malloc=True`` (glibc keeps freed
+   buffers for reuse, for the whole process: the fs store's numbers change too).
 3. **Memory**: peak RSS of a child process that writes, then streams back, a 1 GiB object
    (and the same for a quarter of it: the peak must not grow with the size).
 
@@ -34,6 +37,8 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
+
+import xxhash
 
 from storager.combinators.striped import Codec, ReedSolomon, Replicas, Striped, Stripes
 from storager.services.fs import FsStorage
@@ -58,7 +63,7 @@ def bench_codecs(total: int, rounds: int) -> None:
 
     print(f"== codecs: {total // MiB} MiB in stripes of data x 4 MiB, MB/s, best of {rounds}")
     print(
-        f"{'codec':<14}{'encode':>9}{'library':>9}{'ratio':>7}{'+crc32':>9}{'+sha256':>9}"
+        f"{'codec':<14}{'encode':>9}{'library':>9}{'ratio':>7}{'+xxh3':>9}{'+crc32':>9}{'+sha256':>9}"
         f"{'decode':>9}{'library':>9}{'ratio':>7}"
     )
     bench_codec(ReedSolomon(4, 2), ECDriver(k=4, m=2, ec_type="isa_l_rs_vand"), total, rounds)
@@ -99,16 +104,17 @@ def bench_codec(codec: Codec, driver: Any, total: int, rounds: int) -> None:
         return size / best(fn, rounds) / 1e6
 
     enc, dec = mbs(ours_encode), mbs(ours_decode)
+    xxh = mbs(with_digests(xxhash.xxh3_128_digest))
     crc = mbs(with_digests(zlib.crc32))
     sha = mbs(with_digests(lambda f: hashlib.sha256(f).digest()))
     row = f"{codec.label():<14}{enc:>9.0f}"
     if driver is None:
-        print(f"{row}{'-':>9}{'-':>7}{crc:>9.0f}{sha:>9.0f}{dec:>9.0f}{'-':>9}{'-':>7}")
+        print(f"{row}{'-':>9}{'-':>7}{xxh:>9.0f}{crc:>9.0f}{sha:>9.0f}{dec:>9.0f}{'-':>9}{'-':>7}")
         return
     lib_enc = mbs(lambda: [driver.encode(s) for s in stripes])
     lib_dec = mbs(lambda: [driver.decode([f[i] for i in keep]) for f in encoded])
     print(
-        f"{row}{lib_enc:>9.0f}{enc / lib_enc:>7.2f}{crc:>9.0f}{sha:>9.0f}"
+        f"{row}{lib_enc:>9.0f}{enc / lib_enc:>7.2f}{xxh:>9.0f}{crc:>9.0f}{sha:>9.0f}"
         f"{dec:>9.0f}{lib_dec:>9.0f}{dec / lib_dec:>7.2f}"
     )
 
@@ -126,19 +132,35 @@ def _drain(reader: object) -> int:
     return n
 
 
-def _timed(fn: Callable[[], object]) -> float:
+_CPU: dict[str, list[float]] = {}
+
+
+def _timed(fn: Callable[[], object], name: str = "") -> float:
+    """Return the wall time of ``fn()``; its CPU time (user + system) goes to ``_CPU``."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     fn()
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    _CPU.setdefault(name, []).append(cpu)
+    return wall
 
 
 def bench_throughput(
-    root: str, total: int, rounds: int, *, fragment_digest: str, stripes_in_flight: int
+    root: str,
+    total: int,
+    rounds: int,
+    *,
+    fragment_digest: str,
+    stripes_in_flight: int,
+    tune_malloc: bool,
 ) -> None:
     print(
         f"\n== throughput: {total // MiB} MiB, RS(4,2) on 6 fs backends vs one fs, "
         f"{rounds} interleaved rounds, fragment_digest={fragment_digest}, "
-        f"stripes_in_flight={stripes_in_flight}"
+        f"stripes_in_flight={stripes_in_flight}, tune_malloc={tune_malloc}, "
+        f"load average before: {os.getloadavg()[0]:.2f}"
     )
     single = FsStorage(root=os.path.join(root, "single"))
     faulty = {n: FaultyStorager(FsStorage(root=os.path.join(root, n))) for n in "abcdef"}
@@ -149,32 +171,40 @@ def bench_throughput(
         manifests=FsStorage(root=os.path.join(root, "manifests")),
         fragment_digest=fragment_digest,
         stripes_in_flight=stripes_in_flight,
+        tune_malloc=tune_malloc,
     )
     seconds: dict[str, list[float]] = {}
     # Each round times the one fs store and Striped back to back, so both see the same
     # load from whatever else shares the machine; the ratios are per round.
     for _ in range(rounds):
         seconds.setdefault("fs write", []).append(
-            _timed(lambda: single.write("obj", _source(total)))
+            _timed(lambda: single.write("obj", _source(total)), "fs write")
         )
         seconds.setdefault("striped write", []).append(
-            _timed(lambda: striped.write("obj", _source(total)))
+            _timed(lambda: striped.write("obj", _source(total)), "striped write")
         )
         striped.gc(grace=0)  # the replaced object's chunks, outside the timing
-        seconds.setdefault("fs read", []).append(_timed(lambda: _drain(single.open_reader("obj"))))
+        seconds.setdefault("fs read", []).append(
+            _timed(lambda: _drain(single.open_reader("obj")), "fs read")
+        )
         seconds.setdefault("striped read", []).append(
-            _timed(lambda: _drain(striped.open_reader("obj")))
+            _timed(lambda: _drain(striped.open_reader("obj")), "striped read")
         )
     for name in "ab":
         faulty[name].fail = {"read": OSError}  # two backends fail every read
     for _ in range(rounds):
         seconds.setdefault("striped degraded read", []).append(
-            _timed(lambda: _drain(striped.open_reader("obj")))
+            _timed(lambda: _drain(striped.open_reader("obj")), "striped degraded read")
         )
+    gib = total / (1 << 30)
     for name, times in seconds.items():
         rates = sorted(total / t / 1e6 for t in times)
         spread = f"{rates[0]:.0f}-{rates[-1]:.0f}"
-        print(f"{name:<24}{statistics.median(rates):>8.0f} MB/s (median; {spread})")
+        cpu = statistics.median(_CPU[name]) / gib
+        print(
+            f"{name:<24}{statistics.median(rates):>8.0f} MB/s (median; {spread}), "
+            f"CPU {cpu:.2f} s/GiB"
+        )
 
     def ratios(a: str, b: str) -> str:
         values = sorted(x / y for x, y in zip(seconds[a], seconds[b], strict=False))
@@ -187,6 +217,7 @@ def bench_throughput(
         seconds["striped degraded read"]
     )
     print(f"degraded/healthy {degraded:.2f}x (target >= 0.5)")
+    print(f"load average after: {os.getloadavg()[0]:.2f} (2 cores)")
     striped.close()
     single.close()
 
@@ -240,7 +271,10 @@ def main() -> None:
     parser.add_argument("--rss-mib", type=int, default=1024)
     parser.add_argument("--codec-mib", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--fragment-digest", default="crc32", choices=["crc32", "sha256"])
+    parser.add_argument("--fragment-digest", default="xxh3", choices=["xxh3", "crc32", "sha256"])
+    parser.add_argument(
+        "--tune-malloc", action="store_true", help="Striped(tune_malloc=True): glibc keeps buffers"
+    )
     parser.add_argument("--stripes-in-flight", type=int, default=2)
     parser.add_argument("--dir", default=None, help="where the temporary directory goes")
     parser.add_argument("--only", choices=["codecs", "throughput", "rss"], default=None)
@@ -256,6 +290,7 @@ def main() -> None:
                 args.rounds,
                 fragment_digest=args.fragment_digest,
                 stripes_in_flight=args.stripes_in_flight,
+                tune_malloc=args.tune_malloc,
             )
         if args.only in (None, "rss"):
             bench_rss(root, args.rss_mib * MiB)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -308,13 +309,22 @@ def test_heal_keeps_fragments_on_distinct_backends_when_one_is_unreachable(
     assert len(set(healed)) == 4 and healed[1] == unreachable
 
 
-def test_sha256_fragment_digests_are_recorded_checked_and_healed(rig_factory: Make) -> None:
-    rig = rig_factory(fragment_digest="sha256")
+@pytest.mark.parametrize(
+    ("algorithm", "digest"),
+    [
+        ("sha256", lambda data: hashlib.sha256(data).hexdigest()),
+        ("crc32", lambda data: f"{zlib.crc32(data):08x}"),
+    ],
+)
+def test_other_fragment_digests_are_recorded_checked_and_healed(
+    rig_factory: Make, algorithm: str, digest: Callable[[bytes], str]
+) -> None:
+    rig = rig_factory(fragment_digest=algorithm)
     data = os.urandom(12 * KiB)
     rig.store.write("obj", data)
     for _, _, fragments in rig.manifest("obj")["stripes"]:
         for name, key, _, recorded in fragments:
-            assert recorded == "sha256:" + hashlib.sha256(rig.inner[name].read(key)).hexdigest()
+            assert recorded == f"{algorithm}:" + digest(rig.inner[name].read(key))
     _corrupt(rig, "obj", 1, 0)
     assert rig.store.read("obj") == data
     assert [(r.path, r.rebuilt) for r in rig.store.heal()] == [("obj", 1)]
@@ -341,7 +351,8 @@ def test_manifest_with_bare_sha256_digests_still_reads_and_detects_corruption(
 
 
 def test_unknown_fragment_digest_is_refused(rig_factory: Make) -> None:
-    with pytest.raises(InvalidArgumentError, match="fragment_digest must be one of crc32, sha256"):
+    expected = "fragment_digest must be one of xxh3, crc32, sha256"
+    with pytest.raises(InvalidArgumentError, match=expected):
         rig_factory(fragment_digest="md5")
 
 
