@@ -29,6 +29,7 @@ from storager.cli._commands import (
 )
 from storager.cli._identity import Resolver
 from storager.cli._progress import TransferDisplay
+from storager.cli._resume import resume_dir
 from storager.cli._transfer import Report, Transfer, TransferEngine
 from storager.cli._urls import Location
 
@@ -104,12 +105,21 @@ def _one_object(
             command, service_name(src), src_path, f"is a directory; use -r to {verb} a tree"
         )
     urls = (src_loc.store_url, dst_loc.store_url)
-    engine = TransferEngine(src, dst, jobs=1, display=display, move=move, store_urls=urls)
+    engine = TransferEngine(
+        src,
+        dst,
+        jobs=1,
+        display=display,
+        move=move,
+        store_urls=urls,
+        resume_dir=resume_dir(),
+        part_size=args.part_size,
+    )
     report = Report()
     started = time.monotonic()
     item = Transfer(src_path, dst_path, source.content_length, src_path, source=source)
     with shown(display):
-        report.count_copied(engine.one(item))
+        report.count_copied(engine.one(item, report))
     report.seconds = time.monotonic() - started
     return report
 
@@ -146,7 +156,16 @@ def _tree(
     report = Report()
     display = display_for(ctx)
     urls = (src_loc.store_url, dst_loc.store_url)
-    engine = TransferEngine(src, dst, jobs=args.jobs, display=display, move=move, store_urls=urls)
+    engine = TransferEngine(
+        src,
+        dst,
+        jobs=args.jobs,
+        display=display,
+        move=move,
+        store_urls=urls,
+        resume_dir=resume_dir(),
+        part_size=args.part_size,
+    )
     with shown(display):
         engine.run(tree_transfers(src, src_dir, dst_dir), report)
     if not report.copied and not report.failed:

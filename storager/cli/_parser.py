@@ -7,6 +7,7 @@ import importlib
 from typing import TYPE_CHECKING, NoReturn
 
 from storager.cli._commands import UsageError
+from storager.cli._parts import PART_SIZE
 from storager.cli._serve import add_serve_parser
 from storager.cli._transfer import DEFAULT_JOBS
 
@@ -94,6 +95,13 @@ def _size(text: str) -> int:
     return int(number) * _UNITS[unit]
 
 
+def _part_size(text: str) -> int:
+    value = _size(text)
+    if value < 1 << 20:
+        raise argparse.ArgumentTypeError(f"{text!r} is below 1MiB")
+    return value
+
+
 def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
     """-j, --progress/--no-progress and --json: what every transferring command takes."""
     parser.add_argument(
@@ -117,6 +125,14 @@ def _add_transfer_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--json", action="store_true", help="print a JSON summary (objects, bytes, failures)"
+    )
+    parser.add_argument(
+        "--part-size",
+        type=_part_size,
+        default=PART_SIZE,
+        metavar="SIZE",
+        help=f"part size of a large object into s3 and the like (default {PART_SIZE >> 20}MiB;"
+        " raised to the store's minimum)",
     )
 
 

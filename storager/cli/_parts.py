@@ -4,11 +4,16 @@ A stream into s3 keeps 4 parts of 5 MiB in flight; a file of known size can do b
 :data:`PART_JOBS` workers each read one range of the source (``read(offset=, size=)``) and
 upload it as one part of a multipart upload, so the reads, the uploads and the server's
 work on them overlap. Memory is ``PART_JOBS x part size`` (8 x 8 MiB) per object. The
-upload is completed only when every part is in; any failure aborts it, so nothing is left
-behind. The source is stat'ed before the first part and again after the last: if size,
-ETag or modification time differ at all (exactly, not to the second: a same-size rewrite
-within one second must show), the upload is aborted and the copy fails, since its parts
-may mix two versions.
+upload is completed only when every part is in. The source is stat'ed before the first
+part and again after the last: if size, ETag or modification time differ at all
+(exactly, not to the second: a same-size rewrite within one second must show), the
+upload is aborted and the copy fails, since its parts may mix two versions.
+
+With a resume record (``_resume.py``), a copy that fails or is killed keeps its upload
+and its record, and the same copy run again sends only the parts the service does not
+hold yet (verified by size and ETag against the record, and only while the source is
+the version the upload began from; otherwise the old upload is aborted and a new one
+begun). Without a record, any failure aborts the upload, so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -16,12 +21,21 @@ from __future__ import annotations
 import contextlib
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from storager._errors import PreconditionFailedError, StorageError
-from storager._object import Object, Part
+from storager._object import Multipart, Object, Part
 from storager._protocols import IoCallback, Segmenter, Storager
+from storager.cli._resume import UploadRecord, source_version
 
-__all__ = ["PARTS_MIN_SIZE", "PART_JOBS", "PART_SIZE", "copy_in_parts", "part_size_for"]
+__all__ = [
+    "PARTS_MIN_SIZE",
+    "PART_JOBS",
+    "PART_SIZE",
+    "CopiedParts",
+    "copy_in_parts",
+    "part_size_for",
+]
 
 #: Parts uploading at once for one object.
 PART_JOBS = 8
@@ -31,10 +45,27 @@ PART_SIZE = 8 << 20
 PARTS_MIN_SIZE = 4 * PART_SIZE
 
 
-def part_size_for(store: Storager, size: int) -> int:
-    """Return the part size for an object of ``size`` bytes in ``store``."""
+@dataclass(frozen=True, slots=True)
+class CopiedParts:
+    """What a parts copy did.
+
+    Attributes:
+        size: The object's size in bytes.
+        reused: Bytes of parts an earlier, interrupted run had uploaded (not sent again).
+    """
+
+    size: int
+    reused: int = 0
+
+
+def part_size_for(store: Storager, size: int, wanted: int = PART_SIZE) -> int:
+    """Return the part size for an object of ``size`` bytes in ``store``.
+
+    ``wanted`` is raised to the store's minimum part size, and to what keeps the object
+    within its part count, and lowered to its maximum.
+    """
     cap = store.metadata().capability
-    part = max(PART_SIZE, cap.multipart_part_size_min or 0)
+    part = max(wanted, cap.multipart_part_size_min or 0)
     if cap.multipart_parts_max:
         needed = -(-size // cap.multipart_parts_max)
         part = max(part, -(-needed // (1 << 20)) << 20)  # whole MiB
@@ -50,15 +81,20 @@ def copy_in_parts(
     dst_path: str,
     source: Object,
     on_bytes: IoCallback | None = None,
-) -> int:
+    *,
+    record: UploadRecord | None = None,
+    part_size: int = PART_SIZE,
+) -> CopiedParts:
     """Copy ``src_path`` (as listed: ``source``) to ``dst_path`` in parallel parts.
 
-    Returns:
-        The bytes copied.
+    Args:
+        record: The resume record of ``dst_path``: resume the upload it names, and keep
+            the upload for a re-run when the copy fails. None: abort on failure.
+        part_size: The part size wanted (raised to the store's minimum).
 
     Raises:
-        StorageError: A read, an upload or the completion failed (the upload is aborted),
-            or the source changed while it was copied (PreconditionFailedError).
+        StorageError: A read, an upload or the completion failed, or the source changed
+            while it was copied (PreconditionFailedError; the upload is then aborted).
     """
     # The listing may be older than the object and carry coarser times than a stat:
     # compare a stat before the first part with one after the last.
@@ -66,14 +102,24 @@ def copy_in_parts(
     size = before.content_length if before.content_length is not None else source.content_length
     size = size or 0
     assert isinstance(dst, Storager)
-    part = part_size_for(dst, size)
-    upload = dst.create_multipart(dst_path)
+    part = part_size_for(dst, size, part_size)
+    version = source_version(record.source if record else "", before, part)
+    upload, done = _resumed(dst, dst_path, record, version, size)
+    if upload is None:
+        upload = dst.create_multipart(dst_path)
+        if record is not None and not record.start(upload.upload_id, version):
+            record = None  # cannot be written: this upload is not resumable
     window = threading.BoundedSemaphore(PART_JOBS)
+    reused = sum(p.size for p in done.values())
+    if on_bytes is not None and reused:
+        on_bytes(reused)
 
     def send(number: int, offset: int) -> Part:
         try:
             data = src.read(src_path, offset=offset, size=min(part, size - offset))
             uploaded = dst.write_multipart(upload, number, data)
+            if record is not None:
+                record.add(uploaded)
             if on_bytes is not None:
                 on_bytes(len(data))
             return uploaded
@@ -84,19 +130,79 @@ def copy_in_parts(
     try:
         with ThreadPoolExecutor(PART_JOBS, thread_name_prefix="storager-part") as pool:
             for number, offset in enumerate(range(0, size, part), start=1):
+                if number in done:
+                    continue
                 window.acquire()
                 if any(f.done() and f.exception() is not None for f in futures):
                     break
                 futures.append(pool.submit(send, number, offset))
-        parts = [f.result() for f in futures]  # raises the first failed part's error
+        sent = [f.result() for f in futures]  # raises the first failed part's error
         _check_unchanged(src, src_path, before)
+        parts = sorted([*done.values(), *sent], key=lambda p: p.number)
         dst.complete_multipart(upload, parts)
-    except BaseException:
+    except BaseException as exc:
+        if record is not None and not isinstance(exc, PreconditionFailedError):
+            record.close()  # kept with the upload: a re-run goes on from here
+            raise
         # The original error says more; an abandoned upload shows no object.
         with contextlib.suppress(StorageError):
             dst.abort_multipart(upload)
+        if record is not None:
+            record.remove()
         raise
-    return size
+    if record is not None:
+        record.remove()
+    return CopiedParts(size, reused)
+
+
+def _resumed(
+    dst: Segmenter,
+    dst_path: str,
+    record: UploadRecord | None,
+    version: dict[str, object],
+    size: int,
+) -> tuple[Multipart | None, dict[int, Part]]:
+    """Return the upload ``record`` names and its reusable parts, or ``(None, {})``.
+
+    An upload of another source version (or whose record is unusable) is aborted: its
+    parts must never be completed into an object.
+    """
+    pending = record.pending() if record is not None else None
+    if record is None or pending is None:
+        return None, {}
+    upload = Multipart(dst_path, pending.upload_id)
+    if pending.version != version:
+        with contextlib.suppress(StorageError):
+            dst.abort_multipart(upload)
+        record.remove()
+        return None, {}
+    listed: dict[int, list[Part]] = {}
+    try:
+        for found in dst.list_multipart(upload):
+            listed.setdefault(found.number, []).append(found)
+    except StorageError:
+        record.remove()  # gone (completed, aborted or expired): begin anew
+        return None, {}
+    part = int(str(version["part_size"]))
+    done: dict[int, Part] = {}
+    for number, recorded in pending.parts.items():
+        expected = min(part, size - (number - 1) * part)
+        # Every version the service lists of the number must be the recorded one
+        # (SeaweedFS lists a part uploaded twice twice, the old one too).
+        versions = listed.get(number, [])
+        if (
+            versions
+            and expected > 0
+            and recorded.size == expected
+            and all(v.size == expected and _same_etag(v.etag, recorded.etag) for v in versions)
+        ):
+            done[number] = versions[0]
+    record.reopen()  # if it cannot be appended to, the parts sent now are sent again later
+    return upload, done
+
+
+def _same_etag(a: str, b: str) -> bool:
+    return bool(a) and a.strip('"') == b.strip('"')
 
 
 def _check_unchanged(src: Storager, path: str, before: Object) -> None:

@@ -44,6 +44,7 @@ from storager.cli._commands import (
 from storager.cli._copy import display_for, finish_report, shown
 from storager.cli._identity import Resolver
 from storager.cli._progress import human_bytes
+from storager.cli._resume import resume_dir
 from storager.cli._transfer import Report, Transfer, TransferEngine
 from storager.cli._versions import reported_md5, whole_seconds
 
@@ -213,7 +214,15 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> None:
     report = Report(skipped=plan.same, skipped_bytes=plan.same_bytes)
     if plan.copies:
         display = display_for(ctx)
-        engine = TransferEngine(src, dst, jobs=args.jobs, display=display)
+        engine = TransferEngine(
+            src,
+            dst,
+            jobs=args.jobs,
+            display=display,
+            store_urls=(src_loc.store_url, dst_loc.store_url),
+            resume_dir=resume_dir(),
+            part_size=args.part_size,
+        )
         with shown(display):
             engine.run(plan.copies, report)
     delete_skipped = bool(plan.deletes and report.failed)

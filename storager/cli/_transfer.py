@@ -6,7 +6,8 @@
   :class:`~storager.Mover`): ``copy`` / ``move``, server-side where the service can (the
   bytes never reach this process);
 * into a :class:`~storager.Segmenter` (s3...), an object of 32 MiB or more: parts of
-  8 MiB read as ranges and uploaded 8 at a time (``_parts.py``);
+  8 MiB read as ranges and uploaded 8 at a time (``_parts.py``), resumable: a re-run
+  after a kill sends only the parts missing (``_resume.py``);
 * otherwise ``dst.write(path, src.open_reader(path))``, streaming, and parallel where the
   service is: the s3 reader keeps 6 ranged GETs of 4 MiB in flight ahead of it.
 
@@ -29,19 +30,22 @@ running finish, and nothing is left half-written because every service's write i
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from storager._errors import InvalidArgumentError, StorageError
 from storager._object import Object
 from storager._protocols import Copier, IoCallback, Mover, Segmenter, Storager
 from storager.cli._identity import Resolver
-from storager.cli._parts import PARTS_MIN_SIZE, copy_in_parts
+from storager.cli._parts import PART_SIZE, PARTS_MIN_SIZE, copy_in_parts
 from storager.cli._progress import TransferDisplay
+from storager.cli._resume import UploadRecord
 
 __all__ = ["DEFAULT_JOBS", "LARGE", "LARGE_JOBS", "Report", "Transfer", "TransferEngine"]
 
@@ -84,6 +88,7 @@ class Report:
     skipped: int = 0
     skipped_bytes: int = 0
     deleted: int = 0
+    resumed_bytes: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -93,6 +98,11 @@ class Report:
         with self._lock:
             self.copied += 1
             self.copied_bytes += size
+
+    def count_resumed(self, size: int) -> None:
+        """Count ``size`` bytes an interrupted run had uploaded, reused and not sent again."""
+        with self._lock:
+            self.resumed_bytes += size
 
     def count_failed(self, name: str, message: str) -> None:
         """Record that ``name`` failed with ``message``."""
@@ -107,6 +117,7 @@ class Report:
             "skipped": self.skipped,
             "skipped_bytes": self.skipped_bytes,
             "deleted": self.deleted,
+            "resumed_bytes": self.resumed_bytes,
             "failed": len(self.failed),
             "failures": [{"path": name, "error": message} for name, message in self.failed],
             "seconds": round(self.seconds, 3),
@@ -125,7 +136,11 @@ class TransferEngine:
             :class:`~storager.Mover`, ``move`` it instead.
         store_urls: The connection strings ``src`` and ``dst`` were opened from (``""``
             for a tree); they tell apart stores of one service on two hosts when a move
-            checks that it does not copy an object onto itself.
+            checks that it does not copy an object onto itself, and they key the resume
+            records of parts copies.
+        resume_dir: Where parts copies keep their resume records (``_resume.py``), or
+            None: a failed parts copy is then aborted, not resumable.
+        part_size: The part size of parts copies (raised to the store's minimum).
     """
 
     def __init__(
@@ -137,8 +152,13 @@ class TransferEngine:
         display: TransferDisplay | None = None,
         move: bool = False,
         store_urls: tuple[str, str] = ("", ""),
+        resume_dir: Path | None = None,
+        part_size: int = PART_SIZE,
     ) -> None:
         self._src, self._dst = src, dst
+        self._store_urls = store_urls
+        self._resume_dir = resume_dir
+        self._part_size = part_size
         self._jobs = max(1, jobs)
         self._large = threading.BoundedSemaphore(min(LARGE_JOBS, self._jobs))
         self._display = display
@@ -196,8 +216,10 @@ class TransferEngine:
         if self._display is not None:
             self._display.plan(item.size)
 
-    def one(self, item: Transfer) -> int:
+    def one(self, item: Transfer, report: Report | None = None) -> int:
         """Move one object now, shown on the display; return its size in bytes.
+
+        Bytes reused from an interrupted upload are counted into ``report``.
 
         Raises:
             StorageError: The copy, the move or the delete failed.
@@ -208,7 +230,7 @@ class TransferEngine:
         ok = False
         size = 0
         try:
-            size = self._move_object(item, token)
+            size = self._move_object(item, token, report)
             ok = True
         finally:
             if display is not None:
@@ -229,7 +251,7 @@ class TransferEngine:
         if large:
             self._large.acquire()
         try:
-            size = self._move_object(item, token)
+            size = self._move_object(item, token, report)
             report.count_copied(size)
             ok = True
         except StorageError as exc:
@@ -240,7 +262,7 @@ class TransferEngine:
             if display is not None:
                 display.end(token, ok=ok, counted_bytes=size if self._server_side else 0)
 
-    def _move_object(self, item: Transfer, token: int) -> int:
+    def _move_object(self, item: Transfer, token: int, report: Report | None) -> int:
         """Copy (or move) one object; return its size (as listed, else as streamed)."""
         if self._mover is not None:
             self._mover.move(item.src, item.dst)
@@ -259,13 +281,13 @@ class TransferEngine:
             self._copier.copy(item.src, item.dst)
             size = item.size or 0
         else:
-            streamed = self._stream(item, token)
+            streamed = self._stream(item, token, report)
             size = item.size if item.size is not None else streamed
         if self._move:
             self._src.delete(item.src)
         return size
 
-    def _stream(self, item: Transfer, token: int) -> int:
+    def _stream(self, item: Transfer, token: int, report: Report | None) -> int:
         """Copy one object as ``dst.write(path, src.open_reader(path))``; return its bytes."""
         display = self._display
         moved = [0]
@@ -282,7 +304,29 @@ class TransferEngine:
             and (source.content_length or 0) >= PARTS_MIN_SIZE
             and isinstance(dst, Segmenter)
         ):
-            return copy_in_parts(self._src, item.src, dst, item.dst, source, callback)
+            record = self._record(item)
+            copied = copy_in_parts(
+                self._src,
+                item.src,
+                dst,
+                item.dst,
+                source,
+                callback,
+                record=record,
+                part_size=self._part_size,
+            )
+            if report is not None and copied.reused:
+                report.count_resumed(copied.reused)
+            return copied.size
         with self._src.open_reader(item.src) as reader:
             dst.write(item.dst, reader, io_callback=callback)
         return moved[0]
+
+    def _record(self, item: Transfer) -> UploadRecord | None:
+        """Return the resume record of ``item``'s upload, or None when not kept."""
+        src_url, dst_url = self._store_urls
+        if self._resume_dir is None or not dst_url:
+            return None
+        # Hashed: the source URL may hold a credential, and the record is a plain file.
+        source = hashlib.sha256(f"{src_url}\n{item.src}".encode()).hexdigest()
+        return UploadRecord(self._resume_dir, dst_url, self._dst, item.dst, source)
