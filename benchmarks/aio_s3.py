@@ -1,11 +1,17 @@
-"""256 concurrent 4 KiB PUTs and GETs with asyncio.gather: storager's async store against
-obstore's ``put_async``/``get_async``, on the same SeaweedFS.
+"""256 concurrent 4 KiB PUTs and GETs with asyncio.gather: storager's native async s3 store
+against obstore's ``put_async``/``get_async``, on the same SeaweedFS.
 
-Run from the repository root: ``python benchmarks/aio_s3.py [--rounds 5] [--threads 16]``.
-The script starts SeaweedFS itself (``tests/servers/seaweedfs.py``). Each row is the best
-of ``--rounds`` batches, in requests per second; ``ratio`` is storager's rate over
-obstore's (issue 12 targets >= 1.0). storager's async store is today the async view of
-the sync s3 service: each request runs on the view's pool of ``--threads`` threads.
+Run from the repository root: ``python benchmarks/aio_s3.py [--rounds 9]``. The script
+starts SeaweedFS itself (``tests/servers/seaweedfs.py``). Everything runs in one event
+loop, after a warm-up batch of each (connections made, code paths warm); then each round
+runs one batch of each client in turn, so both see the same machine load. A row gives
+the median rate (requests per second) of each client and the median of the per-round
+ratios storager/obstore (issue 12 targets >= 1.0), with the load average at the end.
+
+Both clients may keep ``--connections`` connections (storager: its per-loop limit,
+``max_connections``; obstore: ``pool_max_idle_per_host``, hyper opens more on demand).
+``--view`` adds storager's threaded async view (the path every s3 store took before the
+native one) for comparison.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -24,22 +31,49 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 COUNT = 256
 DATA = os.urandom(4096)
 
+Batch = Callable[[int], Awaitable[Any]]
 
-async def _batch(make: Callable[[int], Awaitable[Any]]) -> float:
-    start = time.perf_counter()
+
+async def _rate(make: Batch) -> tuple[float, float]:
+    """Run one batch; return its rate (requests/s) and the process's CPU µs per request."""
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(make(i) for i in range(COUNT)))
-    return time.perf_counter() - start
+    used = (time.process_time() - cpu) / COUNT * 1e6
+    return COUNT / (time.perf_counter() - start), used
 
 
-def _best_rate(make: Callable[[int], Awaitable[Any]], rounds: int) -> float:
-    best = min(asyncio.run(_batch(make)) for _ in range(rounds))
-    return COUNT / best
+async def _compare(rows: dict[str, dict[str, Batch]], rounds: int) -> None:
+    for clients in rows.values():
+        for make in clients.values():
+            await _rate(make)  # warm-up: connections, caches
+    rates: dict[tuple[str, str], list[float]] = {}
+    cpus: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for row, clients in rows.items():
+            for name, make in clients.items():
+                rate, cpu = await _rate(make)
+                rates.setdefault((row, name), []).append(rate)
+                cpus.setdefault((row, name), []).append(cpu)
+    names = list(next(iter(rows.values())))
+    print(f"{COUNT} concurrent 4 KiB requests, {rounds} interleaved rounds, medians")
+    print("requests/s, then the client's CPU (this process, all threads) in µs per request")
+    header = " ".join(f"{n:>10}" for n in names)
+    print(f"{'':4} {header} {'ratio':>6} {'min-max':>11} | {header}")
+    for row in rows:
+        ours, theirs = rates[(row, "storager")], rates[(row, "obstore")]
+        ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+        cells = " ".join(f"{statistics.median(rates[(row, n)]):10.0f}" for n in names)
+        cpu = " ".join(f"{statistics.median(cpus[(row, n)]):10.0f}" for n in names)
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+        print(f"{row:4} {cells} {statistics.median(ratios):6.2f} {spread:>11} | {cpu}")
+    print("load average: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--view", action="store_true", help="add the threaded async view")
     args = parser.parse_args()
 
     import boto3
@@ -48,6 +82,7 @@ def main() -> None:
 
     import storager
     from storager.aio import async_view
+    from storager.services.s3._async import S3Async
     from tests.servers.seaweedfs import start_seaweedfs
 
     server = start_seaweedfs()
@@ -61,10 +96,13 @@ def main() -> None:
             region_name=server.region,
         ).create_bucket(Bucket=bucket)
         sync = storager.open(
-            f"s3://{bucket}/?endpoint={server.endpoint}&location={server.region}",
+            f"s3://{bucket}/?endpoint={server.endpoint}&location={server.region}"
+            f"&max_connections={args.connections}",
             credential=f"hmac:{server.access_key}:{server.secret_key}",
         )
-        ours = async_view(sync, threads=args.threads)
+        ours = async_view(sync)
+        assert isinstance(ours, S3Async), "the s3 store's async twin is not the native one"
+        view = async_view(sync, native=False, threads=args.connections)
         theirs = S3Store(
             bucket,
             endpoint=server.endpoint,
@@ -72,27 +110,32 @@ def main() -> None:
             secret_access_key=server.secret_key,
             region=server.region,
             virtual_hosted_style_request=False,
-            client_options={"allow_http": True, "pool_max_idle_per_host": "64"},
+            client_options={"allow_http": True, "pool_max_idle_per_host": str(args.connections)},
         )
 
         async def ob_get(i: int) -> bytes:
             result = await obstore.get_async(theirs, f"ob/{i}")
             return bytes(await result.bytes_async())
 
-        rows = {
-            "PUT": (
-                lambda i: ours.write(f"st/{i}", DATA),
-                lambda i: obstore.put_async(theirs, f"ob/{i}", DATA),
-            ),
-            "GET": (lambda i: ours.read(f"st/{i}"), ob_get),
+        rows: dict[str, dict[str, Batch]] = {
+            "PUT": {
+                "storager": lambda i: ours.write(f"st/{i}", DATA),
+                "obstore": lambda i: obstore.put_async(theirs, f"ob/{i}", DATA),
+            },
+            "GET": {"storager": lambda i: ours.read(f"st/{i}"), "obstore": ob_get},
         }
-        print(f"{COUNT} concurrent 4 KiB requests, best of {args.rounds}, requests/s")
-        print(f"{'':4} {'storager':>10} {'obstore':>10} {'ratio':>6}")
-        for name, (mine, other) in rows.items():
-            rate_ours = _best_rate(mine, args.rounds)
-            rate_theirs = _best_rate(other, args.rounds)
-            print(f"{name:4} {rate_ours:10.0f} {rate_theirs:10.0f} {rate_ours / rate_theirs:6.2f}")
-        sync.close()
+        if args.view:
+            rows["PUT"]["view"] = lambda i: view.write(f"vw/{i}", DATA)
+            rows["GET"]["view"] = lambda i: view.read(f"vw/{i}")
+
+        async def run() -> None:
+            try:
+                await _compare(rows, args.rounds)
+            finally:
+                await ours.close()
+                await view.close()
+
+        asyncio.run(run())
     finally:
         server.stop()
 
