@@ -310,8 +310,6 @@ class FsStorage(FsGenerated):
             os.close(fd)
 
     def _move(self, src: str, dst: str, *, sync: bool | None) -> None:
-        if dst.endswith("/") or src.endswith("/"):
-            raise PathInvalidError("move", "fs", src, "move takes object paths, not directories")
         self._check_name("move", src)
         self._check_name("move", dst)
         beneath = self._beneath

@@ -29,7 +29,6 @@ from storager._errors import (
     NotFoundError,
     ObjectModeInvalidError,
     PairInvalidError,
-    PathInvalidError,
     StorageError,
 )
 from storager._object import Object, ObjectMode
@@ -430,8 +429,6 @@ class SftpStorage(SftpGenerated):
                     f.close()
 
     def _move(self, src: str, dst: str) -> None:
-        if dst.endswith("/") or src.endswith("/"):
-            raise PathInvalidError("move", "sftp", src, "move takes object paths, not directories")
         src_remote = self._guard.remote("move", src)
         dst_remote = self._guard.remote("move", dst)
         with self._channel() as ch, ch.lock:
