@@ -50,6 +50,8 @@ class Capability:
     """Listings come in lexical order of path."""
     dir_explicit: bool = False
     """Directories exist on their own (not only as prefixes of keys) and survive when emptied."""
+    exclusive_names: bool = False
+    """A file and a directory never share a name: such a write is refused."""
     copy_server_side: bool = False
     """copy runs inside the service: the bytes do not pass through the client."""
     write_size_max: int | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
@@ -29,6 +29,7 @@ from storager._errors import (
     StorageError,
     UnexpectedError,
 )
+from storager._names import claim_name
 from storager._object import StorageMeta
 from storager._pairs import PairSpec, unsupported
 from storager._paths import join_dir, normalize_work_dir, relative_to, resolve
@@ -77,6 +78,11 @@ class Service(Storager):
     _name: str = ""
     _loose: bool = False
     _closed: bool = False
+    #: Set by the ``exclusive_names`` pair: the generated code then checks each name an
+    #: operation creates (``storager._names``).
+    _exclusive_names: bool = False
+    #: The instance's capability when its pairs change it (else the class's).
+    _own_capability: Capability | None = None
 
     # -- construction -----------------------------------------------------------------
 
@@ -95,11 +101,17 @@ class Service(Storager):
             raise PairInvalidError("new", self.service_name, "", "pair 'work_dir' must be a str")
         self._work_dir = normalize_work_dir(work_dir, self.service_name)
 
+    def _set_exclusive_names(self, on: bool) -> None:
+        """Apply the ``exclusive_names`` pair; the capability reports it per store."""
+        self._exclusive_names = on
+        self._own_capability = replace(self.capability, exclusive_names=on)
+
     # -- the parts of Storager every service shares -------------------------------------
 
     def metadata(self) -> StorageMeta:
         """Return the store's service, name, work_dir and capability."""
-        return StorageMeta(self.service_name, self._name, self._work_dir, self.capability)
+        capability = self._own_capability or self.capability
+        return StorageMeta(self.service_name, self._name, self._work_dir, capability)
 
     @property
     def aio(self) -> AsyncStorager:
@@ -156,6 +168,24 @@ class Service(Storager):
     def _rel(self, path: str) -> str:
         """Return a store-absolute path as the caller sees it."""
         return relative_to(self._work_dir, path)
+
+    def _claim_name(self, op: str, path: str) -> None:
+        """Refuse a name taken by the other kind (file or directory); see ``_names``."""
+        claim_name(self, self.service_name, op, path)
+
+    def _probe_object(self, op: str, path: str) -> bool:
+        """Return whether an object (not a directory) has the store-absolute path.
+
+        A service that takes the ``exclusive_names`` pair answers it with one request.
+        """
+        raise NotImplementedError(f"{self.service_name} cannot check names")
+
+    def _probe_children(self, op: str, prefix: str) -> bool:
+        """Return whether any key starts with ``prefix`` (a directory path).
+
+        A service that takes the ``exclusive_names`` pair answers it with one request.
+        """
+        raise NotImplementedError(f"{self.service_name} cannot check names")
 
     def _reject_pairs(self, op: str, path: str, pairs: Mapping[str, Any]) -> None:
         """Raise for pairs the service does not accept, unless the store is loose."""

@@ -227,6 +227,14 @@ class AzblobStorage(AzblobGenerated):
     def _create_dir(self, path: str) -> Object:
         return self._run(self._blobs.create_dir(path))
 
+    # -- the questions of storager._names (exclusive_names) ----------------------------
+
+    def _probe_object(self, op: str, path: str) -> bool:
+        return self._run(self._blobs.is_object(path))
+
+    def _probe_children(self, op: str, prefix: str) -> bool:
+        return self._run(self._blobs.any_under(prefix))
+
 
 async def _next_page(pages: AsyncIterator[list[Object]]) -> list[Object] | None:
     return await anext(pages, None)

@@ -15,6 +15,7 @@ from storager._headers import check_header, check_header_map
 from storager._object import Object
 from storager._pairs import (
     PairSpec,
+    check_bool,
     check_choice,
     check_int,
     check_io_callback,
@@ -84,6 +85,11 @@ INIT_PAIRS: Mapping[str, PairSpec] = {
         "int",
         "How many times the Azure SDK retries a request that failed on a timeout, a broken connection, a 5xx or a 429, waiting about 0.5, 2.5, 4.5... seconds between tries (default 3; the SDK's own default waits 15 s and more). 0 leaves retrying to a storager Retry wrapper.",
     ),
+    "exclusive_names": PairSpec(
+        "exclusive_names",
+        "bool",
+        "Refuse, as fs does, a name taken by the other kind: an object where keys exist under name/, an object under an object, a directory over an object (ObjectModeInvalidError or AlreadyExistsError, nothing written). Off by default on object stores: it costs one listing plus one request per parent directory on each write, copy, move, completed upload and create_dir, and it is not atomic there (two racing writers can both pass).",
+    ),
     "default_content_type": PairSpec(
         "default_content_type",
         "str",
@@ -124,6 +130,7 @@ class AzblobGenerated(Service, Copier, Mover, Appender, Direr):
         account_name: str | None = None,
         block_size: int | None = None,
         retry_max: int | None = None,
+        exclusive_names: bool | None = None,
         default_content_type: str | None = None,
         loose_pairs: bool = False,
         **pairs: Unpack[NoOtherPairs],
@@ -143,6 +150,9 @@ class AzblobGenerated(Service, Copier, Mover, Appender, Direr):
             check_int("new", SERVICE_NAME, "", "block_size", block_size)
         if retry_max is not None:
             check_int("new", SERVICE_NAME, "", "retry_max", retry_max)
+        if exclusive_names is not None:
+            check_bool("new", SERVICE_NAME, "", "exclusive_names", exclusive_names)
+            self._set_exclusive_names(exclusive_names)
         if default_content_type is not None:
             check_str("new", SERVICE_NAME, "", "default_content_type", default_content_type)
             check_header("new", SERVICE_NAME, "", "default_content_type", default_content_type)
@@ -341,6 +351,8 @@ class AzblobGenerated(Service, Copier, Mover, Appender, Direr):
             check_header_map("write", SERVICE_NAME, path, "user_metadata", user_metadata)
         path_abs = self._abs_path("write", path)
         try:
+            if self._exclusive_names:
+                self._claim_name("write", path_abs)
             return self._write(
                 path_abs,
                 data,
@@ -434,6 +446,8 @@ class AzblobGenerated(Service, Copier, Mover, Appender, Direr):
         src_abs = self._abs_path("copy", src)
         dst_abs = self._abs_path("copy", dst)
         try:
+            if self._exclusive_names:
+                self._claim_name("copy", dst_abs)
             return self._copy(src_abs, dst_abs)
         except StorageError:
             raise
@@ -462,6 +476,8 @@ class AzblobGenerated(Service, Copier, Mover, Appender, Direr):
         src_abs = self._abs_path("move", src)
         dst_abs = self._abs_path("move", dst)
         try:
+            if self._exclusive_names:
+                self._claim_name("move", dst_abs)
             return self._move(src_abs, dst_abs)
         except StorageError:
             raise
@@ -510,6 +526,8 @@ class AzblobGenerated(Service, Copier, Mover, Appender, Direr):
             check_int("append", SERVICE_NAME, path, "size", size)
         path_abs = self._abs_path("append", path)
         try:
+            if self._exclusive_names:
+                self._claim_name("append", path_abs)
             return self._append(
                 path_abs, data, content_type=content_type, io_callback=io_callback, size=size
             )
@@ -545,6 +563,8 @@ class AzblobGenerated(Service, Copier, Mover, Appender, Direr):
             self._reject_pairs("create_dir", path, pairs)
         path_abs = self._abs_path("create_dir", path)
         try:
+            if self._exclusive_names:
+                self._claim_name("create_dir", path_abs)
             return self._create_dir(path_abs)
         except StorageError:
             raise

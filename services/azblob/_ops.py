@@ -116,6 +116,20 @@ class Blobs:
             system_metadata=MappingProxyType(system),
         )
 
+    async def is_object(self, path: str) -> bool:
+        """Return whether a blob has the store-absolute path (one properties request)."""
+        try:
+            await self._blob(_key(path)).get_blob_properties()
+        except ResourceNotFoundError as exc:
+            if error_code(exc) == "BlobNotFound":
+                return False
+            raise
+        return True
+
+    async def any_under(self, prefix: str) -> bool:
+        """Return whether any blob's name starts with the store-absolute ``prefix``."""
+        return await self._any_under(_key(prefix))
+
     async def _any_under(self, prefix: str) -> bool:
         async for _ in self.container.list_blobs(name_starts_with=prefix, results_per_page=1):
             return True
@@ -229,14 +243,14 @@ class Blobs:
     # -- Copier, Mover ------------------------------------------------------------------
 
     async def copy(self, op: str, src: str, dst: str) -> None:
-        source = self._blob(file_key(op, src))
+        source = self._blob(_key(src))
         status = await _server_copy(source, self._blob(_key(dst)))
         if status != "success":
             raise ServiceInternalError(op, SERVICE, dst, f"server-side copy ended {status}")
 
     async def move(self, src: str, dst: str) -> None:
         if src == dst:
-            await self._blob(file_key("move", src)).get_blob_properties()
+            await self._blob(_key(src)).get_blob_properties()
             return
         await self.copy("move", src, dst)
         try:
@@ -250,7 +264,7 @@ class Blobs:
     async def append(
         self, path: str, chunks: AsyncIterator[Chunk], *, content_type: str | None
     ) -> Object:
-        key = file_key("append", path)
+        key = _key(path)
         blob = self._blob(key)
         settings = ContentSettings(content_type=content_type) if content_type else None
         appended = False

@@ -201,6 +201,16 @@ class GcsStorage(GcsGenerated):
         obj: Object = self._sync(self._objects.create_dir, path)
         return obj
 
+    # -- the questions of storager._names (exclusive_names) ----------------------------
+
+    def _probe_object(self, op: str, path: str) -> bool:
+        found: bool = self._sync(self._objects.is_object, path)
+        return found
+
+    def _probe_children(self, op: str, prefix: str) -> bool:
+        found: bool = self._sync(self._objects.any_under, prefix)
+        return found
+
     # -- errors ------------------------------------------------------------------------
 
     def _map_error(self, exc: Exception, op: str, path: str) -> StorageError:

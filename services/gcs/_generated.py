@@ -15,6 +15,7 @@ from storager._headers import check_header, check_header_map
 from storager._object import Object
 from storager._pairs import (
     PairSpec,
+    check_bool,
     check_choice,
     check_int,
     check_io_callback,
@@ -79,6 +80,11 @@ INIT_PAIRS: Mapping[str, PairSpec] = {
         "int",
         "Bytes sent per request of a resumable upload, a positive multiple of 262144 (256 KiB); data shorter than one chunk is sent in a single request. Defaults to 8388608 (8 MiB).",
     ),
+    "exclusive_names": PairSpec(
+        "exclusive_names",
+        "bool",
+        "Refuse, as fs does, a name taken by the other kind: an object where keys exist under name/, an object under an object, a directory over an object (ObjectModeInvalidError or AlreadyExistsError, nothing written). Off by default on object stores: it costs one listing plus one request per parent directory on each write, copy, move, completed upload and create_dir, and it is not atomic there (two racing writers can both pass).",
+    ),
     "default_content_type": PairSpec(
         "default_content_type",
         "str",
@@ -118,6 +124,7 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         credential: str | None = None,
         project: str | None = None,
         chunk_size: int | None = None,
+        exclusive_names: bool | None = None,
         default_content_type: str | None = None,
         loose_pairs: bool = False,
         **pairs: Unpack[NoOtherPairs],
@@ -135,6 +142,9 @@ class GcsGenerated(Service, Copier, Mover, Direr):
             check_str("new", SERVICE_NAME, "", "project", project)
         if chunk_size is not None:
             check_int("new", SERVICE_NAME, "", "chunk_size", chunk_size)
+        if exclusive_names is not None:
+            check_bool("new", SERVICE_NAME, "", "exclusive_names", exclusive_names)
+            self._set_exclusive_names(exclusive_names)
         if default_content_type is not None:
             check_str("new", SERVICE_NAME, "", "default_content_type", default_content_type)
             check_header("new", SERVICE_NAME, "", "default_content_type", default_content_type)
@@ -331,6 +341,8 @@ class GcsGenerated(Service, Copier, Mover, Direr):
             check_header_map("write", SERVICE_NAME, path, "user_metadata", user_metadata)
         path_abs = self._abs_path("write", path)
         try:
+            if self._exclusive_names:
+                self._claim_name("write", path_abs)
             return self._write(
                 path_abs,
                 data,
@@ -424,6 +436,8 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         src_abs = self._abs_path("copy", src)
         dst_abs = self._abs_path("copy", dst)
         try:
+            if self._exclusive_names:
+                self._claim_name("copy", dst_abs)
             return self._copy(src_abs, dst_abs)
         except StorageError:
             raise
@@ -452,6 +466,8 @@ class GcsGenerated(Service, Copier, Mover, Direr):
         src_abs = self._abs_path("move", src)
         dst_abs = self._abs_path("move", dst)
         try:
+            if self._exclusive_names:
+                self._claim_name("move", dst_abs)
             return self._move(src_abs, dst_abs)
         except StorageError:
             raise
@@ -477,6 +493,8 @@ class GcsGenerated(Service, Copier, Mover, Direr):
             self._reject_pairs("create_dir", path, pairs)
         path_abs = self._abs_path("create_dir", path)
         try:
+            if self._exclusive_names:
+                self._claim_name("create_dir", path_abs)
             return self._create_dir(path_abs)
         except StorageError:
             raise

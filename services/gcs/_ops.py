@@ -192,6 +192,21 @@ class Objects:
             return Object(self._rel(dir_path), ObjectMode.DIR)
         raise NotFoundError("stat", "gcs", path)
 
+    async def is_object(self, path: str) -> bool:
+        """Return whether an object has the store-absolute path (one GET of its resource)."""
+        try:
+            await self.get(path[1:])
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def any_under(self, prefix: str) -> bool:
+        """Return whether any object's name starts with ``prefix`` (a one-item listing)."""
+        page = await self._call(
+            "GET", _OBJECTS, self._bucket, json_out=True, prefix=prefix[1:], maxResults=1
+        )
+        return bool(page.get("items") or page.get("prefixes"))
+
     async def delete(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):  # already gone: delete is idempotent
             await self._call("DELETE", _OBJECT, self._bucket, path[1:])
@@ -231,8 +246,6 @@ class Objects:
     # -- Copier, Mover, Direr -----------------------------------------------------------
 
     async def rewrite(self, op: str, src: str, dst: str) -> None:
-        if src.endswith("/"):
-            raise ObjectModeInvalidError(op, "gcs", src, "is a directory")
         args = (self._bucket, src[1:], self._bucket, dst[1:])
         try:
             out = await self._call("POST", _REWRITE, *args, json_out=True)
@@ -248,8 +261,6 @@ class Objects:
         # Copy then delete: gcsfs's move tries the moveTo API first, which emulators
         # answer 501 and gcsfs retries for half a minute.
         if src == dst:
-            if src.endswith("/"):
-                raise ObjectModeInvalidError("move", "gcs", src, "is a directory")
             await self.get(src[1:])  # moving onto itself: only check it exists
             return
         await self.rewrite("move", src, dst)

@@ -55,6 +55,7 @@ CAPABILITY = Capability(
     ),
     copy_server_side=True,
     dir_explicit=True,
+    exclusive_names=True,
     list_sorted=True,
     write_atomic=True,
     write_empty=True,

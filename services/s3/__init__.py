@@ -446,13 +446,23 @@ class S3Storage(S3Multipart, S3Generated):
         self._copy_parts(src, dst, head)
 
     def _move(self, src: str, dst: str) -> None:
-        if src.endswith("/"):
-            raise PathInvalidError("move", "s3", src, "move takes object paths, not directories")
         if src == dst:
             self._head("move", src)
             return
         self._copy(src, dst)
         self._transport.delete("move", src, self._key(src))
+
+    # -- the questions of storager._names (exclusive_names) ------------------------------------
+
+    def _probe_object(self, op: str, path: str) -> bool:
+        try:
+            self._transport.head(op, path, self._key(path))
+        except NotFoundError:
+            return False
+        return True
+
+    def _probe_children(self, op: str, prefix: str) -> bool:
+        return self._has_children(op, prefix)
 
     # -- Direr ------------------------------------------------------------------------------
 

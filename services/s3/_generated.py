@@ -123,6 +123,11 @@ INIT_PAIRS: Mapping[str, PairSpec] = {
         "int",
         "The keep-alive connections a store keeps and the parallel requests of one streaming write, large read or bulk helper (write_many, read_many, delete_prefix); 16 when absent.",
     ),
+    "exclusive_names": PairSpec(
+        "exclusive_names",
+        "bool",
+        "Refuse, as fs does, a name taken by the other kind: an object where keys exist under name/, an object under an object, a directory over an object (ObjectModeInvalidError or AlreadyExistsError, nothing written). Off by default on object stores: it costs one listing plus one request per parent directory on each write, copy, move, completed upload and create_dir, and it is not atomic there (two racing writers can both pass).",
+    ),
     "default_content_type": PairSpec(
         "default_content_type",
         "str",
@@ -174,6 +179,7 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         force_path_style: bool | None = None,
         request_path: Literal["lean", "s3fs"] | None = None,
         max_connections: int | None = None,
+        exclusive_names: bool | None = None,
         default_content_type: str | None = None,
         default_server_side_encryption: str | None = None,
         default_storage_class: str | None = None,
@@ -197,6 +203,9 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
             check_choice("new", SERVICE_NAME, "", "request_path", request_path, ("lean", "s3fs"))
         if max_connections is not None:
             check_int("new", SERVICE_NAME, "", "max_connections", max_connections)
+        if exclusive_names is not None:
+            check_bool("new", SERVICE_NAME, "", "exclusive_names", exclusive_names)
+            self._set_exclusive_names(exclusive_names)
         if default_content_type is not None:
             check_str("new", SERVICE_NAME, "", "default_content_type", default_content_type)
             check_header("new", SERVICE_NAME, "", "default_content_type", default_content_type)
@@ -460,6 +469,8 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
             check_header_map("write", SERVICE_NAME, path, "user_metadata", user_metadata)
         path_abs = self._abs_path("write", path)
         try:
+            if self._exclusive_names:
+                self._claim_name("write", path_abs)
             return self._write(
                 path_abs,
                 data,
@@ -563,6 +574,8 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         src_abs = self._abs_path("copy", src)
         dst_abs = self._abs_path("copy", dst)
         try:
+            if self._exclusive_names:
+                self._claim_name("copy", dst_abs)
             return self._copy(src_abs, dst_abs)
         except StorageError:
             raise
@@ -591,6 +604,8 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         src_abs = self._abs_path("move", src)
         dst_abs = self._abs_path("move", dst)
         try:
+            if self._exclusive_names:
+                self._claim_name("move", dst_abs)
             return self._move(src_abs, dst_abs)
         except StorageError:
             raise
@@ -740,6 +755,8 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
         if pairs:
             self._reject_pairs("complete_multipart", multipart.path, pairs)
         try:
+            if self._exclusive_names:
+                self._claim_name("complete_multipart", multipart.path)
             return self._complete_multipart(multipart, parts)
         except StorageError:
             raise
@@ -812,6 +829,8 @@ class S3Generated(Service, Copier, Mover, Segmenter, Presigner, Direr):
             self._reject_pairs("create_dir", path, pairs)
         path_abs = self._abs_path("create_dir", path)
         try:
+            if self._exclusive_names:
+                self._claim_name("create_dir", path_abs)
             return self._create_dir(path_abs)
         except StorageError:
             raise

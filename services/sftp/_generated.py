@@ -41,6 +41,7 @@ CAPABILITY = Capability(
         }
     ),
     dir_explicit=True,
+    exclusive_names=True,
     list_sorted=True,
     write_atomic=True,
     write_empty=True,

@@ -37,6 +37,7 @@ from storager._async_protocols import (
 )
 from storager._async_types import AsyncReader, AsyncWriteData
 from storager._errors import InvalidArgumentError, StorageError
+from storager._names import NAME_CLAIMS
 from storager._object import Object, StorageMeta
 from storager._protocols import IoCallback, WriteData
 from storager._service import Service
@@ -178,7 +179,12 @@ class NativeAsync(AsyncStorager):
 
     async def _call(self, op: str, *args: Any, **pairs: Any) -> Any:
         """Validate as the sync method does, run the ``_op`` coroutine, map its errors."""
-        planned = self._prepare(op, *args, **pairs)
+        if self._sync._exclusive_names and op in NAME_CLAIMS:
+            # The generated code then checks the name with the sync store's requests
+            # (storager._names): they block, so the preparation runs off the loop.
+            planned = await asyncio.to_thread(self._prepare, op, *args, **pairs)
+        else:
+            planned = self._prepare(op, *args, **pairs)
         method: Callable[..., Awaitable[Any]] = getattr(self, "_" + op)
         try:
             return await method(*planned.args, **planned.kwargs)

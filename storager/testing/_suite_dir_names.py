@@ -2,8 +2,9 @@
 
 A path names a directory when it ends with ``/``, ``.`` or ``..``; operations on
 objects refuse it before anything is touched, with the same error on every store.
-A file and a directory never share a name on a store whose directories exist on
-their own (``dir_explicit``). Paths must be strings, for every operation.
+A file and a directory never share a name on a store that declares
+``exclusive_names`` (fs, sftp, memory, redis; s3, gcs and azblob when opened with the
+pair). Paths must be strings, for every operation.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from storager._errors import (
     ObjectModeInvalidError,
     PathInvalidError,
 )
-from storager._protocols import Copier, Direr, Mover, Storager
+from storager._protocols import Copier, Direr, Mover, Segmenter, Storager
 from storager.testing._gating import covers
 from storager.testing._suite_base import _files
 
@@ -57,40 +58,6 @@ class DirectoryNameTests:
                 call()
         assert _files(store.list("", list_mode="prefix")) == {}
 
-    @covers("write", "read", "stat", feature="dir_explicit")
-    def test_object_cannot_take_a_directory_name(self, store: Storager) -> None:
-        store.write("d/inner.txt", b"inner")
-        with pytest.raises(_NAME_TAKEN):
-            store.write("d", b"file over a directory")
-        assert store.read("d/inner.txt") == b"inner"
-        assert store.stat("d").is_dir
-
-    @covers("write", "read", feature="dir_explicit")
-    def test_object_cannot_be_put_under_a_file(self, store: Storager) -> None:
-        store.write("f", b"a file")
-        with pytest.raises(_NAME_TAKEN):
-            store.write("f/child.txt", b"under a file")
-        assert store.read("f") == b"a file"
-
-    @covers("create_dir", "read", feature="dir_explicit")
-    def test_directory_cannot_take_a_file_name(self, store: Storager) -> None:
-        assert isinstance(store, Direr)
-        store.write("x", b"a file")
-        with pytest.raises(_NAME_TAKEN):
-            store.create_dir("x/")
-        assert store.read("x") == b"a file"
-        assert not store.stat("x").is_dir
-
-    @covers("copy", "read", feature="dir_explicit")
-    def test_copy_cannot_put_an_object_over_a_directory(self, store: Storager) -> None:
-        assert isinstance(store, Copier)
-        store.write("src.txt", b"source")
-        store.write("d/inner.txt", b"inner")
-        with pytest.raises(_NAME_TAKEN):
-            store.copy("src.txt", "d")
-        assert store.read("d/inner.txt") == b"inner"
-        assert store.read("src.txt") == b"source"
-
     @covers("copy", "read")
     def test_copy_refuses_directory_paths_naming_the_wrong_one(self, store: Storager) -> None:
         assert isinstance(store, Copier)
@@ -122,3 +89,92 @@ class DirectoryNameTests:
             store.move("d", "z.txt")
         assert _files(store.list("", list_mode="prefix")) == {"a.txt": 1, "d/inner.txt": 1}
         assert store.read("a.txt") == b"a"
+
+
+class ExclusiveNameTests:
+    """A file and a directory never share a name; a mixin of ``StoragerSuite``.
+
+    Gated on the ``exclusive_names`` feature, and run alone (``NameSuite``) on object
+    stores opened with the pair.
+    """
+
+    @covers("write", "read", "stat", feature="exclusive_names")
+    def test_object_cannot_take_a_directory_name(self, store: Storager) -> None:
+        store.write("d/inner.txt", b"inner")
+        with pytest.raises(_NAME_TAKEN):
+            store.write("d", b"file over a directory")
+        assert store.read("d/inner.txt") == b"inner"
+        assert store.stat("d").is_dir
+
+    @covers("write", "read", feature="exclusive_names")
+    def test_object_cannot_be_put_under_a_file(self, store: Storager) -> None:
+        store.write("f", b"a file")
+        with pytest.raises(_NAME_TAKEN):
+            store.write("f/child.txt", b"under a file")
+        assert store.read("f") == b"a file"
+
+    @covers("create_dir", "read", feature="exclusive_names")
+    def test_directory_cannot_take_a_file_name(self, store: Storager) -> None:
+        assert isinstance(store, Direr)
+        store.write("x", b"a file")
+        with pytest.raises(_NAME_TAKEN):
+            store.create_dir("x/")
+        assert store.read("x") == b"a file"
+        assert not store.stat("x").is_dir
+
+    @covers("copy", "read", feature="exclusive_names")
+    def test_copy_cannot_put_an_object_over_a_directory(self, store: Storager) -> None:
+        assert isinstance(store, Copier)
+        store.write("src.txt", b"source")
+        store.write("d/inner.txt", b"inner")
+        with pytest.raises(_NAME_TAKEN):
+            store.copy("src.txt", "d")
+        assert store.read("d/inner.txt") == b"inner"
+        assert store.read("src.txt") == b"source"
+
+    @covers("move", "read", feature="exclusive_names")
+    def test_move_cannot_put_an_object_over_a_directory(self, store: Storager) -> None:
+        assert isinstance(store, Mover)
+        store.write("src.txt", b"source")
+        store.write("d/inner.txt", b"inner")
+        with pytest.raises(_NAME_TAKEN):
+            store.move("src.txt", "d")
+        assert store.read("d/inner.txt") == b"inner"
+        assert store.read("src.txt") == b"source"
+
+    @covers("write", "create_dir", "read", feature="exclusive_names")
+    def test_no_name_below_a_file_at_any_depth(self, store: Storager) -> None:
+        store.write("f", b"a file")
+        with pytest.raises(_NAME_TAKEN):
+            store.write("f/g/h/deep.txt", b"under a file")
+        if isinstance(store, Direr):
+            with pytest.raises(_NAME_TAKEN):
+                store.create_dir("f/sub/")
+        assert _files(store.list("", list_mode="prefix")) == {"f": 1}
+        assert store.read("f") == b"a file"
+
+    @covers("complete_multipart", "read", feature="exclusive_names")
+    def test_multipart_cannot_complete_over_a_directory(self, store: Storager) -> None:
+        assert isinstance(store, Segmenter)
+        store.write("d/inner.txt", b"inner")
+        upload = store.create_multipart("d")
+        try:
+            part = store.write_multipart(upload, 1, b"part")
+            with pytest.raises(_NAME_TAKEN):
+                store.complete_multipart(upload, [part])
+        finally:
+            store.abort_multipart(upload)
+        assert store.read("d/inner.txt") == b"inner"
+        assert store.stat("d").is_dir
+
+    @covers("write", "create_dir", "copy", "read", feature="exclusive_names")
+    def test_names_of_the_same_kind_are_still_free(self, store: Storager) -> None:
+        store.write("a/b.txt", b"one")
+        store.write("a/b.txt", b"two")  # overwriting a file is no clash
+        if isinstance(store, Direr):
+            store.create_dir("a/")  # nor is creating a directory that exists
+            store.create_dir("a/new/")
+        if isinstance(store, Copier):
+            store.copy("a/b.txt", "a/c.txt")
+        assert store.read("a/b.txt") == b"two"
+        assert store.stat("a").is_dir

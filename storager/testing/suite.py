@@ -30,7 +30,7 @@ from storager._protocols import Storager
 from storager.testing._gating import covers, missing_coverage
 from storager.testing._suite_base import Factory, MiB
 from storager.testing._suite_capabilities import CapabilityTests
-from storager.testing._suite_dir_names import DirectoryNameTests
+from storager.testing._suite_dir_names import DirectoryNameTests, ExclusiveNameTests
 from storager.testing._suite_list import ListTests
 from storager.testing._suite_names_paths import NamesPathsTests
 from storager.testing._suite_pairs import PairTests
@@ -39,33 +39,11 @@ from storager.testing._suite_stat_delete import StatDeleteTests
 from storager.testing._suite_streaming import StreamingTests
 from storager.testing._suite_write import WriteTests
 
-__all__ = ["StoragerSuite", "covers"]
+__all__ = ["NameSuite", "StoragerSuite", "covers"]
 
 
-# pytest collects inherited tests in reverse MRO order, so the mixins are listed in
-# reverse: the tests run write, read, stat and delete, list, ..., capabilities.
-class StoragerSuite(
-    CapabilityTests,
-    StreamingTests,
-    PairTests,
-    DirectoryNameTests,
-    NamesPathsTests,
-    ListTests,
-    StatDeleteTests,
-    ReadTests,
-    WriteTests,
-):
-    """The conformance suite; subclass it and override ``storager_factory``.
-
-    Class attributes a subclass may change:
-        write_memory_limit: The traced peak a 64 MiB streaming write may reach, in
-            bytes; ``None`` skips the check. The memory service stores objects in
-            process memory, so the check is skipped there whatever this says.
-    """
-
-    write_memory_limit: int | None = 32 * MiB
-
-    # -- fixtures ---------------------------------------------------------------------
+class SuiteFixtures:
+    """The fixtures every suite class shares: override ``storager_factory``."""
 
     @pytest.fixture
     def storager_factory(self) -> Factory:
@@ -91,11 +69,45 @@ class StoragerSuite(
                 _cleanup(store)
             store.close()
 
+
+# pytest collects inherited tests in reverse MRO order, so the mixins are listed in
+# reverse: the tests run write, read, stat and delete, list, ..., capabilities.
+class StoragerSuite(
+    CapabilityTests,
+    StreamingTests,
+    PairTests,
+    ExclusiveNameTests,
+    DirectoryNameTests,
+    NamesPathsTests,
+    ListTests,
+    StatDeleteTests,
+    ReadTests,
+    WriteTests,
+    SuiteFixtures,
+):
+    """The conformance suite; subclass it and override ``storager_factory``.
+
+    Class attributes a subclass may change:
+        write_memory_limit: The traced peak a 64 MiB streaming write may reach, in
+            bytes; ``None`` skips the check. The memory service stores objects in
+            process memory, so the check is skipped there whatever this says.
+    """
+
+    write_memory_limit: int | None = 32 * MiB
+
     # -- the suite itself -------------------------------------------------------------
 
     def test_every_declared_capability_has_tests(self, store: Storager) -> None:
         missing = missing_coverage(store)
         assert not missing, f"declared but checked by no test: {', '.join(missing)}"
+
+
+class NameSuite(ExclusiveNameTests, SuiteFixtures):
+    """Only the contracts of names a file and a directory may not share.
+
+    For a store whose whole suite runs elsewhere without the ``exclusive_names`` pair:
+    subclass it with a ``storager_factory`` that opens the store with the pair on.
+    """
 
 
 def _cleanup(store: Storager) -> None:
