@@ -49,12 +49,21 @@ class _Entry:
     link_target: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """An uploaded part: its data as received (joined once, on Complete) and its ETag."""
+
+    chunks: tuple[bytes, ...]
+    size: int
+    etag: str
+
+
 @dataclass(slots=True)
 class _Upload:
     path: str
     content_type: str | None
     user_metadata: Mapping[str, str]
-    parts: dict[int, tuple[bytes, str]] = field(default_factory=dict)
+    parts: dict[int, _Part] = field(default_factory=dict)
 
 
 class MemoryStorage(MemoryGenerated):
@@ -304,37 +313,38 @@ class MemoryStorage(MemoryGenerated):
             )
         with self._lock:
             self._upload("write_multipart", multipart)
-        content = _collect("write_multipart", multipart.path, data, size, None)
-        etag = hashlib.md5(content).hexdigest()
+        # The part's ETag is the MD5 of its content, as S3's (clients such as s3cmd check
+        # it), computed in the one pass that takes the chunks in; the chunks are kept as
+        # they came and joined once, by Complete.
+        digest = hashlib.md5(usedforsecurity=False)
+        chunks: list[bytes] = []
+        total = 0
+        for chunk in iter_chunks("write_multipart", "memory", multipart.path, data, size=size):
+            piece = chunk if isinstance(chunk, bytes) else bytes(chunk)
+            digest.update(piece)
+            chunks.append(piece)
+            total += len(piece)
+        part = _Part(tuple(chunks), total, digest.hexdigest())
         with self._lock:
-            self._upload("write_multipart", multipart).parts[number] = (content, etag)
-        return Part(number, len(content), etag)
+            self._upload("write_multipart", multipart).parts[number] = part
+        return Part(number, total, part.etag)
 
     def _complete_multipart(self, multipart: Multipart, parts: Sequence[Part]) -> Object:
         with self._lock:
             upload = self._upload("complete_multipart", multipart)
-            chunks = []
-            last = 0
-            for part in parts:
-                if part.number <= last:
-                    raise InvalidArgumentError(
-                        "complete_multipart",
-                        "memory",
-                        multipart.path,
-                        "parts must be in increasing order",
-                    )
-                last = part.number
-                stored = upload.parts.get(part.number)
-                if stored is None or (part.etag and part.etag != stored[1]):
-                    raise InvalidArgumentError(
-                        "complete_multipart",
-                        "memory",
-                        multipart.path,
-                        f"part {part.number} was not uploaded",
-                    )
-                chunks.append(stored[0])
+            chosen = self._chosen_parts(multipart, upload, parts)
+            if upload.path not in self._objects:
+                self._check_name_free("complete_multipart", upload.path)
+        # The join copies the whole object: done outside the lock, so other calls on the
+        # store do not wait for it; the upload is checked again before the object lands.
+        content = b"".join(chunk for part in chosen for chunk in part.chunks)
+        with self._lock:
+            if self._uploads.get(multipart.upload_id) is not upload:
+                raise NotFoundError(
+                    "complete_multipart", "memory", multipart.path, "no such multipart upload"
+                )
             entry = _Entry(
-                b"".join(chunks),
+                content,
                 ObjectMode.READ,
                 self._etag(),
                 datetime.now(UTC),
@@ -347,6 +357,30 @@ class MemoryStorage(MemoryGenerated):
             del self._uploads[multipart.upload_id]
         return self._to_object(upload.path, entry)
 
+    @staticmethod
+    def _chosen_parts(multipart: Multipart, upload: _Upload, parts: Sequence[Part]) -> list[_Part]:
+        chosen = []
+        last = 0
+        for part in parts:
+            if part.number <= last:
+                raise InvalidArgumentError(
+                    "complete_multipart",
+                    "memory",
+                    multipart.path,
+                    "parts must be in increasing order",
+                )
+            last = part.number
+            stored = upload.parts.get(part.number)
+            if stored is None or (part.etag and part.etag != stored.etag):
+                raise InvalidArgumentError(
+                    "complete_multipart",
+                    "memory",
+                    multipart.path,
+                    f"part {part.number} was not uploaded",
+                )
+            chosen.append(stored)
+        return chosen
+
     def _abort_multipart(self, multipart: Multipart) -> None:
         with self._lock:
             self._uploads.pop(multipart.upload_id, None)
@@ -355,8 +389,8 @@ class MemoryStorage(MemoryGenerated):
         with self._lock:
             upload = self._upload("list_multipart", multipart)
             parts = sorted(upload.parts.items())
-        for number, (content, etag) in parts:
-            yield Part(number, len(content), etag)
+        for number, part in parts:
+            yield Part(number, part.size, part.etag)
 
     # -- Appender, Direr, Linker --------------------------------------------------------
 
