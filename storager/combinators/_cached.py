@@ -480,12 +480,7 @@ class _CachedSegmenter(Cached, Segmenter):
     def complete_multipart(
         self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
     ) -> Object:
-        # The upload's path is the back's store-absolute one; the caller may have
-        # read the object by its relative path too: make both stale.
-        wd = self.back.metadata().work_dir
-        paths = [multipart.path]
-        if multipart.path.startswith(wd) and multipart.path != wd:
-            paths.append(multipart.path[len(wd) :])
+        paths = upload_paths(multipart, self.back.metadata().work_dir)
         with self._traced("complete_multipart", multipart.path):
             return self._mutate(
                 "complete_multipart",
@@ -510,6 +505,18 @@ class _CachedLinker(Cached, Linker):
                 [path],
                 lambda: cast(Linker, self.back).create_link(path, target, **pairs),
             )
+
+
+def upload_paths(multipart: Multipart, work_dir: str) -> list[str]:
+    """The paths a completed upload makes stale in front.
+
+    The upload's path is the back's store-absolute one; the caller may have read the
+    object by its path relative to ``work_dir`` too: both.
+    """
+    paths = [multipart.path]
+    if multipart.path.startswith(work_dir) and multipart.path != work_dir:
+        paths.append(multipart.path[len(work_dir) :])
+    return paths
 
 
 Cached._capability_mixins = {

@@ -145,6 +145,32 @@ class MountTable(Generic[S]):
                 walk.append((prefix, store, key[len(prefix) :]))
         return walk
 
+    def upload(self, op: str, multipart: Multipart) -> tuple[str, S, Multipart]:
+        """Return the mount of a router upload and the upload as the mount knows it."""
+        prefix, store, inner = self.route(op, multipart.path)
+        return prefix, store, Multipart(self.mount_wds[prefix] + inner, multipart.upload_id)
+
+    def upload_out(self, prefix: str, multipart: Multipart) -> Multipart:
+        """Return a mount's upload as the router's (its path in the router's tree)."""
+        wd = self.mount_wds[prefix]
+        path = multipart.path
+        inner = path[len(wd) :] if path.startswith(wd) else path.lstrip("/")
+        return Multipart("/" + prefix + inner, multipart.upload_id)
+
+    def link_target(self, path: str, target: str) -> str:
+        """Return ``target`` as the mount of ``path`` knows it; a link stays in its mount.
+
+        Raises:
+            InvalidArgumentError: ``target`` is in another mount.
+        """
+        prefix, _, _ = self.route("create_link", path)
+        t_prefix, _, t_inner = self.route("create_link", target)
+        if t_prefix != prefix:
+            raise InvalidArgumentError(
+                "create_link", "router", path, "a link cannot point into another mount"
+            )
+        return t_inner
+
     def check_crossing_pairs(
         self, op: str, src: str, dst_prefix: str, accepted: Capability, pairs: Mapping[str, Any]
     ) -> None:
@@ -317,8 +343,7 @@ class Router(Wrapper):
 
     def _upload(self, op: str, multipart: Multipart) -> tuple[str, Storager, Multipart]:
         """Return the mount of a router upload and the upload as the mount knows it."""
-        prefix, store, inner = self._route(op, multipart.path)
-        return prefix, store, Multipart(self._mount_wds[prefix] + inner, multipart.upload_id)
+        return self._table.upload(op, multipart)
 
 
 class _RouterCopier(Router, Copier):
@@ -359,9 +384,7 @@ class _RouterSegmenter(Router, Segmenter):
                 path,
                 lambda s, p: cast(Segmenter, s).create_multipart(p, **pairs),
             )
-            wd = self._mount_wds[prefix]
-            inner = mp.path[len(wd) :] if mp.path.startswith(wd) else mp.path.lstrip("/")
-            return Multipart("/" + prefix + inner, mp.upload_id)
+            return self._table.upload_out(prefix, mp)
 
     def write_multipart(
         self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
@@ -412,13 +435,8 @@ class _RouterSegmenter(Router, Segmenter):
 class _RouterLinker(Router, Linker):
     def create_link(self, path: str, target: str, **pairs: Any) -> Object:
         with self._traced("create_link", path):
-            prefix, _, _ = self._route("create_link", path)
-            t_prefix, _, t_inner = self._route("create_link", target)
-            if t_prefix != prefix:
-                raise InvalidArgumentError(
-                    "create_link", "router", path, "a link cannot point into another mount"
-                )
-            _, obj = self._on(
+            t_inner = self._table.link_target(path, target)
+            prefix, obj = self._on(
                 "create_link",
                 path,
                 lambda s, p: cast(Linker, s).create_link(p, t_inner, **pairs),

@@ -175,7 +175,7 @@ class TestAsyncCachedOverFs(AsyncStoragerSuite):
         return AsyncCached(front.aio, store.aio)  # type: ignore[attr-defined]
 
     def test_async_capabilities_match_the_sync_ones(self) -> None:
-        pytest.skip("AsyncCached offers the back's Copier, Mover, Appender, Direr only")
+        pytest.skip("AsyncCached is never a Presigner, and fs's capability is its back's")
 
 
 class TestAsyncFailoverOverMemory(AsyncStoragerSuite):

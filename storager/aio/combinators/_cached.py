@@ -18,26 +18,28 @@ from storager._async_protocols import (
     AsyncAppender,
     AsyncCopier,
     AsyncDirer,
+    AsyncLinker,
     AsyncMover,
+    AsyncSegmenter,
     AsyncStorager,
 )
 from storager._async_types import AsyncReader, AsyncWriteData
 from storager._errors import InvalidArgumentError, NotFoundError
-from storager._object import Object, StorageMeta
-from storager._protocols import Appender, Copier, Direr, Mover, WriteData
+from storager._object import Multipart, Object, ObjectMode, Part, StorageMeta
+from storager._protocols import Appender, Copier, Direr, Linker, Mover, Segmenter, WriteData
 from storager._streams import iter_chunks
 from storager.aio._native import _is_async, async_chunks
 from storager.aio.combinators._base import AsyncWrapper, async_capabilities_of
 from storager.combinators._base import meet_capability, ops_of, served_by
-from storager.combinators._cached import Capture, Coherence, Tee
+from storager.combinators._cached import Capture, Coherence, Tee, upload_paths
 
 __all__ = ["AsyncCached"]
 
 T = TypeVar("T")
 logger = logging.getLogger("storager.combinators.cached")
 
-#: What the async twin offers of the back's capabilities (no uploads or links yet).
-_SUPPORTED = frozenset({Copier, Mover, Appender, Direr})
+#: What the async twin offers of the back's capabilities: the sync Cached's.
+_SUPPORTED = frozenset({Copier, Mover, Segmenter, Appender, Direr, Linker})
 _POLL_MIN = 0.0005
 _POLL_MAX = 0.01
 
@@ -64,8 +66,9 @@ class AsyncCached(AsyncWrapper):
 
     The same arguments, coherence rules (writes and deletes serialised per path, a read
     that missed fills the front only if no change started meanwhile), LRU limits, and
-    ``hits``/``misses``. Capabilities: the back's Copier, Mover, Appender and Direr.
-    Not yet: multipart uploads and links are not offered.
+    ``hits``/``misses``. Capabilities: the back's Copier, Mover, Segmenter (uploads run
+    on the back; completing one drops its path from the front), Appender, Direr and
+    Linker (a link is never cached: a write to its target would leave it stale).
     """
 
     combinator = "cached"
@@ -137,6 +140,11 @@ class AsyncCached(AsyncWrapper):
 
     async def _fill(self, path: str, data: bytes, generation: int) -> None:
         if not self._coherence.cacheable(len(data)):
+            return
+        if (
+            isinstance(self.back, AsyncLinker)
+            and ObjectMode.LINK in (await self.back.stat(path)).mode
+        ):
             return
         async with _held([self._coherence.lock_for(path)]):
             if self._coherence.fresh(path, generation):
@@ -308,9 +316,47 @@ class _AsyncCachedDirer(AsyncCached, AsyncDirer):
         return await cast(AsyncDirer, self.back).create_dir(path, **pairs)
 
 
+class _AsyncCachedSegmenter(AsyncCached, AsyncSegmenter):
+    """Uploads run on the back; completing one drops its path from the front."""
+
+    def _uploader(self) -> AsyncSegmenter:
+        return cast(AsyncSegmenter, self.back)
+
+    async def create_multipart(self, path: str, **pairs: Any) -> Multipart:
+        return await self._uploader().create_multipart(path, **pairs)
+
+    async def write_multipart(
+        self, multipart: Multipart, number: int, data: AsyncWriteData, **pairs: Any
+    ) -> Part:
+        return await self._uploader().write_multipart(multipart, number, data, **pairs)
+
+    async def complete_multipart(
+        self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
+    ) -> Object:
+        paths = upload_paths(multipart, self.back.metadata().work_dir)
+        return await self._mutate(
+            paths, lambda: self._uploader().complete_multipart(multipart, parts, **pairs)
+        )
+
+    async def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
+        await self._uploader().abort_multipart(multipart, **pairs)
+
+    def list_multipart(self, multipart: Multipart, **pairs: Any) -> AsyncIterator[Part]:
+        return self._uploader().list_multipart(multipart, **pairs)
+
+
+class _AsyncCachedLinker(AsyncCached, AsyncLinker):
+    async def create_link(self, path: str, target: str, **pairs: Any) -> Object:
+        return await self._mutate(
+            [path], lambda: cast(AsyncLinker, self.back).create_link(path, target, **pairs)
+        )
+
+
 AsyncCached._capability_mixins = {
     Copier: _AsyncCachedCopier,
     Mover: _AsyncCachedMover,
+    Segmenter: _AsyncCachedSegmenter,
     Appender: _AsyncCachedAppender,
     Direr: _AsyncCachedDirer,
+    Linker: _AsyncCachedLinker,
 }

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from storager._async_protocols import (
     AsyncAppender,
     AsyncCopier,
     AsyncDirer,
+    AsyncLinker,
     AsyncMover,
+    AsyncSegmenter,
     AsyncStorager,
 )
 from storager._async_types import AsyncReader, AsyncWriteData
 from storager._errors import InvalidArgumentError
-from storager._object import Object, ObjectMode, StorageMeta
-from storager._protocols import Appender, Copier, Direr, Mover
+from storager._object import Multipart, Object, ObjectMode, Part, StorageMeta
+from storager._protocols import Appender, Copier, Direr, Linker, Mover, Segmenter
 from storager.aio.combinators._base import AsyncWrapper, _common, async_capabilities_of
 from storager.combinators._base import meet_capability, ops_of, served_by
 from storager.combinators._router import MountTable
@@ -24,9 +26,9 @@ __all__ = ["AsyncRouter"]
 
 T = TypeVar("T")
 
-#: Capabilities the async router has when every mount has them (no uploads, links or
-#: presigned URLs yet: the sync Router has those).
-_ALL_MOUNTS = frozenset({Appender, Direr})
+#: Capabilities the async router has when every mount has them (no presigned URLs
+#: yet: the sync Router has those).
+_ALL_MOUNTS = frozenset({Appender, Direr, Segmenter, Linker})
 
 
 class AsyncRouter(AsyncWrapper):
@@ -34,7 +36,8 @@ class AsyncRouter(AsyncWrapper):
 
     The same mount table, routing, listing of mount points and cross-mount copy and move
     (streamed through the client: the source's reader is the destination's data).
-    Appender and Direr when every mount is; never Segmenter, Linker or Presigner yet.
+    Appender, Direr, Segmenter and Linker when every mount is (uploads and links stay
+    inside one mount, as with the sync Router); never Presigner yet.
     """
 
     combinator = "router"
@@ -171,9 +174,55 @@ class _AsyncRouterDirer(AsyncRouter, AsyncDirer):
         return self._table.out(prefix, obj)
 
 
+class _AsyncRouterSegmenter(AsyncRouter, AsyncSegmenter):
+    """An upload runs on the mount of its path; its id is the mount's."""
+
+    async def create_multipart(self, path: str, **pairs: Any) -> Multipart:
+        prefix, mp = await self._on(
+            "create_multipart",
+            path,
+            lambda s, p: cast(AsyncSegmenter, s).create_multipart(p, **pairs),
+        )
+        return self._table.upload_out(prefix, mp)
+
+    async def write_multipart(
+        self, multipart: Multipart, number: int, data: AsyncWriteData, **pairs: Any
+    ) -> Part:
+        _, store, mp = self._table.upload("write_multipart", multipart)
+        return await cast(AsyncSegmenter, store).write_multipart(mp, number, data, **pairs)
+
+    async def complete_multipart(
+        self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
+    ) -> Object:
+        prefix, store, mp = self._table.upload("complete_multipart", multipart)
+        obj = await cast(AsyncSegmenter, store).complete_multipart(mp, parts, **pairs)
+        return self._table.out(prefix, obj)
+
+    async def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
+        _, store, mp = self._table.upload("abort_multipart", multipart)
+        await cast(AsyncSegmenter, store).abort_multipart(mp, **pairs)
+
+    def list_multipart(self, multipart: Multipart, **pairs: Any) -> AsyncIterator[Part]:
+        _, store, mp = self._table.upload("list_multipart", multipart)
+        return cast(AsyncSegmenter, store).list_multipart(mp, **pairs)
+
+
+class _AsyncRouterLinker(AsyncRouter, AsyncLinker):
+    async def create_link(self, path: str, target: str, **pairs: Any) -> Object:
+        inner_target = self._table.link_target(path, target)
+        prefix, obj = await self._on(
+            "create_link",
+            path,
+            lambda s, p: cast(AsyncLinker, s).create_link(p, inner_target, **pairs),
+        )
+        return self._table.out(prefix, obj)
+
+
 AsyncRouter._capability_mixins = {
     Copier: _AsyncRouterCopier,
     Mover: _AsyncRouterMover,
+    Segmenter: _AsyncRouterSegmenter,
     Appender: _AsyncRouterAppender,
     Direr: _AsyncRouterDirer,
+    Linker: _AsyncRouterLinker,
 }
