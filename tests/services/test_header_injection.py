@@ -503,3 +503,27 @@ def test_bad_azblob_endpoint_is_pair_invalid_before_anything_connects(endpoint: 
 def test_good_s3_endpoints_are_accepted() -> None:
     for endpoint in ("http://127.0.0.1:9000", "https://s3.example.com", "http://h:1/base"):
         S3Storage(name="b", endpoint=endpoint, credential="hmac:a:b").close()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "what"),
+    [
+        ("gcs://b/?endpoint=ftp://x&credential=token:s3cr3t-value", "'ftp://x'", "scheme"),
+        ("gcs://b/?endpoint=http://h:99999", "'http://h:99999'", "port"),
+        ("azblob://c/?endpoint=ftp://x&credential=anonymous", "'ftp://x'", "scheme"),
+        (
+            "azblob://c/?endpoint=http%3A%2F%2FAKIA%3As3cr3t-value%40h%3A1&credential=anonymous",
+            "'http://***@h:1'",
+            "credentials belong in the credential pair",
+        ),
+    ],
+)
+def test_bad_gcs_and_azblob_endpoint_from_a_connection_string_names_pair_value_and_fault(
+    url: str, shown: str, what: str
+) -> None:
+    with pytest.raises(PairInvalidError) as info:
+        storager.open(url)
+    err = info.value
+    assert isinstance(err, ValueError) and err.op == "new"
+    assert "pair 'endpoint'" in str(err) and shown in str(err) and what in str(err)
+    assert "s3cr3t" not in str(err) and "AKIA" not in str(err)
