@@ -209,7 +209,7 @@ class S3Async(NativeCopier, NativeMover, NativeDirer, AsyncSegmenter, AsyncPresi
                 page = parse_list_page(body)
                 if page.next_token != guess:
                     # The parsed token is the authority (as in the sync transport).
-                    task.cancel()
+                    _drop(task)
                     if page.next_token is not None:
                         task = request(page.next_token)
                 for key, length, modified, etag, storage_class in page.entries:
@@ -230,7 +230,7 @@ class S3Async(NativeCopier, NativeMover, NativeDirer, AsyncSegmenter, AsyncPresi
                 if page.next_token is None:
                     return
         finally:
-            task.cancel()  # a caller that stopped early: drop the page in flight
+            _drop(task)  # a caller that stopped early: drop the page in flight
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -502,6 +502,15 @@ class S3Async(NativeCopier, NativeMover, NativeDirer, AsyncSegmenter, AsyncPresi
             return url
         url = await asyncio.to_thread(sign, path, expire=expire)
         return url
+
+
+def _drop(task: asyncio.Task[Any]) -> None:
+    """Cancel a task no longer wanted; a failure it already had is dropped with it."""
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # retrieved: asyncio would log it as never retrieved
+    else:
+        task.cancel()
 
 
 async def _all(coroutines: Any) -> None:
