@@ -107,7 +107,15 @@ def fetch_stripe(core: Core, op: str, path: str, manifest: Manifest, index: int)
             f"{len(good)}: {'; '.join(problems + missing)}",
         )
     chosen = dict(sorted(good.items())[: codec.data])
-    return Assembled(codec.pieces(chosen, stripe.length))
+
+    def check(i: int, rebuilt: bytes | bytearray | memoryview) -> bool:
+        # A rebuilt fragment must be, byte for byte, the one the writer recorded.
+        recorded = stripe.fragments[i]
+        return recorded is None or (
+            len(rebuilt) == recorded.length and matches(recorded.digest, rebuilt)
+        )
+
+    return Assembled(codec.pieces(chosen, stripe.length, check))
 
 
 class Assembled:
