@@ -1,8 +1,10 @@
 """doctor: what a URL opens, where its credential comes from, what the store can do, and
 whether a write, stat, read, list and delete of a temporary object work.
 
-The credential source is worked out from the URL and the environment in the order each
-service's SDK looks (the first source present wins); doctor names it without its secret.
+The credential source is read back from the store where it tells (s3: the URL's pair, or
+the provider of botocore's chain that won; ``_credential_used.py``); for other services
+it is worked out from the URL and the environment in the order the service's SDK looks
+(the first source present wins). Either way without its secret.
 The round trip works on one object named ``.storager-doctor-<random>`` in the URL's
 directory and deletes it, also after a failed step.
 """
@@ -32,6 +34,7 @@ from storager._errors import (
 from storager._protocols import Storager
 from storager._registry import parse_connection_string, redact_url
 from storager.cli._commands import Context, abs_path, classify
+from storager.cli._credential_used import credential_used
 from storager.cli._urls import Location
 
 __all__ = ["RoundTrip", "cmd_doctor", "credential_source"]
@@ -45,7 +48,10 @@ def _env(*names: str) -> str | None:
 
 
 def credential_source(scheme: str, pairs: dict[str, Any]) -> str:
-    """Return which credential the store uses, secrets left out."""
+    """Return which credential the service's SDK is expected to use, secrets left out.
+
+    For a store that tells which it uses (s3), doctor reads that back instead.
+    """
     given = pairs.get("credential")
     if given:
         kind = str(given).split(":", 1)[0]
@@ -111,7 +117,13 @@ def _resolved(loc: Location, store: Storager) -> dict[str, Any]:
         region = pairs.get("location") or os.environ.get("AWS_REGION")
         region = region or os.environ.get("AWS_DEFAULT_REGION")
         info["region"] = region or "(default: us-east-1 or the config file's)"
-    info["credential"] = credential_source(scheme, pairs)
+    used = credential_used(store)
+    if used is not None:
+        info["credential"] = used.text
+        info["credential_method"] = used.method
+        info["credential_key"] = used.key
+    else:
+        info["credential"] = credential_source(scheme, pairs)
     return info
 
 

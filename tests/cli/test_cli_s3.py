@@ -147,7 +147,7 @@ def test_doctor_on_s3_reports_endpoint_redacted_credential_and_a_passing_round_t
     assert main(["doctor", s3url("")]) == EXIT_OK
     out = capsys.readouterr().out
     assert seaweedfs_server.secret_key not in out
-    assert "credential: the URL's credential pair (hmac:***)" in out
+    assert "credential: the URL's credential pair (hmac:****" in out
     assert f"endpoint:   {seaweedfs_server.endpoint}" in out
     assert "verdict: ok" in out
     assert main(["doctor", "--json", s3url("")]) == EXIT_OK
