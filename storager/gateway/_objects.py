@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, BinaryIO
 from urllib.parse import unquote
 
+from storager._etag import plain_md5
 from storager._object import Object
 from storager._protocols import Copier, Direr
 from storager.gateway._body import BATCH, BodyStream, ClientDisconnected
@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 _META = "x-amz-meta-"
-_MD5 = re.compile(r"[0-9a-fA-F]{32}")
 
 
 def etag_value(obj: Object) -> str:
@@ -53,7 +52,7 @@ def etag_value(obj: Object) -> str:
         stamp = obj.last_modified.isoformat() if obj.last_modified else ""
         text = f"{obj.path}\0{obj.content_length}\0{stamp}".encode()
         tag = hashlib.blake2b(text, digest_size=8).hexdigest()
-    if "-" in tag or _MD5.fullmatch(tag):
+    if "-" in tag or plain_md5(tag) is not None:
         return tag
     return f"{tag}-1"
 
