@@ -4,21 +4,19 @@
   shares (S3 lists milliseconds but HEAD reports whole seconds);
 * :func:`reported_md5`: the MD5 a store reports, as lowercase hex: ``content_md5`` is
   base64 (:class:`~storager.Object`), an ETag may be a plain hex MD5 (not a multipart
-  ``...-N`` one).
+  ``...-N`` one; the rule is :func:`storager._etag.plain_md5`, the gateway's too).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import re
 from datetime import datetime
 
+from storager._etag import plain_md5
 from storager._object import Object
 
 __all__ = ["reported_md5", "whole_seconds"]
-
-_PLAIN_MD5 = re.compile(r"[0-9a-fA-F]{32}")
 
 
 def whole_seconds(when: datetime) -> int:
@@ -35,7 +33,4 @@ def reported_md5(obj: Object) -> str | None:
             digest = b""
         if len(digest) == 16:
             return digest.hex()
-    etag = (obj.etag or "").strip('"')
-    if _PLAIN_MD5.fullmatch(etag):
-        return etag.lower()
-    return None
+    return plain_md5(obj.etag)
