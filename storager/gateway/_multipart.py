@@ -285,6 +285,20 @@ async def list_parts(bucket: Bucket, uploads: Uploads, req: Request) -> Response
     return Response(200, list(_XML), document("ListPartsResult", body))
 
 
+def _after_marker(found: list[Upload], key_marker: str, id_marker: str) -> list[Upload]:
+    """The uploads after the markers: keys after ``key_marker`` and, with ``id_marker``,
+    the uploads of ``key_marker`` itself that follow that one (the next page of a key
+    with more uploads than a page)."""
+    start = 0
+    while start < len(found) and found[start].key == key_marker:
+        start += 1
+    if id_marker:
+        for index, upload in enumerate(found[:start]):
+            if upload.multipart.upload_id == id_marker:
+                return found[index + 1 :]
+    return found[start:]
+
+
 async def list_uploads(bucket: Bucket, uploads: Uploads, req: Request) -> Response:
     """ListMultipartUploads: every upload noted in the store, whichever process started it."""
     prefix = req.query.get("prefix", "")
@@ -299,9 +313,10 @@ async def list_uploads(bucket: Bucket, uploads: Uploads, req: Request) -> Respon
         for started in await bucket.run(lambda: list(parts.started()))
     ]
     found = sorted(
-        (u for u in known if u.key.startswith(prefix) and u.key > key_marker),
-        key=lambda u: (u.key, u.initiated),
+        (u for u in known if u.key.startswith(prefix) and u.key >= key_marker),
+        key=lambda u: (u.key, u.initiated, u.multipart.upload_id),
     )
+    found = _after_marker(found, key_marker, req.query.get("upload-id-marker", ""))
     page, truncated = found[:limit], len(found) > limit
     body = [
         element("Bucket", bucket.name),

@@ -7,10 +7,16 @@ and Complete streams the parts, in order, into one ``write`` of the key: atomic,
 bounded memory, then the parts go. The prefix is hidden from listings and refused as
 a key.
 
-Either way each upload is noted in the store itself by ``.storager-uploads/{upload
-id}/meta`` (its key and start time), so every gateway process serving the store sees
-every upload (ListMultipartUploads) and the expiry sweep finds those of a process that
-died. :class:`Uploads` remembers the uploads this process started, to find them fast.
+Either way each upload is noted in the store itself, by one object under
+``.storager-uploads/notes/``, so every gateway process serving the store sees every
+upload (ListMultipartUploads) and the expiry sweep finds those of a process that died.
+The note's name carries what a listing needs: ``{upload id}.{start time}.{key}``, each
+percent-encoded, so a listing is one store ``list`` and no reads however many uploads
+there are. Its content (JSON) carries all of it too, and the write pairs a store without
+a Segmenter applies on Complete; the name leaves the key out (``%``) when it would be
+long, or the upload's path is not the usual one for its key, and then a listing reads
+that one note. :class:`Uploads` remembers the uploads this process started, to find them
+fast.
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import quote, unquote
 
 from storager._errors import NotFoundError, StorageError
 from storager._object import Multipart, Object, Part
@@ -35,6 +42,7 @@ from storager.gateway._keys import RESERVED_PREFIX
 
 __all__ = [
     "DEFAULT_MAX_AGE",
+    "NOTES",
     "PartStore",
     "ReservedParts",
     "SegmenterParts",
@@ -81,38 +89,81 @@ class Started:
     initiated: datetime
 
 
-def _meta_path(upload_id: str) -> str:
-    return f"{RESERVED_PREFIX}{upload_id}/meta"
+#: Where the upload notes are, one object each.
+NOTES = f"{RESERVED_PREFIX}notes/"
+#: The longest note name that carries the key (file systems allow 255 bytes a name).
+_NAME_MAX = 200
+#: The name's key field when the key is to be read from the note's content.
+_READ_ME = "%"
+_STAMP = "%Y%m%dT%H%M%S%fZ"
 
 
-def _note(store: Storager, multipart: Multipart, key: str, pairs: dict[str, Any]) -> None:
+def _id_field(upload_id: str) -> str:
+    """The upload id as the name's first field: percent-encoded, dots too (the field
+    separator), or a hash of it when long (``%h``, which no encoding produces)."""
+    field = quote(upload_id, safe="").replace(".", "%2E")
+    if len(field) > _NAME_MAX // 2:
+        return "%h" + hashlib.sha256(upload_id.encode()).hexdigest()[:40]
+    return field
+
+
+def _note(
+    store: Storager, multipart: Multipart, key: str, pairs: dict[str, Any], usual_path: str
+) -> None:
+    initiated = datetime.now(UTC)
     meta = {
+        "id": multipart.upload_id,
         "path": key,
         "upload_path": multipart.path,
         "pairs": pairs,
-        "initiated": datetime.now(UTC).isoformat(),
+        "initiated": initiated.isoformat(),
     }
-    store.write(_meta_path(multipart.upload_id), json.dumps(meta).encode())
+    id_field = _id_field(multipart.upload_id)
+    name = f"{id_field}.{initiated.strftime(_STAMP)}.{quote(key, safe='')}"
+    readable = not id_field.startswith("%h") and multipart.path == usual_path
+    if not readable or len(name) > _NAME_MAX:
+        name = f"{id_field}.{initiated.strftime(_STAMP)}.{_READ_ME}"
+    store.write(NOTES + name, json.dumps(meta).encode())
+
+
+def _notes_of(store: Storager, upload_id: str) -> list[str]:
+    """The paths of ``upload_id``'s note (one, or none once it is finished)."""
+    return [obj.path for obj in store.list(f"{NOTES}{_id_field(upload_id)}.", list_mode="prefix")]
+
+
+def _read_note(store: Storager, upload_id: str) -> dict[str, Any] | None:
+    for path in _notes_of(store, upload_id):
+        with contextlib.suppress(NotFoundError, ValueError):
+            meta: dict[str, Any] = json.loads(store.read(path))
+            if meta.get("id") == upload_id:
+                return meta
+    return None
 
 
 def _forget(store: Storager, upload_id: str) -> None:
-    with contextlib.suppress(NotFoundError):
-        store.delete(_meta_path(upload_id))
-    if isinstance(store, Direr):  # stores with directories keep empty ones
-        with contextlib.suppress(StorageError):
-            store.delete(f"{RESERVED_PREFIX}{upload_id}/")
+    for path in _notes_of(store, upload_id):
+        with contextlib.suppress(NotFoundError):
+            store.delete(path)
 
 
-def _noted(store: Storager) -> Iterator[Started]:
-    for obj in store.list(RESERVED_PREFIX, list_mode="prefix"):
-        if obj.path.endswith("/meta"):
-            upload_id = obj.path[len(RESERVED_PREFIX) :].partition("/")[0]
-            try:
+def _noted(store: Storager, usual_path: Callable[[str], str]) -> Iterator[Started]:
+    """Every upload noted in ``store``: one ``list``; a note is read only when its name
+    leaves something out."""
+    for obj in store.list(NOTES, list_mode="prefix"):
+        name = obj.path.rpartition("/")[2]
+        id_field, _, rest = name.partition(".")
+        stamp, _, key_field = rest.partition(".")
+        try:
+            if id_field.startswith("%h") or key_field == _READ_ME:
                 meta = json.loads(store.read(obj.path))
-                multipart = Multipart(meta.get("upload_path", meta["path"]), upload_id)
+                multipart = Multipart(meta["upload_path"], meta["id"])
                 yield Started(meta["path"], multipart, datetime.fromisoformat(meta["initiated"]))
-            except (NotFoundError, ValueError, KeyError, TypeError):
-                continue  # finished meanwhile, or not ours
+                continue
+            key = unquote(key_field, errors="strict")
+            initiated = datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
+            yield Started(key, Multipart(usual_path(key), unquote(id_field)), initiated)
+        except (NotFoundError, ValueError, KeyError, TypeError):
+            continue  # finished meanwhile, or not ours
 
 
 class SegmenterParts:
@@ -125,7 +176,7 @@ class SegmenterParts:
     def create_multipart(self, path: str, **pairs: Any) -> Multipart:
         multipart = self.segmenter.create_multipart(path, **pairs)
         try:
-            _note(self.store, multipart, path, {})
+            _note(self.store, multipart, path, {}, self.usual_path(path))
         except BaseException:
             with contextlib.suppress(Exception):
                 self.segmenter.abort_multipart(multipart)
@@ -163,8 +214,12 @@ class SegmenterParts:
             raise
         _forget(self.store, multipart.upload_id)
 
+    def usual_path(self, key: str) -> str:
+        """The path of an upload of ``key`` (the store's own, absolute)."""
+        return self.store.metadata().work_dir + key
+
     def started(self) -> Iterator[Started]:
-        return _noted(self.store)
+        return _noted(self.store, self.usual_path)
 
 
 class ReservedParts:
@@ -177,22 +232,30 @@ class ReservedParts:
         return f"{RESERVED_PREFIX}{multipart.upload_id}/"
 
     def _meta(self, multipart: Multipart) -> dict[str, Any]:
-        try:
-            meta: dict[str, Any] = json.loads(self.store.read(_meta_path(multipart.upload_id)))
-        except NotFoundError:
-            raise NotFoundError("multipart", "gateway", multipart.path, "no such upload") from None
+        meta = _read_note(self.store, multipart.upload_id)
+        if meta is None:
+            raise NotFoundError("multipart", "gateway", multipart.path, "no such upload")
         return meta
+
+    def _check_open(self, multipart: Multipart) -> None:
+        """Raise NotFoundError unless the upload is open (one ``list``, no read)."""
+        if not _notes_of(self.store, multipart.upload_id):
+            raise NotFoundError("multipart", "gateway", multipart.path, "no such upload")
+
+    def usual_path(self, key: str) -> str:
+        """The path of an upload of ``key`` (the key's own, relative)."""
+        return key
 
     def create_multipart(self, path: str, **pairs: Any) -> Multipart:
         multipart = Multipart(path, secrets.token_hex(16))
-        _note(self.store, multipart, path, pairs)
+        _note(self.store, multipart, path, pairs, self.usual_path(path))
         return multipart
 
     def write_multipart(
         self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
     ) -> Part:
         """Write the part, and beside it its ETag (the MD5 of its content, hex)."""
-        self._meta(multipart)
+        self._check_open(multipart)
         path = f"{self._dir(multipart)}{number:05d}"
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
@@ -210,7 +273,7 @@ class ReservedParts:
         return Part(number, size, etag)
 
     def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]:
-        self._meta(multipart)
+        self._check_open(multipart)
         folder = self._dir(multipart)
         parts = []
         for obj in self.store.list(folder, list_mode="prefix"):
@@ -242,12 +305,14 @@ class ReservedParts:
     def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
         folder = self._dir(multipart)
         for obj in list(self.store.list(folder, list_mode="prefix")):
-            if not obj.path.endswith("/meta"):
-                self.store.delete(obj.path)
+            self.store.delete(obj.path)
+        if isinstance(self.store, Direr):  # stores with directories keep empty ones
+            with contextlib.suppress(StorageError):
+                self.store.delete(folder)
         _forget(self.store, multipart.upload_id)
 
     def started(self) -> Iterator[Started]:
-        return _noted(self.store)
+        return _noted(self.store, self.usual_path)
 
 
 def part_store(store: Storager) -> PartStore:

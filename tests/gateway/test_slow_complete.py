@@ -88,5 +88,6 @@ def test_slow_complete_error_arrives_in_the_200_answer(slow: Any, monkeypatch: A
     assert exc.value.response["Error"]["Code"] == "InvalidPart"
     # Nothing visible; the upload stays open (as on S3), noted under the reserved prefix.
     stored = [o.path for o in store.list("", list_mode="prefix")]
-    assert stored == [f".storager-uploads/{upload}/meta"]
+    assert len(stored) == 1
+    assert stored[0].startswith(f".storager-uploads/notes/{upload}.")
     assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket="slow")["Uploads"]] == [upload]

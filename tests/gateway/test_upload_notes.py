@@ -8,7 +8,7 @@ import pytest
 
 from storager import NotFoundError, ServiceInternalError
 from storager._object import Multipart, Object
-from storager.gateway._uploads import SegmenterParts
+from storager.gateway._uploads import NOTES, SegmenterParts
 from storager.services.memory import MemoryStorage
 
 
@@ -22,7 +22,7 @@ class Backend(MemoryStorage):
         self.gone: set[str] = set()
 
     def delete(self, path: str, **pairs: Any) -> None:
-        if self.stuck and path.endswith("/meta"):
+        if self.stuck and path.startswith(NOTES):
             raise ServiceInternalError("delete", "memory", path, "injected")
         super().delete(path, **pairs)
 
