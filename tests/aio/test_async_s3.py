@@ -10,9 +10,11 @@ connections per loop, and the request retry policy on a server that throttles.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import http.server
 import secrets
 import threading
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -155,6 +157,34 @@ def test_large_read_is_parallel_ranges_of_one_version(sync: S3Storage, native: S
     whole, part = asyncio.run(run())
     assert whole == data
     assert part == data[8 * MiB : 10 * MiB]
+
+
+def test_reader_streams_in_bounded_memory(seaweedfs_bucket: test_s3.Bucket) -> None:
+    # SeaweedFS: a separate process, so tracemalloc sees only the client's buffers.
+    store = seaweedfs_bucket.open(f"native-{secrets.token_hex(4)}/")
+    data = secrets.token_bytes(32 * MiB)
+    store.write("stream.bin", data)
+
+    async def run() -> tuple[int, int]:
+        digest, total = hashlib.sha256(), 0
+        tracemalloc.start()
+        try:
+            async with await store.aio.open_reader("stream.bin") as reader:
+                while chunk := await reader.read(MiB):
+                    digest.update(chunk)
+                    total += len(chunk)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            await store.aio.delete("stream.bin")
+            await store.aio.close()
+        assert digest.digest() == hashlib.sha256(data).digest()
+        return total, peak
+
+    total, peak = asyncio.run(run())
+    assert total == 32 * MiB
+    # The range being read, its copy as bytes and the range before it: ~13 MiB, not 32.
+    assert peak < 20 * MiB
 
 
 def test_connections_are_kept_alive_per_loop(
