@@ -1,0 +1,215 @@
+"""The fast ListObjectsV2 reader (``_list_scan``) against ``xml.etree``, the authority.
+
+Random pages in the shapes servers send (SeaweedFS's and AWS's field orders, keys
+URL-encoded or escaped, ETag quotes as entities) and in shapes the fast reader must
+refuse (comments, CDATA, attributes, prefixes, mixed blocks, elements between blocks):
+whatever the fast reader returns must equal what ``xml.etree`` reads, and the plain
+shapes must be read by it (else the speed-up is gone without a failure). Real pages from
+moto and SeaweedFS are held to the same.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import quote_plus
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import storager
+from storager.services.s3 import S3Storage
+from storager.services.s3._http_transport import HttpTransport
+from storager.services.s3._list_scan import scan_list_page
+from storager.services.s3._xml import list_page_of, parse_list_page, tree_list_page
+
+SEAWEEDFS = ("Key", "ETag", "Size", "StorageClass", "LastModified")
+AWS = ("Key", "LastModified", "ETag", "Size", "StorageClass")
+
+# Keys as users write them: spaces, pluses, percent signs, markup characters, quotes,
+# non-ASCII, a tab and a newline.
+_KEY_CHARS = st.sampled_from(list("ab/._-~ +%&<>\"'=;:\t\nüé©ключ\u2028"))
+_KEY = st.text(_KEY_CHARS, min_size=1, max_size=12)
+
+
+def _escaped(text: str, numeric: bool) -> str:
+    """``text`` as XML character data, with named or numeric entities."""
+    if numeric:
+        return "".join(f"&#{ord(c)};" if c in "&<>\"'\t\n" else c for c in text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@st.composite
+def pages(draw: st.DrawFn, *, plain: bool = False) -> tuple[bytes, list[str]]:
+    """A ListObjectsV2 page and the keys it lists, in order.
+
+    ``plain``: only what real servers send, which the fast reader must read itself.
+    """
+    keys = draw(st.lists(_KEY, max_size=6))
+    order = list(draw(st.sampled_from([SEAWEEDFS, AWS])))
+    if not plain:
+        if draw(st.booleans()):
+            order = draw(st.permutations(order))
+        for optional in ("LastModified", "ETag", "StorageClass"):
+            if draw(st.integers(0, 5)) == 0:
+                order.remove(optional)
+        if draw(st.integers(0, 3)) == 0:
+            order.insert(draw(st.integers(0, len(order))), "ChecksumAlgorithm")
+    url_encoded = plain or draw(st.booleans())
+    numeric = draw(st.booleans())
+    quote = draw(st.sampled_from(["&#34;", "&quot;", '"', ""]))
+    pretty = not plain and draw(st.booleans())
+    gap = "\n    " if pretty else ""
+    blocks = []
+    for key in keys:
+        fields = {
+            "Key": quote_plus(key, safe="/") if url_encoded else _escaped(key, numeric),
+            "ETag": f"{quote}{draw(st.text('0123456789abcdef-', max_size=8))}{quote}",
+            "Size": str(draw(st.integers(0, 10**12))),
+            "StorageClass": draw(st.sampled_from(["STANDARD", "GLACIER", ""])),
+            "LastModified": draw(
+                st.sampled_from(["2026-12-05T21:56:53Z", "2026-12-05T21:56:53.123Z", ""])
+            ),
+            "ChecksumAlgorithm": "CRC32",
+        }
+        children = [f"{gap}<{tag}>{fields[tag]}</{tag}>" for tag in order]
+        if not plain and draw(st.integers(0, 6)) == 0:
+            children.pop(draw(st.integers(0, len(children) - 1)))  # one block unlike the rest
+        blocks.append(f"<Contents>{''.join(children)}{gap}</Contents>")
+    prefixes = [
+        f"<CommonPrefixes><Prefix>{quote_plus(p, safe='/')}</Prefix></CommonPrefixes>"
+        for p in draw(st.lists(_KEY, max_size=2))
+    ]
+    truncated = draw(st.booleans())
+    tokens = ["", "bGlzdC9rZXk=", "list10k/00999"]
+    token = draw(st.sampled_from(tokens if plain else [*tokens, "a&amp;b"]))
+    head = [
+        "<Name>bucket</Name>",
+        "<Prefix></Prefix>",
+        f"<IsTruncated>{str(truncated).lower()}</IsTruncated>",
+    ]
+    tail = [*prefixes, "<EncodingType>url</EncodingType>", f"<KeyCount>{len(keys)}</KeyCount>"]
+    if truncated:
+        (head if draw(st.booleans()) else tail).append(
+            f"<NextContinuationToken>{token}</NextContinuationToken>"
+        )
+    middle = blocks
+    if not plain:
+        oddity = draw(
+            st.sampled_from(
+                [
+                    None,
+                    "<!-- <IsTruncated>true</IsTruncated> -->",
+                    "<![CDATA[<Contents><Key>fake</Key><Size>1</Size></Contents>]]>",
+                    "<?pi <NextContinuationToken>fake</NextContinuationToken>?>",
+                    '<Contents a="1"><Key>attr</Key><Size>1</Size></Contents>',
+                    "<Contents><Key>nested<b>x</b></Key><Size>1</Size></Contents>",
+                    "<CommonPrefixes><Prefix>between/</Prefix></CommonPrefixes>",
+                    "<IsTruncated>false</IsTruncated>",
+                    "text between",
+                ]
+            )
+        )
+        if oddity is not None:
+            where = draw(st.sampled_from(["head", "middle", "tail"]))
+            part = {"head": head, "middle": middle, "tail": tail}[where]
+            part.insert(draw(st.integers(0, len(part))), oddity)
+    root = '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+    declaration = '<?xml version="1.0" encoding="UTF-8"?>\n' if draw(st.booleans()) else ""
+    sep = "\n  " if pretty else ""
+    body = declaration + root + sep + sep.join(head + middle + tail) + sep + "</ListBucketResult>"
+    return body.encode(), keys
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pages())
+def test_fast_reader_agrees_with_xml_etree_or_declines(page: tuple[bytes, list[str]]) -> None:
+    body, _ = page
+    scanned = scan_list_page(body)
+    if scanned is not None:
+        assert scanned == tree_list_page(body)
+    assert parse_list_page(body) == list_page_of(tree_list_page(body))
+
+
+@settings(max_examples=150, deadline=None)
+@given(pages(plain=True))
+def test_fast_reader_reads_the_shapes_servers_send(page: tuple[bytes, list[str]]) -> None:
+    body, keys = page
+    scanned = scan_list_page(body)
+    assert scanned is not None, body[:300]
+    assert scanned == tree_list_page(body)
+    assert [entry[0] for entry in parse_list_page(body).entries] == keys
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        "<!-- <Contents><Key>fake</Key><Size>1</Size></Contents> -->",
+        "<![CDATA[ <Contents><Key>fake</Key><Size>1</Size></Contents> ]]>",
+        '<Contents xmlns=""><Key>other-namespace</Key><Size>1</Size></Contents>',
+        "<Contents><Key>a&amp;b</Key><Size>1</Size></Contents>",
+        "<IsTruncated>true</IsTruncated>",
+    ],
+)
+def test_fast_reader_declines_a_block_it_cannot_vouch_for(odd: str) -> None:
+    block = "<Contents><Key>k</Key><Size>1</Size></Contents>"
+    body = f"<ListBucketResult>{block}{odd}{block}</ListBucketResult>".encode()
+    assert scan_list_page(body) is None
+    assert parse_list_page(body) == list_page_of(tree_list_page(body))
+
+
+def test_fast_reader_declines_another_encoding() -> None:
+    body = (
+        '<?xml version="1.0" encoding="ISO-8859-1"?><ListBucketResult><Contents>'
+        "<Key>caf\xe9</Key><Size>1</Size></Contents></ListBucketResult>"
+    ).encode("latin-1")
+    assert scan_list_page(body) is None
+    assert parse_list_page(body).entries[0][0] == "caf\xe9"
+
+
+# -- real servers -------------------------------------------------------------------------
+
+ODD_KEYS = [
+    "odd/a&b<c>\"q'",
+    "odd/sp ace+plus%25",
+    "odd/ünï©ødé/ключ",
+    "odd/tab\tx",
+    "odd/&amp;lit",
+]
+
+
+@pytest.fixture(params=["moto", "seaweedfs"])
+def server_store(request: pytest.FixtureRequest) -> Any:
+    server = request.getfixturevalue(f"{request.param}_server")
+    import boto3
+
+    name = f"storager-scan-{secrets.token_hex(4)}"
+    boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name=server.region,
+    ).create_bucket(Bucket=name)
+    store = storager.open(
+        f"s3://{name}/?endpoint={server.endpoint}&location=us-east-1",
+        credential=f"hmac:{server.access_key}:{server.secret_key}",
+    )
+    assert isinstance(store, S3Storage)
+    with store:
+        yield store
+
+
+def test_real_pages_are_read_fast_and_alike(server_store: S3Storage) -> None:
+    for key in ODD_KEYS:
+        server_store.write(key, b"x")
+    transport = server_store._transport
+    assert isinstance(transport, HttpTransport)
+    for delimiter in (None, "/"):
+        body = transport._list_body("list", "/", "", delimiter, None, 2)
+        scanned = scan_list_page(body)
+        assert scanned is not None, bytes(body)[:400]
+        assert scanned == tree_list_page(body)
+    listed = sorted(obj.path for obj in server_store.list("odd/", list_mode="prefix"))
+    assert listed == sorted(ODD_KEYS)
