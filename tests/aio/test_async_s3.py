@@ -13,7 +13,10 @@ import asyncio
 import hashlib
 import http.server
 import secrets
+import socket
+import ssl
 import threading
+import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -289,3 +292,76 @@ def test_throttled_requests_are_retried_by_the_store_policy(
     assert seen == ["PUT"] * 3
     assert caught.value.op == "write" and caught.value.path.endswith("a.txt")
     assert any("gave up after 3 attempts" in note for note in caught.value.__notes__)
+
+
+# -- https: storager's own S3 gateway over TLS, with a throwaway CA ------------------------
+
+
+@pytest.fixture
+def tls_gateway(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    import trustme
+    import uvicorn
+
+    from storager.gateway import S3App
+    from storager.services.memory import MemoryStorage
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    leaf.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    # ssl.create_default_context(), which both request paths use, trusts SSL_CERT_FILE.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    backing = MemoryStorage()
+    app = S3App({"tls": backing}, credentials={"AKIDTLS": "tls-secret"})
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        ssl_certfile=str(tmp_path / "cert.pem"),
+        ssl_keyfile=str(tmp_path / "key.pem"),
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the gateway did not start"
+        time.sleep(0.02)
+    try:
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        backing.close()
+
+
+def test_native_store_speaks_https_with_verified_certificates(
+    tls_gateway: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"s3://tls/?endpoint={tls_gateway}&location=us-east-1&force_path_style=true"
+    store = storager.open(url, credential="hmac:AKIDTLS:tls-secret")
+
+    async def run() -> tuple[bytes, list[str]]:
+        await store.aio.write("dir/a.txt", b"over tls")
+        listed = [o.path async for o in store.aio.list("dir/")]
+        return await store.aio.read("dir/a.txt"), listed
+
+    try:
+        assert asyncio.run(run()) == (b"over tls", ["dir/a.txt"])
+    finally:
+        asyncio.run(store.aio.close())
+    # Without the CA the certificate does not verify: refused, and not retried.
+    monkeypatch.delenv("SSL_CERT_FILE")
+    stranger = storager.open(url, credential="hmac:AKIDTLS:tls-secret")
+    with pytest.raises(storager.StorageError) as caught:
+        asyncio.run(stranger.aio.read("dir/a.txt"))
+    asyncio.run(stranger.aio.close())
+    assert isinstance(caught.value.__cause__, ssl.SSLCertVerificationError)
+    assert not any("attempts" in note for note in getattr(caught.value, "__notes__", ()))
