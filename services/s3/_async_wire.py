@@ -102,8 +102,10 @@ class AsyncConnections:
         head = _request_head(method, target, headers, size)
         async with self._slots:
             for attempt in (0, 1):
-                reused = bool(self._idle)
-                conn = self._idle.pop() if reused else await self._connect()
+                conn = self._take_idle() if attempt == 0 else None
+                reused = conn is not None
+                if conn is None:
+                    conn = await self._connect()
                 try:
                     response, keep = await self._exchange(conn, method, head, body, size)
                 except _STALE:
@@ -127,6 +129,15 @@ class AsyncConnections:
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.aclose()
+
+    def _take_idle(self) -> _Connection | None:
+        """An idle connection the server has not closed yet (as far as the loop knows)."""
+        while self._idle:
+            conn = self._idle.pop()
+            if not (conn.reader.at_eof() or conn.writer.is_closing()):
+                return conn
+            conn.close()
+        return None
 
     async def _connect(self) -> _Connection:
         async with asyncio.timeout(self.timeout):

@@ -294,6 +294,58 @@ def test_throttled_requests_are_retried_by_the_store_policy(
     assert any("gave up after 3 attempts" in note for note in caught.value.__notes__)
 
 
+class _ClosingAfterEachAnswer(http.server.BaseHTTPRequestHandler):
+    """Answers a GET, then closes the connection without saying so (an idle timeout)."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[str]
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        body = b"fresh"
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.send_header("etag", '"e"')
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_an_error() -> None:
+    seen: list[str] = []
+    handler = type("Handler", (_ClosingAfterEachAnswer,), {"seen": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    store = storager.open(f"s3://b/?endpoint={endpoint}&location=us-east-1", credential="hmac:a:b")
+    assert isinstance(store, S3Storage)
+    store.request_retry = RetryPolicy(max_attempts=1)  # only the stale-connection resend
+
+    async def run() -> list[bytes]:
+        try:
+            out = []
+            for _ in range(3):
+                out.append(await store.aio.read("k"))
+                await asyncio.sleep(0.05)  # the server's close arrives while idle
+            out.append(await store.aio.read("k"))  # at once: the close may not have
+            return out
+        finally:
+            await store.aio.close()
+
+    try:
+        assert asyncio.run(run()) == [b"fresh"] * 4
+        assert len(seen) == 4  # each read answered once
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 # -- https: storager's own S3 gateway over TLS, with a throwaway CA ------------------------
 
 
