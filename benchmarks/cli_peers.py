@@ -19,7 +19,9 @@ to exit (interpreter or binary start-up included, as a user waits for it):
   each tool re-syncs the prefix it synced itself (so each sees its own steady state);
 - ``cp 1GiB``: one file of 1 GiB from local disk (``storager cp``, ``rclone copyto``,
   ``aws s3 cp``), deleted after each run;
-- ``sync 1GiB``: a directory holding that one file, by each tool's sync.
+- ``sync 1GiB``: a directory holding that one file, by each tool's sync;
+- ``ls one object``: list one object (``storager ls``, ``rclone lsf``, ``aws s3 ls``):
+  one request, so mostly each tool's start-up (``--rows startup``).
 
 Tools run interleaved within each run, so load from elsewhere hits them alike; each row
 is the median over the runs. Every tool uses its defaults (rclone: 4 transfers, 8
@@ -135,6 +137,13 @@ class Peers:
             f"s3://{self.bucket}/{key}",
         ]
 
+    def ls_one(self, tool: str, key: str) -> list[str]:
+        if tool == "storager":
+            return [self.storager, "ls", self.s3(key)]
+        if tool == "rclone":
+            return [self.rclone, "lsf", f"sw:{self.bucket}/{key}"]
+        return [self.aws, "--endpoint-url", self.endpoint, "s3", "ls", f"s3://{self.bucket}/{key}"]
+
     def run(self, argv: list[str]) -> tuple[float, float]:
         """Run one command (it must succeed); return its wall-clock and CPU seconds."""
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -181,8 +190,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 run; skip the big rows")
     parser.add_argument(
         "--rows",
-        default="cp,sync,nochange,big,nochange10k,jobs",
-        help="comma-separated: cp, sync, nochange, big, nochange10k, jobs",
+        default="startup,cp,sync,nochange,big,nochange10k,jobs",
+        help="comma-separated: startup, cp, sync, nochange, big, nochange10k, jobs",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -218,9 +227,13 @@ def main() -> None:
         client.create_bucket(Bucket=bucket)
         peers = Peers(server.endpoint, server.access_key, server.secret_key, bucket)
         small = make_tree(work / "small", 1000, 4096)
+        client.put_object(Bucket=bucket, Key="one/object.bin", Body=b"x" * 4096)
         for run in range(runs):
             print(f"run {run + 1}/{runs}", flush=True)
             tag = secrets.token_hex(3)
+            if "startup" in rows:
+                for tool in TOOLS:
+                    record("ls one object", tool, peers.run(peers.ls_one(tool, "one/object.bin")))
             if "jobs" in rows:
                 for jobs in (1, 4, 8, 16, 32, 64):
                     prefix = f"jobs-{tag}-{jobs}/"
