@@ -5,7 +5,8 @@ terms: a command is a tuple of its name and arguments, a reply is what the serve
 sent (RESP2: bytes, int, None or a list of them). Two links exist:
 
 - :class:`ServerLink`, for a standalone server, keeps its connections (redis-py's
-  ``Connection``) on a stack of its own and sends packed commands itself. redis-py's
+  ``Connection``) on a stack of its own, sends packed commands itself, and batches
+  the small requests of concurrent threads into shared round trips (``_lane``). redis-py's
   client path (``Redis.execute_command`` over a connection pool) spends about as much
   Python time per command as the round trip does (pool bookkeeping, per-call
   observability, response callbacks); a small object's write, read or stat is one
@@ -32,15 +33,19 @@ from typing import Any, Protocol
 
 from redis import exceptions as rx
 
+from storager.services.redis._lane import Buffer, Lane
+
 __all__ = ["AsyncLink", "ClusterLink", "Command", "Link", "ServerLink", "pack_commands"]
 
 Command = Sequence[Any]
 
 #: Arguments longer than this are sent as buffers of their own, not copied.
 _COPY_LIMIT = 16 << 10
+#: Commands and transactions packed into at most this many bytes go on the lane.
+_LANE_LIMIT = 64 << 10
 
 
-def pack_commands(commands: Sequence[Command]) -> list[bytes | bytearray | memoryview]:
+def pack_commands(commands: Sequence[Command]) -> list[Buffer]:
     """Return ``commands`` in RESP, as few buffers as possible, large values uncopied.
 
     Arguments are bytes-like, str (sent as UTF-8) or int.
@@ -48,7 +53,7 @@ def pack_commands(commands: Sequence[Command]) -> list[bytes | bytearray | memor
     Raises:
         redis.exceptions.DataError: An argument of another type.
     """
-    out: list[bytes | bytearray | memoryview] = []
+    out: list[Buffer] = []
     parts: list[bytes] = []
     for command in commands:
         parts.append(b"*%d\r\n" % len(command))
@@ -132,11 +137,15 @@ class AsyncLink(Protocol):
 class ServerLink(Link):
     """A standalone server, over connections the link keeps on a stack.
 
-    Taking and returning an idle connection is a ``list.pop``/``append`` (atomic under
-    the GIL); only a thread that finds none idle takes the lock, to open a new
-    connection while fewer than ``max_connections`` exist or to wait for one. A child
-    process (``os.fork``) starts with no connection: it never shares a socket with its
-    parent.
+    Small commands and transactions (a read, a stat, a commit) go through the link's
+    :class:`~storager.services.redis._lane.Lane`: a thread alone sends at once, and
+    threads that find another sending have their requests sent together in the next
+    round trip (auto-pipelining). Pipelines (batches of chunks, pages of a listing)
+    and large requests take a connection of their own. Taking and returning an idle
+    connection is a ``list.pop``/``append`` (atomic under the GIL); only a thread that
+    finds none idle takes the lock, to open a new connection while fewer than
+    ``max_connections`` exist or to wait for one. A child process (``os.fork``) starts
+    with no connection and an empty lane: it never shares a socket with its parent.
     """
 
     def __init__(self, connection_class: Any, max_connections: int, wait: float, **kwargs: Any):
@@ -151,29 +160,23 @@ class ServerLink(Link):
         self._lock = threading.Lock()
         self._returned = threading.Condition(self._lock)
         self._pid = os.getpid()
+        self._lane = Lane(self._round_trip, wait)
 
     def call(self, *args: Any) -> Any:
-        connection = self._take()
-        try:
-            connection.send_packed_command(pack_commands((args,)), False)
-            return connection.read_response()
-        except rx.ResponseError:
-            raise  # the whole reply was read; the connection is fine
-        except BaseException:
-            connection.disconnect()
-            raise
-        finally:
-            self._give(connection)
+        reply = self._exchange((args,), shared=True)[0]
+        if isinstance(reply, rx.ResponseError):
+            raise reply
+        return reply
 
     def pipeline(self, commands: Sequence[Command]) -> list[Any]:
-        replies = self._exchange(commands)
+        replies = self._exchange(commands, shared=False)
         for reply in replies:
             if isinstance(reply, rx.ResponseError):
                 raise reply
         return replies
 
     def transaction(self, commands: Sequence[Command]) -> list[Any]:
-        replies = self._exchange([("MULTI",), *commands, ("EXEC",)])
+        replies = self._exchange([("MULTI",), *commands, ("EXEC",)], shared=True)
         for reply in replies[:-1]:
             if isinstance(reply, rx.ResponseError):
                 raise reply  # refused while queueing: EXEC discarded everything
@@ -182,13 +185,28 @@ class ServerLink(Link):
             raise result
         return list(result)
 
-    def _exchange(self, commands: Sequence[Command]) -> list[Any]:
-        """Send ``commands`` at once and read every reply, errors kept in place."""
+    def _exchange(self, commands: Sequence[Command], *, shared: bool) -> list[Any]:
+        """Send ``commands`` at once and read every reply, errors kept in place.
+
+        A ``shared`` request (a command, a transaction) that is small goes on the lane
+        (``_lane``), batched with other threads' requests on one connection; a large
+        one, or a pipeline (a batch of chunks, a page of a listing), takes a
+        connection of its own, so it never holds up the small requests of others.
+        """
+        buffers = pack_commands(commands)
+        if shared and len(buffers) == 1 and len(buffers[0]) <= _LANE_LIMIT:
+            if self._pid != os.getpid():
+                self._forget_parents_connections()
+            return self._lane.exchange(buffers, len(commands))
+        return self._round_trip(buffers, len(commands))
+
+    def _round_trip(self, buffers: list[Buffer], count: int) -> list[Any]:
+        """Send packed commands on one connection; read ``count`` replies, errors in place."""
         connection = self._take()
         try:
-            connection.send_packed_command(pack_commands(commands), False)
+            connection.send_packed_command(buffers, False)
             replies: list[Any] = []
-            for _ in commands:
+            for _ in range(count):
                 try:
                     replies.append(connection.read_response())
                 except rx.ResponseError as exc:
@@ -240,6 +258,7 @@ class ServerLink(Link):
         self._made = 0
         self._waiting = 0
         self._pid = os.getpid()
+        self._lane.reset()
 
     def _take_slowly(self) -> Any:
         deadline = time.monotonic() + self._wait

@@ -217,3 +217,84 @@ def test_a_connection_the_server_closed_is_made_afresh(
     store.write("a.txt", b"two")
     assert store.read("a.txt") == b"two"
     assert store._link.call("CLIENT", "ID") != client_id
+
+
+def test_threads_small_requests_share_round_trips_and_get_their_own_replies(
+    link_to: Callable[..., ServerLink],
+) -> None:
+    link = link_to(max_connections=8)
+    counter = f"t-{secrets.token_hex(4)}"
+    round_trips = 0
+    send = link._lane._round_trip
+
+    def counted(buffers: list[Any], count: int) -> list[Any]:
+        nonlocal round_trips
+        round_trips += 1
+        return send(buffers, count)
+
+    link._lane._round_trip = counted
+    wrong: list[Any] = []
+    errors: list[BaseException] = []
+
+    def work(thread: int) -> None:
+        try:
+            for i in range(100):
+                word = f"{thread}:{i}".encode()
+                if link.call("ECHO", word) != word:
+                    wrong.append(word)
+                if i % 10 == 0:
+                    link.transaction([("INCR", counter)])
+                if i % 25 == 0:
+                    with pytest.raises(rx.ResponseError):
+                        link.call("NO-SUCH-COMMAND", word)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert not wrong
+    assert link.call("GET", counter) == b"160"
+    requests = 16 * (100 + 10 + 4)
+    assert round_trips < requests  # threads' requests went out together
+    assert link._made == 1  # one batch at a time: one connection was enough
+    link.call("DEL", counter)
+
+
+def test_a_failed_batch_fails_its_requests_and_the_queue_goes_on(
+    link_to: Callable[..., ServerLink], raw: redis.Redis
+) -> None:
+    link = link_to(max_connections=4)
+    outcomes: dict[str, Any] = {}
+
+    def run(name: str, *command: Any) -> None:
+        try:
+            outcomes[name] = link.call(*command)
+        except BaseException as exc:
+            outcomes[name] = exc
+
+    blocked = threading.Thread(
+        target=run, args=("blpop", "BLPOP", f"t-{secrets.token_hex(4)}", 5), daemon=True
+    )
+    blocked.start()
+    deadline = time.monotonic() + 5
+    while not int(raw.info("clients")["blocked_clients"]):  # the BLPOP holds the lane
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    queued = [
+        threading.Thread(target=run, args=(f"echo{n}", "ECHO", f"w{n}"), daemon=True)
+        for n in range(3)
+    ]
+    for thread in queued:
+        thread.start()
+    time.sleep(0.2)  # they queue behind the BLPOP
+    victim = next(client for client in raw.client_list() if client["cmd"] == "blpop")
+    raw.client_kill_filter(_id=victim["id"])
+    for thread in [blocked, *queued]:
+        thread.join(timeout=10)
+    assert isinstance(outcomes["blpop"], rx.ConnectionError)
+    assert [outcomes[f"echo{n}"] for n in range(3)] == [b"w0", b"w1", b"w2"]
+    assert link.call("PING") == b"PONG"
