@@ -41,6 +41,18 @@ Command = Sequence[Any]
 
 #: Arguments longer than this are sent as buffers of their own, not copied.
 _COPY_LIMIT = 16 << 10
+#: This process's id, kept up to date by an at-fork hook: links compare it with the
+#: id they were made in on every call, and os.getpid() is a system call each time.
+_process_id = os.getpid()
+
+
+def _note_fork() -> None:
+    global _process_id
+    _process_id = os.getpid()
+
+
+os.register_at_fork(after_in_child=_note_fork)
+
 #: Commands and transactions packed into at most this many bytes go on the lane.
 _LANE_LIMIT = 64 << 10
 
@@ -159,7 +171,7 @@ class ServerLink(Link):
         self._closed = False
         self._lock = threading.Lock()
         self._returned = threading.Condition(self._lock)
-        self._pid = os.getpid()
+        self._pid = _process_id
         self._lane = Lane(self._round_trip, wait)
 
     def call(self, *args: Any) -> Any:
@@ -195,7 +207,7 @@ class ServerLink(Link):
         """
         buffers = pack_commands(commands)
         if shared and len(buffers) == 1 and len(buffers[0]) <= _LANE_LIMIT:
-            if self._pid != os.getpid():
+            if self._pid != _process_id:
                 self._forget_parents_connections()
             return self._lane.exchange(buffers, len(commands))
         return self._round_trip(buffers, len(commands))
@@ -219,7 +231,7 @@ class ServerLink(Link):
             self._give(connection)
 
     def _take(self) -> Any:
-        if self._pid != os.getpid():
+        if self._pid != _process_id:
             self._forget_parents_connections()
         try:
             connection = self._idle.pop()
@@ -257,7 +269,7 @@ class ServerLink(Link):
         self._idle = []
         self._made = 0
         self._waiting = 0
-        self._pid = os.getpid()
+        self._pid = _process_id
         self._lane.reset()
 
     def _take_slowly(self) -> Any:
@@ -288,7 +300,7 @@ class ServerLink(Link):
             raise
 
     def _give(self, connection: Any) -> None:
-        if self._closed or self._pid != os.getpid():
+        if self._closed or self._pid != _process_id:
             connection.disconnect()
             return
         self._idle.append(connection)
