@@ -351,6 +351,7 @@ CASES: list[tuple[type[Storager], list[str]]] = [
             "test_object_cannot_be_put_under_a_file",
             "test_copy_cannot_put_an_object_over_a_directory",
             "test_move_cannot_put_an_object_over_a_directory",
+            "test_copy_and_move_blame_the_destination_name",
             "test_no_name_below_a_file_at_any_depth",
             "test_multipart_cannot_complete_over_a_directory",
         ],

@@ -305,7 +305,10 @@ class FsStorage(FsGenerated):
         try:
             if stat_module.S_ISDIR(os.fstat(fd).st_mode):
                 raise ObjectModeInvalidError("copy", "fs", src, "is a directory")
-            self._replace_with(dst, _read_chunks(fd), bool(sync))
+            try:
+                self._replace_with(dst, _read_chunks(fd), bool(sync))
+            except (NotADirectoryError, IsADirectoryError) as exc:
+                raise self._name_taken("copy", dst, exc) from exc
         finally:
             os.close(fd)
 
@@ -318,16 +321,31 @@ class FsStorage(FsGenerated):
             info = os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
             if stat_module.S_ISDIR(info.st_mode):
                 raise ObjectModeInvalidError("move", "fs", src, "is a directory")
-            dst_fd, dst_name = beneath.open_parent(dst, create=True)
+            try:
+                dst_fd, dst_name = beneath.open_parent(dst, create=True)
+            except NotADirectoryError as exc:
+                raise self._name_taken("move", dst, exc) from exc
             try:
                 os.replace(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
                 if sync:
                     os.fsync(dst_fd)
                     os.fsync(src_fd)
+            except IsADirectoryError as exc:
+                raise self._name_taken("move", dst, exc) from exc
             finally:
                 beneath.release(dst_fd)
         finally:
             beneath.release(src_fd)
+
+    def _name_taken(self, op: str, dst: str, exc: OSError) -> StorageError:
+        """The error of a copy or move whose destination's name is taken by the other kind.
+
+        It names the destination (the generated code would name the source), and a file
+        where a parent directory should be is not the source missing (as for reads).
+        """
+        if isinstance(exc, NotADirectoryError):
+            return ObjectModeInvalidError(op, "fs", dst, "a parent is not a directory")
+        return ObjectModeInvalidError(op, "fs", dst, "a directory has this name")
 
     def _append(
         self,

@@ -439,9 +439,14 @@ class SftpStorage(SftpGenerated):
             directory, name = posixpath.split(dst_remote)
             try:
                 real_dir = self._guard.resolve("move", dst, ch.sftp, directory)
-                ch.sftp.stat(real_dir)
+                parent_is_dir = stat_module.S_ISDIR(ch.sftp.stat(real_dir).st_mode or 0)
             except FileNotFoundError:
                 real_dir = self._guard.makedirs("move", dst, ch.sftp, directory)
+                parent_is_dir = True
+            if not parent_is_dir:
+                raise ObjectModeInvalidError(
+                    "move", self.service_name, dst, "a parent is not a directory"
+                )
             self._rename_over("move", dst, ch, real_src, posixpath.join(real_dir, name))
 
     def _append(

@@ -142,6 +142,23 @@ class ExclusiveNameTests:
         assert store.read("d/inner.txt") == b"inner"
         assert store.read("src.txt") == b"source"
 
+    @covers("copy", "move", "read", feature="exclusive_names")
+    def test_copy_and_move_blame_the_destination_name(self, store: Storager) -> None:
+        assert isinstance(store, Copier) and isinstance(store, Mover)
+        store.write("src.txt", b"source")
+        store.write("d/inner.txt", b"inner")
+        store.write("f", b"a file")
+        for verb in ("copy", "move"):
+            for dst in ("d", "f/x.txt"):
+                with pytest.raises(_NAME_TAKEN) as info:
+                    getattr(store, verb)("src.txt", dst)
+                assert info.value.op == verb and info.value.path.endswith("/" + dst), info.value
+        assert _files(store.list("", list_mode="prefix")) == {
+            "src.txt": 1,
+            "d/inner.txt": 1,
+            "f": 1,
+        }
+
     @covers("write", "create_dir", "read", feature="exclusive_names")
     def test_no_name_below_a_file_at_any_depth(self, store: Storager) -> None:
         store.write("f", b"a file")
