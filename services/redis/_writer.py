@@ -127,7 +127,8 @@ def write(
     if content_md5 is not None and base64.b64encode(body.md5 or b"").decode() != content_md5:
         yield from discard(keys, body.generation, body.chunks)
         raise InvalidArgumentError("write", SERVICE, path, "content_md5 does not match the data")
-    fields = manifest_fields(
+    fields: list[Piece] = [b"kind", b"f", b"etag", etag.encode()]
+    fields += manifest_fields(
         size=body.size,
         content_type=content_type,
         content_md5=content_md5,
