@@ -131,17 +131,24 @@ class S3Async(NativeCopier, NativeMover, NativeDirer, AsyncSegmenter, AsyncPresi
         if total <= len(got.body):
             return got.body  # the whole object (or, after a 416, an empty one)
         out = bytearray(total)
-        out[: len(got.body)] = got.body
+        view = memoryview(out)
+        view[: len(got.body)] = got.body
 
         async def fetch(at: int) -> None:
             last = min(at + READ_RANGE, total) - 1
-            part = await self._transport.get(
-                "read", path, key, first=at, last=last, if_match=got.etag
-            )
-            out[at : at + len(part.body)] = part.body
+            into = view[at : last + 1]
+            part = (
+                await self._transport.get(
+                    "read", path, key, first=at, last=last, if_match=got.etag, into=into
+                )
+            ).body
+            if not (isinstance(part, memoryview) and part.obj is out):
+                into[: len(part)] = part  # an answer that did not fit went to its own buffer
 
-        # The connection limit bounds how many ranges are in flight (and in memory).
+        # Each range is read straight into its place; the connection limit bounds how
+        # many are in flight.
         await _all(fetch(at) for at in range(len(got.body), total, READ_RANGE))
+        view.release()
         return out
 
     async def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> AsyncReader:

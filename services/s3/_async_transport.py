@@ -100,6 +100,7 @@ class AsyncTransport:
         headers: Mapping[str, str] | None = None,
         body: bytes | bytearray | memoryview | None = None,
         *,
+        into: memoryview | None = None,
         accept: int = 0,
     ) -> Response:
         """Sign and send one request (retried per the store's policy); return a 2xx answer.
@@ -125,7 +126,7 @@ class AsyncTransport:
                 await self._credentials(op, path),
                 sync.region,
             )
-            response = await connections.request(method, target, request_headers, body)
+            response = await connections.request(method, target, request_headers, body, into=into)
             if response.status >= 300 and response.status != accept:
                 raise sync._answer(response)
             return response
@@ -150,14 +151,15 @@ class AsyncTransport:
         first: int | None = None,
         last: int | None = None,
         if_match: str | None = None,
+        into: memoryview | None = None,
     ) -> Got:
-        """GET the object or a range of it; see ``Transport.get``."""
+        """GET the object or a range of it; see ``Transport.get`` (``into`` too)."""
         headers = {}
         if first is not None:
             headers["range"] = f"bytes={first}-{'' if last is None else last}"
         if if_match is not None:
             headers["if-match"] = if_match
-        response = await self.send(op, path, "GET", key, headers=headers, accept=416)
+        response = await self.send(op, path, "GET", key, headers=headers, into=into, accept=416)
         if response.status == 416:
             return Got(b"", None, None)  # the range starts at or past the end
         etag = response.headers.get("etag")

@@ -90,8 +90,13 @@ class AsyncConnections:
         target: str,
         headers: dict[str, str],
         body: bytes | bytearray | memoryview | None = None,
+        *,
+        into: memoryview | None = None,
     ) -> Response:
         """Send one request and read the whole answer.
+
+        With ``into``, a successful answer whose Content-Length fits is read into it,
+        and the response's body is a view of ``into`` (no buffer of its own).
 
         Raises:
             UnsafeRequestError: The head would be unsafe; nothing is sent.
@@ -107,7 +112,7 @@ class AsyncConnections:
                 if conn is None:
                     conn = await self._connect()
                 try:
-                    response, keep = await self._exchange(conn, method, head, body, size)
+                    response, keep = await self._exchange(conn, method, head, body, size, into)
                 except _STALE:
                     conn.close()
                     if reused and attempt == 0:
@@ -153,6 +158,7 @@ class AsyncConnections:
         head: bytes,
         body: bytes | bytearray | memoryview | None,
         size: int,
+        into: memoryview | None,
     ) -> tuple[Response, bool]:
         writer, reader = conn.writer, conn.reader
         if body is None or not size:
@@ -171,14 +177,18 @@ class AsyncConnections:
                     if status >= 200:
                         break  # 1xx answers (100 Continue unasked for) precede the real one
             keep = version == "HTTP/1.1" and answer.get("connection", "").lower() != "close"
-            data: bytes | bytearray = b""
+            data: bytes | bytearray | memoryview = b""
             length = answer.get("content-length")
             if method == "HEAD" or status in (204, 304):
                 pass
             elif "chunked" in answer.get("transfer-encoding", "").lower():
                 data = await self._chunked(reader)
             elif length is not None:
-                data = await self._exact(reader, int(length))
+                n = int(length)
+                if into is not None and 200 <= status < 300 and n <= len(into):
+                    data = await self._exact_into(reader, into[:n])
+                else:
+                    data = await self._exact(reader, n)
             else:
                 async with asyncio.timeout(self.timeout):
                     data = await reader.read()
@@ -200,6 +210,18 @@ class AsyncConnections:
             async with asyncio.timeout(self.timeout):
                 body += await reader.readexactly(min(_READ_PIECE, n - len(body)))
         return body
+
+    async def _exact_into(self, reader: asyncio.StreamReader, view: memoryview) -> memoryview:
+        """Fill ``view`` with exactly its length in bytes from the stream; return it."""
+        have, n = 0, len(view)
+        while have < n:
+            async with asyncio.timeout(self.timeout):
+                piece = await reader.read(min(_READ_PIECE, n - have))
+            if not piece:
+                raise http.client.IncompleteRead(bytes(view[:have]), n - have)
+            view[have : have + len(piece)] = piece
+            have += len(piece)
+        return view
 
     async def _chunked(self, reader: asyncio.StreamReader) -> bytes:
         parts: list[bytes | bytearray] = []

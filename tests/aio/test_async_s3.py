@@ -223,12 +223,14 @@ def test_connections_are_kept_alive_per_loop(
 
 
 def test_cancelled_read_does_not_poison_the_pool(sync: S3Storage, native: S3Async) -> None:
-    sync.write("r.bin", secrets.token_bytes(4 * MiB))
+    sync.write("r.bin", secrets.token_bytes(16 * MiB))
     sync.write("s.txt", b"small")
 
     async def run() -> bytes:
+        assert await native.read("s.txt") == b"small"  # a kept-alive connection, idle
         task = asyncio.ensure_future(native.read("r.bin"))
-        await asyncio.sleep(0.01)
+        for _ in range(3):
+            await asyncio.sleep(0)  # the GET is sent on it; its 8 MiB answer is not all in
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
