@@ -6,8 +6,9 @@ It prints, for one run on this machine:
 1. **Codecs**: encode and decode MB/s of each codec's ``encode``/``decode`` next to
    pyeclib's ``ECDriver`` called directly on the same stripes (decode with the first two
    data fragments missing), and the writer's per-stripe work (encode + a digest per
-   fragment: XXH3 (the default), CRC-32 and sha256), which is what a write pays. Target:
-   the codec ≥ 0.9 of the library.
+   fragment: XXH3 (the default), CRC-32 and sha256), which is what a write pays, and
+   ``rebuild``: ``Codec.pieces`` on the same fragments, what a degraded read does
+   (RS: only the missing data fragments rebuilt). Target: the codec ≥ 0.9 of the library.
 2. **Throughput**: write and read of one object (256 MiB by default) over 6 fs backends
    with ``ReedSolomon(4, 2)`` and 4 MiB chunks, against one ``FsStorage``; and the read with
    two backends failing every read (degraded). Targets: read ≥ 1.0x, write ≥ 0.7x of
@@ -41,6 +42,7 @@ from typing import Any
 import xxhash
 
 from storager.combinators.striped import Codec, ReedSolomon, Replicas, Striped, Stripes
+from storager.combinators.striped._malloc import retain_freed_buffers
 from storager.services.fs import FsStorage
 from storager.testing import FaultyStorager
 
@@ -58,13 +60,25 @@ def best(fn: Callable[[], object], rounds: int) -> float:
     return min(times)
 
 
+def paired(a: Callable[[], object], b: Callable[[], object], rounds: int) -> tuple[float, float]:
+    """Return the shortest wall times of ``a`` and ``b``, called in alternating order."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for r in range(rounds):
+        for which in (0, 1) if r % 2 == 0 else (1, 0):
+            start = time.perf_counter()
+            (a, b)[which]()
+            times[which].append(time.perf_counter() - start)
+    return min(times[0]), min(times[1])
+
+
 def bench_codecs(total: int, rounds: int) -> None:
     from pyeclib.ec_iface import ECDriver
 
     print(f"== codecs: {total // MiB} MiB in stripes of data x 4 MiB, MB/s, best of {rounds}")
     print(
-        f"{'codec':<14}{'encode':>9}{'library':>9}{'ratio':>7}{'+xxh3':>9}{'+crc32':>9}{'+sha256':>9}"
-        f"{'decode':>9}{'library':>9}{'ratio':>7}"
+        f"{'codec':<14}{'encode':>9}{'library':>9}{'ratio':>7}"
+        f"{'+xxh3':>9}{'+crc32':>9}{'+sha256':>9}"
+        f"{'decode':>9}{'library':>9}{'ratio':>7}{'rebuild':>9}"
     )
     bench_codec(ReedSolomon(4, 2), ECDriver(k=4, m=2, ec_type="isa_l_rs_vand"), total, rounds)
     bench_codec(ReedSolomon(8, 3), ECDriver(k=8, m=3, ec_type="isa_l_rs_vand"), total, rounds)
@@ -100,22 +114,35 @@ def bench_codec(codec: Codec, driver: Any, total: int, rounds: int) -> None:
         for s, frags in zip(stripes, encoded, strict=True):
             codec.decode({i: frags[i] for i in keep}, len(s))
 
+    def ours_rebuild() -> None:
+        # What a degraded read does: only the missing data fragments rebuilt, then views.
+        for s, frags in zip(stripes, encoded, strict=True):
+            codec.pieces({i: frags[i] for i in keep}, len(s))
+
     def mbs(fn: Callable[[], object]) -> float:
         return size / best(fn, rounds) / 1e6
 
-    enc, dec = mbs(ours_encode), mbs(ours_decode)
+    enc, dec, rebuild = mbs(ours_encode), mbs(ours_decode), mbs(ours_rebuild)
     xxh = mbs(with_digests(xxhash.xxh3_128_digest))
     crc = mbs(with_digests(zlib.crc32))
     sha = mbs(with_digests(lambda f: hashlib.sha256(f).digest()))
     row = f"{codec.label():<14}{enc:>9.0f}"
     if driver is None:
-        print(f"{row}{'-':>9}{'-':>7}{xxh:>9.0f}{crc:>9.0f}{sha:>9.0f}{dec:>9.0f}{'-':>9}{'-':>7}")
+        print(
+            f"{row}{'-':>9}{'-':>7}{xxh:>9.0f}{crc:>9.0f}{sha:>9.0f}{dec:>9.0f}{'-':>9}{'-':>7}"
+            f"{rebuild:>9.0f}"
+        )
         return
-    lib_enc = mbs(lambda: [driver.encode(s) for s in stripes])
-    lib_dec = mbs(lambda: [driver.decode([f[i] for i in keep]) for f in encoded])
+    # Ours and the library's in alternating rounds, so both see the same load.
+    enc_s, lib_enc_s = paired(ours_encode, lambda: [driver.encode(s) for s in stripes], 2 * rounds)
+    dec_s, lib_dec_s = paired(
+        ours_decode, lambda: [driver.decode([f[i] for i in keep]) for f in encoded], 2 * rounds
+    )
+    enc, lib_enc, dec, lib_dec = (size / t / 1e6 for t in (enc_s, lib_enc_s, dec_s, lib_dec_s))
+    row = f"{codec.label():<14}{enc:>9.0f}"
     print(
         f"{row}{lib_enc:>9.0f}{enc / lib_enc:>7.2f}{xxh:>9.0f}{crc:>9.0f}{sha:>9.0f}"
-        f"{dec:>9.0f}{lib_dec:>9.0f}{dec / lib_dec:>7.2f}"
+        f"{dec:>9.0f}{lib_dec:>9.0f}{dec / lib_dec:>7.2f}{rebuild:>9.0f}"
     )
 
 
@@ -234,11 +261,11 @@ def peak_mib():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) // 1024
 
-root, total = sys.argv[1], int(sys.argv[2])
+root, total, tune = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 MiB = 1 << 20
 store = Striped({n: FsStorage(root=os.path.join(root, n)) for n in "abcdef"},
                 codec=ReedSolomon(4, 2), chunk_size=4 * MiB,
-                manifests=FsStorage(root=os.path.join(root, "manifests")))
+                manifests=FsStorage(root=os.path.join(root, "manifests")), tune_malloc=tune)
 block = os.urandom(MiB)
 store.write("big", (block for _ in range(total // MiB)))
 after_write = peak_mib()
@@ -251,12 +278,15 @@ print(after_write, peak_mib())
 """
 
 
-def bench_rss(root: str, total: int) -> None:
-    print("\n== peak RSS of a child writing then streaming back one object (RS(4,2), 4 MiB chunks)")
+def bench_rss(root: str, total: int, tune_malloc: bool) -> None:
+    print(
+        "\n== peak RSS of a child writing then streaming back one object (RS(4,2), 4 MiB "
+        f"chunks, tune_malloc={tune_malloc})"
+    )
     for size in (total // 4, total):
         where = tempfile.mkdtemp(dir=root)
         out = subprocess.run(
-            [sys.executable, "-c", _CHILD, where, str(size)],
+            [sys.executable, "-c", _CHILD, where, str(size), str(int(tune_malloc))],
             check=True,
             capture_output=True,
             text=True,
@@ -279,6 +309,8 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where the temporary directory goes")
     parser.add_argument("--only", choices=["codecs", "throughput", "rss"], default=None)
     args = parser.parse_args()
+    if args.tune_malloc:
+        retain_freed_buffers()  # for the codecs too (the throughput's store sets it anyway)
     root = tempfile.mkdtemp(prefix="striped-bench-", dir=args.dir)
     try:
         if args.only in (None, "codecs"):
@@ -293,7 +325,7 @@ def main() -> None:
                 tune_malloc=args.tune_malloc,
             )
         if args.only in (None, "rss"):
-            bench_rss(root, args.rss_mib * MiB)
+            bench_rss(root, args.rss_mib * MiB, args.tune_malloc)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
         print(f"\nthis process's peak RSS: {peak} MiB")
     finally:
