@@ -7,6 +7,7 @@ from typing import Any, Literal, cast, get_args
 
 from storager._errors import (
     InvalidArgumentError,
+    ObjectModeInvalidError,
     OutcomeUnknownError,
     PairInvalidError,
     StorageError,
@@ -98,11 +99,29 @@ def mirror_error(
             f"MirrorError[{base.__name__}]", (MirrorError, base), {"__module__": __name__}
         )
         _error_classes[base] = cls
-    if isinstance(first, InvalidArgumentError) and first.path in blame:
-        path = first.path  # name the argument the target found wrong (copy's destination...)
+    blamed = _blamed(first, blame)
+    if blamed is not None:
+        path = blamed  # name the argument the target found wrong (copy's destination...)
     err = cls(op, "mirror", path, outcomes=outcomes, errors=errors)
     err.__cause__ = first
     return err
+
+
+def _blamed(first: BaseException, blame: Sequence[str]) -> str | None:
+    """Return the path of ``blame`` that ``first`` names as wrong, if it names one.
+
+    A target's PathInvalidError names the caller's path as given; its
+    ObjectModeInvalidError (a name taken by the other kind) names the path resolved in
+    the target, which ends with the caller's: the longest such path is the one meant.
+    """
+    if isinstance(first, InvalidArgumentError) and first.path in blame:
+        return first.path
+    if isinstance(first, ObjectModeInvalidError):
+        named = first.path.rstrip("/")
+        ends = [p for p in blame if p and ("/" + named).endswith("/" + p.strip("/"))]
+        if ends:
+            return max(ends, key=len)
+    return None
 
 
 def describe_error(exc: BaseException) -> str:
