@@ -7,9 +7,8 @@ import importlib
 from typing import TYPE_CHECKING, NoReturn
 
 from storager.cli._commands import UsageError
-from storager.cli._parts import PART_SIZE
+from storager.cli._defaults import DEFAULT_JOBS, PART_SIZE
 from storager.cli._serve import add_serve_parser
-from storager.cli._transfer import DEFAULT_JOBS
 
 if TYPE_CHECKING:
     from storager.cli._commands import Context

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from storager._errors import PreconditionFailedError, StorageError
 from storager._object import Multipart, Object, Part
 from storager._protocols import IoCallback, Segmenter, Storager
+from storager.cli._defaults import PART_SIZE
 from storager.cli._resume import UploadRecord, source_version
 
 __all__ = [
@@ -39,8 +40,6 @@ __all__ = [
 
 #: Parts uploading at once for one object.
 PART_JOBS = 8
-#: The part size, unless the store needs larger parts to stay within its part count.
-PART_SIZE = 8 << 20
 #: From this size a copy into a Segmenter goes in parallel parts.
 PARTS_MIN_SIZE = 4 * PART_SIZE
 

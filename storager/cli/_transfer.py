@@ -42,6 +42,7 @@ from typing import Any
 from storager._errors import InvalidArgumentError, StorageError
 from storager._object import Object
 from storager._protocols import Copier, IoCallback, Mover, Segmenter, Storager
+from storager.cli._defaults import DEFAULT_JOBS
 from storager.cli._identity import Resolver
 from storager.cli._parts import PART_SIZE, PARTS_MIN_SIZE, copy_in_parts
 from storager.cli._progress import TransferDisplay
@@ -49,9 +50,6 @@ from storager.cli._resume import UploadRecord
 
 __all__ = ["DEFAULT_JOBS", "LARGE", "LARGE_JOBS", "Report", "Transfer", "TransferEngine"]
 
-#: Objects in flight by default: measured on 1,000 files of 4 KiB from local disk to
-#: SeaweedFS S3 (benchmarks/cli_peers.py --jobs; docs/cli.md "Choosing -j").
-DEFAULT_JOBS = 16
 #: Objects of LARGE bytes or more (or of unknown size) moving at once, at most.
 LARGE_JOBS = 4
 #: From this size an object counts as large: its transfer holds the services' buffers.

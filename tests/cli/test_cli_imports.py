@@ -21,6 +21,7 @@ def _loaded_after(code: str) -> dict[str, bool]:
         "print(json.dumps({name: name in sys.modules for name in sys.argv[1:]}))"
     )
     names = [*_HEAVY, "storager.cli._bench", "storager.cli._doctor", "storager.cli._sync"]
+    names += ["storager.cli._transfer", "storager.cli._parts"]
     result = subprocess.run(
         [sys.executable, "-c", script, *names],
         capture_output=True,
