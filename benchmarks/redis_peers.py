@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/redis_peers.py             # median of 5 rounds (--rounds)
     python benchmarks/redis_peers.py --quick     # 1 round, fewer operations
     python benchmarks/redis_peers.py --only small   # only the 4 KiB rows
+    python benchmarks/redis_peers.py --lane-off     # also storager without auto-pipelining
 
 The script starts its own redis-server (``tests/servers/redis.py``) unless ``--port`` is
 given. Rows:
@@ -104,6 +105,16 @@ class Storager:
         self.store.stat(key)
 
 
+class StoragerNoLane(Storager):
+    """storager with auto-pipelining off: one connection per concurrent thread."""
+
+    name = "storager-nolane"
+
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
+        self.store._link.lane_limit = 0
+
+
 class OpenDAL:
     """OpenDAL's redis service (one SET per object)."""
 
@@ -124,7 +135,12 @@ class OpenDAL:
         self.op.stat(key)
 
 
-CLIENTS: dict[str, Callable[[int], Any]] = {"raw": Raw, "storager": Storager, "opendal": OpenDAL}
+CLIENTS: dict[str, Callable[[int], Any]] = {
+    "raw": Raw,
+    "storager": Storager,
+    "opendal": OpenDAL,
+    "nolane": StoragerNoLane,
+}
 
 
 # -- small operations --------------------------------------------------------------------
@@ -178,7 +194,7 @@ def small_rows(
         out[row] = {name: statistics.median(values) for name, values in by.items()}
         # A ratio per slice cancels the machine's drift between slices; the row's ratio
         # is their median.
-        for peer in ("raw", "opendal"):
+        for peer in ("raw", "opendal", "nolane"):
             if peer in by:
                 ratios = [
                     mine / theirs for mine, theirs in zip(by["storager"], by[peer], strict=True)
@@ -301,6 +317,11 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=("small", "list", "big"), help="run only this group of rows"
     )
+    parser.add_argument(
+        "--lane-off",
+        action="store_true",
+        help="also run storager without auto-pipelining in the small rows (column nolane)",
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_child(args.child[0], args.child[1], args.port)))
@@ -319,7 +340,8 @@ def main() -> None:
         listing: dict[str, float] = {}
         big: dict[str, dict[str, float]] = {}
         if args.only in (None, "small"):
-            small = small_rows({name: CLIENTS[name](port) for name in names}, ops, rounds)
+            small_names = [*names, "nolane"] if args.lane_off else names
+            small = small_rows({name: CLIENTS[name](port) for name in small_names}, ops, rounds)
         if args.only in (None, "list"):
             listing = list_rows(port, rounds)
         if args.only in (None, "big"):
@@ -333,6 +355,10 @@ def main() -> None:
     if small:
         print("ops/s (median of slices):")
         _print_table(small, names)
+        if args.lane_off:
+            print("\nstorager/storager without auto-pipelining (lane_limit 0), per slice:")
+            for row, by in small.items():
+                print(f"  {row}: {by['storager/nolane']:.2f}")
     if listing:
         print(
             f"\nlist {LIST_KEYS:,} keys (s): storager {listing['storager']:.3f}, "

@@ -53,9 +53,6 @@ def _note_fork() -> None:
 
 os.register_at_fork(after_in_child=_note_fork)
 
-#: Commands and transactions packed into at most this many bytes go on the lane.
-_LANE_LIMIT = 64 << 10
-
 
 def pack_commands(commands: Sequence[Command]) -> list[Buffer]:
     """Return ``commands`` in RESP, as few buffers as possible, large values uncopied.
@@ -160,6 +157,10 @@ class ServerLink(Link):
     with no connection and an empty lane: it never shares a socket with its parent.
     """
 
+    #: Commands and transactions packed into at most this many bytes go on the lane
+    #: (0: none do; ``benchmarks/redis_peers.py --lane-off`` compares).
+    lane_limit = 64 << 10
+
     def __init__(self, connection_class: Any, max_connections: int, wait: float, **kwargs: Any):
         self._connection_class = connection_class
         self._kwargs = kwargs
@@ -206,7 +207,7 @@ class ServerLink(Link):
         connection of its own, so it never holds up the small requests of others.
         """
         buffers = pack_commands(commands)
-        if shared and len(buffers) == 1 and len(buffers[0]) <= _LANE_LIMIT:
+        if shared and len(buffers) == 1 and len(buffers[0]) <= self.lane_limit:
             if self._pid != _process_id:
                 self._forget_parents_connections()
             return self._lane.exchange(buffers, len(commands))
