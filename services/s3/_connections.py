@@ -202,11 +202,13 @@ class ConnectionPool:
         body: bytes | bytearray | memoryview | None = None,
         *,
         into: memoryview | None = None,
+        sent: threading.Event | None = None,
     ) -> Response:
         """Send one request and read the whole answer.
 
         With ``into``, a successful answer whose Content-Length fits is read into it,
-        and the response's body is a view of ``into``.
+        and the response's body is a view of ``into``. ``sent`` is set once the request
+        is on the wire (before its answer is awaited).
 
         Raises:
             UnsafeRequestError: The head would hold a control character, a header
@@ -220,7 +222,7 @@ class ConnectionPool:
             try:
                 if conn.sock is None:
                     conn.connect()  # http.client: TCP_NODELAY, timeout, TLS with verification
-                result, keep = _exchange(conn.sock, method, head, body, size, into)
+                result, keep = _exchange(conn.sock, method, head, body, size, into, sent)
             except _STALE:
                 conn.close()
                 if reused and attempt == 0:
@@ -337,6 +339,7 @@ def _exchange(
     body: bytes | bytearray | memoryview | None,
     size: int,
     into: memoryview | None,
+    sent: threading.Event | None = None,
 ) -> tuple[Response, bool]:
     """Send a checked head and the body on ``sock``, read the answer; say whether to keep it."""
     if body is None or not size:
@@ -346,6 +349,8 @@ def _exchange(
     else:
         sock.sendall(head)
         sock.sendall(body)
+    if sent is not None:
+        sent.set()
     wire = _Wire(sock)
     while True:
         block = wire.line_block(b"\r\n\r\n").decode("latin-1").split("\r\n")

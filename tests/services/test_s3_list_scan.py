@@ -5,12 +5,15 @@ URL-encoded or escaped, ETag quotes as entities) and in shapes the fast reader m
 refuse (comments, CDATA, attributes, prefixes, mixed blocks, elements between blocks):
 whatever the fast reader returns must equal what ``xml.etree`` reads, and the plain
 shapes must be read by it (else the speed-up is gone without a failure). Real pages from
-moto and SeaweedFS are held to the same.
+moto and SeaweedFS are held to the same. Last, the handshake that lets a listing send
+the next page's request before it parses the current one.
 """
 
 from __future__ import annotations
 
 import secrets
+import socket
+import threading
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -19,7 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import storager
+from storager import StorageError
+from storager._retry_policy import RetryPolicy
 from storager.services.s3 import S3Storage
+from storager.services.s3._connections import ConnectionPool, Response
 from storager.services.s3._http_transport import HttpTransport
 from storager.services.s3._list_scan import scan_list_page
 from storager.services.s3._xml import list_page_of, parse_list_page, tree_list_page
@@ -213,3 +219,68 @@ def test_real_pages_are_read_fast_and_alike(server_store: S3Storage) -> None:
         assert scanned == tree_list_page(body)
     listed = sorted(obj.path for obj in server_store.list("odd/", list_mode="prefix"))
     assert listed == sorted(ODD_KEYS)
+
+
+# -- the next page's request is on the wire before this page is parsed ------------------
+
+
+def test_pool_says_sent_before_the_answer_arrives() -> None:
+    """``sent`` is set once the request is written, while the server still holds its answer."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+    release = threading.Event()
+    answered: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(5)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            answered.append(request)
+            release.wait(5)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    pool = ConnectionPool("http", "127.0.0.1", listener.getsockname()[1], max_idle=1, timeout=5)
+    sent = threading.Event()
+    result: list[Response] = []
+    client = threading.Thread(
+        target=lambda: result.append(pool.request("GET", "/b?list-type=2", {}, sent=sent)),
+        daemon=True,
+    )
+    try:
+        client.start()
+        assert sent.wait(5), "the request was never reported sent"
+        assert not result, "sent was set only after the answer"
+        release.set()
+        client.join(5)
+        assert result and result[0].body == b"ok"
+        assert answered and answered[0].startswith(b"GET /b?list-type=2 ")
+    finally:
+        release.set()
+        client.join(5)
+        server.join(5)
+        pool.close()
+        listener.close()
+
+
+def test_a_failed_list_request_still_says_sent() -> None:
+    """A waiter for ``sent`` is released when the request fails before reaching a server."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    store = storager.open(
+        f"s3://b/?endpoint=http://127.0.0.1:{port}&location=us-east-1",
+        credential="hmac:k:s",
+    )
+    assert isinstance(store, S3Storage)
+    with store:
+        store.request_retry = RetryPolicy(max_attempts=1)
+        transport = store._transport
+        assert isinstance(transport, HttpTransport)
+        sent = threading.Event()
+        with pytest.raises(StorageError):
+            transport._list_body("list", "/", "", None, None, None, sent)
+        assert sent.is_set()
