@@ -34,7 +34,7 @@ from storager._object import Multipart, Object, ObjectMode, Part
 from storager._protocols import IoCallback
 from storager.aio._native import NativeCopier, NativeDirer, NativeMover, async_chunks
 from storager.aio._range_reader import RangeAsyncReader
-from storager.services.s3 import _md5_base64
+from storager.services.s3 import _COPY_MAX, READ_BLOCK, READ_RANGE, _md5_base64
 from storager.services.s3._async_transport import AsyncTransport
 from storager.services.s3._async_upload import upload
 from storager.services.s3._headers import object_headers
@@ -49,12 +49,6 @@ if TYPE_CHECKING:
 __all__ = ["S3Async"]
 
 SERVICE = "s3"
-#: Bytes per ranged GET of a reader (its buffer), as the sync reader's blocks.
-READ_BLOCK = 4 << 20
-#: A whole-object read is one GET up to this size; beyond, parallel ranges of it.
-READ_RANGE = 8 << 20
-#: Largest object one CopyObject may copy; larger ones copy part by part.
-_COPY_MAX = 5 << 30
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
@@ -71,7 +65,6 @@ class S3Async(NativeCopier, NativeMover, NativeDirer, AsyncSegmenter, AsyncPresi
         super().__init__(store)
         self._transport = AsyncTransport(transport, limit=store.max_connections)
         self._in_flight = transport.parts_in_flight
-        self._bucket = store.metadata().name
 
     async def _aclose(self) -> None:
         await self._transport.aclose()
