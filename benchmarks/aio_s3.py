@@ -63,9 +63,9 @@ async def _compare(rows: dict[str, dict[str, Batch]], rounds: int) -> None:
         ours, theirs = rates[(row, "storager")], rates[(row, "obstore")]
         ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
         cells = " ".join(f"{statistics.median(rates[(row, n)]):10.0f}" for n in names)
-        cpu = " ".join(f"{statistics.median(cpus[(row, n)]):10.0f}" for n in names)
+        costs = " ".join(f"{statistics.median(cpus[(row, n)]):10.0f}" for n in names)
         spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
-        print(f"{row:4} {cells} {statistics.median(ratios):6.2f} {spread:>11} | {cpu}")
+        print(f"{row:4} {cells} {statistics.median(ratios):6.2f} {spread:>11} | {costs}")
     print("load average: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 

@@ -420,6 +420,7 @@ def test_native_store_speaks_https_with_verified_certificates(
 ) -> None:
     url = f"s3://tls/?endpoint={tls_gateway}&location=us-east-1&force_path_style=true"
     store = storager.open(url, credential="hmac:AKIDTLS:tls-secret")
+    assert isinstance(store, S3Storage)
 
     async def run() -> tuple[bytes, list[str]]:
         await store.aio.write("dir/a.txt", b"over tls")
@@ -433,6 +434,7 @@ def test_native_store_speaks_https_with_verified_certificates(
     # Without the CA the certificate does not verify: refused, and not retried.
     monkeypatch.delenv("SSL_CERT_FILE")
     stranger = storager.open(url, credential="hmac:AKIDTLS:tls-secret")
+    assert isinstance(stranger, S3Storage)
     with pytest.raises(storager.StorageError) as caught:
         asyncio.run(stranger.aio.read("dir/a.txt"))
     asyncio.run(stranger.aio.close())
