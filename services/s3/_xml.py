@@ -1,7 +1,8 @@
 """S3's XML answers, parsed with the standard library (``xml.etree``'s C parser).
 
 A ListObjectsV2 page is the one large answer (1,000 keys, ~200-300 KiB); only the
-fields the service uses are read from it. The other answers are a few fields.
+fields the service uses are read from it, by ``_list_scan`` when the page has the usual
+shape and by ``xml.etree`` otherwise. The other answers are a few fields.
 """
 
 from __future__ import annotations
