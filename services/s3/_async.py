@@ -33,8 +33,8 @@ from storager._errors import (
 from storager._object import Multipart, Object, ObjectMode, Part
 from storager._protocols import IoCallback
 from storager.aio._native import NativeCopier, NativeDirer, NativeMover, async_chunks
-from storager.aio._range_reader import RangeAsyncReader
 from storager.services.s3 import _COPY_MAX, READ_BLOCK, READ_RANGE, _md5_base64
+from storager.services.s3._async_reader import ReadAheadReader
 from storager.services.s3._async_transport import AsyncTransport
 from storager.services.s3._async_upload import upload
 from storager.services.s3._headers import object_headers
@@ -150,14 +150,24 @@ class S3Async(NativeCopier, NativeMover, NativeDirer, AsyncSegmenter, AsyncPresi
         span = head.length - start if size is None else min(size, head.length - start)
         key, etag, transport = self._key(path), head.etag, self._transport
 
-        async def fetch(at: int, n: int) -> bytes:
-            first = start + at
+        async def fetch(at: int, n: int) -> bytes | bytearray:
+            # Through the connections of the loop reading now; into a buffer of its own.
+            first, buffer = start + at, bytearray(n)
             got = await transport.get(
-                "open_reader", path, key, first=first, last=first + n - 1, if_match=etag
+                "open_reader",
+                path,
+                key,
+                first=first,
+                last=first + n - 1,
+                if_match=etag,
+                into=memoryview(buffer),
             )
-            return bytes(got.body)
+            body = got.body
+            if isinstance(body, memoryview) and body.obj is buffer and len(body) == n:
+                return buffer
+            return bytes(body)
 
-        return RangeAsyncReader(fetch, span, buffer=READ_BLOCK)
+        return ReadAheadReader(fetch, span, block=READ_BLOCK)
 
     async def _stat(self, path: str) -> Object:
         if path.endswith("/"):
