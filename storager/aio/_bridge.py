@@ -6,6 +6,9 @@ threads, and each call looks up the running loop when it starts, so one view wor
 from several ``asyncio.run()`` calls and from several loops in turn. No event loop
 runs in a hidden thread.
 
+Under another async library than asyncio (trio), the same pool runs the calls and
+anyio's primitives do the waiting (``storager.aio._anyio``: the ``trio`` extra).
+
 Data given to a write as an async iterable (or an object with an async ``read``) is
 pulled, one chunk at a time, from the caller's loop by the thread that writes, so
 memory stays bounded. When the awaiting task is cancelled, the next pull raises
@@ -26,9 +29,10 @@ from typing import Any, BinaryIO, TypeVar, cast
 from storager._async_types import AsyncReader, AsyncWriteData
 from storager._errors import InvalidArgumentError, StorageError
 from storager._protocols import Storager
+from storager.aio import _anyio as _other_loop
 from storager.aio._reader import ThreadedReader
 
-__all__ = ["DEFAULT_THREADS", "LIST_BATCH", "ViewBase"]
+__all__ = ["DEFAULT_THREADS", "LIST_BATCH", "ViewBase", "off_loop"]
 
 T = TypeVar("T")
 
@@ -94,10 +98,11 @@ class ViewBase:
 
     async def _threaded(self, fn: Callable[..., T], *args: Any, **pairs: Any) -> T:
         """Run ``fn(*args, **pairs)`` on the pool even in an inline view."""
-        loop = asyncio.get_running_loop()
-        call = functools.partial(fn, *args, **pairs)
-        context = contextvars.copy_context()
-        return await loop.run_in_executor(self._executor(), context.run, call)
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **pairs)
+        loop = _asyncio_loop()
+        if loop is None:
+            return await _other_loop.wait_on(self._executor(), call)
+        return await loop.run_in_executor(self._executor(), call)
 
     async def _run_writing(
         self, fn: Callable[..., T], data: AsyncWriteData, *lead: Any, **pairs: Any
@@ -114,10 +119,11 @@ class ViewBase:
             return fn(*lead, gathered, **pairs)
         if not _is_async_source(data):
             return await self._threaded(fn, *lead, data, **pairs)
-        source = _PulledSource(data, asyncio.get_running_loop())
+        loop = _asyncio_loop()
+        source = _PulledSource(data, _pull_on(loop) if loop else _other_loop.puller())
         try:
             return await self._threaded(fn, *lead, source.chunks(), **pairs)
-        except asyncio.CancelledError:
+        except BaseException:  # cancelled (asyncio's or another library's): pull no more
             source.abandon()
             raise
 
@@ -173,8 +179,8 @@ def _is_async_source(data: object) -> bool:
 class _PulledSource:
     """Hand an async source's chunks to a thread, one at a time, from the caller's loop."""
 
-    def __init__(self, data: AsyncWriteData, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self, data: AsyncWriteData, pull: Callable[[Callable[[], Any]], Any]) -> None:
+        self._pull = pull
         self._abandoned = False
         if hasattr(data, "__aiter__"):
             self._next = _iterable_pull(cast(AsyncIterable[bytes], data))
@@ -188,13 +194,37 @@ class _PulledSource:
         while True:
             if self._abandoned:
                 raise _Abandoned("write", "aio", "")
-            future = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
-            chunk = future.result()
+            chunk = self._pull(self._next)
             if self._abandoned:
                 raise _Abandoned("write", "aio", "")
             if chunk is None:
                 return
             yield chunk
+
+
+def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop, or None under another async library (trio...)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _pull_on(loop: asyncio.AbstractEventLoop) -> Callable[[Callable[[], Any]], Any]:
+    """From a worker thread: run a coroutine function on ``loop`` and wait for it."""
+
+    def pull(coroutine_function: Callable[[], Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine_function(), loop).result()
+
+    return pull
+
+
+async def off_loop(fn: Callable[[], T]) -> T:
+    """Run blocking ``fn`` on a thread outside any view's pool, under asyncio or trio."""
+    loop = _asyncio_loop()
+    if loop is None:
+        return await _other_loop.to_thread(fn)
+    return await loop.run_in_executor(None, fn)
 
 
 def _iterable_pull(data: AsyncIterable[bytes]) -> Callable[[], Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from types import TracebackType
 from typing import Any, cast
@@ -11,7 +10,7 @@ from storager._async_protocols import AsyncStorager
 from storager._object import StorageMeta
 from storager._protocols import Storager
 from storager._service import Service
-from storager.aio._bridge import DEFAULT_THREADS
+from storager.aio._bridge import DEFAULT_THREADS, off_loop
 from storager.aio._generated import VIEW_MIXINS, AsyncViewCore
 from storager.combinators._base import capabilities_of
 
@@ -57,9 +56,7 @@ class AsyncView(AsyncViewCore):
             pool = self._shutdown_pool()
             if pool is not None:
                 # Waiting for threads to end is itself blocking: do it off the loop.
-                await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: pool.shutdown(wait=True)
-                )
+                await off_loop(lambda: pool.shutdown(wait=True))
 
     async def __aenter__(self) -> AsyncView:
         return self

@@ -31,6 +31,7 @@ CORE_EXTRAS = {
     "gateway": "gateway",
     "cli": "cli",
     "fsspec": "fsspec",
+    "aio/_anyio": "trio",
 }
 
 
