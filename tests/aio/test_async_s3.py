@@ -209,6 +209,37 @@ def test_reader_streams_in_bounded_memory(seaweedfs_bucket: test_s3.Bucket) -> N
     assert peak < 20 * MiB
 
 
+def test_reader_read_ahead_moves_between_loops_of_two_threads(
+    sync: S3Storage, native: S3Async, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = secrets.token_bytes(12 * MiB)
+    sync.write("ahead.bin", data)
+    other = asyncio.new_event_loop()
+    thread = threading.Thread(target=other.run_forever, daemon=True)
+    thread.start()
+
+    async def begin() -> tuple[Any, bytes]:
+        reader = await native.open_reader("ahead.bin")
+        return reader, await reader.read(MiB)  # the next 4 MiB block starts on this loop
+
+    try:
+        reader, first = asyncio.run_coroutine_threadsafe(begin(), other).result(timeout=60)
+
+        async def go_on() -> bytes:
+            async with reader:
+                return await reader.read(6 * MiB)  # its rest, then the block ahead: refetched
+
+        rest = asyncio.run(go_on())
+    finally:
+        # Closes that loop's connections (held open by an async generator), then stops it.
+        asyncio.run_coroutine_threadsafe(other.shutdown_asyncgens(), other).result(timeout=10)
+        other.call_soon_threadsafe(other.stop)
+        thread.join(timeout=10)
+        other.close()
+    assert first + rest == data[: 7 * MiB]
+    assert not [r for r in caplog.records if r.name == "asyncio"]
+
+
 def test_connections_are_kept_alive_per_loop(
     seaweedfs_bucket: test_s3.Bucket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
