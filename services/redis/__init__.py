@@ -28,6 +28,7 @@ from storager._errors import (
 from storager._object import Object, ObjectMode
 from storager._protocols import IoCallback, WriteData
 from storager._streams import BytesReader, RangeReader, iter_chunks
+from storager.services.redis import _changes as changes
 from storager.services.redis._connection import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_PORT,
@@ -37,25 +38,23 @@ from storager.services.redis._connection import (
     connect,
     parse_credential,
 )
-from storager.services.redis._errors import map_commit_error, map_redis_error
+from storager.services.redis._errors import map_redis_error
 from storager.services.redis._generated import RedisGenerated
 from storager.services.redis._keys import (
     DEFAULT_NAMESPACE,
     Keys,
     NamespaceError,
     encode_path,
-    lex_prefix_range,
 )
 from storager.services.redis._link import Link
 from storager.services.redis._listing import list_index
 from storager.services.redis._manifest import (
     STAT_FIELDS,
     Manifest,
-    parse_mtime,
 )
 from storager.services.redis._plan import run
 from storager.services.redis._reader import ChunkMissing, ChunkRange, read_chunks
-from storager.services.redis._scripts import Scripts, refusal
+from storager.services.redis._scripts import Scripts
 from storager.services.redis._sweep import Sweeper, SweepReport
 from storager.services.redis._writer import WriteLayout
 from storager.services.redis._writer import write as write_plan
@@ -171,24 +170,8 @@ class RedisStorage(RedisGenerated):
     # -- Storager -----------------------------------------------------------------------
 
     def _has_children(self, path: str) -> bool:
-        """Whether anything lies under ``path`` (a directory, implied or explicit).
-
-        A namespace without expiring objects needs only a read; otherwise a script
-        first drops the entries of expired objects, which would still imply their
-        directories.
-        """
-        keys = self._keys
-        under = encode_path(path.rstrip("/"))
-        low, high = lex_prefix_range(under + b"/")
-        first, expiring = self._link.pipeline(
-            [("ZRANGEBYLEX", keys.index, low, high, "LIMIT", 0, 1), ("ZCARD", keys.expiring)]
-        )
-        if not first or not expiring:
-            return bool(first)
-        found = Scripts.has_children(
-            self._link, [keys.index, keys.expiring], [keys.manifest_prefix, under]
-        )
-        return bool(found)
+        """Whether anything lies under ``path`` (a directory, implied or explicit)."""
+        return run(changes.has_children(self._keys, path), self._link)
 
     def _read(
         self, path: str, *, io_callback: IoCallback | None, offset: int | None, size: int | None
@@ -312,16 +295,7 @@ class RedisStorage(RedisGenerated):
         raise NotFoundError("stat", self.service_name, path)
 
     def _delete(self, path: str) -> None:
-        key_path = encode_path(path)
-        keys = self._keys
-        try:
-            Scripts.delete(
-                self._link,
-                [keys.manifest(key_path), keys.index, keys.refs, keys.doomed, keys.expiring],
-                [key_path],
-            )
-        except Exception as exc:
-            raise map_commit_error(exc, "delete", self.service_name, path) from exc
+        run(changes.delete(self._keys, path), self._link)
         self._sweep_now_and_then()
 
     def _list(self, path: str, *, list_mode: str | None) -> Iterator[Object]:
@@ -345,44 +319,11 @@ class RedisStorage(RedisGenerated):
         self._copy_or_move("move", src, dst)
 
     def _copy_or_move(self, op: str, src: str, dst: str) -> None:
-        src_path, dst_path = encode_path(src), encode_path(dst)
-        keys = self._keys
-        try:
-            reply = Scripts.copy(
-                self._link,
-                [
-                    keys.manifest(src_path),
-                    keys.manifest(dst_path),
-                    keys.index,
-                    keys.refs,
-                    keys.doomed,
-                    keys.expiring,
-                ],
-                [src_path, dst_path, secrets.token_hex(16), op],
-            )
-        except Exception as exc:
-            raise map_commit_error(exc, op, self.service_name, src) from exc
-        if reply[0] == b"missing" and self._has_children(src):
-            raise ObjectModeInvalidError(op, self.service_name, src, "is a directory")
-        if reply[0] != b"ok":
-            where = src if reply[0] == b"missing" else dst
-            raise refusal(reply[0], op, self.service_name, where)
+        run(changes.copy_or_move(self._keys, op, src, dst), self._link)
         self._sweep_now_and_then()
 
     def _create_dir(self, path: str) -> Object:
-        marker = path if path.endswith("/") else path + "/"
-        key_path = encode_path(marker)
-        try:
-            reply = Scripts.create_dir(
-                self._link,
-                [self._keys.manifest(key_path), self._keys.index, self._keys.expiring],
-                [key_path, secrets.token_hex(16)],
-            )
-        except Exception as exc:
-            raise map_commit_error(exc, "create_dir", self.service_name, path) from exc
-        if reply[0] != b"ok":
-            raise refusal(reply[0], "create_dir", self.service_name, path)
-        return Object(self._rel(marker), ObjectMode.DIR, last_modified=parse_mtime(reply[1]))
+        return run(changes.create_dir(self._keys, path, self._rel), self._link)
 
     # -- the sweep -----------------------------------------------------------------------
 

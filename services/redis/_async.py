@@ -9,16 +9,16 @@ walk as the sync store.
 
 What the two sides share lives in the modules they both import (``_keys``,
 ``_manifest``, ``_scripts``, ``_reader.ChunkRange``, ``_listing.IndexWalk``,
-``_link.pack_commands``). Every exchange of more than one round trip (a write, each
-script with its reload) is a plan (``_plan``), written once and carried out here by
-``arun``, which awaits the link and the caller's data, and in the sync store by ``run``.
+``_link.pack_commands``). Every change (a write in ``_writer``; delete, copy, move
+and create_dir in ``_changes``) and every script with its reload is a plan
+(``_plan``), written once and carried out here by ``arun``, which awaits the link and
+the caller's data, and in the sync store by ``run``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -39,15 +39,15 @@ from storager._protocols import IoCallback
 from storager.aio._loop_local import LoopLocal
 from storager.aio._native import NativeCopier, NativeDirer, NativeMover, async_chunks
 from storager.aio._range_reader import RangeAsyncReader
+from storager.services.redis import _changes as changes
 from storager.services.redis._connection import ConnectOptions
-from storager.services.redis._errors import map_commit_error
-from storager.services.redis._keys import encode_path, lex_prefix_range
+from storager.services.redis._keys import encode_path
 from storager.services.redis._link import AsyncLink, Command, pack_commands
 from storager.services.redis._listing import IndexWalk
-from storager.services.redis._manifest import STAT_FIELDS, Manifest, parse_mtime
+from storager.services.redis._manifest import STAT_FIELDS, Manifest
 from storager.services.redis._plan import arun
 from storager.services.redis._reader import ChunkMissing, ChunkRange, check_chunks
-from storager.services.redis._scripts import Scripts, refusal
+from storager.services.redis._scripts import Scripts
 from storager.services.redis._writer import write as write_plan
 
 if TYPE_CHECKING:
@@ -239,19 +239,7 @@ class RedisAsync(NativeCopier, NativeMover, NativeDirer):
     # -- reads ----------------------------------------------------------------------------
 
     async def _has_children(self, link: AsyncLink, path: str) -> bool:
-        keys = self._keys
-        under = encode_path(path.rstrip("/"))
-        low, high = lex_prefix_range(under + b"/")
-        first, expiring = await link.pipeline(
-            [("ZRANGEBYLEX", keys.index, low, high, "LIMIT", 0, 1), ("ZCARD", keys.expiring)]
-        )
-        if not first or not expiring:
-            return bool(first)
-        found = await arun(
-            Scripts.has_children.steps([keys.index, keys.expiring], [keys.manifest_prefix, under]),
-            link,
-        )
-        return bool(found)
+        return await arun(changes.has_children(self._keys, path), link)
 
     async def _stat(self, path: str) -> Object:
         link = await self._link()
@@ -378,19 +366,7 @@ class RedisAsync(NativeCopier, NativeMover, NativeDirer):
         return written
 
     async def _delete(self, path: str) -> None:
-        link = await self._link()
-        keys = self._keys
-        key_path = encode_path(path)
-        try:
-            await arun(
-                Scripts.delete.steps(
-                    [keys.manifest(key_path), keys.index, keys.refs, keys.doomed, keys.expiring],
-                    [key_path],
-                ),
-                link,
-            )
-        except Exception as exc:
-            raise map_commit_error(exc, "delete", SERVICE, path) from exc
+        await arun(changes.delete(self._keys, path), await self._link())
         await self._sweep_now_and_then()
 
     async def _copy(self, src: str, dst: str) -> None:
@@ -400,50 +376,12 @@ class RedisAsync(NativeCopier, NativeMover, NativeDirer):
         await self._copy_or_move("move", src, dst)
 
     async def _copy_or_move(self, op: str, src: str, dst: str) -> None:
-        link = await self._link()
-        src_path, dst_path = encode_path(src), encode_path(dst)
-        keys = self._keys
-        try:
-            reply = await arun(
-                Scripts.copy.steps(
-                    [
-                        keys.manifest(src_path),
-                        keys.manifest(dst_path),
-                        keys.index,
-                        keys.refs,
-                        keys.doomed,
-                        keys.expiring,
-                    ],
-                    [src_path, dst_path, secrets.token_hex(16), op],
-                ),
-                link,
-            )
-        except Exception as exc:
-            raise map_commit_error(exc, op, SERVICE, src) from exc
-        if reply[0] == b"missing" and await self._has_children(link, src):
-            raise ObjectModeInvalidError(op, SERVICE, src, "is a directory")
-        if reply[0] != b"ok":
-            raise refusal(reply[0], op, SERVICE, src if reply[0] == b"missing" else dst)
+        await arun(changes.copy_or_move(self._keys, op, src, dst), await self._link())
         await self._sweep_now_and_then()
 
     async def _create_dir(self, path: str) -> Object:
-        link = await self._link()
-        marker = path if path.endswith("/") else path + "/"
-        key_path = encode_path(marker)
-        keys = self._keys
-        try:
-            reply = await arun(
-                Scripts.create_dir.steps(
-                    [keys.manifest(key_path), keys.index, keys.expiring],
-                    [key_path, secrets.token_hex(16)],
-                ),
-                link,
-            )
-        except Exception as exc:
-            raise map_commit_error(exc, "create_dir", SERVICE, path) from exc
-        if reply[0] != b"ok":
-            raise refusal(reply[0], "create_dir", SERVICE, path)
-        return Object(self._sync._rel(marker), ObjectMode.DIR, last_modified=parse_mtime(reply[1]))
+        plan = changes.create_dir(self._keys, path, self._sync._rel)
+        return await arun(plan, await self._link())
 
     async def _sweep_now_and_then(self) -> None:
         # The sweep is rare (at most every 10 s) and long: the sync store runs it, on a thread.
