@@ -34,6 +34,7 @@ from storager.combinators._base import (
     served_by,
     single_attempt,
 )
+from storager.combinators._steps import Steps, drive
 from storager.combinators._trace import span, tracing
 
 __all__ = ["Failover", "Switchboard"]
@@ -43,6 +44,34 @@ logger = logging.getLogger("storager.combinators.failover")
 
 #: The path a default probe stats: any answer, even "not found", means the service is up.
 PROBE_PATH = ".storager-probe"
+
+
+#: The step of :func:`failover_steps` that probes the primary (others: a store's index).
+PROBE = -1
+
+
+def failover_steps(
+    board: Switchboard, op: str, path: str, switch_on: Callable[[BaseException], bool]
+) -> Steps[int, Any]:
+    """Failover's control flow around one call, for Failover and AsyncFailover alike.
+
+    Yields :data:`PROBE` (send whether the primary is healthy) or the index of the
+    store to run the call on (send its result, or throw its error in); returns the
+    result of the store that served. Each error goes to ``board.failed``, which
+    switches or re-raises it.
+    """
+    if board.probe_due() and (yield PROBE):
+        board.switch(0, "the primary's health probe passed")
+    first, last = board.span(single_attempt.get() != "")
+    for index in range(first, last):
+        try:
+            result = yield index
+        except Exception as exc:
+            board.failed(op, path, index, last, exc, switch_on)
+            continue
+        board.served(op, first, index)
+        return result
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class Switchboard:
@@ -193,19 +222,13 @@ class Failover(Delegate):
         return True
 
     def _around(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
-        board = self._board
-        if board.probe_due() and self._primary_healthy():
-            board.switch(0, "the primary's health probe passed")
-        first, last = board.span(single_attempt.get() != "")
-        for index in range(first, last):
-            try:
-                result = call_child(self._stores[index], op, path, fn)
-            except Exception as exc:
-                board.failed(op, path, index, last, exc, self._switch_on)
-                continue
-            board.served(op, first, index)
-            return result
-        raise AssertionError("unreachable")  # pragma: no cover
+        def run(step: int) -> Any:
+            if step == PROBE:
+                return self._primary_healthy()
+            return call_child(self._stores[step], op, path, fn)
+
+        steps = failover_steps(self._board, op, path, self._switch_on)
+        return cast(T, drive(steps, run))
 
     def write(self, path: str, data: WriteData, **pairs: Any) -> Object:
         again, ok = replayable("write", "failover", path, data, self._buffer_limit)

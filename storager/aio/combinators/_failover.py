@@ -20,7 +20,8 @@ from storager.aio.combinators._base import (
     _common,
 )
 from storager.combinators._base import is_transient, replayable, served_by, single_attempt
-from storager.combinators._failover import PROBE_PATH, Switchboard
+from storager.combinators._failover import PROBE, PROBE_PATH, Switchboard, failover_steps
+from storager.combinators._steps import drive_async
 
 __all__ = ["AsyncFailover"]
 
@@ -95,19 +96,11 @@ class AsyncFailover(AsyncDelegate):
         return True
 
     async def _around(self, op: str, path: str, fn: Call[T]) -> T:
-        board = self._board
-        if board.probe_due() and await self._primary_healthy():
-            board.switch(0, "the primary's health probe passed")
-        first, last = board.span(single_attempt.get() != "")
-        for index in range(first, last):
-            try:
-                result = await fn(self._stores[index])
-            except Exception as exc:
-                board.failed(op, path, index, last, exc, self._switch_on)
-                continue
-            board.served(op, first, index)
-            return result
-        raise AssertionError("unreachable")  # pragma: no cover
+        def run(step: int) -> Awaitable[Any]:
+            return self._primary_healthy() if step == PROBE else fn(self._stores[step])
+
+        steps = failover_steps(self._board, op, path, self._switch_on)
+        return cast(T, await drive_async(steps, run))
 
     async def write(self, path: str, data: AsyncWriteData, **pairs: Any) -> Object:
         if not _is_async(data):
