@@ -270,10 +270,13 @@ class RedisStorage(RedisGenerated):
             io_callback=io_callback,
             user_metadata=user_metadata,
         )
-        pieces = iter_chunks(
-            "write", self.service_name, path, data, size=size, io_callback=io_callback
+        written = run(
+            plan,
+            self._link,
+            lambda: iter_chunks(
+                "write", self.service_name, path, data, size=size, io_callback=io_callback
+            ),
         )
-        written = run(plan, self._link, pieces)
         self._sweep_now_and_then()
         return written
 

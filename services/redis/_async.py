@@ -360,8 +360,11 @@ class RedisAsync(NativeCopier, NativeMover, NativeDirer):
             io_callback=io_callback,
             user_metadata=user_metadata,
         )
-        pieces = async_chunks("write", SERVICE, path, data, size=size, io_callback=io_callback)
-        written = await arun(plan, await self._link(), pieces)
+        written = await arun(
+            plan,
+            await self._link(),
+            lambda: async_chunks("write", SERVICE, path, data, size=size, io_callback=io_callback),
+        )
         await self._sweep_now_and_then()
         return written
 

@@ -13,10 +13,9 @@ and its async twin run the same plans, so they cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from enum import Enum
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from storager.services.redis._link import AsyncLink, Command, Link
 
@@ -27,9 +26,8 @@ T = TypeVar("T")
 Piece = bytes | bytearray | memoryview
 
 
-@dataclass(frozen=True, slots=True)
-class RoundTrip:
-    """One round trip on the link.
+class RoundTrip(NamedTuple):
+    """One round trip on the link (a tuple: made on every step, so made cheaply).
 
     Attributes:
         kind: ``call`` (one command, its reply), ``pipeline`` or ``transaction`` (the
@@ -66,14 +64,18 @@ def _start(link: Link | AsyncLink, step: RoundTrip) -> Any:
     return link.transaction(step.commands)
 
 
-def run(plan: Plan[T], link: Link, pieces: Iterator[Piece] | None = None) -> T:
-    """Carry out ``plan`` over ``link``, feeding it ``pieces``; return what it returns.
+def run(plan: Plan[T], link: Link, data: Callable[[], Iterator[Piece]] | None = None) -> T:
+    """Carry out ``plan`` over ``link``; return what the plan returns.
+
+    ``data`` opens the caller's data when the plan first asks for a piece (a small
+    write, taken whole, never opens it); the plan is fed its pieces, then None.
 
     Raises:
         Whatever the plan raises (a step's error is thrown into the plan first).
     """
     sent: Any = None
     error: BaseException | None = None
+    pieces: Iterator[Piece] | None = None
     while True:
         try:
             step = plan.send(sent) if error is None else plan.throw(error)
@@ -83,7 +85,9 @@ def run(plan: Plan[T], link: Link, pieces: Iterator[Piece] | None = None) -> T:
         error = None
         try:
             if step is NEXT_PIECE:
-                assert pieces is not None, "this plan needs the caller's data"
+                if pieces is None:
+                    assert data is not None, "this plan needs the caller's data"
+                    pieces = data()
                 sent = next(pieces, None)
             else:
                 sent = _start(link, step)
@@ -91,10 +95,13 @@ def run(plan: Plan[T], link: Link, pieces: Iterator[Piece] | None = None) -> T:
             error = exc
 
 
-async def arun(plan: Plan[T], link: AsyncLink, pieces: AsyncIterator[Piece] | None = None) -> T:
+async def arun(
+    plan: Plan[T], link: AsyncLink, data: Callable[[], AsyncIterator[Piece]] | None = None
+) -> T:
     """Carry out ``plan`` over the async ``link``, as :func:`run` does."""
     sent: Any = None
     error: BaseException | None = None
+    pieces: AsyncIterator[Piece] | None = None
     while True:
         try:
             step = plan.send(sent) if error is None else plan.throw(error)
@@ -104,7 +111,9 @@ async def arun(plan: Plan[T], link: AsyncLink, pieces: AsyncIterator[Piece] | No
         error = None
         try:
             if step is NEXT_PIECE:
-                assert pieces is not None, "this plan needs the caller's data"
+                if pieces is None:
+                    assert data is not None, "this plan needs the caller's data"
+                    pieces = data()
                 sent = await anext(pieces, None)
             else:
                 sent = await _start(link, step)
