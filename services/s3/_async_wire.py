@@ -28,6 +28,8 @@ __all__ = ["AsyncConnections"]
 
 #: Bodies up to this size are written with the head in one buffer.
 _COALESCE_MAX = 64 << 10
+#: A large body is written in pieces of this size, each drained under the timeout.
+_WRITE_PIECE = 1 << 20
 #: A body is read in pieces of at most this size, each under the timeout.
 _READ_PIECE = 1 << 20
 #: The longest header block accepted (the stream's line limit).
@@ -161,14 +163,13 @@ class AsyncConnections:
         into: memoryview | None,
     ) -> tuple[Response, bool]:
         writer, reader = conn.writer, conn.reader
-        if body is None or not size:
-            writer.write(head)
-        elif size <= _COALESCE_MAX:
-            writer.write(head + bytes(body))
-        else:
-            writer.write(head)
-            writer.write(body)
         try:
+            if body is None or not size:
+                writer.write(head)
+            elif size <= _COALESCE_MAX:
+                writer.write(head + bytes(body))
+            else:
+                await self._send_body(writer, head, body)
             async with asyncio.timeout(self.timeout):
                 await writer.drain()
                 while True:
@@ -200,6 +201,21 @@ class AsyncConnections:
         except asyncio.LimitOverrunError as exc:
             raise http.client.LineTooLong("header block") from exc
         return Response(status, answer, data), keep
+
+    async def _send_body(
+        self, writer: asyncio.StreamWriter, head: bytes, body: bytes | bytearray | memoryview
+    ) -> None:
+        """Write a large body a piece at a time, each sent on before the next is given.
+
+        The transport copies what the socket does not take at once: written whole, a
+        5 GiB body could be held twice.
+        """
+        writer.write(head)
+        view = memoryview(body).cast("B")
+        for at in range(0, len(view), _WRITE_PIECE):
+            writer.write(view[at : at + _WRITE_PIECE])
+            async with asyncio.timeout(self.timeout):
+                await writer.drain()
 
     async def _exact(self, reader: asyncio.StreamReader, n: int) -> bytes | bytearray:
         if n <= _READ_PIECE:
