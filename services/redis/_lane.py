@@ -108,17 +108,36 @@ class Lane:
 
     def _await(self, request: _Request) -> None:
         """Wait until ``request`` is answered or its thread is handed the lead."""
-        if request.done.acquire(timeout=self._wait):
-            return
+        try:
+            if request.done.acquire(timeout=self._wait):
+                return
+            with self._queue_lock:
+                if not request.lead and request in self._queue:
+                    self._queue.remove(request)
+                    raise rx.MaxConnectionsError(
+                        "No connection available: the shared connection stayed busy"
+                    )
+            # A leader has it in flight (its socket timeout bounds the wait), or hands
+            # us the lead (then the lock is already free).
+            request.done.acquire()
+        except BaseException:
+            self._abandon(request)
+            raise
+
+    def _abandon(self, request: _Request) -> None:
+        """Forget the request of a thread that stops waiting (interrupted, timed out).
+
+        A queued request leaves the queue; if its thread was handed the lead, the lead
+        goes on to the next one, so the lane never stays held by a thread that left.
+        A request already in flight is answered to nobody.
+        """
         with self._queue_lock:
-            if not request.lead and request in self._queue:
+            if request in self._queue:
                 self._queue.remove(request)
-                raise rx.MaxConnectionsError(
-                    "No connection available: the shared connection stayed busy"
-                )
-        # A leader has it in flight (its socket timeout bounds the wait), or hands us
-        # the lead (then the lock is already free).
-        request.done.acquire()
+            handed = request.lead
+            request.lead = False
+        if handed:
+            self._hand_on()
 
     def _lead(self) -> None:
         """Send everything queued as one batch (this thread holds ``_sending``)."""

@@ -17,6 +17,7 @@ from redis import exceptions as rx
 import storager
 from storager import AlreadyExistsError, ObjectModeInvalidError
 from storager.services.redis import RedisStorage
+from storager.services.redis._lane import Lane, _Request
 from storager.services.redis._link import ServerLink, pack_commands
 from tests.servers.redis import RedisServer
 
@@ -298,3 +299,27 @@ def test_a_failed_batch_fails_its_requests_and_the_queue_goes_on(
     assert isinstance(outcomes["blpop"], rx.ConnectionError)
     assert [outcomes[f"echo{n}"] for n in range(3)] == [b"w0", b"w1", b"w2"]
     assert link.call("PING") == b"PONG"
+
+
+def test_a_thread_that_stops_waiting_passes_its_lead_on() -> None:
+    sent: list[bytes] = []
+
+    def round_trip(buffers: list[Any], count: int) -> list[Any]:
+        sent.extend(bytes(buffer) for buffer in buffers)
+        return [b"ok"] * count
+
+    lane = Lane(round_trip, wait=5.0)
+    assert lane._sending.acquire(blocking=False)  # a leader is sending
+    first, second = _Request([b"first"], 1), _Request([b"second"], 1)
+    lane._queue += [first, second]  # two threads queued behind it
+    lane._hand_on()  # the leader is done: the first queued thread leads next
+    assert first.lead
+    lane._abandon(first)  # but that thread was interrupted before it could lead
+    assert second.lead
+    assert lane._queue == [second]
+    assert second.done.acquire(timeout=1)  # its thread wakes
+    lane._lead()  # and leads instead
+    assert second.replies == [b"ok"]
+    assert sent == [b"second"]
+    assert lane._sending.acquire(blocking=False)  # and the lane is free again
+    lane._sending.release()
