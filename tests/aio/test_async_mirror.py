@@ -442,7 +442,8 @@ def test_a_timed_out_write_is_rolled_back_where_it_landed(kind: str) -> None:
         await asyncio.sleep(0.6)  # the slow target's thread finishes its write
 
     asyncio.run(main())
-    assert fast.read("k") == b"old"
+    assert fast.read("k") == b"old"  # rolled back after the cancellation
+    assert slow.read("k") == b"old"  # its thread found the rest of the data refused
 
 
 # -- capabilities, multipart shared with the sync Mirror ------------------------------------
