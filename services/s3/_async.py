@@ -12,6 +12,12 @@ answers of stat, conditional writes, large reads as parallel ranges pinned to on
 streaming writes in bounded memory, copies over 5 GiB part by part); where a rule is a
 pure function it is the sync one (``object_headers``, ``part_size``, ``head_of``...).
 A store opened with ``request_path=s3fs`` keeps the threaded view.
+
+An ``await store.aio.write(...)``, top-down: ``NativeAsync.write`` validates the pairs
+with the generated sync method; :meth:`S3Async._write` sends bytes as one PUT, or
+streams through ``_async_upload.upload`` (parts as tasks); ``_async_transport`` signs
+and retries each request; ``_async_wire`` writes it on a kept-alive connection of the
+running loop and reads the answer. Readers are ``_async_reader.ReadAheadReader``.
 """
 
 from __future__ import annotations
