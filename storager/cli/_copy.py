@@ -7,7 +7,7 @@ import json
 import posixpath
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from storager._errors import NotFoundError, ObjectModeInvalidError
@@ -33,7 +33,14 @@ from storager.cli._resume import resume_dir
 from storager.cli._transfer import Report, Transfer, TransferEngine
 from storager.cli._urls import Location
 
-__all__ = ["cmd_cp", "cmd_mv", "display_for", "finish_report", "tree_transfers"]
+__all__ = [
+    "cmd_cp",
+    "cmd_mv",
+    "display_for",
+    "finish_report",
+    "noting_kept_uploads",
+    "tree_transfers",
+]
 
 
 def display_for(ctx: Context) -> TransferDisplay | None:
@@ -47,6 +54,22 @@ def display_for(ctx: Context) -> TransferDisplay | None:
 def shown(display: TransferDisplay | None) -> Any:
     """Return a context that runs the display (or does nothing without one)."""
     return display if display is not None else nullcontext()
+
+
+@contextmanager
+def noting_kept_uploads(ctx: Context, engine: TransferEngine) -> Iterator[None]:
+    """Say on stderr, however the run ends, which uploads were kept for a re-run."""
+    try:
+        yield
+    finally:
+        kept = engine.kept_uploads
+        if kept:
+            names = ", ".join(kept[:3]) + (", ..." if len(kept) > 3 else "")
+            ctx.stderr.write(
+                f"storager: {len(kept)} unfinished upload(s) kept ({names}): "
+                "run the same command again to send only what is missing\n"
+            )
+            ctx.stderr.flush()
 
 
 def finish_report(command: str, args: argparse.Namespace, ctx: Context, report: Report) -> None:
@@ -118,7 +141,7 @@ def _one_object(
     report = Report()
     started = time.monotonic()
     item = Transfer(src_path, dst_path, source.content_length, src_path, source=source)
-    with shown(display):
+    with noting_kept_uploads(ctx, engine), shown(display):
         report.count_copied(engine.one(item, report))
     report.seconds = time.monotonic() - started
     return report
@@ -166,7 +189,7 @@ def _tree(
         resume_dir=resume_dir(),
         part_size=args.part_size,
     )
-    with shown(display):
+    with noting_kept_uploads(ctx, engine), shown(display):
         engine.run(tree_transfers(src, src_dir, dst_dir), report)
     if not report.copied and not report.failed:
         must_exist(src, src_dir)

@@ -141,7 +141,7 @@ def copy_in_parts(
         dst.complete_multipart(upload, parts)
     except BaseException as exc:
         if record is not None and not isinstance(exc, PreconditionFailedError):
-            record.close()  # kept with the upload: a re-run goes on from here
+            record.keep()  # with the upload: a re-run goes on from here
             raise
         # The original error says more; an abandoned upload shows no object.
         with contextlib.suppress(StorageError):

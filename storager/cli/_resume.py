@@ -95,6 +95,8 @@ class UploadRecord:
         key = json.dumps([store_url, meta.service, meta.name, meta.work_dir, path])
         self.file = directory / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".jsonl")
         self._fd: int | None = None
+        #: Whether a failed copy left its upload and this record for a re-run.
+        self.kept = False
 
     def pending(self) -> PendingUpload | None:
         """Return the upload the record names, or None (no record, or an unreadable one)."""
@@ -156,6 +158,11 @@ class UploadRecord:
         self.close()
         with contextlib.suppress(FileNotFoundError):
             self.file.unlink()
+
+    def keep(self) -> None:
+        """Leave the upload and the record for a re-run (the copy failed or was stopped)."""
+        self.kept = True
+        self.close()
 
     def close(self) -> None:
         """Stop appending; the record stays for a re-run."""

@@ -41,7 +41,7 @@ from storager.cli._commands import (
     files_under,
     must_exist,
 )
-from storager.cli._copy import display_for, finish_report, shown
+from storager.cli._copy import display_for, finish_report, noting_kept_uploads, shown
 from storager.cli._identity import Resolver
 from storager.cli._progress import human_bytes
 from storager.cli._resume import resume_dir
@@ -223,7 +223,7 @@ def cmd_sync(args: argparse.Namespace, ctx: Context) -> None:
             resume_dir=resume_dir(),
             part_size=args.part_size,
         )
-        with shown(display):
+        with noting_kept_uploads(ctx, engine), shown(display):
             engine.run(plan.copies, report)
     delete_skipped = bool(plan.deletes and report.failed)
     if plan.deletes and not report.failed:

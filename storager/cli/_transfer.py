@@ -157,6 +157,8 @@ class TransferEngine:
         self._store_urls = store_urls
         self._resume_dir = resume_dir
         self._part_size = part_size
+        #: The objects whose parts upload failed or was stopped and is kept for a re-run.
+        self.kept_uploads: list[str] = []
         self._jobs = max(1, jobs)
         self._large = threading.BoundedSemaphore(min(LARGE_JOBS, self._jobs))
         self._display = display
@@ -303,16 +305,21 @@ class TransferEngine:
             and isinstance(dst, Segmenter)
         ):
             record = self._record(item)
-            copied = copy_in_parts(
-                self._src,
-                item.src,
-                dst,
-                item.dst,
-                source,
-                callback,
-                record=record,
-                part_size=self._part_size,
-            )
+            try:
+                copied = copy_in_parts(
+                    self._src,
+                    item.src,
+                    dst,
+                    item.dst,
+                    source,
+                    callback,
+                    record=record,
+                    part_size=self._part_size,
+                )
+            except BaseException:
+                if record is not None and record.kept:
+                    self.kept_uploads.append(item.name)
+                raise
             if report is not None and copied.reused:
                 report.count_resumed(copied.reused)
             return copied.size

@@ -224,3 +224,36 @@ def test_a_failed_copy_without_a_record_still_aborts_its_upload(
                 src, str(big), dst, key, src.stat(str(big)), _StopAfter(1), part_size=PART
             )
     assert {u["UploadId"] for u in _pending_uploads(client, bucket)} <= before
+
+
+def test_an_interrupted_cp_says_its_upload_is_kept_and_the_same_command_resumes_it(
+    tmp_path: Path,
+    server: tuple[str, str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from storager.cli import EXIT_INTERRUPTED, EXIT_OK, _transfer, main
+
+    bucket, query, client = server
+    big = tmp_path / "big.bin"
+    data = os.urandom(8 * PART)
+    big.write_bytes(data)
+    key = f"ctrl-c-{secrets.token_hex(4)}/big.bin"
+    argv = ["cp", "--json", "--part-size", "5MiB", str(big), f"s3://{bucket}/{key}?{query}"]
+    real = _transfer.copy_in_parts
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        return real(*args[:5], _StopAfter(2), **kwargs)  # Ctrl-C after two parts
+
+    monkeypatch.setattr(_transfer, "copy_in_parts", interrupted)
+    capsys.readouterr()
+    assert main(argv) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert f"1 unfinished upload(s) kept ({big})" in err
+    assert "run the same command again" in err
+    monkeypatch.setattr(_transfer, "copy_in_parts", real)
+
+    assert main(argv) == EXIT_OK
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["resumed_bytes"] >= 2 * PART
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == data
