@@ -22,7 +22,7 @@ import re
 import xml.etree.ElementTree as ET
 from functools import lru_cache
 
-__all__ = ["RawEntry", "RawPage", "scan_list_page"]
+__all__ = ["RawEntry", "RawPage", "scan_list_page", "xml_text"]
 
 #: One ``<Contents>`` as texts: (Key, Size, LastModified, ETag without its quotes,
 #: StorageClass); None where the element is absent.
@@ -125,20 +125,24 @@ def _page(entries: list[RawEntry], head: str, tail: str) -> RawPage | None:
     if any(len(found) != head.count(tag) + tail.count(tag) for found, tag in counts):
         return None  # one of them in another shape
     try:
-        prefixes = [_resolved(prefix) for prefix in prefixes]
+        prefixes = [xml_text(prefix) for prefix in prefixes]
         # xml.etree's findtext reads the first of repeated elements: so does this.
         return (
             entries,
             prefixes,
-            _resolved(truncated[0]) if truncated else "",
-            _resolved(token[0]) if token else None,
+            xml_text(truncated[0]) if truncated else "",
+            xml_text(token[0]) if token else None,
         )
     except ET.ParseError:
         return None  # a malformed entity: xml.etree reports the page
 
 
-def _resolved(text: str) -> str:
-    """An element's text with its entities resolved, as an XML parser reads it."""
+def xml_text(text: str) -> str:
+    """An element's raw text (no ``<``) with its entities resolved, as XML reads it.
+
+    Raises:
+        xml.etree.ElementTree.ParseError: A malformed or unknown entity.
+    """
     if "&" not in text:
         return text
     return ET.fromstring(f"<t>{text}</t>").text or ""

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from urllib.parse import unquote_plus
 
-from storager.services.s3._list_scan import RawEntry, RawPage, scan_list_page
+from storager.services.s3._list_scan import RawEntry, RawPage, scan_list_page, xml_text
 from storager.services.s3._transport import Listed, ListPage, UploadedPart
 
 __all__ = [
@@ -118,19 +118,26 @@ def tree_list_page(body: bytes | bytearray | memoryview) -> RawPage:
 
 
 _TRUNCATED = re.compile(rb"<IsTruncated>\s*true\s*</IsTruncated>")
-_NEXT_TOKEN = re.compile(rb"<NextContinuationToken>([^<&]*)</NextContinuationToken>")
+_NEXT_TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 
 
 def next_token(body: bytes | bytearray | memoryview) -> str | None:
     """The continuation token of a ListObjectsV2 answer, found without parsing it.
 
-    None when the page is the last, or when the token is not plain text (an entity in
-    it): the caller then waits for :func:`parse_list_page`, which is the authority.
+    None when the page is the last, or when the token cannot be read this way (not
+    UTF-8, a malformed entity): the caller then waits for :func:`parse_list_page`,
+    which is the authority. Entities are resolved (SeaweedFS's token is the last key
+    as it is, so ``&amp;`` and the like occur).
     """
     if _TRUNCATED.search(body) is None:
         return None
     found = _NEXT_TOKEN.search(body)
-    return found.group(1).decode() if found is not None else None
+    if found is None:
+        return None
+    try:
+        return xml_text(found.group(1).decode()) or None
+    except (UnicodeDecodeError, ET.ParseError):
+        return None
 
 
 def parse_parts(body: bytes | bytearray | memoryview) -> tuple[list[UploadedPart], int | None]:

@@ -28,7 +28,7 @@ from storager.services.s3 import S3Storage
 from storager.services.s3._connections import ConnectionPool, Response
 from storager.services.s3._http_transport import HttpTransport
 from storager.services.s3._list_scan import scan_list_page
-from storager.services.s3._xml import list_page_of, parse_list_page, tree_list_page
+from storager.services.s3._xml import list_page_of, next_token, parse_list_page, tree_list_page
 
 SEAWEEDFS = ("Key", "ETag", "Size", "StorageClass", "LastModified")
 AWS = ("Key", "LastModified", "ETag", "Size", "StorageClass")
@@ -136,6 +136,18 @@ def test_fast_reader_agrees_with_xml_etree_or_declines(page: tuple[bytes, list[s
     if scanned is not None:
         assert scanned == tree_list_page(body)
     assert parse_list_page(body) == list_page_of(tree_list_page(body))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(_KEY_CHARS, max_size=12), st.booleans(), st.booleans())
+def test_next_token_guess_is_the_parsed_token(token: str, numeric: bool, truncated: bool) -> None:
+    """The raw search that starts the next request reads the token the parse reads."""
+    body = (
+        f"<ListBucketResult><IsTruncated>{str(truncated).lower()}</IsTruncated>"
+        f"<NextContinuationToken>{_escaped(token, numeric)}</NextContinuationToken>"
+        "</ListBucketResult>"
+    ).encode()
+    assert next_token(body) == list_page_of(tree_list_page(body)).next_token
 
 
 @settings(max_examples=150, deadline=None)
