@@ -203,7 +203,8 @@ def error_for(code: str, status: int, op: str, path: str, bucket: str) -> Storag
 
 def _from_transport(exc: BaseException, op: str, path: str) -> StorageError:
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return PermissionDeniedError(op, SERVICE, path, "no usable credentials found")
+        # botocore's words name the provider and the missing variable, never a value.
+        return PermissionDeniedError(op, SERVICE, path, f"no usable credentials found ({exc})")
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
         return OperationTimeoutError(op, SERVICE, path, "timed out talking to the endpoint")
     if isinstance(exc, EndpointConnectionError | ConnectionClosedError):

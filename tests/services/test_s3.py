@@ -10,6 +10,7 @@ import secrets
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -301,6 +302,25 @@ def test_credentials_from_the_environment(bucket: Bucket, monkeypatch: pytest.Mo
     with store:
         store.write("env.txt", b"from env")
         assert store.read("env.txt") == b"from env"
+
+
+def test_half_set_environment_says_what_is_missing(
+    bucket: Bucket, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Only the key id in the environment: botocore's chain stops with "missing:
+    # AWS_SECRET_ACCESS_KEY", which the error keeps; the key id itself is not echoed.
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDHALFSETKEY")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with (
+        storager.open(bucket.url(f"/t-{secrets.token_hex(4)}/")) as store,
+        pytest.raises(PermissionDeniedError) as info,
+    ):
+        store.write("half.txt", b"x")
+    assert "AWS_SECRET_ACCESS_KEY" in str(info.value)
+    assert "AKIDHALFSETKEY" not in str(info.value)
 
 
 def test_malformed_credential_is_refused_without_echoing_it() -> None:
