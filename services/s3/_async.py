@@ -45,6 +45,7 @@ from storager.services.s3._async_transport import AsyncTransport
 from storager.services.s3._async_upload import upload
 from storager.services.s3._headers import object_headers
 from storager.services.s3._http_transport import HttpTransport
+from storager.services.s3._multipart import check_parts, completion_etags, needs_listing
 from storager.services.s3._transport import Head
 from storager.services.s3._upload import MAX_PARTS, PART_MAX
 from storager.services.s3._xml import next_token, parse_list_page
@@ -444,26 +445,11 @@ class S3Async(NativeCopier, NativeMover, NativeDirer, AsyncSegmenter, AsyncPresi
 
     async def _complete_multipart(self, multipart: Multipart, parts: Sequence[Part]) -> Object:
         path = multipart.path
-        last = 0
-        for part in parts:
-            if part.number <= last:
-                raise InvalidArgumentError(
-                    "complete_multipart", SERVICE, path, "parts must be in increasing order"
-                )
-            last = part.number
-        if not parts:
-            raise InvalidArgumentError("complete_multipart", SERVICE, path, "no parts given")
-        uploaded: dict[int, Part] = {}
-        if any(not part.etag for part in parts):
-            uploaded = {p.number: p async for p in self._list_multipart(multipart)}
-        listed = []
-        for part in parts:
-            etag = part.etag or (uploaded[part.number].etag if part.number in uploaded else "")
-            if not etag:
-                raise InvalidArgumentError(
-                    "complete_multipart", SERVICE, path, f"part {part.number} was not uploaded"
-                )
-            listed.append((part.number, etag))
+        check_parts(path, parts)
+        uploaded = (
+            [part async for part in self._list_multipart(multipart)] if needs_listing(parts) else []
+        )
+        listed = completion_etags(path, parts, uploaded)
         final_etag = await self._transport.complete_multipart(
             "complete_multipart", path, self._key(path), multipart.upload_id, listed, {}
         )

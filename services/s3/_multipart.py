@@ -6,7 +6,7 @@ requests go through the store's transport like every other.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from storager._errors import InvalidArgumentError
@@ -17,7 +17,55 @@ from storager.services.s3._headers import object_headers
 from storager.services.s3._transport import Head, Transport
 from storager.services.s3._upload import MAX_PARTS, PART_MAX
 
-__all__ = ["S3Multipart"]
+__all__ = ["S3Multipart", "check_parts", "completion_etags", "needs_listing"]
+
+
+def check_parts(path: str, parts: Sequence[Part]) -> None:
+    """Refuse an empty part list or one not in increasing order of numbers."""
+    if not parts:
+        raise InvalidArgumentError("complete_multipart", "s3", path, "no parts given")
+    last = 0
+    for part in parts:
+        if part.number <= last:
+            raise InvalidArgumentError(
+                "complete_multipart", "s3", path, "parts must be in increasing order"
+            )
+        last = part.number
+
+
+def needs_listing(parts: Sequence[Part]) -> bool:
+    """Whether a part lacks its ETag, which the upload's listing then supplies."""
+    return any(not part.etag for part in parts)
+
+
+def completion_etags(
+    path: str, parts: Sequence[Part], uploaded: Iterable[Part]
+) -> list[tuple[int, str]]:
+    """The (number, ETag) list to complete with: the caller's ETags, else the listed ones.
+
+    Some servers (SeaweedFS) list a part sent twice under both of its ETags; which one is
+    current cannot be told, so such a part needs the caller's ETag.
+    """
+    listed: dict[int, set[str]] = {}
+    for part in uploaded:
+        listed.setdefault(part.number, set()).add(part.etag)
+    chosen = []
+    for part in parts:
+        etags = {part.etag} if part.etag else listed.get(part.number, set())
+        if not etags:
+            raise InvalidArgumentError(
+                "complete_multipart", "s3", path, f"part {part.number} was not uploaded"
+            )
+        if len(etags) > 1:
+            raise InvalidArgumentError(
+                "complete_multipart",
+                "s3",
+                path,
+                f"part {part.number} is listed {len(etags)} times with different ETags; "
+                "give the part's etag (write_multipart returns it)",
+            )
+        chosen.append((part.number, etags.pop()))
+    return chosen
 
 
 class S3Multipart:
@@ -96,26 +144,9 @@ class S3Multipart:
 
     def _complete_multipart(self, multipart: Multipart, parts: Sequence[Part]) -> Object:
         path = multipart.path
-        last = 0
-        for part in parts:
-            if part.number <= last:
-                raise InvalidArgumentError(
-                    "complete_multipart", "s3", path, "parts must be in increasing order"
-                )
-            last = part.number
-        if not parts:
-            raise InvalidArgumentError("complete_multipart", "s3", path, "no parts given")
-        uploaded: dict[int, Part] = {}
-        if any(not part.etag for part in parts):
-            uploaded = {p.number: p for p in self._list_multipart(multipart)}
-        listed = []
-        for part in parts:
-            etag = part.etag or (uploaded[part.number].etag if part.number in uploaded else "")
-            if not etag:
-                raise InvalidArgumentError(
-                    "complete_multipart", "s3", path, f"part {part.number} was not uploaded"
-                )
-            listed.append((part.number, etag))
+        check_parts(path, parts)
+        uploaded = list(self._list_multipart(multipart)) if needs_listing(parts) else []
+        listed = completion_etags(path, parts, uploaded)
         final_etag = self._transport.complete_multipart(
             "complete_multipart", path, self._key(path), multipart.upload_id, listed, {}
         )

@@ -19,8 +19,10 @@ import pytest
 import storager
 from storager import (
     AlreadyExistsError,
+    InvalidArgumentError,
     NotFoundError,
     PairInvalidError,
+    Part,
     PermissionDeniedError,
     PreconditionFailedError,
     StorageError,
@@ -167,6 +169,28 @@ def test_multipart_abort_leaves_no_upload_and_no_object(bucket: Bucket, store: S
     with pytest.raises(NotFoundError):
         store.stat("aborted.bin")
     assert [obj.path for obj in store.list("")] == []
+
+
+def test_a_part_sent_twice_completes_with_its_last_data_or_asks_for_the_etag(
+    store: S3Storage,
+) -> None:
+    # SeaweedFS lists a part sent twice under both ETags: completing without ETags must
+    # then refuse (naming the part), never complete with the first data; moto lists one.
+    upload = store.create_multipart("twice.bin")
+    store.write_multipart(upload, 1, b"o" * (5 * MiB))
+    store.write_multipart(upload, 1, b"n" * (5 * MiB))
+    last = store.write_multipart(upload, 2, b"tail")
+    listed = {part.number for part in store.list_multipart(upload)}
+    assert listed == {1, 2}
+    try:
+        store.complete_multipart(upload, [Part(1, 5 * MiB, ""), last])
+    except InvalidArgumentError as error:
+        assert "part 1" in str(error)
+        with pytest.raises(NotFoundError):
+            store.stat("twice.bin")
+        store.abort_multipart(upload)
+    else:
+        assert store.read("twice.bin") == b"n" * (5 * MiB) + b"tail"
 
 
 def test_generator_larger_than_a_part_goes_through_multipart(store: S3Storage) -> None:
