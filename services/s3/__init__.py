@@ -52,13 +52,14 @@ from storager._retry_policy import RetryPolicy
 from storager._sigv4 import presign
 from storager._streams import iter_chunks
 from storager.services.s3._address import Address
+from storager.services.s3._connections import BodyStream
 from storager.services.s3._credentials import CredentialSource, parse_credential, resolve_region
 from storager.services.s3._errors import map_error
 from storager.services.s3._generated import S3Generated
 from storager.services.s3._headers import object_headers
 from storager.services.s3._http_transport import HttpTransport
 from storager.services.s3._multipart import S3Multipart
-from storager.services.s3._reader import PrefetchingReader
+from storager.services.s3._reader import PrefetchingReader, StreamingReader
 from storager.services.s3._transport import Head, Transport
 from storager.services.s3._upload import PART_MAX, upload
 
@@ -288,10 +289,18 @@ class S3Storage(S3Multipart, S3Generated):
                 into[: len(body)] = body
             return len(body)
 
-        raw = PrefetchingReader(
+        ranged = PrefetchingReader(
             fetch, self._pool(), start=start, length=span, depth=READ_AHEAD, block=READ_BLOCK
         )
-        # Small reads are buffered; reads of 256 KiB or more go straight to the blocks.
+        raw: io.RawIOBase = ranged
+        if isinstance(transport, HttpTransport) and etag is not None and span:
+            http, end = transport, start + span - 1
+
+            def open_stream(at: int) -> BodyStream | None:
+                return http.get_stream("open_reader", path, key, first=at, last=end, if_match=etag)
+
+            raw = StreamingReader(open_stream, ranged, start=start, length=span)
+        # Small reads are buffered; reads of 256 KiB or more go straight to the stream or blocks.
         return io.BufferedReader(raw, buffer_size=256 << 10)
 
     def _write(

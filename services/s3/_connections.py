@@ -7,7 +7,9 @@ http.client's request and answer machinery (headers parsed by the email package,
 sends per PUT, a file object per answer) cost ~240 us of CPU per small request here,
 more than signing and everything else together (measured in benchmarks/S3.md).
 A large answer body can be read straight into a caller's buffer (``into``), so a
-256 MiB GET lands in its final place without an intermediate copy.
+256 MiB GET lands in its final place without an intermediate copy, or left on its
+connection (``stream=True``) and read into the caller's buffers as they come
+(:class:`BodyStream`; a stream abandoned half-read closes its connection).
 The exchange is plain HTTP/1.1: one send for headers and a small body, answers with
 Content-Length, chunked or read-to-close bodies. A request that fails on a connection taken from the
 pool before any answer arrived is sent once more on a fresh connection: the server
@@ -33,7 +35,7 @@ import ssl
 import threading
 from dataclasses import dataclass
 
-__all__ = ["TRANSPORT_ERRORS", "ConnectionPool", "Response", "UnsafeRequestError"]
+__all__ = ["TRANSPORT_ERRORS", "BodyStream", "ConnectionPool", "Response", "UnsafeRequestError"]
 
 #: Bodies up to this size are sent in the same send() as the headers.
 _COALESCE_MAX = 64 << 10
@@ -135,6 +137,70 @@ class Response:
     status: int
     headers: dict[str, str]
     body: bytes | bytearray | memoryview
+    #: With ``request(..., stream=True)``, a 2xx answer's unread body (``body`` is empty).
+    stream: BodyStream | None = None
+
+
+class BodyStream:
+    """The unread body of one answer, read from its socket into the caller's buffers.
+
+    It holds the answer's connection: read to its end, the connection goes back to the
+    pool; closed before (abandoned, or after a failed read), the connection is closed,
+    never pooled half-read.
+    """
+
+    __slots__ = ("_conn", "_keep", "_pool", "_wire", "remaining")
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        conn: http.client.HTTPConnection,
+        wire: _Wire,
+        length: int,
+        keep: bool,
+    ) -> None:
+        self._pool: ConnectionPool | None = pool
+        self._conn = conn
+        self._wire = wire
+        self._keep = keep
+        self.remaining = length
+
+    def readinto(self, view: memoryview) -> int:
+        """Read at most ``len(view)`` bytes into ``view``; 0 only at the body's end.
+
+        Raises one of TRANSPORT_ERRORS (the stream is then closed) when the connection
+        fails or ends before the body does.
+        """
+        n = min(len(view), self.remaining)
+        if n == 0 or self._pool is None:
+            return 0
+        wire = self._wire
+        try:
+            if wire.buf:
+                got = min(n, len(wire.buf))
+                view[:got] = wire.buf[:got]
+                del wire.buf[:got]
+            else:
+                got = wire.sock.recv_into(view, n)
+                if not got:
+                    raise http.client.IncompleteRead(b"", self.remaining)
+        except BaseException:
+            self.close()
+            raise
+        self.remaining -= got
+        if not self.remaining:
+            pool, self._pool = self._pool, None
+            if self._keep and not wire.buf:
+                pool._give(self._conn)
+            else:
+                self._conn.close()
+        return got
+
+    def close(self) -> None:
+        """Abandon the rest of the body: the connection is closed, not pooled."""
+        if self._pool is not None:
+            self._pool = None
+            self._conn.close()
 
 
 class ConnectionPool:
@@ -203,8 +269,12 @@ class ConnectionPool:
         *,
         into: memoryview | None = None,
         sent: threading.Event | None = None,
+        stream: bool = False,
     ) -> Response:
         """Send one request and read the whole answer.
+
+        With ``stream``, a 2xx answer with a Content-Length is returned after its head:
+        its body is left on the connection, in ``Response.stream``.
 
         With ``into``, a successful answer whose Content-Length fits is read into it,
         and the response's body is a view of ``into``. ``sent`` is set once the request
@@ -222,7 +292,9 @@ class ConnectionPool:
             try:
                 if conn.sock is None:
                     conn.connect()  # http.client: TCP_NODELAY, timeout, TLS with verification
-                result, keep = _exchange(conn.sock, method, head, body, size, into, sent)
+                result, keep, unread = _exchange(
+                    conn.sock, method, head, body, size, into, sent, stream
+                )
             except _STALE:
                 conn.close()
                 if reused and attempt == 0:
@@ -231,7 +303,11 @@ class ConnectionPool:
             except BaseException:
                 conn.close()
                 raise
-            if keep:
+            if unread is not None:
+                result.stream = BodyStream(
+                    self, conn, unread, int(result.headers["content-length"]), keep
+                )
+            elif keep:
                 self._give(conn)
             else:
                 conn.close()
@@ -340,8 +416,13 @@ def _exchange(
     size: int,
     into: memoryview | None,
     sent: threading.Event | None = None,
-) -> tuple[Response, bool]:
-    """Send a checked head and the body on ``sock``, read the answer; say whether to keep it."""
+    stream: bool = False,
+) -> tuple[Response, bool, _Wire | None]:
+    """Send a checked head and the body on ``sock``, read the answer; say whether to keep it.
+
+    With ``stream``, a 2xx answer with a Content-Length comes back after its head, its
+    body left unread in the returned ``_Wire`` (the pool wraps it in a :class:`BodyStream`).
+    """
     if body is None or not size:
         sock.sendall(head)
     elif size <= _COALESCE_MAX:
@@ -374,6 +455,8 @@ def _exchange(
         data = wire.chunked()
     elif length is not None:
         n = int(length)
+        if stream and 200 <= status < 300:
+            return Response(status, answer, b""), keep, wire
         if into is not None and 200 <= status < 300 and n <= len(into):
             data = wire.exact_into(into[:n])
         else:
@@ -383,4 +466,4 @@ def _exchange(
         keep = False
     if wire.buf:
         keep = False  # bytes beyond the answer: do not trust this connection again
-    return Response(status, answer, data), keep
+    return Response(status, answer, data), keep, None

@@ -29,6 +29,7 @@ from storager._sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, sign_headers, uri_en
 from storager.services.s3._address import Address
 from storager.services.s3._connections import (
     TRANSPORT_ERRORS,
+    BodyStream,
     ConnectionPool,
     Response,
     UnsafeRequestError,
@@ -182,8 +183,11 @@ class HttpTransport:
         into: memoryview | None = None,
         accept: int = 0,
         sent: threading.Event | None = None,
+        stream: bool = False,
     ) -> Response:
         """Sign and send one request (retried per ``self.retry``); return a 2xx answer.
+
+        With ``stream``, a 2xx answer's body is left unread in ``Response.stream``.
 
         ``accept`` is one more status returned as an answer instead of raised (416).
         ``sent`` is set once the request is on the wire, or when the call ends.
@@ -206,7 +210,7 @@ class HttpTransport:
                 self.region,
             )
             response = self.pool.request(
-                method, target, request_headers, body, into=into, sent=sent
+                method, target, request_headers, body, into=into, sent=sent, stream=stream
             )
             if response.status >= 300 and response.status != accept:
                 raise self._answer(response)
@@ -260,6 +264,28 @@ class HttpTransport:
         etag = answer.get("etag")
         total = _total(answer.get("content-range")) if first is not None else len(response.body)
         return Got(response.body, etag.strip('"') if etag else None, total)
+
+    def get_stream(
+        self, op: str, path: str, key: str, *, first: int, last: int, if_match: str
+    ) -> BodyStream | None:
+        """One GET of bytes ``first..last`` pinned to ``if_match``, its body left unread.
+
+        None when the server did not answer with exactly that range (then read it by
+        ranged GETs instead); errors as :meth:`get` raises them.
+        """
+        headers = {"range": f"bytes={first}-{last}", "if-match": if_match}
+        response = self._send(op, path, "GET", key, headers=headers, accept=416, stream=True)
+        stream = response.stream
+        if stream is None:
+            return None
+        expected = f"bytes {first}-{last}/"
+        if response.status != 206 or not (
+            response.headers.get("content-range", "").startswith(expected)
+            and stream.remaining == last - first + 1
+        ):
+            stream.close()
+            return None
+        return stream
 
     def head(self, op: str, path: str, key: str) -> Head:
         return head_of(self._send(op, path, "HEAD", key).headers)
