@@ -24,7 +24,15 @@ from storager._protocols import Storager
 from storager._sigv4 import SigV4Error, Verified, parse_query, verify
 from storager.gateway import _listing, _multipart, _objects
 from storager.gateway._access_log import log_request
-from storager.gateway._asgi import Receive, Scope, Send, encode_headers, send_bytes, start
+from storager.gateway._asgi import (
+    Message,
+    Receive,
+    Scope,
+    Send,
+    encode_headers,
+    send_bytes,
+    start,
+)
 from storager.gateway._body import ClientDisconnected
 from storager.gateway._bucket import Bucket
 from storager.gateway._errors import S3Error, s3_error_for
@@ -165,8 +173,9 @@ class S3App:
         query: dict[str, str] = {}
         for name, value in parse_query(raw_query):
             query.setdefault(name, value)
+        body = _BodyWatch(receive, headers)
         request = Request(
-            method, raw_path, raw_query, query, headers, bucket_name, key, request_id, receive
+            method, raw_path, raw_query, query, headers, bucket_name, key, request_id, body.receive
         )
         request.virtual_host = virtual is not None
         operation = "-"
@@ -195,12 +204,17 @@ class S3App:
             if error.code == "InternalError":
                 _log.exception("request %s (%s) failed", request_id, operation)
             status = error.status
+            # Refused before its body was read: the rest of the body would be taken for the
+            # next request on this connection (a client that sent Expect: 100-continue may
+            # not send it at all), so the connection ends with this answer.
+            close = [] if body.done else [("Connection", "close")]
             if is_rest and error.status != 304:
                 answer = error_response(error)
                 answer.body = b"" if method == "HEAD" else answer.body
+                answer.headers = [*answer.headers, *close]
                 sent = await self._send(send, method, answer, request_id)
             else:
-                sent = await self._send_error(send, method, error, request, request_id)
+                sent = await self._send_error(send, method, error, request, request_id, close)
         finally:
             log_request(
                 request_id=request_id,
@@ -345,10 +359,17 @@ class S3App:
         return sent
 
     async def _send_error(
-        self, send: Send, method: str, error: S3Error, req: Request, request_id: str
+        self,
+        send: Send,
+        method: str,
+        error: S3Error,
+        req: Request,
+        request_id: str,
+        close: list[tuple[str, str]],
     ) -> int:
         if error.status == 304:
-            await send_bytes(send, 304, encode_headers([("x-amz-request-id", request_id)]), b"")
+            headers304 = [("x-amz-request-id", request_id), *close]
+            await send_bytes(send, 304, encode_headers(headers304), b"")
             return 0
         resource = f"/{req.bucket}/{req.key}" if req.key else f"/{req.bucket}"
         body = b"" if method == "HEAD" else _error_document(error, resource, request_id)
@@ -356,6 +377,7 @@ class S3App:
             ("Content-Type", "application/xml"),
             ("Content-Length", str(len(body))),
             ("x-amz-request-id", request_id),
+            *close,
         ]
         await send_bytes(send, error.status, encode_headers(headers), body)
         return len(body)
@@ -415,6 +437,20 @@ class _AnswerCut(Exception):
     def __init__(self, sent: int, cause: BaseException) -> None:
         self.sent = sent
         super().__init__(f"after {sent} bytes: {cause!r}")
+
+
+class _BodyWatch:
+    """A request's ``receive``, noting when the body has been read to its end."""
+
+    def __init__(self, receive: Receive, headers: Mapping[str, str]) -> None:
+        self._receive = receive
+        self.done = _declared_length(headers) == 0 and "transfer-encoding" not in headers
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.done = True
+        return message
 
 
 def _declared_length(headers: Mapping[str, str]) -> int:

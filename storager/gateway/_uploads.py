@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -222,6 +223,10 @@ class SegmenterParts:
         return _noted(self.store, self.usual_path)
 
 
+#: The upload ids :meth:`ReservedParts.create_multipart` makes: 32 lowercase hex digits.
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+
+
 class ReservedParts:
     """Multipart uploads over a plain store, kept under :data:`RESERVED_PREFIX`."""
 
@@ -229,6 +234,10 @@ class ReservedParts:
         self.store = store
 
     def _dir(self, multipart: Multipart) -> str:
+        # The id comes from the client: anything but the form create_multipart makes
+        # (".." or "a/../b" would name a folder outside the reserved prefix) is no upload.
+        if not _UPLOAD_ID.fullmatch(multipart.upload_id):
+            raise NotFoundError("multipart", "gateway", multipart.path, "no such upload")
         return f"{RESERVED_PREFIX}{multipart.upload_id}/"
 
     def _meta(self, multipart: Multipart) -> dict[str, Any]:
@@ -304,6 +313,7 @@ class ReservedParts:
 
     def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
         folder = self._dir(multipart)
+        self._check_open(multipart)  # never delete a folder no open upload owns
         for obj in list(self.store.list(folder, list_mode="prefix")):
             self.store.delete(obj.path)
         if isinstance(self.store, Direr):  # stores with directories keep empty ones
