@@ -285,24 +285,21 @@ async def list_parts(bucket: Bucket, uploads: Uploads, req: Request) -> Response
     return Response(200, list(_XML), document("ListPartsResult", body))
 
 
-def _after_marker(found: list[Upload], key_marker: str, id_marker: str) -> list[Upload]:
-    """The uploads after the markers: keys after ``key_marker`` and, with ``id_marker``,
-    the uploads of ``key_marker`` itself that follow that one (the next page of a key
-    with more uploads than a page)."""
-    start = 0
-    while start < len(found) and found[start].key == key_marker:
-        start += 1
-    if id_marker:
-        for index, upload in enumerate(found[:start]):
-            if upload.multipart.upload_id == id_marker:
-                return found[index + 1 :]
-    return found[start:]
+def _after_markers(upload: Upload, key_marker: str, id_marker: str) -> bool:
+    """Whether ``upload`` follows the markers, by S3's rule: its key sorts after
+    ``key_marker``, or, given ``id_marker``, it is an upload of ``key_marker`` whose id
+    sorts after ``id_marker`` (so the next page holds even when the marker's own upload
+    was completed or aborted in between)."""
+    if upload.key != key_marker:
+        return upload.key > key_marker
+    return bool(id_marker) and upload.multipart.upload_id > id_marker
 
 
 async def list_uploads(bucket: Bucket, uploads: Uploads, req: Request) -> Response:
     """ListMultipartUploads: every upload noted in the store, whichever process started it."""
     prefix = req.query.get("prefix", "")
     key_marker = req.query.get("key-marker", "")
+    id_marker = req.query.get("upload-id-marker", "")
     limit_text = req.query.get("max-uploads", "1000")
     if not limit_text.isdigit():
         raise S3Error("InvalidArgument", "max-uploads must be a whole number")
@@ -313,15 +310,14 @@ async def list_uploads(bucket: Bucket, uploads: Uploads, req: Request) -> Respon
         for started in await bucket.run(lambda: list(parts.started()))
     ]
     found = sorted(
-        (u for u in known if u.key.startswith(prefix) and u.key >= key_marker),
-        key=lambda u: (u.key, u.initiated, u.multipart.upload_id),
+        (u for u in known if u.key.startswith(prefix) and _after_markers(u, key_marker, id_marker)),
+        key=lambda u: (u.key, u.multipart.upload_id),
     )
-    found = _after_marker(found, key_marker, req.query.get("upload-id-marker", ""))
     page, truncated = found[:limit], len(found) > limit
     body = [
         element("Bucket", bucket.name),
         element("KeyMarker", key_marker),
-        element("UploadIdMarker", req.query.get("upload-id-marker", "")),
+        element("UploadIdMarker", id_marker),
         element("Prefix", prefix),
         element("MaxUploads", limit),
         element("IsTruncated", truncated),

@@ -163,3 +163,33 @@ def test_a_listing_names_a_key_and_start_time_the_note_carries(
     )
     assert clients[0].get_object(Bucket="b", Key=key)["Body"].read() == b"x"
     assert clients[0].list_multipart_uploads(Bucket="b").get("Uploads", []) == []
+
+
+def test_the_next_page_holds_when_the_marker_upload_is_gone(
+    gateways: tuple[Any, list[Any], list[S3App]],
+) -> None:
+    _, clients, _ = gateways
+    keys = ["gone/a", "gone/a", "gone/a", "gone/b", "gone/c"]
+    started = [
+        (key, clients[i % 2].create_multipart_upload(Bucket="b", Key=key)["UploadId"])
+        for i, key in enumerate(keys)
+    ]
+    expected = sorted(started)  # S3's order: by key, then by upload id
+    first = clients[0].list_multipart_uploads(Bucket="b", Prefix="gone/", MaxUploads=2)
+    assert [(u["Key"], u["UploadId"]) for u in first["Uploads"]] == expected[:2]
+    assert first["IsTruncated"] is True
+    marker_key, marker_id = first["NextKeyMarker"], first["NextUploadIdMarker"]
+    assert (marker_key, marker_id) == expected[1]
+    # The marker's own upload ends between the pages (a cleanup tool aborting as it goes).
+    clients[1].abort_multipart_upload(Bucket="b", Key=marker_key, UploadId=marker_id)
+    second = clients[1].list_multipart_uploads(
+        Bucket="b", Prefix="gone/", KeyMarker=marker_key, UploadIdMarker=marker_id
+    )
+    assert [(u["Key"], u["UploadId"]) for u in second["Uploads"]] == expected[2:]
+    assert second["IsTruncated"] is False
+    # Without an upload-id-marker, the key marker's own uploads are passed over.
+    rest = clients[0].list_multipart_uploads(Bucket="b", Prefix="gone/", KeyMarker="gone/a")
+    assert [u["Key"] for u in rest["Uploads"]] == ["gone/b", "gone/c"]
+    for key, upload in [expected[0], *expected[2:]]:
+        clients[0].abort_multipart_upload(Bucket="b", Key=key, UploadId=upload)
+    assert clients[0].list_multipart_uploads(Bucket="b", Prefix="gone/").get("Uploads", []) == []
