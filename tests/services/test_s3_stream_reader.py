@@ -260,3 +260,25 @@ def test_deleted_before_the_first_read_is_not_found(store: S3Storage) -> None:
         store.delete("gone")
         with pytest.raises(NotFoundError):
             reader.read()
+
+
+def test_moto_reads_in_order_and_after_a_seek(moto_server: Any) -> None:
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_server.endpoint,
+        aws_access_key_id=moto_server.access_key,
+        aws_secret_access_key=moto_server.secret_key,
+        region_name=moto_server.region,
+    )
+    name = f"stream-{secrets.token_hex(4)}"
+    client.create_bucket(Bucket=name)
+    client.close()
+    data = os.urandom(5 * MiB + 3)
+    with _open(moto_server, name) as store:
+        store.write("m", data)
+        with store.open_reader("m") as reader:
+            assert _read_all(reader, MiB) == data
+        with store.open_reader("m") as reader:
+            assert reader.read(MiB) == data[:MiB]
+            reader.seek(3)
+            assert reader.read(MiB) == data[3 : MiB + 3]
