@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from storager._async_protocols import (
@@ -159,11 +159,17 @@ class AsyncMirror(AsyncMirrorBase):
                 for task in sorted(done, key=lambda t: names.index(tasks[t])):
                     err = task.exception()
                     if err is None:
+                        result = task.result()
                         others = [t for t in done if t is not task]
-                        await _settle_losers(others, pending, discard)
-                        pending = set()
+                        try:
+                            await _settle_losers(others, pending, discard)
+                        except BaseException:  # cancelled while the losers stop
+                            if discard is not None:
+                                with contextlib.suppress(Exception):
+                                    await discard(result)
+                            raise
                         served_by.set(tasks[task])
-                        return task.result()
+                        return result
                     errors[tasks[task]] = err
             raise fetch_error(op, path, names, errors)
         finally:
@@ -200,13 +206,19 @@ class AsyncMirror(AsyncMirrorBase):
     async def _list(self, path: str, pairs: dict[str, Any]) -> AsyncIterator[Object]:
         names, how = self._select("list", path, pairs, READ_MODES)
         first, rest = await self._fetch(
-            "list", path, names, how, lambda s: _prime(s.list(path, **pairs))
+            "list",
+            path,
+            names,
+            how,
+            lambda s: _prime(s.list(path, **pairs)),
+            discard=lambda primed: _aclose(primed[1]),
         )
-        if first is _END:
-            return
-        yield cast(Object, first)
-        async for obj in rest:
-            yield obj
+        async with contextlib.aclosing(_Closing(rest)):
+            if first is _END:
+                return
+            yield cast(Object, first)
+            async for obj in rest:
+                yield obj
 
     # -- changes ------------------------------------------------------------------------
 
@@ -239,21 +251,43 @@ class AsyncMirror(AsyncMirrorBase):
 
 async def _settle_losers(
     done: Sequence[asyncio.Future[Any]],
-    pending: Iterable[asyncio.Future[Any]],
+    pending: set[Any],
     discard: Callable[[Any], Awaitable[None]] | None,
 ) -> None:
-    """Cancel the racers still running; release what any loser opened (a reader)."""
-    pending = list(pending)
+    """Cancel the racers still running; release what any loser opened (a reader).
+
+    A loser leaves ``pending`` as it is released, so a second call after a
+    cancellation releases only the ones the first did not reach.
+    """
     for task in pending:
         task.cancel()
     if pending:
         await asyncio.wait(pending)
-    for task in [*done, *pending]:
+    losers: list[asyncio.Future[Any]] = [*done, *pending]
+    for task in losers:
+        pending.discard(task)
         if task.cancelled() or task.exception() is not None:
             continue
         if discard is not None:
             with contextlib.suppress(Exception):
                 await discard(task.result())
+
+
+async def _aclose(iterator: AsyncIterator[Any]) -> None:
+    """Close an async iterator that can be closed (an async generator)."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class _Closing:
+    """What ``contextlib.aclosing`` needs around any async iterator: an ``aclose``."""
+
+    def __init__(self, iterator: AsyncIterator[Any]) -> None:
+        self._iterator = iterator
+
+    async def aclose(self) -> None:
+        await _aclose(self._iterator)
 
 
 # -- capability mixins ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ async views of the same targets, and back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
@@ -48,19 +49,29 @@ class AsyncMirrorSegmenter(AsyncMirrorBase, AsyncSegmenter):
     async def create_multipart(self, path: str, **pairs: Any) -> Multipart:
         """Start an upload on every target; if one fails, abort the others'."""
         names, how = self._select("create_multipart", path, pairs, WRITE_MODES)
-        outcome = await self._each(
-            names,
-            how,
-            lambda n: self._segmenter(n).create_multipart(path, **pairs),
-            stop=True,
-        )
+        outcome: Outcome = {}
+        try:
+            outcome = await self._each(
+                names,
+                how,
+                lambda n: self._segmenter(n).create_multipart(path, **pairs),
+                stop=True,
+                outcome=outcome,
+            )
+        except asyncio.CancelledError:  # abort the uploads it started, then go on
+            await self._abort_created(outcome)
+            raise
         if any(e is not None for _, e in outcome.values()):
-            for name, (mp, err) in outcome.items():
-                if err is None:
-                    with contextlib.suppress(Exception):
-                        await self._segmenter(name).abort_multipart(mp)
+            await self._abort_created(outcome)
             self._raise("create_multipart", path, names, outcome)
         return encode_uploads(names, {n: cast(Multipart, outcome[n][0]) for n in names})
+
+    async def _abort_created(self, outcome: Outcome) -> None:
+        """Abort, errors aside, every upload ``create_multipart`` started."""
+        for name, (mp, err) in outcome.items():
+            if err is None:
+                with contextlib.suppress(Exception):
+                    await self._segmenter(name).abort_multipart(cast(Multipart, mp))
 
     async def write_multipart(
         self, multipart: Multipart, number: int, data: AsyncWriteData, **pairs: Any

@@ -300,10 +300,12 @@ class AsyncMirrorBase(AsyncWrapper):
                     q.put_nowait(item)
                 else:
                     putter = asyncio.ensure_future(q.put(item))
-                    await asyncio.wait({putter, task}, return_when=asyncio.FIRST_COMPLETED)
-                    if not putter.done():
-                        putter.cancel()
-                        live.discard(name)
+                    try:
+                        await asyncio.wait({putter, task}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:  # the consumer ended first, or the write was cancelled
+                        if not putter.done():
+                            putter.cancel()
+                            live.discard(name)
 
         def failed() -> bool:
             return any(t.done() and _error(t) is not None for t in tasks.values())
