@@ -322,11 +322,11 @@ class RedisStorage(RedisGenerated):
         self._copy_or_move("move", src, dst)
 
     def _copy_or_move(self, op: str, src: str, dst: str) -> None:
-        run(changes.copy_or_move(self._keys, op, src, dst), self._link)
+        run(changes.copy_or_move(self._keys, op, src, dst, self._new_etag()), self._link)
         self._sweep_now_and_then()
 
     def _create_dir(self, path: str) -> Object:
-        return run(changes.create_dir(self._keys, path, self._rel), self._link)
+        return run(changes.create_dir(self._keys, path, self._rel, self._new_etag()), self._link)
 
     # -- the sweep -----------------------------------------------------------------------
 

@@ -194,9 +194,16 @@ class AsyncServerLink:
             self._all.append(connection)
             return connection
         connection = self._idle.pop()
-        if connection.is_connected and await connection.can_read():
-            # EOF or a stray reply: the server closed it, or a call was cut short.
+        try:
+            if connection.is_connected and await connection.can_read():
+                # EOF or a stray reply: the server closed it, or a call was cut short.
+                await connection.disconnect(nowait=True)
+        except BaseException:
+            # Cancelled (or failed) while looking: its socket's state is unknown. It goes
+            # back idle first (never lost until aclose), then closed, to reconnect on use.
+            self._idle.append(connection)
             await connection.disconnect(nowait=True)
+            raise
         return connection
 
     async def aclose(self) -> None:
@@ -379,11 +386,14 @@ class RedisAsync(NativeCopier, NativeMover, NativeDirer):
         await self._copy_or_move("move", src, dst)
 
     async def _copy_or_move(self, op: str, src: str, dst: str) -> None:
-        await arun(changes.copy_or_move(self._keys, op, src, dst), await self._link())
+        await arun(
+            changes.copy_or_move(self._keys, op, src, dst, self._sync._new_etag()),
+            await self._link(),
+        )
         await self._sweep_now_and_then()
 
     async def _create_dir(self, path: str) -> Object:
-        plan = changes.create_dir(self._keys, path, self._sync._rel)
+        plan = changes.create_dir(self._keys, path, self._sync._rel, self._sync._new_etag())
         return await arun(plan, await self._link())
 
     async def _sweep_now_and_then(self) -> None:

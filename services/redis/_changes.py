@@ -7,7 +7,6 @@ directory. The sync store runs these plans with ``run``, its async twin with ``a
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 
 from storager._errors import ObjectModeInvalidError
@@ -55,9 +54,9 @@ def delete(keys: Keys, path: str) -> Plan[None]:
         raise map_commit_error(exc, "delete", SERVICE, path) from exc
 
 
-def copy_or_move(keys: Keys, op: str, src: str, dst: str) -> Plan[None]:
+def copy_or_move(keys: Keys, op: str, src: str, dst: str, etag: str) -> Plan[None]:
     """Return the plan of ``op`` (``copy`` or ``move``): a new manifest over the same
-    chunks, no data moved."""
+    chunks, no data moved, tagged ``etag`` (the store's own form, never an MD5)."""
     src_path, dst_path = encode_path(src), encode_path(dst)
     try:
         reply = yield from Scripts.copy.steps(
@@ -69,7 +68,7 @@ def copy_or_move(keys: Keys, op: str, src: str, dst: str) -> Plan[None]:
                 keys.doomed,
                 keys.expiring,
             ],
-            [src_path, dst_path, secrets.token_hex(16), op],
+            [src_path, dst_path, etag, op],
         )
     except Exception as exc:
         raise map_commit_error(exc, op, SERVICE, src) from exc
@@ -79,14 +78,15 @@ def copy_or_move(keys: Keys, op: str, src: str, dst: str) -> Plan[None]:
         raise refusal(reply[0], op, SERVICE, src if reply[0] == b"missing" else dst)
 
 
-def create_dir(keys: Keys, path: str, rel: Callable[[str], str]) -> Plan[Object]:
-    """Return the plan that makes the directory marker of ``path``; ``rel`` names it."""
+def create_dir(keys: Keys, path: str, rel: Callable[[str], str], etag: str) -> Plan[Object]:
+    """Return the plan that makes the directory marker of ``path``, tagged ``etag``;
+    ``rel`` names it."""
     marker = path if path.endswith("/") else path + "/"
     key_path = encode_path(marker)
     try:
         reply = yield from Scripts.create_dir.steps(
             [keys.manifest(key_path), keys.index, keys.expiring],
-            [key_path, secrets.token_hex(16)],
+            [key_path, etag],
         )
     except Exception as exc:
         raise map_commit_error(exc, "create_dir", SERVICE, path) from exc

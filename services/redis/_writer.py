@@ -167,7 +167,8 @@ def write(
 
 class _Cutter:
     """Cuts the caller's pieces into chunks of exactly ``size`` bytes (the last may be
-    shorter): large pieces are sliced without a copy, small ones gathered."""
+    shorter): large pieces of bytes are sliced without a copy, small ones gathered; a
+    piece of a mutable buffer is copied once, since the caller may refill it."""
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -190,6 +191,10 @@ class _Cutter:
     def _cut(self, piece: Piece) -> None:
         size = self._size
         view = memoryview(piece).cast("B")
+        if not _immutable(piece):
+            # Up to a batch of chunks waits before it is sent, and the source may
+            # refill the same buffer for its next piece: keep views only of bytes.
+            view = memoryview(view.tobytes())
         if self._buffer:
             take = size - len(self._buffer)
             self._buffer += view[:take]
@@ -203,6 +208,13 @@ class _Cutter:
             view = view[size:]
         if len(view):
             self._buffer += view
+
+
+def _immutable(piece: Piece) -> bool:
+    """Whether ``piece`` (or the object it views) can never change under a view."""
+    if isinstance(piece, memoryview):
+        return isinstance(piece.obj, bytes)
+    return isinstance(piece, bytes)
 
 
 def _store_body(layout: WriteLayout, path: str, *, want_md5: bool) -> Plan[Body]:
