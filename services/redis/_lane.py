@@ -21,6 +21,7 @@ own requests in the order it made them.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +39,7 @@ _JOIN_LIMIT = 256 << 10
 class _Request:
     """A queued request: its packed commands, then its replies or error."""
 
-    __slots__ = ("buffers", "count", "done", "error", "lead", "replies")
+    __slots__ = ("answered", "buffers", "count", "done", "error", "lead", "replies")
 
     def __init__(self, buffers: list[Buffer], count: int) -> None:
         self.buffers = buffers
@@ -47,6 +48,8 @@ class _Request:
         self.error: BaseException | None = None
         #: Set when a finishing leader hands this request's thread the lead.
         self.lead = False
+        #: Set by the leader once it has released ``done`` for this request's answer.
+        self.answered = False
         #: Held until the request is answered or handed the lead.
         self.done = _thread.allocate_lock()
         self.done.acquire()
@@ -91,16 +94,29 @@ class Lane:
             finally:
                 self._hand_on()
         request = _Request(buffers, count)
-        with self._queue_lock:
-            self._queue.append(request)
-        if self._sending.acquire(blocking=False):
-            # The leader finished between our two looks: lead (our request was either
-            # still queued, or sent and answered by that leader already).
-            self._lead()
-        else:
-            self._await(request)
-            if request.lead:
-                self._lead()
+        try:
+            with self._queue_lock:
+                self._queue.append(request)
+            if self._sending.acquire(blocking=False):
+                # The leader finished between our two looks: lead (our request was
+                # either still queued, or sent and answered by that leader already).
+                try:
+                    self._lead()
+                finally:
+                    self._hand_on()
+            else:
+                self._await(request)
+                if request.lead:
+                    try:
+                        request.lead = False  # ours now: handed on below, never twice
+                        self._lead()
+                    finally:
+                        self._hand_on()
+        except BaseException:
+            # Interrupted anywhere: our request leaves the queue, and the lead goes on
+            # if it was handed to us after our own hand-on.
+            self._abandon(request)
+            raise
         if request.error is not None:
             raise request.error
         assert request.replies is not None
@@ -140,36 +156,54 @@ class Lane:
             self._hand_on()
 
     def _lead(self) -> None:
-        """Send everything queued as one batch (this thread holds ``_sending``)."""
-        with self._queue_lock:
-            batch, self._queue = self._queue, []
+        """Send everything queued as one batch (this thread holds ``_sending``; the
+        caller hands it on in a ``finally``).
+
+        Whatever stops the leader (an error, or an exception raised in its thread from
+        outside, such as KeyboardInterrupt from a signal), every request of the batch is
+        answered or failed and released.
+        """
+        batch: list[_Request] = []
         try:
+            with self._queue_lock:
+                batch, self._queue = self._queue, []
             if batch:
                 self._send(batch)
-        finally:
-            self._hand_on()
+        except BaseException as exc:
+            self._fail_unanswered(batch, exc)
+            if isinstance(exc, Exception):
+                return  # every request of the batch carries it
+            raise  # the leader's thread was interrupted: in that thread only
 
     def _send(self, batch: list[_Request]) -> None:
         buffers = [buffer for request in batch for buffer in request.buffers]
         if len(buffers) > 1 and sum(len(buffer) for buffer in buffers) <= _JOIN_LIMIT:
             buffers = [b"".join(buffers)]
-        try:
-            replies = self._round_trip(buffers, sum(request.count for request in batch))
-        except BaseException as exc:
-            error = exc
-            if not isinstance(exc, Exception):  # the leader's thread was interrupted
-                error = rx.ConnectionError(f"the batch was cut short ({type(exc).__name__})")
-            for request in batch:
-                request.error = error
-                request.done.release()
-            if error is not exc:
-                raise  # in the leader's thread only; every request has its error
-            return
+        replies = self._round_trip(buffers, sum(request.count for request in batch))
         start = 0
         for request in batch:
             request.replies = replies[start : start + request.count]
             start += request.count
             request.done.release()
+            request.answered = True
+
+    @staticmethod
+    def _fail_unanswered(batch: list[_Request], exc: BaseException) -> None:
+        """Release every request of ``batch`` not released yet: with its replies if it
+        has them already, else with ``exc`` (a ConnectionError if ``exc`` is not an
+        ``Exception``: an interruption of the leader's thread is no error of theirs)."""
+        error = exc
+        if not isinstance(exc, Exception):
+            error = rx.ConnectionError(f"the batch was cut short ({type(exc).__name__})")
+        for request in batch:
+            if request.answered:
+                continue
+            if request.replies is None:
+                request.error = error
+            request.answered = True
+            # Released just before the interruption, not yet marked answered: no matter.
+            with contextlib.suppress(RuntimeError):
+                request.done.release()
 
     def _hand_on(self) -> None:
         """Let go of the lead: to the first queued request's thread, or to nobody.

@@ -319,7 +319,62 @@ def test_a_thread_that_stops_waiting_passes_its_lead_on() -> None:
     assert lane._queue == [second]
     assert second.done.acquire(timeout=1)  # its thread wakes
     lane._lead()  # and leads instead
+    lane._hand_on()  # then lets go of the lead, as exchange does in a finally
     assert second.replies == [b"ok"]
     assert sent == [b"second"]
     assert lane._sending.acquire(blocking=False)  # and the lane is free again
     lane._sending.release()
+
+
+def test_a_leader_interrupted_while_handing_out_replies_releases_every_thread() -> None:
+    gate = threading.Event()
+    calls: list[int] = []
+
+    class InterruptedOnSecondSlice(list[Any]):
+        """Replies whose hand-out is cut by a KeyboardInterrupt (a signal landing in
+        the leader's thread), after the first request of the batch has its replies."""
+
+        slices = 0
+
+        def __getitem__(self, index: Any) -> Any:
+            InterruptedOnSecondSlice.slices += 1
+            if InterruptedOnSecondSlice.slices == 2:
+                raise KeyboardInterrupt
+            return super().__getitem__(index)
+
+    def round_trip(buffers: list[Any], count: int) -> list[Any]:
+        calls.append(count)
+        if len(calls) == 1:
+            assert gate.wait(10)
+            return [b"first"] * count
+        return InterruptedOnSecondSlice([b"batch"] * count)
+
+    lane = Lane(round_trip, wait=5.0)
+    outcomes: dict[str, Any] = {}
+
+    def exchange(name: str) -> None:
+        try:
+            outcomes[name] = lane.exchange([name.encode()], 1)
+        except BaseException as exc:  # the interrupted leader's KeyboardInterrupt too
+            outcomes[name] = exc
+
+    threads = {name: threading.Thread(target=exchange, args=(name,), daemon=True) for name in "ABC"}
+    threads["A"].start()  # leads alone, held at the gate
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    threads["B"].start()
+    while len(lane._queue) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    threads["C"].start()
+    while len(lane._queue) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(lane._queue) == 2  # B and C queued behind A: B leads the batch of both
+    gate.set()
+    for thread in threads.values():
+        thread.join(5)
+    assert not any(thread.is_alive() for thread in threads.values())  # none left blocked
+    assert outcomes["A"] == [b"first"]
+    assert isinstance(outcomes["B"], KeyboardInterrupt)  # the leader's own interruption
+    assert isinstance(outcomes["C"], rx.ConnectionError)  # failed, not left waiting
+    assert lane.exchange([b"D"], 1) == [b"batch"]  # and the lane was handed on
