@@ -210,3 +210,34 @@ def test_a_listing_closes_every_targets_listing_when_the_caller_stops_early(read
     assert got[0].startswith("k")
     # race: every target listed and every listing is closed; first: only "a" listed.
     assert got[1:] == (["a", "b", "c"] if read == "race" else ["a"])
+
+
+def test_listing_parts_closes_the_targets_listing_when_the_caller_stops_early() -> None:
+    closed: list[str] = []
+    target: Any = async_view(MemoryStorage())
+    list_parts = target.list_multipart
+
+    async def recorded(multipart: Any, **pairs: Any) -> AsyncIterator[Any]:
+        try:
+            async for part in list_parts(multipart, **pairs):
+                yield part
+        finally:
+            closed.append(multipart.path)
+
+    target.list_multipart = recorded  # this target's listings only
+
+    async def main() -> tuple[int, list[str]]:
+        mirror = _mirror({"a": target, "b": async_view(MemoryStorage())})
+        upload = await mirror.create_multipart("big")
+        for number in (1, 2, 3):
+            await mirror.write_multipart(upload, number, b"x" * 10)
+        listing = mirror.list_multipart(upload)
+        first = await anext(listing)
+        await listing.aclose()
+        seen = list(closed)  # before the loop runs again
+        await mirror.abort_multipart(upload)
+        return first.number, seen
+
+    number, seen = asyncio.run(main())
+    assert number == 1
+    assert len(seen) == 1

@@ -31,7 +31,7 @@ from storager._protocols import Appender, Copier, Direr, Linker, Mover, Segmente
 from storager.aio._native import async_chunks
 from storager.aio.combinators._base import _END, _common, _prime
 from storager.aio.combinators._mirror_multipart import AsyncMirrorSegmenter
-from storager.aio.combinators._mirror_write import AsyncMirrorBase
+from storager.aio.combinators._mirror_write import AsyncMirrorBase, Closing, aclose_iterator
 from storager.aio.combinators._path_locks import AsyncPathLocks
 from storager.combinators._base import check_names, served_by
 from storager.combinators._mirror_errors import (
@@ -211,9 +211,9 @@ class AsyncMirror(AsyncMirrorBase):
             names,
             how,
             lambda s: _prime(s.list(path, **pairs)),
-            discard=lambda primed: _aclose(primed[1]),
+            discard=lambda primed: aclose_iterator(primed[1]),
         )
-        async with contextlib.aclosing(_Closing(rest)):
+        async with contextlib.aclosing(Closing(rest)):
             if first is _END:
                 return
             yield cast(Object, first)
@@ -271,23 +271,6 @@ async def _settle_losers(
         if discard is not None:
             with contextlib.suppress(Exception):
                 await discard(task.result())
-
-
-async def _aclose(iterator: AsyncIterator[Any]) -> None:
-    """Close an async iterator that can be closed (an async generator)."""
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-class _Closing:
-    """What ``contextlib.aclosing`` needs around any async iterator: an ``aclose``."""
-
-    def __init__(self, iterator: AsyncIterator[Any]) -> None:
-        self._iterator = iterator
-
-    async def aclose(self) -> None:
-        await _aclose(self._iterator)
 
 
 # -- capability mixins ----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from storager._async_protocols import AsyncSegmenter
 from storager._async_types import AsyncWriteData
 from storager._object import Multipart, Object, Part
 from storager.aio.combinators._base import _END, _prime
-from storager.aio.combinators._mirror_write import AsyncMirrorBase
+from storager.aio.combinators._mirror_write import AsyncMirrorBase, Closing
 from storager.combinators._base import served_by
 from storager.combinators._mirror_errors import WRITE_MODES
 from storager.combinators._mirror_policy import (
@@ -158,8 +158,9 @@ class AsyncMirrorSegmenter(AsyncMirrorBase, AsyncSegmenter):
         name, up = next(iter(ups.items()))
         first, rest = await _prime(self._segmenter(name).list_multipart(up, **pairs))
         served_by.set(name)
-        if first is _END:
-            return
-        yield cast(Part, first)
-        async for part in rest:
-            yield part
+        async with contextlib.aclosing(Closing(rest)):
+            if first is _END:
+                return
+            yield cast(Part, first)
+            async for part in rest:
+                yield part

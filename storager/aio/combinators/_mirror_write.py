@@ -44,7 +44,7 @@ from storager.combinators._mirror_policy import (
 )
 from storager.combinators._mirror_write import Saved
 
-__all__ = ["AsyncMirrorBase"]
+__all__ = ["AsyncMirrorBase", "Closing", "aclose_iterator"]
 
 T = TypeVar("T")
 #: Per target, per path: what it held (None: nothing).
@@ -367,3 +367,20 @@ def _close_spools(snapshots: Spools) -> None:
         for saved in snaps.values():
             if saved is not None:
                 saved.spool.close()
+
+
+async def aclose_iterator(iterator: AsyncIterator[Any]) -> None:
+    """Close an async iterator that can be closed (an async generator)."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class Closing:
+    """What ``contextlib.aclosing`` needs around any async iterator: an ``aclose``."""
+
+    def __init__(self, iterator: AsyncIterator[Any]) -> None:
+        self._iterator = iterator
+
+    async def aclose(self) -> None:
+        await aclose_iterator(self._iterator)
