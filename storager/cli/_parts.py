@@ -13,7 +13,9 @@ With a resume record (``_resume.py``), a copy that fails or is killed keeps its 
 and its record, and the same copy run again sends only the parts the service does not
 hold yet (verified by size and ETag against the record, and only while the source is
 the version the upload began from; otherwise the old upload is aborted and a new one
-begun). Without a record, any failure aborts the upload, so nothing is left behind.
+begun). Without a record, any failure aborts the upload, so nothing is left behind. A
+source with no ETag and a modification time in whole seconds is never resumed (see
+:func:`has_exact_version`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ __all__ = [
     "PART_SIZE",
     "CopiedParts",
     "copy_in_parts",
+    "has_exact_version",
     "part_size_for",
 ]
 
@@ -103,7 +106,10 @@ def copy_in_parts(
     assert isinstance(dst, Storager)
     part = part_size_for(dst, size, part_size)
     version = source_version(record.source if record else "", before, part)
-    upload, done = _resumed(dst, dst_path, record, version, size)
+    exact = has_exact_version(before)
+    upload, done = _resumed(dst, dst_path, record, version, size, exact=exact)
+    if not exact:
+        record = None  # a later run could not tell this version from a rewrite: abort
     if upload is None:
         upload = dst.create_multipart(dst_path)
         if record is not None and not record.start(upload.upload_id, version):
@@ -160,17 +166,20 @@ def _resumed(
     record: UploadRecord | None,
     version: dict[str, object],
     size: int,
+    *,
+    exact: bool,
 ) -> tuple[Multipart | None, dict[int, Part]]:
     """Return the upload ``record`` names and its reusable parts, or ``(None, {})``.
 
-    An upload of another source version (or whose record is unusable) is aborted: its
-    parts must never be completed into an object.
+    An upload of another source version, or of a source whose version cannot be told
+    exactly (``exact`` False), is aborted: its parts must never be completed into an
+    object.
     """
     pending = record.pending() if record is not None else None
     if record is None or pending is None:
         return None, {}
     upload = Multipart(dst_path, pending.upload_id)
-    if pending.version != version:
+    if pending.version != version or not exact:
         with contextlib.suppress(StorageError):
             dst.abort_multipart(upload)
         record.remove()
@@ -198,6 +207,19 @@ def _resumed(
             done[number] = versions[0]
     record.reopen()  # if it cannot be appended to, the parts sent now are sent again later
     return upload, done
+
+
+def has_exact_version(source: Object) -> bool:
+    """Return whether a stat of ``source`` tells its versions apart well enough to resume.
+
+    An ETag does. Without one only the size and modification time are left, and a time
+    in whole seconds (sftp, some file systems) does not show a same-size rewrite within
+    the same second: such a source (or one with no time) is copied from the start.
+    """
+    if source.etag:
+        return True
+    modified = source.last_modified
+    return modified is not None and modified.microsecond != 0
 
 
 def _same_etag(a: str, b: str) -> bool:
