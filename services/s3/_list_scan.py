@@ -7,7 +7,10 @@ but only for pages in the plain shape servers send: UTF-8 without carriage retur
 the ``<Contents>`` blocks in one run, each a sequence of text-only elements without
 attributes or prefixes, the same sequence as the first block's; no entity in a block's
 field (keys come URL-encoded; an ETag's quotes may be entities); no CDATA, comment,
-DOCTYPE or processing instruction before or after the run.
+DOCTYPE or processing instruction before or after the run; around the run, only the
+root's own children, text-only (CommonPrefixes of one Prefix), so the run and the fields
+read around it sit one level under ``<ListBucketResult>``, which closes the page; no
+character XML 1.0 refuses and no ``]]>`` anywhere (xml.etree would fail the page).
 
 Nothing of another shape is half-read: each block is matched whole, and the run's
 ``<`` count must equal the matches times the first block's, so a block that did not
@@ -40,6 +43,19 @@ _ETAG = '(?:&#34;|&quot;|")?([^<&"]*)(?:&#34;|&quot;|")?'
 _PREFIX = re.compile(r"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>\s*</CommonPrefixes>")
 _TRUNCATED = re.compile(r"<IsTruncated>([^<]*)</IsTruncated>")
 _TOKEN = re.compile(r"<NextContinuationToken>([^<]*)</NextContinuationToken>")
+# Around the blocks, the root's children one level deep: text-only or empty elements
+# (moto sends <Prefix/>) and CommonPrefixes of one Prefix, nothing nested further; the
+# root closed, then the end.
+_FLAT = (
+    r"\s*(?:(?:<(\w+)>[^<]*</\1>|<\w+/>"
+    r"|<CommonPrefixes>\s*<Prefix>[^<]*</Prefix>\s*</CommonPrefixes>)\s*)*"
+)
+_HEAD = re.compile(r"<ListBucketResult(?:\s[^<>]*)?>" + _FLAT)
+_TAIL = re.compile(_FLAT + r"</ListBucketResult>\s*")
+# The bytes XML 1.0 cannot hold (C0 controls but tab, newline and carriage return) and
+# ``]``: a page's bytes less these are deleted in one pass, leaving what to look at.
+_CONTROL_OR_BRACKET = bytes([*range(9), 11, 12, *range(14, 32), ord("]")])
+_ORDINARY = bytes(b for b in range(256) if b not in _CONTROL_OR_BRACKET)
 
 
 @lru_cache(maxsize=16)
@@ -55,10 +71,20 @@ def _contents_pattern(children: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
-def _utf8_text(body: bytes | bytearray | memoryview) -> tuple[str, int] | None:
+def _xml_refuses(body: bytes | bytearray) -> bool:
+    """Whether ``body`` holds what makes xml.etree fail the page: a character XML 1.0
+    cannot hold (a C0 control, U+FFFE, U+FFFF; a UTF-8 decode never yields a lone
+    surrogate) or ``]]>`` in character data."""
+    odd = body.translate(None, _ORDINARY)
+    if odd and (odd.strip(b"]") or b"]]>" in body):
+        return True
+    return not body.isascii() and (b"\xef\xbf\xbe" in body or b"\xef\xbf\xbf" in body)
+
+
+def _utf8_text(body: bytes | bytearray) -> tuple[str, int] | None:
     """The page as text and where its root element starts, if it is UTF-8."""
     try:
-        text = bytes(body).decode() if isinstance(body, memoryview) else body.decode()
+        text = body.decode()
     except UnicodeDecodeError:
         return None
     start = 0
@@ -84,7 +110,8 @@ def _first_block_children(block: str) -> tuple[str, ...] | None:
 
 def scan_list_page(body: bytes | bytearray | memoryview) -> RawPage | None:
     """Read a ListObjectsV2 page's fields as texts, or None if its shape is unusual."""
-    decoded = _utf8_text(body)
+    raw = bytes(body) if isinstance(body, memoryview) else body
+    decoded = None if _xml_refuses(raw) else _utf8_text(raw)
     if decoded is None:
         return None
     text, start = decoded
@@ -92,7 +119,8 @@ def scan_list_page(body: bytes | bytearray | memoryview) -> RawPage | None:
         return None
     first = text.find("<Contents>")
     if first < 0:
-        return _page([], text[start:], "")
+        root_end = text.find(">", start) + 1
+        return _page([], text[start:root_end], text[root_end:])
     end = text.rfind("</Contents>") + len("</Contents>")
     head, tail = text[start:first], text[end:]
     first_end = text.find("</Contents>", first) + len("</Contents>")
@@ -110,10 +138,13 @@ def _page(entries: list[RawEntry], head: str, tail: str) -> RawPage | None:
 
     Between blocks the ``<`` count vouches for the page; around them, anything that
     could hide or fake an element (CDATA, a comment, a DOCTYPE, a processing
-    instruction) or a ``Contents`` of another shape (attributes, a prefix) refuses it.
+    instruction), a ``Contents`` of another shape (attributes, a prefix), an element
+    below the root's children, or a root never closed refuses it.
     """
     if any(odd in part for part in (head, tail) for odd in ("<!", "<?", "Contents")):
         return None
+    if _HEAD.fullmatch(head) is None or _TAIL.fullmatch(tail) is None:
+        return None  # an element nested deeper, or the root left open
     prefixes = _PREFIX.findall(head) + _PREFIX.findall(tail)
     truncated = _TRUNCATED.findall(head) + _TRUNCATED.findall(tail)
     token = _TOKEN.findall(head) + _TOKEN.findall(tail)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import socket
 import threading
+import xml.etree.ElementTree as ET
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -35,7 +36,7 @@ AWS = ("Key", "LastModified", "ETag", "Size", "StorageClass")
 
 # Keys as users write them: spaces, pluses, percent signs, markup characters, quotes,
 # non-ASCII, a tab and a newline.
-_KEY_CHARS = st.sampled_from(list("ab/._-~ +%&<>\"'=;:\t\nüé©ключ\u2028"))
+_KEY_CHARS = st.sampled_from(list("ab/._-~ +%&<>\"'=;:]\t\nüé©ключ\u2028\ufffd"))
 _KEY = st.text(_KEY_CHARS, min_size=1, max_size=12)
 
 
@@ -92,7 +93,7 @@ def pages(draw: st.DrawFn, *, plain: bool = False) -> tuple[bytes, list[str]]:
     token = draw(st.sampled_from(tokens if plain else [*tokens, "a&amp;b"]))
     head = [
         "<Name>bucket</Name>",
-        "<Prefix></Prefix>",
+        draw(st.sampled_from(["<Prefix></Prefix>", "<Prefix/>"])),
         f"<IsTruncated>{str(truncated).lower()}</IsTruncated>",
     ]
     tail = [*prefixes, "<EncodingType>url</EncodingType>", f"<KeyCount>{len(keys)}</KeyCount>"]
@@ -114,6 +115,16 @@ def pages(draw: st.DrawFn, *, plain: bool = False) -> tuple[bytes, list[str]]:
                     "<CommonPrefixes><Prefix>between/</Prefix></CommonPrefixes>",
                     "<IsTruncated>false</IsTruncated>",
                     "text between",
+                    # One level too deep: xml.etree reads only the root's children.
+                    "<Wrap><Contents><Key>deep</Key><Size>1</Size></Contents></Wrap>",
+                    "<Wrap><IsTruncated>true</IsTruncated></Wrap>",
+                    "<Wrap><NextContinuationToken>deep</NextContinuationToken></Wrap>",
+                    "<Wrap><CommonPrefixes><Prefix>deep/</Prefix></CommonPrefixes></Wrap>",
+                    # What xml.etree refuses: the page is not XML.
+                    "<Contents><Key>a]]>b</Key><Size>1</Size></Contents>",
+                    "<Contents><Key>a\x01b</Key><Size>1</Size></Contents>",
+                    "<Contents><Key>a\uffffb</Key><Size>1</Size></Contents>",
+                    "<Name>b]]>c</Name>",
                 ]
             )
         )
@@ -124,7 +135,8 @@ def pages(draw: st.DrawFn, *, plain: bool = False) -> tuple[bytes, list[str]]:
     root = '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
     declaration = '<?xml version="1.0" encoding="UTF-8"?>\n' if draw(st.booleans()) else ""
     sep = "\n  " if pretty else ""
-    body = declaration + root + sep + sep.join(head + middle + tail) + sep + "</ListBucketResult>"
+    close = "</ListBucketResult>" if plain or draw(st.integers(0, 8)) else ""  # or left open
+    body = declaration + root + sep + sep.join(head + middle + tail) + sep + close
     return body.encode(), keys
 
 
@@ -132,10 +144,23 @@ def pages(draw: st.DrawFn, *, plain: bool = False) -> tuple[bytes, list[str]]:
 @given(pages())
 def test_fast_reader_agrees_with_xml_etree_or_declines(page: tuple[bytes, list[str]]) -> None:
     body, _ = page
+    _agree_or_decline(body)
+
+
+def _agree_or_decline(body: bytes) -> None:
+    """The fast reader reads what xml.etree reads, or declines; a page xml.etree fails
+    is declined, and the listing reports it as xml.etree does."""
     scanned = scan_list_page(body)
+    try:
+        expected = tree_list_page(body)
+    except ET.ParseError:
+        assert scanned is None
+        with pytest.raises(ET.ParseError):
+            parse_list_page(body)
+        return
     if scanned is not None:
-        assert scanned == tree_list_page(body)
-    assert parse_list_page(body) == list_page_of(tree_list_page(body))
+        assert scanned == expected
+    assert parse_list_page(body) == list_page_of(expected)
 
 
 @settings(max_examples=150, deadline=None)
@@ -175,6 +200,48 @@ def test_fast_reader_declines_a_block_it_cannot_vouch_for(odd: str) -> None:
     body = f"<ListBucketResult>{block}{odd}{block}</ListBucketResult>".encode()
     assert scan_list_page(body) is None
     assert parse_list_page(body) == list_page_of(tree_list_page(body))
+
+
+_BLOCK = (
+    "<Contents><Key>{}</Key><LastModified>2024-01-01T00:00:00.000Z</LastModified>"
+    "<ETag>&quot;e&quot;</ETag><Size>1</Size><StorageClass>STANDARD</StorageClass></Contents>"
+)
+_ROOT = '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+_CONTROL_KEY, _NONCHARACTER_KEY, _BRACKET_KEY = "a\x01b", "a\ufffeb", "a]b]>c\u00e9"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # The Contents run one level too deep (xml.etree lists nothing).
+        f"{_ROOT}<IsTruncated>false</IsTruncated><Wrap>{_BLOCK.format('a')}</Wrap>"
+        "</ListBucketResult>",
+        # IsTruncated and the token one level too deep (xml.etree: not truncated).
+        f"{_ROOT}<Wrap><IsTruncated>true</IsTruncated>"
+        "<NextContinuationToken>T</NextContinuationToken></Wrap>"
+        f"{_BLOCK.format('a')}</ListBucketResult>",
+        f"{_ROOT}<IsTruncated>false</IsTruncated>{_BLOCK.format('a')}<Wrap><Deeper>"
+        "<IsTruncated>true</IsTruncated></Deeper></Wrap></ListBucketResult>",
+        # Not XML: ]]> in a key, a control character, U+FFFE, the root never closed.
+        f"{_ROOT}<IsTruncated>false</IsTruncated>{_BLOCK.format('a]]>b')}</ListBucketResult>",
+        f"{_ROOT}<IsTruncated>false</IsTruncated>{_BLOCK.format(_CONTROL_KEY)}</ListBucketResult>",
+        f"{_ROOT}<IsTruncated>false</IsTruncated>{_BLOCK.format(_NONCHARACTER_KEY)}</ListBucketResult>",
+        f"{_ROOT}<IsTruncated>false</IsTruncated>{_BLOCK.format('a')}",
+        f"{_ROOT}<IsTruncated>false</IsTruncated>",
+        f"{_ROOT}<IsTruncated>false</IsTruncated>{_BLOCK.format('a')}</ListBucketResult><x/>",
+    ],
+)
+def test_fast_reader_declines_a_page_not_one_level_or_not_xml(body: str) -> None:
+    assert scan_list_page(body.encode()) is None
+    _agree_or_decline(body.encode())
+
+
+def test_fast_reader_still_reads_brackets_and_non_ascii() -> None:
+    body = f"{_ROOT}<IsTruncated>false</IsTruncated>{_BLOCK.format(_BRACKET_KEY)}"
+    body += "</ListBucketResult>\n"
+    scanned = scan_list_page(body.encode())
+    assert scanned is not None and scanned[0][0][0] == _BRACKET_KEY
+    assert scanned == tree_list_page(body.encode())
 
 
 def test_fast_reader_declines_another_encoding() -> None:
