@@ -21,7 +21,7 @@ from storager.gateway._errors import S3Error
 from storager.gateway._http import Request, Response
 from storager.gateway._keys import RESERVED_PREFIX
 from storager.gateway._objects import etag_of
-from storager.gateway._xml import document, element, iso
+from storager.gateway._xml import check_query_text, document, element, iso
 
 __all__ = ["list_buckets", "list_object_versions", "list_objects", "list_objects_v2"]
 
@@ -165,6 +165,7 @@ def _head(req: Request, bucket: Bucket, url: bool, limit: int) -> list[str]:
 
 async def list_objects_v2(bucket: Bucket, req: Request) -> Response:
     """ListObjectsV2."""
+    check_query_text(req.query, ("prefix", "delimiter", "start-after", "continuation-token"))
     url = _url_encoding(req)
     limit = _max_keys(req)
     continuation = req.query.get("continuation-token")
@@ -186,6 +187,7 @@ async def list_objects_v2(bucket: Bucket, req: Request) -> Response:
 
 async def list_objects(bucket: Bucket, req: Request) -> Response:
     """ListObjects (v1): ``marker`` and, when truncated, ``NextMarker``."""
+    check_query_text(req.query, ("prefix", "delimiter", "marker"))
     url = _url_encoding(req)
     limit = _max_keys(req)
     marker = req.query.get("marker", "")
@@ -201,6 +203,7 @@ async def list_objects(bucket: Bucket, req: Request) -> Response:
 
 async def list_object_versions(bucket: Bucket, req: Request) -> Response:
     """ListObjectVersions: the current objects, each as version ``null``."""
+    check_query_text(req.query, ("prefix", "delimiter", "key-marker", "version-id-marker"))
     url = _url_encoding(req)
     limit = _max_keys(req)
     marker = req.query.get("key-marker", "")

@@ -24,7 +24,7 @@ from storager.gateway._objects import (
     write_pairs,
 )
 from storager.gateway._uploads import PartStore, Upload, Uploads, part_store
-from storager.gateway._xml import document, element, iso, parse_complete
+from storager.gateway._xml import check_query_text, document, element, iso, parse_complete
 
 __all__ = [
     "MIN_PART_SIZE",
@@ -297,6 +297,7 @@ def _after_markers(upload: Upload, key_marker: str, id_marker: str) -> bool:
 
 async def list_uploads(bucket: Bucket, uploads: Uploads, req: Request) -> Response:
     """ListMultipartUploads: every upload noted in the store, whichever process started it."""
+    check_query_text(req.query, ("prefix", "key-marker", "upload-id-marker", "delimiter"))
     prefix = req.query.get("prefix", "")
     key_marker = req.query.get("key-marker", "")
     id_marker = req.query.get("upload-id-marker", "")

@@ -6,8 +6,9 @@ and a listing page of 1,000 keys renders in about a millisecond this way.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote
 from xml.sax.saxutils import escape
@@ -17,17 +18,41 @@ from storager.gateway._errors import S3Error
 __all__ = [
     "NS",
     "ListEntry",
+    "check_query_text",
     "document",
     "element",
     "iso",
     "parse_complete",
     "parse_delete",
+    "xml_illegal",
 ]
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 _PROLOG = '<?xml version="1.0" encoding="UTF-8"?>\n'
 #: The largest XML request body read (DeleteObjects of 1,000 long keys fits).
 MAX_XML_BODY = 2 << 20
+#: The characters XML 1.0 cannot hold, even as a character reference.
+_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_illegal(text: str) -> str | None:
+    """The first character of ``text`` that XML 1.0 cannot hold, or None."""
+    if text.isprintable():  # every such character is unprintable: the usual fast answer
+        return None
+    found = _ILLEGAL.search(text)
+    return None if found is None else found.group()
+
+
+def check_query_text(query: Mapping[str, str], names: Iterable[str]) -> None:
+    """Refuse, naming the parameter, a query value among ``names`` that an XML answer
+    could not echo (a character XML 1.0 cannot hold): checked before any store call."""
+    for name in names:
+        char = xml_illegal(query.get(name, ""))
+        if char is not None:
+            raise S3Error(
+                "InvalidArgument",
+                f"the {name} parameter holds U+{ord(char):04X}, which XML 1.0 cannot carry",
+            )
 
 
 def iso(when: datetime | None) -> str:

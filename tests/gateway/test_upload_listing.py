@@ -18,8 +18,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from storager.gateway import S3App
+from storager.gateway._xml import xml_illegal
 from storager.services.fs import FsStorage
 from storager.services.memory import MemoryStorage
 from tests.gateway.conftest import REGION, _Served
@@ -193,3 +195,70 @@ def test_the_next_page_holds_when_the_marker_upload_is_gone(
     for key, upload in [expected[0], *expected[2:]]:
         clients[0].abort_multipart_upload(Bucket="b", Key=key, UploadId=upload)
     assert clients[0].list_multipart_uploads(Bucket="b", Prefix="gone/").get("Uploads", []) == []
+
+
+@pytest.mark.parametrize(
+    ("operation", "arguments", "parameter"),
+    [
+        ("list_multipart_uploads", {"Prefix": "a\x01"}, "prefix"),
+        ("list_multipart_uploads", {"KeyMarker": "k\x1f"}, "key-marker"),
+        (
+            "list_multipart_uploads",
+            {"KeyMarker": "k", "UploadIdMarker": "\x08"},
+            "upload-id-marker",
+        ),
+        ("list_multipart_uploads", {"Delimiter": "\x0b"}, "delimiter"),
+        ("list_objects_v2", {"Prefix": "\x01"}, "prefix"),
+        ("list_objects_v2", {"Delimiter": "\x0c"}, "delimiter"),
+        ("list_objects_v2", {"StartAfter": "a\uffff"}, "start-after"),
+        ("list_objects_v2", {"ContinuationToken": "t\x02"}, "continuation-token"),
+        ("list_objects", {"Marker": "\x01"}, "marker"),
+        ("list_objects", {"Prefix": "p\ufffe"}, "prefix"),
+        ("list_object_versions", {"KeyMarker": "\x1e"}, "key-marker"),
+        (
+            "list_object_versions",
+            {"VersionIdMarker": "\x01", "KeyMarker": "k"},
+            "version-id-marker",
+        ),
+    ],
+)
+def test_a_listing_refuses_a_query_value_xml_cannot_carry(
+    gateways: tuple[Any, list[Any], list[S3App]],
+    operation: str,
+    arguments: dict[str, str],
+    parameter: str,
+) -> None:
+    """A 400 naming the parameter, before any store call (was a 500, or an answer no
+    XML parser reads)."""
+    store, clients, _ = gateways
+    store.calls.clear()
+    with pytest.raises(ClientError) as caught:
+        getattr(clients[0], operation)(Bucket="b", **arguments)
+    error = caught.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert error["Error"]["Code"] == "InvalidArgument"
+    assert f"the {parameter} parameter" in error["Error"]["Message"]
+    assert store.calls["list"] == 0
+
+
+def test_a_listing_takes_the_whitespace_xml_carries(
+    gateways: tuple[Any, list[Any], list[S3App]],
+) -> None:
+    _, clients, _ = gateways
+    answer = clients[0].list_multipart_uploads(Bucket="b", Prefix="tab\there\nand é")
+    assert answer["Prefix"] == "tab\there\nand é"
+    assert answer.get("Uploads", []) == []
+    assert clients[1].list_objects_v2(Bucket="b", Prefix="a\tb").get("Contents", []) == []
+
+
+def test_xml_illegal_names_what_xml_1_0_cannot_hold() -> None:
+    assert [xml_illegal(t) for t in ("a\x01", "\x1f", "b\ufffe", "\uffff", "\ud800")] == [
+        "\x01",
+        "\x1f",
+        "\ufffe",
+        "\uffff",
+        "\ud800",
+    ]
+    assert [xml_illegal(t) for t in ("", "plain", "\t\n\r", "é\u2028\xa0", "\U0001f600")] == [
+        None
+    ] * 5
