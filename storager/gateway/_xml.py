@@ -72,8 +72,45 @@ def element(name: str, value: object, *, url: bool = False) -> str:
 
 
 def document(root: str, parts: Iterable[str]) -> bytes:
-    """A whole XML answer: the prolog and ``root`` (in S3's namespace) around ``parts``."""
-    return f'{_PROLOG}<{root} xmlns="{NS}">{"".join(parts)}</{root}>'.encode()
+    """A whole XML answer: the prolog and ``root`` (in S3's namespace) around ``parts``.
+
+    The last line of defence behind the checks of the request: an answer holding a
+    character XML 1.0 cannot carry (a stored key a listing sends as it is) would not
+    parse, so it is refused; an error answer must still go out, so there each such
+    character becomes U+FFFD.
+
+    Raises:
+        S3Error: InvalidArgument, naming the character, for an answer XML cannot carry.
+    """
+    text = f'{_PROLOG}<{root} xmlns="{NS}">{"".join(parts)}</{root}>'
+    try:
+        body = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        body = b""
+    if body and not _odd_bytes(body):
+        return body
+    char = xml_illegal(text)
+    if char is None:
+        return body
+    if root == "Error":
+        return _ILLEGAL.sub("\ufffd", text).encode()
+    raise S3Error(
+        "InvalidArgument",
+        f"the answer would hold U+{ord(char):04X}, which XML 1.0 cannot carry"
+        " (a listing can ask encoding-type=url)",
+    )
+
+
+#: Every byte but the C0 controls XML 1.0 refuses (tab, newline, carriage return pass).
+_PLAIN_BYTES = bytes(b for b in range(256) if b >= 32 or b in (9, 10, 13))
+
+
+def _odd_bytes(body: bytes) -> bool:
+    """Whether ``body`` may hold a character XML 1.0 refuses (one pass; U+FFFE and
+    U+FFFF are looked for only in a page that is not ASCII)."""
+    if body.translate(None, _PLAIN_BYTES):
+        return True
+    return not body.isascii() and (b"\xef\xbf\xbe" in body or b"\xef\xbf\xbf" in body)
 
 
 class ListEntry:

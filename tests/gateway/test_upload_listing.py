@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -24,7 +26,8 @@ from storager.gateway import S3App
 from storager.gateway._xml import xml_illegal
 from storager.services.fs import FsStorage
 from storager.services.memory import MemoryStorage
-from tests.gateway.conftest import REGION, _Served
+from tests.gateway._raw import send, signed_headers
+from tests.gateway.conftest import REGION, Gateway, _Served
 
 CREDENTIALS = {"AKLIST": "list-secret"}
 UPLOADS = 300
@@ -262,3 +265,34 @@ def test_xml_illegal_names_what_xml_1_0_cannot_hold() -> None:
     assert [xml_illegal(t) for t in ("", "plain", "\t\n\r", "é\u2028\xa0", "\U0001f600")] == [
         None
     ] * 5
+
+
+_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def _signed_get(gateway: Gateway, raw_path: str) -> Any:
+    port = int(gateway.endpoint.rpartition(":")[2])
+    return send(port, "GET", raw_path, headers=signed_headers(port, "GET", raw_path, _EMPTY_SHA256))
+
+
+def test_an_answer_xml_cannot_carry_is_refused_and_an_error_still_parses(
+    gateway: Gateway, prefix: str
+) -> None:
+    """The last line of defence: a stored key holding U+FFFF is listed url-encoded, and
+    refused (400) rather than sent raw; an error naming a key with U+0001 still parses."""
+    store = gateway.stores["mem"]
+    key = f"{prefix}odd\uffffkey"
+    store.write(key, b"x")
+    try:
+        raw = _signed_get(gateway, f"/mem?list-type=2&prefix={quote(prefix)}")
+        assert raw.status == 400 and raw.code == "InvalidArgument", raw.body
+        assert b"U+FFFF" in raw.body
+        ElementTree.fromstring(raw.body)
+        listed = gateway.client().list_objects_v2(Bucket="mem", Prefix=prefix)  # url-encoded
+        assert [o["Key"] for o in listed["Contents"]] == [key]
+    finally:
+        store.delete(key)
+    missing = _signed_get(gateway, f"/mem/{quote(prefix)}a%01b")
+    assert missing.status == 400 and missing.code == "InvalidArgument"
+    error = ElementTree.fromstring(missing.body)
+    assert error.findtext("Resource") == f"/mem/{prefix}a\ufffdb"
