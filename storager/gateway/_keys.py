@@ -18,7 +18,9 @@ __all__ = ["MAX_KEY_BYTES", "RESERVED_PREFIX", "store_path"]
 MAX_KEY_BYTES = 1024
 #: Where the gateway keeps multipart parts on stores that have no Segmenter.
 RESERVED_PREFIX = ".storager-uploads/"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Control characters, and what XML 1.0 cannot carry (surrogates, U+FFFE, U+FFFF): a key
+#: holding one could be stored but never named in a listing or an upload's answer.
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
 def store_path(key: str) -> str:
@@ -28,7 +30,9 @@ def store_path(key: str) -> str:
     if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise S3Error("KeyTooLongError", "the object key is longer than 1,024 bytes", status=400)
     if _CONTROL.search(key):
-        raise S3Error("InvalidArgument", "the object key holds a control character")
+        raise S3Error(
+            "InvalidArgument", "the object key holds a control character or one XML cannot carry"
+        )
     if "\\" in key or key.startswith("/"):
         raise S3Error("InvalidArgument", "the object key starts with '/' or holds a backslash")
     segments = key.split("/")

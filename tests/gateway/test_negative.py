@@ -222,7 +222,19 @@ def test_client_leaving_mid_download_leaves_the_server_serving(
 
 
 @pytest.mark.parametrize(
-    "raw_key", ["a/../b", "..%2Fescape", "a/./b", "%2Fabs", "a%01b", "a%7Fb", "a%5Cb", "a//b"]
+    "raw_key",
+    [
+        "a/../b",
+        "..%2Fescape",
+        "a/./b",
+        "%2Fabs",
+        "a%01b",
+        "a%7Fb",
+        "a%5Cb",
+        "a//b",
+        "a%EF%BF%BFb",  # U+FFFF: no XML answer could name it
+        "a%EF%BF%BEb",  # U+FFFE
+    ],
 )
 def test_bad_keys_are_refused(gateway: Gateway, prefix: str, raw_key: str) -> None:
     answer = put_signed(_port(gateway), f"/mem/{prefix}{raw_key}", b"data")
