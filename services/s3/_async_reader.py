@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any
+
+from storager.aio._range_reader import SeekableAsyncReader
 
 __all__ = ["ReadAheadReader"]
 
@@ -25,7 +26,7 @@ __all__ = ["ReadAheadReader"]
 Fetch = Callable[[int, int], Awaitable[bytes | bytearray]]
 
 
-class ReadAheadReader:
+class ReadAheadReader(SeekableAsyncReader):
     """An :class:`~storager.AsyncReader` over ``length`` bytes, a block ahead; see above."""
 
     def __init__(self, fetch: Fetch, length: int, *, block: int) -> None:
@@ -36,11 +37,6 @@ class ReadAheadReader:
         self._current: tuple[int, bytes | bytearray] | None = None
         self._ahead: tuple[int, asyncio.Task[bytes | bytearray]] | None = None
         self._closed = False
-
-    @property
-    def closed(self) -> bool:
-        """Whether ``close`` was called."""
-        return self._closed
 
     async def read(self, size: int = -1) -> bytes:
         """Return up to ``size`` bytes (everything left when negative); ``b""`` at the end."""
@@ -59,46 +55,11 @@ class ReadAheadReader:
             want -= len(piece)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    async def readinto(self, buffer: bytearray | memoryview) -> int:
-        """Fill ``buffer`` from the current position and return the number of bytes read."""
-        view = memoryview(buffer).cast("B")
-        data = await self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    async def seek(self, offset: int, whence: int = 0) -> int:
-        """Move to ``offset`` (relative to ``whence`` as in ``io``) and return the position."""
-        self._check_open()
-        base = {0: 0, 1: self._pos, 2: self._length}.get(whence)
-        if base is None:
-            raise ValueError(f"invalid whence {whence!r}")
-        position = base + offset
-        if position < 0:
-            raise ValueError("negative seek position")
-        self._pos = position
-        return position
-
-    async def tell(self) -> int:
-        """Return the current position."""
-        self._check_open()
-        return self._pos
-
     async def close(self) -> None:
         """Release the reader and drop the block fetched ahead; closing twice is fine."""
         self._closed = True
         self._current = None
         self._drop_ahead()
-
-    async def __aenter__(self) -> ReadAheadReader:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- blocks ---------------------------------------------------------------------------
 
@@ -140,10 +101,6 @@ class ReadAheadReader:
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
             _drop(ahead[1])
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ValueError("I/O operation on a closed reader")
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

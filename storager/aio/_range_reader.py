@@ -4,30 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import Self
 
-__all__ = ["RangeAsyncReader"]
+__all__ = ["RangeAsyncReader", "SeekableAsyncReader"]
 
 
-class RangeAsyncReader:
-    """An :class:`~storager.AsyncReader` over ranged fetches of one object version.
+class SeekableAsyncReader:
+    """What every native async reader shares: position, seek, readinto, closing.
 
-    Args:
-        fetch: ``await fetch(offset, size)`` returns up to ``size`` bytes from
-            ``offset`` of the range this reader covers.
-        length: The length of that range.
-        buffer: Bytes fetched per request when a read asks for less.
+    A subclass sets ``_length``, ``_pos`` and ``_closed`` and gives ``read`` and ``close``.
     """
 
-    def __init__(
-        self, fetch: Callable[[int, int], Awaitable[bytes]], length: int, *, buffer: int
-    ) -> None:
-        self._fetch = fetch
-        self._length = length
-        self._buffer_size = buffer
-        self._pos = 0
-        self._buffered = b""
-        self._buffered_at = 0
-        self._closed = False
+    _length: int
+    _pos: int
+    _closed: bool
 
     @property
     def closed(self) -> bool:
@@ -35,23 +25,10 @@ class RangeAsyncReader:
         return self._closed
 
     async def read(self, size: int = -1) -> bytes:
-        """Return up to ``size`` bytes (everything left when negative); ``b""`` at the end."""
-        self._check_open()
-        left = self._length - self._pos
-        want = left if size is None or size < 0 else min(size, left)
-        if want <= 0:
-            return b""
-        start = self._pos - self._buffered_at
-        if start >= 0 and start + want <= len(self._buffered):
-            data = self._buffered[start : start + want]
-        elif want >= self._buffer_size:
-            data = await self._fetch(self._pos, want)
-        else:
-            self._buffered = await self._fetch(self._pos, min(self._buffer_size, left))
-            self._buffered_at = self._pos
-            data = self._buffered[:want]
-        self._pos += len(data)
-        return data
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
 
     async def readinto(self, buffer: bytearray | memoryview) -> int:
         """Fill ``buffer`` from the current position and return the number of bytes read."""
@@ -77,12 +54,7 @@ class RangeAsyncReader:
         self._check_open()
         return self._pos
 
-    async def close(self) -> None:
-        """Release the reader; closing twice is fine."""
-        self._closed = True
-        self._buffered = b""
-
-    async def __aenter__(self) -> RangeAsyncReader:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -96,3 +68,49 @@ class RangeAsyncReader:
     def _check_open(self) -> None:
         if self._closed:
             raise ValueError("I/O operation on a closed reader")
+
+
+class RangeAsyncReader(SeekableAsyncReader):
+    """An :class:`~storager.AsyncReader` over ranged fetches of one object version.
+
+    Args:
+        fetch: ``await fetch(offset, size)`` returns up to ``size`` bytes from
+            ``offset`` of the range this reader covers.
+        length: The length of that range.
+        buffer: Bytes fetched per request when a read asks for less.
+    """
+
+    def __init__(
+        self, fetch: Callable[[int, int], Awaitable[bytes]], length: int, *, buffer: int
+    ) -> None:
+        self._fetch = fetch
+        self._length = length
+        self._buffer_size = buffer
+        self._pos = 0
+        self._buffered = b""
+        self._buffered_at = 0
+        self._closed = False
+
+    async def read(self, size: int = -1) -> bytes:
+        """Return up to ``size`` bytes (everything left when negative); ``b""`` at the end."""
+        self._check_open()
+        left = self._length - self._pos
+        want = left if size is None or size < 0 else min(size, left)
+        if want <= 0:
+            return b""
+        start = self._pos - self._buffered_at
+        if start >= 0 and start + want <= len(self._buffered):
+            data = self._buffered[start : start + want]
+        elif want >= self._buffer_size:
+            data = await self._fetch(self._pos, want)
+        else:
+            self._buffered = await self._fetch(self._pos, min(self._buffer_size, left))
+            self._buffered_at = self._pos
+            data = self._buffered[:want]
+        self._pos += len(data)
+        return data
+
+    async def close(self) -> None:
+        """Release the reader; closing twice is fine."""
+        self._closed = True
+        self._buffered = b""
