@@ -12,8 +12,9 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, TypeVar
 
+from storager._async_twin import HasAsyncView
 from storager._capability import Capability
 from storager._errors import (
     AlreadyExistsError,
@@ -35,9 +36,6 @@ from storager._pairs import PairSpec, unsupported
 from storager._paths import join_dir, normalize_work_dir, relative_to, resolve
 from storager._protocols import Storager
 from storager._streams import source_error
-
-if TYPE_CHECKING:
-    from storager._async_protocols import AsyncStorager
 
 __all__ = ["ConnectionForm", "Service", "http_status_error", "map_os_error"]
 
@@ -66,7 +64,7 @@ class ConnectionForm:
     aliases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
-class Service(Storager):
+class Service(HasAsyncView, Storager):
     """Shared machinery of every service; see the module docstring."""
 
     service_name: ClassVar[str] = ""
@@ -112,16 +110,6 @@ class Service(Storager):
         """Return the store's service, name, work_dir and capability."""
         capability = self._own_capability or self.capability
         return StorageMeta(self.service_name, self._name, self._work_dir, capability)
-
-    @property
-    def aio(self) -> AsyncStorager:
-        """The async view of this store, one per store (see ``storager.aio.async_view``)."""
-        view = self.__dict__.get("_aio_view")
-        if view is None:
-            from storager.aio import async_view
-
-            view = self.__dict__.setdefault("_aio_view", async_view(self))
-        return cast("AsyncStorager", view)
 
     def close(self) -> None:
         """Release resources; closing twice is fine."""

@@ -19,6 +19,7 @@ from dataclasses import fields
 from types import MappingProxyType, TracebackType
 from typing import Any, BinaryIO, ClassVar, TypeVar, cast
 
+from storager._async_twin import HasAsyncView
 from storager._capability import OPERATIONS, Capability
 from storager._errors import InvalidArgumentError, StorageError
 from storager._object import Multipart, Object, Part, StorageMeta
@@ -262,7 +263,7 @@ def check_names(op: str, service: str, names: Iterable[str], known: Iterable[str
             )
 
 
-class Wrapper(Storager):
+class Wrapper(HasAsyncView, Storager):
     """Base of every combinator: a store made of child stores.
 
     Subclasses set ``combinator`` (the service name in ``metadata()``), implement

@@ -125,6 +125,20 @@ def test_aio_is_one_view_per_store_and_sync_goes_back() -> None:
     assert store.aio.sync is store  # type: ignore[attr-defined]
 
 
+def test_a_combinator_has_its_aio_view_too() -> None:
+    inner = MemoryStorage()
+    store = ReadOnly(inner)
+    view = store.aio
+    assert view is store.aio and view is not inner.aio
+    assert isinstance(view, AsyncView) and view.sync is store
+    assert not isinstance(view, AsyncCopier)  # the combinator's capabilities, not the leaf's
+    inner.write("a.txt", b"hi")
+    assert asyncio.run(view.read("a.txt")) == b"hi"
+    with pytest.raises(storager.PermissionDeniedError):
+        asyncio.run(view.write("b.txt", b"x"))
+    asyncio.run(view.close())
+
+
 def test_open_async_and_capability_twins() -> None:
     store = storager.open_async("memory://")
     assert isinstance(store, AsyncStorager) and isinstance(store, AsyncCopier)
