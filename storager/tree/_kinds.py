@@ -173,7 +173,7 @@ _STRIPED_CODEC = tagged(
     {
         "reed_solomon": record(
             _striped("ReedSolomon"),
-            {"data": integer, "parity": integer, "ec_type": string},
+            {"data": integer, "parity": integer, "library": string, "ec_type": string},
             skip=_NO_KIND,
         ),
         "replicas": record(_striped("Replicas"), {"n": integer}, skip=_NO_KIND),

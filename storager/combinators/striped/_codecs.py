@@ -5,8 +5,8 @@ fragments, any ``data`` of which rebuild it:
 
 - :class:`Replicas` (``n`` whole copies; any one rebuilds the stripe),
 - :class:`Stripes` (RAID-0: the stripe cut in ``width`` pieces, all needed),
-- :class:`ReedSolomon` (``data`` + ``parity`` fragments on pyeclib, whose wheel
-  bundles liberasurecode and ISA-L; any ``data`` of them rebuild the stripe).
+- :class:`ReedSolomon` (``data`` + ``parity`` fragments on ISA-L, called directly,
+  or on pyeclib; any ``data`` of them rebuild the stripe).
 
 Codecs never check integrity: pyeclib decodes a corrupted fragment to wrong bytes
 without raising. The reader verifies every fragment against the digest recorded in
@@ -23,6 +23,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from storager._errors import InvalidArgumentError, UnexpectedError
+from storager.combinators.striped._isal import (
+    check_equal_lengths,
+    decoding_rows,
+    load_isal,
+    rows_of,
+)
 
 __all__ = ["Codec", "ReedSolomon", "Replicas", "Stripes", "codec_from_spec"]
 
@@ -198,24 +204,178 @@ class Stripes(Codec):
 class ReedSolomon(Codec):
     """Reed-Solomon erasure coding: ``data`` + ``parity`` fragments, any ``data`` rebuild.
 
-    Built on pyeclib (``pip install 'storager[striped]'``), whose wheel bundles
-    liberasurecode and ISA-L. Each fragment carries pyeclib's 80-byte header.
+    Two libraries, both from ``pip install 'storager[striped]'`` (pyeclib's wheel
+    bundles liberasurecode and ISA-L):
+
+    - ``"isa-l"`` (the default where libisal loads): ISA-L called directly
+      (``_isal.py``), a Cauchy matrix, fragments without a header; data fragments
+      are views of the stripe and the parity is coded with the GIL released.
+    - ``"pyeclib"``: pyeclib's ``ECDriver`` with ``ec_type``; each fragment carries
+      pyeclib's 80-byte header. Objects written this way stay readable whatever the
+      store's codec: the manifest names the library.
 
     Args:
         data: Data fragments per stripe (a stripe holds ``data`` chunks).
         parity: Parity fragments per stripe: how many backends may be lost.
-        ec_type: The liberasurecode backend; ``isa_l_rs_vand`` is the fast one
-            (about 1 GB/s encode per core here).
+        library: ``"isa-l"``, ``"pyeclib"``, or None for ISA-L where it loads.
+        ec_type: pyeclib's liberasurecode backend (``library="pyeclib"`` only).
 
     Raises:
-        InvalidArgumentError: A count out of range, or pyeclib missing or refusing
-            the parameters.
+        InvalidArgumentError: A count out of range, an unknown library, or the
+            library missing or refusing the parameters.
     """
 
-    def __init__(self, data: int, parity: int, *, ec_type: str = "isa_l_rs_vand") -> None:
+    def __init__(
+        self,
+        data: int,
+        parity: int,
+        *,
+        library: str | None = None,
+        ec_type: str = "isa_l_rs_vand",
+    ) -> None:
         self.data = _positive("ReedSolomon data", data, 1)
         self.total = self.data + _positive("ReedSolomon parity", parity, 1)
+        if library is None:
+            library = ISA_L if load_isal() is not None else PYECLIB
+        if library not in (ISA_L, PYECLIB):
+            raise InvalidArgumentError(
+                "new",
+                "striped",
+                "",
+                f"ReedSolomon library must be 'isa-l' or 'pyeclib', not {library!r}",
+            )
+        self.library = library
         self.ec_type = ec_type
+        self._engine: _IsaLEngine | _PyECLibEngine = (
+            _IsaLEngine(self) if library == ISA_L else _PyECLibEngine(self)
+        )
+
+    def spec(self) -> dict[str, Any]:
+        if self.library == ISA_L:
+            return {
+                "kind": "reed_solomon",
+                "data": self.data,
+                "parity": self.parity,
+                "library": ISA_L,
+                "matrix": "cauchy",
+            }
+        return {
+            "kind": "reed_solomon",
+            "data": self.data,
+            "parity": self.parity,
+            "library": PYECLIB,
+            "ec_type": self.ec_type,
+        }
+
+    def label(self) -> str:
+        return f"rs({self.data},{self.parity})"
+
+    def encode(self, stripe: Buffer) -> list[Buffer]:
+        return self._engine.encode(stripe)
+
+    def pieces(
+        self, fragments: Mapping[int, Buffer], length: int, check: Check | None = None
+    ) -> list[Buffer]:
+        return self._engine.pieces(fragments, length, check)
+
+    def decode(self, fragments: Mapping[int, Buffer], length: int) -> bytes:
+        return self._engine.decode(fragments, length)
+
+
+ISA_L = "isa-l"
+PYECLIB = "pyeclib"
+
+
+class _IsaLEngine:
+    """ReedSolomon on ISA-L directly (``_isal.py``): no headers, no copies of data fragments."""
+
+    def __init__(self, codec: ReedSolomon) -> None:
+        isal = load_isal()
+        if isal is None:
+            raise InvalidArgumentError(
+                "new",
+                "striped",
+                "",
+                "ReedSolomon(library='isa-l') needs libisal: pip install 'storager[striped]' "
+                "(pyeclib's wheel bundles it), or library='pyeclib'",
+            )
+        self._isal = isal
+        self._codec = codec
+        k, total = codec.data, codec.total
+        self._matrix = isal.cauchy(k, total)
+        self._parity_tables = isal.tables(k, rows_of(self._matrix, k, range(k, total)))
+
+    def encode(self, stripe: Buffer) -> list[Buffer]:
+        k = self._codec.data
+        view = memoryview(stripe).cast("B")
+        size = -(-len(view) // k)
+        blocks: list[Buffer] = []
+        for i in range(k):
+            block = view[i * size : (i + 1) * size]
+            if len(block) < size:  # the last block(s), zero-padded to the common size
+                padded = bytearray(size)
+                padded[: len(block)] = block
+                block = memoryview(padded)
+            blocks.append(block)
+        parity = self._isal.apply(self._parity_tables, k, blocks, self._codec.parity)
+        return blocks + list(parity)
+
+    def pieces(
+        self, fragments: Mapping[int, Buffer], length: int, check: Check | None
+    ) -> list[Buffer]:
+        codec = self._codec
+        k = codec.data
+        if len(fragments) < k:
+            raise _too_few(codec, len(fragments))
+        size = check_equal_lengths(fragments)
+        want = -(-length // k)
+        if size != want:
+            got = sorted({len(memoryview(f).cast("B")) for f in fragments.values()})
+            raise UnexpectedError(
+                "decode",
+                "striped",
+                "",
+                f"{codec.label()}: a stripe of {length} bytes needs fragments of {want} "
+                f"bytes each, got {', '.join(map(str, got))}",
+            )
+        data = {i: fragments[i] for i in range(k) if i in fragments}
+        missing = [i for i in range(k) if i not in data]
+        if missing:
+            chosen = sorted(fragments)[:k]
+            rows = decoding_rows(self._matrix, k, chosen, missing)
+            if rows is None:
+                raise UnexpectedError("decode", "striped", "", f"{codec.label()}: singular rows")
+            rebuilt = self._isal.apply(
+                self._isal.tables(k, rows), k, [fragments[i] for i in chosen], len(missing)
+            )
+            for i, fragment in zip(missing, rebuilt, strict=True):
+                if check is not None and not check(i, fragment):
+                    raise UnexpectedError(
+                        "decode",
+                        "striped",
+                        "",
+                        f"{codec.label()}: rebuilt fragment {i} is not the one recorded",
+                    )
+                data[i] = fragment
+        pieces: list[Buffer] = []
+        left = length
+        for i in range(k):
+            take = min(size, left)
+            if take <= 0:
+                break
+            pieces.append(memoryview(data[i]).cast("B")[:take])
+            left -= take
+        return pieces
+
+    def decode(self, fragments: Mapping[int, Buffer], length: int) -> bytes:
+        return b"".join(self.pieces(fragments, length, None))
+
+
+class _PyECLibEngine:
+    """ReedSolomon on pyeclib's ``ECDriver`` (fragments with pyeclib's header)."""
+
+    def __init__(self, codec: ReedSolomon) -> None:
+        self._codec = codec
         self._driver: Any = None
         self._lock = threading.Lock()
         self._load()
@@ -223,6 +383,7 @@ class ReedSolomon(Codec):
     def _load(self) -> Any:
         if self._driver is not None:
             return self._driver
+        codec = self._codec
         with self._lock:
             if self._driver is None:
                 try:
@@ -235,37 +396,26 @@ class ReedSolomon(Codec):
                         "ReedSolomon needs pyeclib: pip install 'storager[striped]'",
                     ) from exc
                 try:
-                    self._driver = ECDriver(k=self.data, m=self.parity, ec_type=self.ec_type)
+                    self._driver = ECDriver(k=codec.data, m=codec.parity, ec_type=codec.ec_type)
                 except Exception as exc:
                     raise InvalidArgumentError(
-                        "new", "striped", "", f"pyeclib refuses {self.label()}: {exc}"
+                        "new", "striped", "", f"pyeclib refuses {codec.label()}: {exc}"
                     ) from exc
         return self._driver
-
-    def spec(self) -> dict[str, Any]:
-        return {
-            "kind": "reed_solomon",
-            "data": self.data,
-            "parity": self.parity,
-            "library": "pyeclib",
-            "ec_type": self.ec_type,
-        }
-
-    def label(self) -> str:
-        return f"rs({self.data},{self.parity})"
 
     def encode(self, stripe: Buffer) -> list[Buffer]:
         fragments: list[Buffer] = self._load().encode(bytes(stripe))
         return fragments
 
     def pieces(
-        self, fragments: Mapping[int, Buffer], length: int, check: Check | None = None
+        self, fragments: Mapping[int, Buffer], length: int, check: Check | None
     ) -> list[Buffer]:
-        data = {i: fragments[i] for i in range(self.data) if i in fragments}
-        if len(data) < self.data and len(fragments) >= self.data:
+        k = self._codec.data
+        data = {i: fragments[i] for i in range(k) if i in fragments}
+        if len(data) < k and len(fragments) >= k:
             data.update(self._reconstruct(fragments, check))
-        if len(data) == self.data:
-            payloads = self._payloads([data[i] for i in range(self.data)], length)
+        if len(data) == k:
+            payloads = self._payloads([data[i] for i in range(k)], length)
             if payloads is not None:
                 return payloads
         return [self.decode(fragments, length)]
@@ -280,8 +430,9 @@ class ReedSolomon(Codec):
         ``decode`` rebuilds the stripe (``benchmarks/README.md``). A rebuilt fragment
         that ``check`` refuses, or any error, returns nothing.
         """
-        missing = [i for i in range(self.data) if i not in fragments]
-        chosen = [bytes(fragments[i]) for i in sorted(fragments)[: self.data]]
+        k = self._codec.data
+        missing = [i for i in range(k) if i not in fragments]
+        chosen = [bytes(fragments[i]) for i in sorted(fragments)[:k]]
         try:
             rebuilt: list[bytes] = self._load().reconstruct(chosen, missing)
         except Exception:
@@ -320,10 +471,11 @@ class ReedSolomon(Codec):
         return pieces if left == 0 else None
 
     def decode(self, fragments: Mapping[int, Buffer], length: int) -> bytes:
-        if len(fragments) < self.data:
-            raise _too_few(self, len(fragments))
+        codec = self._codec
+        if len(fragments) < codec.data:
+            raise _too_few(codec, len(fragments))
         # Exactly `data` fragments, data ones first: liberasurecode then copies them.
-        chosen = [bytes(fragments[i]) for i in sorted(fragments)[: self.data]]
+        chosen = [bytes(fragments[i]) for i in sorted(fragments)[: codec.data]]
         try:
             out: bytes = self._load().decode(chosen)
         except Exception as exc:
@@ -347,11 +499,15 @@ def codec_from_spec(spec: Mapping[str, Any]) -> Codec:
     if kind == "stripes":
         return Stripes(spec["width"])
     if kind == "reed_solomon":
-        if spec.get("library", "pyeclib") != "pyeclib":
-            raise InvalidArgumentError(
-                "decode", "striped", "", f"unknown erasure library {spec.get('library')!r}"
+        library = spec.get("library", PYECLIB)
+        if library == ISA_L and spec.get("matrix", "cauchy") == "cauchy":
+            return ReedSolomon(spec["data"], spec["parity"], library=ISA_L)
+        if library == PYECLIB:
+            return ReedSolomon(
+                spec["data"],
+                spec["parity"],
+                library=PYECLIB,
+                ec_type=spec.get("ec_type", "isa_l_rs_vand"),
             )
-        return ReedSolomon(
-            spec["data"], spec["parity"], ec_type=spec.get("ec_type", "isa_l_rs_vand")
-        )
+        raise InvalidArgumentError("decode", "striped", "", f"unknown erasure library {library!r}")
     raise InvalidArgumentError("decode", "striped", "", f"unknown codec {kind!r}")

@@ -14,10 +14,21 @@ from storager.combinators.striped import Codec, ReedSolomon, Replicas, Striped, 
 from storager.combinators.striped._codecs import codec_from_spec
 from storager.services.memory import MemoryStorage
 
-CODECS = [ReedSolomon(4, 2), ReedSolomon(2, 1), Replicas(3), Stripes(3)]
+CODECS = [
+    ReedSolomon(4, 2),
+    ReedSolomon(2, 1),
+    ReedSolomon(4, 2, library="pyeclib"),
+    ReedSolomon(2, 1, library="pyeclib"),
+    Replicas(3),
+    Stripes(3),
+]
 
 
-@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.label())
+def _id(codec: Codec) -> str:
+    return f"{codec.label()}-{getattr(codec, 'library', '')}"
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=_id)
 @settings(max_examples=15, deadline=None)
 @given(data=st.binary(min_size=1, max_size=5000))
 def test_any_data_fragments_rebuild_the_stripe(codec: Codec, data: bytes) -> None:
@@ -30,7 +41,7 @@ def test_any_data_fragments_rebuild_the_stripe(codec: Codec, data: bytes) -> Non
         assert given_fragments == before  # the caller's mapping is left as it was
 
 
-@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.label())
+@pytest.mark.parametrize("codec", CODECS, ids=_id)
 @settings(max_examples=15, deadline=None)
 @given(data=st.binary(min_size=1, max_size=5000))
 def test_pieces_join_to_the_stripe_from_any_sufficient_fragments(codec: Codec, data: bytes) -> None:
@@ -39,8 +50,9 @@ def test_pieces_join_to_the_stripe_from_any_sufficient_fragments(codec: Codec, d
         assert b"".join(codec.pieces({i: fragments[i] for i in chosen}, len(data))) == data
 
 
-def test_reed_solomon_pieces_are_views_of_the_data_fragments_not_a_decode() -> None:
-    codec = ReedSolomon(4, 2)
+@pytest.mark.parametrize("library", ["isa-l", "pyeclib"])
+def test_reed_solomon_pieces_are_views_of_the_data_fragments_not_a_decode(library: str) -> None:
+    codec = ReedSolomon(4, 2, library=library)
     data = os.urandom(10_001)
     fragments = [bytes(f) for f in codec.encode(data)]
     pieces = codec.pieces(dict(enumerate(fragments[:4])), len(data))
@@ -49,8 +61,9 @@ def test_reed_solomon_pieces_are_views_of_the_data_fragments_not_a_decode() -> N
     assert b"".join(pieces) == data
 
 
-def test_reed_solomon_rebuilds_only_missing_data_fragments_each_checked() -> None:
-    codec = ReedSolomon(4, 2)
+@pytest.mark.parametrize("library", ["isa-l", "pyeclib"])
+def test_reed_solomon_rebuilds_only_missing_data_fragments_each_checked(library: str) -> None:
+    codec = ReedSolomon(4, 2, library=library)
     data = os.urandom(10_001)
     fragments = [bytes(f) for f in codec.encode(data)]
     checked: dict[int, bytes] = {}
@@ -69,7 +82,7 @@ def test_reed_solomon_rebuilds_only_missing_data_fragments_each_checked() -> Non
 
 
 def test_reed_solomon_decodes_when_a_rebuilt_fragment_is_refused() -> None:
-    codec = ReedSolomon(4, 2)
+    codec = ReedSolomon(4, 2, library="pyeclib")
     data = os.urandom(10_001)
     fragments = [bytes(f) for f in codec.encode(data)]
     given = {i: fragments[i] for i in (0, 2, 4, 5)}
@@ -78,7 +91,7 @@ def test_reed_solomon_decodes_when_a_rebuilt_fragment_is_refused() -> None:
 
 
 def test_reed_solomon_pieces_decode_when_a_header_does_not_fit_the_stripe() -> None:
-    codec = ReedSolomon(4, 2)
+    codec = ReedSolomon(4, 2, library="pyeclib")
     data = os.urandom(10_001)
     fragments = [bytes(f) for f in codec.encode(data)]
     # Fragments given in the wrong slots: their headers name other indexes, so the
@@ -90,7 +103,7 @@ def test_reed_solomon_pieces_decode_when_a_header_does_not_fit_the_stripe() -> N
         codec.pieces(dict(enumerate(fragments[:4])), len(data) - 1)
 
 
-@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.label())
+@pytest.mark.parametrize("codec", CODECS, ids=_id)
 def test_too_few_fragments_raise(codec: Codec) -> None:
     data = os.urandom(3000)
     fragments = codec.encode(data)
@@ -98,9 +111,10 @@ def test_too_few_fragments_raise(codec: Codec) -> None:
         codec.decode({i: fragments[i] for i in range(codec.data - 1)}, len(data))
 
 
-def test_pyeclib_decodes_a_corrupt_fragment_to_wrong_bytes_silently() -> None:
+@pytest.mark.parametrize("library", ["isa-l", "pyeclib"])
+def test_a_corrupt_fragment_decodes_to_wrong_bytes_silently(library: str) -> None:
     """The pitfall that makes Striped verify every fragment's digest before decoding."""
-    codec = ReedSolomon(4, 2)
+    codec = ReedSolomon(4, 2, library=library)
     data = os.urandom(1 << 16)
     fragments = [bytes(f) for f in codec.encode(data)]
     corrupt = bytearray(fragments[1])
@@ -109,9 +123,78 @@ def test_pyeclib_decodes_a_corrupt_fragment_to_wrong_bytes_silently() -> None:
         {0: fragments[0], 1: bytes(corrupt), 2: fragments[2], 3: fragments[3]}, len(data)
     )
     assert out != data
+    # A parity fragment corrupted the same way rebuilds a missing data fragment wrongly.
+    corrupt_parity = bytearray(fragments[4])
+    corrupt_parity[500] ^= 0xFF
+    given = {0: fragments[0], 2: fragments[2], 3: fragments[3], 4: bytes(corrupt_parity)}
+    assert codec.decode(given, len(data)) != data
 
 
-@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.label())
+def test_isa_l_refuses_a_rebuilt_fragment_its_check_refuses() -> None:
+    """Never wrong bytes: a rebuilt fragment that is not the recorded one is an error."""
+    codec = ReedSolomon(4, 2, library="isa-l")
+    data = os.urandom(10_001)
+    fragments = [bytes(f) for f in codec.encode(data)]
+    given = {i: fragments[i] for i in (0, 2, 4, 5)}
+    with pytest.raises(UnexpectedError, match="rebuilt fragment 1 is not the one recorded"):
+        codec.pieces(given, len(data), lambda i, f: False)
+
+
+def test_isa_l_fragments_are_the_stripe_cut_in_blocks_without_a_header() -> None:
+    codec = ReedSolomon(4, 2, library="isa-l")
+    data = os.urandom(10_001)  # blocks of 2,501 bytes; the last one padded with 3 zeros
+    fragments = [bytes(f) for f in codec.encode(data)]
+    assert [len(f) for f in fragments] == [2_501] * 6
+    assert b"".join(fragments[:4]) == data + bytes(3)
+
+
+def test_isa_l_refuses_fragments_of_the_wrong_length() -> None:
+    codec = ReedSolomon(4, 2, library="isa-l")
+    data = os.urandom(10_001)
+    fragments = [bytes(f) for f in codec.encode(data)]
+    with pytest.raises(UnexpectedError, match="needs fragments of 2502 bytes each, got 2501"):
+        codec.pieces(dict(enumerate(fragments[:4])), len(data) + 4)
+    short = {0: fragments[0][:-1], 1: fragments[1], 2: fragments[2], 3: fragments[3]}
+    with pytest.raises(UnexpectedError, match="needs fragments of 2501 bytes each, got 2500, 2501"):
+        codec.pieces(short, len(data))
+
+
+def test_isa_l_and_pyeclib_parity_differ_and_each_reads_its_own() -> None:
+    """The manifest names the library: a store reads objects written with the other one."""
+    backends = {n: MemoryStorage() for n in "abcdef"}
+    manifests = MemoryStorage()
+    data = os.urandom(50_000)
+    with Striped(
+        backends,
+        codec=ReedSolomon(4, 2, library="pyeclib"),
+        manifests=manifests,
+        chunk_size=4096,
+    ) as old:
+        old.write("old.bin", data)
+    with Striped(
+        backends,
+        codec=ReedSolomon(4, 2, library="isa-l"),
+        manifests=manifests,
+        chunk_size=4096,
+    ) as new:
+        new.write("new.bin", data[::-1])
+        assert new.read("old.bin") == data
+        # Two backends gone: both objects still rebuild, each with its own library.
+        for name in "ab":
+            for key in [o.path for o in backends[name].list("", list_mode="prefix")]:
+                backends[name].delete(key)
+        assert new.read("old.bin") == data
+        assert new.read("new.bin") == data[::-1]
+
+
+def test_unknown_reed_solomon_library_is_refused() -> None:
+    with pytest.raises(InvalidArgumentError, match="library must be"):
+        ReedSolomon(4, 2, library="zfec")
+    with pytest.raises(InvalidArgumentError, match="unknown erasure library"):
+        codec_from_spec({"kind": "reed_solomon", "data": 4, "parity": 2, "library": "zfec"})
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=_id)
 def test_spec_round_trips(codec: Codec) -> None:
     assert codec_from_spec(codec.spec()) == codec
 
