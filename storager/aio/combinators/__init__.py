@@ -7,7 +7,8 @@ only the awaiting is written here. ``AsyncTimeout`` cancels the operation for re
 Twins: AsyncRetry, AsyncTimeout, AsyncFailover, AsyncPrefixed, AsyncReadOnly,
 AsyncLogged, AsyncAudited, AsyncRouter, AsyncCached, AsyncMirror (on the sync Mirror's
 ``_mirror_policy``). ``async_mirror`` is the older bridge: the sync Mirror over the
-children's sync twins on a thread pool (same code, not native).
+children's sync twins on a thread pool (same code, not native); ``async_striped`` is
+Striped's, the same way.
 
 >>> import asyncio, storager
 >>> from storager.aio.combinators import AsyncRetry, AsyncTimeout
@@ -20,7 +21,7 @@ See docs/async.md.
 
 from storager.aio.combinators._audited import AsyncAudited, read_audit_async
 from storager.aio.combinators._base import AsyncDelegate, AsyncWrapper
-from storager.aio.combinators._bridged import async_mirror
+from storager.aio.combinators._bridged import async_mirror, async_striped
 from storager.aio.combinators._cached import AsyncCached
 from storager.aio.combinators._failover import AsyncFailover
 from storager.aio.combinators._logged import AsyncLogged
@@ -44,5 +45,6 @@ __all__ = [
     "AsyncTimeout",
     "AsyncWrapper",
     "async_mirror",
+    "async_striped",
     "read_audit_async",
 ]
