@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from storager import (
     AsyncLinker,
+    AsyncPresigner,
     AsyncSegmenter,
     AsyncStorager,
     InvalidArgumentError,
+    Presigner,
     Storager,
 )
 from storager.aio.combinators import AsyncCached, AsyncRouter
 from storager.combinators import Cached, Router
+from storager.services.fs import FsStorage
 from storager.services.memory import MemoryStorage
 from storager.testing import AsyncStoragerSuite
 
@@ -117,3 +122,42 @@ def test_router_upload_runs_on_its_mount_and_links_stay_in_theirs() -> None:
     assert other.stat("big").content_length == 5 * MiB + 1
     assert not [o.path for o in root.list("")]
     asyncio.run(store.close())
+
+
+def test_router_presigned_urls_are_the_mounts_own_for_the_path_inside_it() -> None:
+    root, logs = MemoryStorage(), MemoryStorage(work_dir="/wd/")
+    root.write("a.txt", b"from root")
+    logs.write("a.txt", b"from logs")
+    store = AsyncRouter({"": root.aio, "logs/": logs.aio})
+    assert isinstance(store, AsyncPresigner)
+
+    async def urls() -> tuple[str, str, str]:
+        return (
+            await store.presign_read("logs/a.txt"),
+            await store.presign_read("a.txt"),
+            await store.presign_write("logs/sub/new.bin", expire=60),
+        )
+
+    logs_url, root_url, put_url = asyncio.run(urls())
+    with urllib.request.urlopen(logs_url, timeout=10) as response:
+        assert response.read() == b"from logs"
+    with urllib.request.urlopen(root_url, timeout=10) as response:
+        assert response.read() == b"from root"
+    put = urllib.request.Request(put_url, data=b"put through the mount's url", method="PUT")
+    with urllib.request.urlopen(put, timeout=10) as response:
+        assert response.status in (200, 201, 204)
+    assert logs.read("sub/new.bin") == b"put through the mount's url"  # /wd/sub/new.bin
+    assert not [o.path for o in root.list("", list_mode="prefix") if "new.bin" in o.path]
+    asyncio.run(store.close())
+
+
+def test_router_presigns_only_when_every_mount_does(tmp_path: Path) -> None:
+    mem, other, fs = MemoryStorage(), MemoryStorage(), FsStorage(root=str(tmp_path))
+    for mounts in ({"": mem, "b/": other}, {"": mem, "disk/": fs}):
+        twin = AsyncRouter({prefix: store.aio for prefix, store in mounts.items()})
+        sync = Router(mounts)
+        assert isinstance(twin, AsyncPresigner) == isinstance(sync, Presigner)
+        assert hasattr(twin, "presign_read") == hasattr(sync, "presign_read")
+        ops = twin.metadata().capability.operations
+        assert ("presign_write" in ops) == isinstance(sync, Presigner)
+    assert not isinstance(AsyncRouter({"": mem.aio, "disk/": fs.aio}), AsyncPresigner)

@@ -11,13 +11,14 @@ from storager._async_protocols import (
     AsyncDirer,
     AsyncLinker,
     AsyncMover,
+    AsyncPresigner,
     AsyncSegmenter,
     AsyncStorager,
 )
 from storager._async_types import AsyncReader, AsyncWriteData
 from storager._errors import InvalidArgumentError
 from storager._object import Multipart, Object, ObjectMode, Part, StorageMeta
-from storager._protocols import Appender, Copier, Direr, Linker, Mover, Segmenter
+from storager._protocols import Appender, Copier, Direr, Linker, Mover, Presigner, Segmenter
 from storager.aio.combinators._base import AsyncWrapper, _common, async_capabilities_of
 from storager.combinators._base import meet_capability, ops_of, served_by
 from storager.combinators._router import MountTable
@@ -26,9 +27,8 @@ __all__ = ["AsyncRouter"]
 
 T = TypeVar("T")
 
-#: Capabilities the async router has when every mount has them (no presigned URLs
-#: yet: the sync Router has those).
-_ALL_MOUNTS = frozenset({Appender, Direr, Segmenter, Linker})
+#: Capabilities the async router has when every mount has them, as the sync Router.
+_ALL_MOUNTS = frozenset({Appender, Direr, Segmenter, Linker, Presigner})
 
 
 class AsyncRouter(AsyncWrapper):
@@ -36,8 +36,9 @@ class AsyncRouter(AsyncWrapper):
 
     The same mount table, routing, listing of mount points and cross-mount copy and move
     (streamed through the client: the source's reader is the destination's data).
-    Appender, Direr, Segmenter and Linker when every mount is (uploads and links stay
-    inside one mount, as with the sync Router); never Presigner yet.
+    Appender, Direr, Segmenter, Linker and Presigner when every mount is (uploads,
+    links and presigned URLs stay inside one mount, as with the sync Router: a URL is
+    the mount's own, for the path inside the mount).
     """
 
     combinator = "router"
@@ -218,6 +219,24 @@ class _AsyncRouterLinker(AsyncRouter, AsyncLinker):
         return self._table.out(prefix, obj)
 
 
+class _AsyncRouterPresigner(AsyncRouter, AsyncPresigner):
+    async def presign_read(self, path: str, **pairs: Any) -> str:
+        return (
+            await self._on(
+                "presign_read", path, lambda s, p: cast(AsyncPresigner, s).presign_read(p, **pairs)
+            )
+        )[1]
+
+    async def presign_write(self, path: str, **pairs: Any) -> str:
+        return (
+            await self._on(
+                "presign_write",
+                path,
+                lambda s, p: cast(AsyncPresigner, s).presign_write(p, **pairs),
+            )
+        )[1]
+
+
 AsyncRouter._capability_mixins = {
     Copier: _AsyncRouterCopier,
     Mover: _AsyncRouterMover,
@@ -225,4 +244,5 @@ AsyncRouter._capability_mixins = {
     Appender: _AsyncRouterAppender,
     Direr: _AsyncRouterDirer,
     Linker: _AsyncRouterLinker,
+    Presigner: _AsyncRouterPresigner,
 }
