@@ -150,7 +150,10 @@ class RangeReader(io.RawIOBase):
     ``fetch`` returns at most ``size`` bytes from ``offset`` (bytes or a memoryview):
     fewer when the source serves a range in pieces, none only at the end. Services
     wrap the reader in :class:`io.BufferedReader`; each buffer refill becomes one
-    ranged request, so memory stays bounded by the buffer size.
+    ranged request, so memory stays bounded by the buffer size. ``fetch_into(offset,
+    view)``, where given, serves ``readinto`` instead: it fills ``view`` (no further
+    than the end) and returns how many bytes it wrote, so a source that can land
+    bytes in the caller's buffer spares a copy.
     """
 
     def __init__(
@@ -159,9 +162,11 @@ class RangeReader(io.RawIOBase):
         length: int,
         *,
         on_close: Callable[[], None] | None = None,
+        fetch_into: Callable[[int, memoryview], int] | None = None,
     ) -> None:
         super().__init__()
         self._fetch = fetch
+        self._fetch_into = fetch_into
         self._length = length
         self._pos = 0
         self._on_close = on_close
@@ -194,9 +199,12 @@ class RangeReader(io.RawIOBase):
         want = min(len(view), self._length - self._pos)
         if want <= 0:
             return 0
-        data = self._fetch(self._pos, want)
-        n = len(data)
-        view[:n] = data
+        if self._fetch_into is not None:
+            n = self._fetch_into(self._pos, view[:want])
+        else:
+            data = self._fetch(self._pos, want)
+            n = len(data)
+            view[:n] = data
         self._pos += n
         return n
 

@@ -98,6 +98,17 @@ class Codec(ABC):
         """
         return [self.decode(fragments, length)]
 
+    def block(self, length: int) -> int | None:
+        """Return how many bytes of a stripe of ``length`` each data fragment holds, or None.
+
+        A number ``b`` means data fragment ``i`` is exactly the stripe's bytes
+        ``[i * b, (i + 1) * b)`` (the last one may be shorter, or zero-padded to ``b``),
+        with nothing before them: a reader may read such a fragment straight into the
+        caller's buffer. None (the default) means fragments have their own layout
+        (pyeclib's header).
+        """
+        return None
+
     def bind(self, backends: int) -> Codec:
         """Return the codec for a store of ``backends`` backends (Stripes() takes them all)."""
         return self
@@ -140,6 +151,9 @@ class Replicas(Codec):
         # The same object n times: no copy; each backend writes it.
         return [stripe] * self.total
 
+    def block(self, length: int) -> int | None:
+        return length
+
     def decode(self, fragments: Mapping[int, Buffer], length: int) -> bytes:
         return bytes(self.pieces(fragments, length)[0])
 
@@ -178,6 +192,9 @@ class Stripes(Codec):
 
     def _piece(self, length: int) -> int:
         return -(-length // self.data) if length else 0
+
+    def block(self, length: int) -> int | None:
+        return self._piece(length)
 
     def encode(self, stripe: Buffer) -> list[Buffer]:
         view = memoryview(stripe).cast("B")
@@ -272,6 +289,9 @@ class ReedSolomon(Codec):
 
     def encode(self, stripe: Buffer) -> list[Buffer]:
         return self._engine.encode(stripe)
+
+    def block(self, length: int) -> int | None:
+        return -(-length // self.data) if self.library == ISA_L else None
 
     def pieces(
         self, fragments: Mapping[int, Buffer], length: int, check: Check | None = None

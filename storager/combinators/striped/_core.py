@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from storager._protocols import Storager
 from storager.combinators._base import call_child
@@ -99,6 +99,33 @@ class Core:
             raise
         self.health.ok(name)
         return data
+
+    def get_into(self, name: str, key: str, view: memoryview) -> int:
+        """Read one fragment into ``view``, recording the backend's health.
+
+        Returns how many bytes the fragment has, up to ``len(view) + 1`` (one more
+        than fits: it is longer than the caller expects). The bytes go straight from
+        the backend's reader into ``view`` (no copy of our own).
+        """
+
+        def fill(backend: Storager) -> int:
+            with backend.open_reader(key) as reader:
+                readinto = cast(Any, reader).readinto  # the protocol's readers all have it
+                n = 0
+                while n < len(view):
+                    got = readinto(view[n:])
+                    if not got:
+                        return n
+                    n += got
+                return n + len(reader.read(1))
+
+        try:
+            n = call_child(self.backends[name], "open_reader", key, fill)
+        except Exception as exc:
+            self.health.fail(name, exc)
+            raise
+        self.health.ok(name)
+        return n
 
     def delete_chunks(self, chunks: Iterable[tuple[str, str]]) -> int:
         """Delete chunks, best effort and in parallel; return how many were deleted."""

@@ -11,7 +11,12 @@ reported to ``Core.on_damage`` for ``heal``.
 
 Ranged reads fetch only the stripes they overlap. A whole read fetches up to
 ``stripes_in_flight`` stripes at once; ``open_reader`` keeps the stripe it reads
-and prefetches the next ones.
+and prefetches the next ones. A reader's ``readinto`` (and so a large ``read``)
+whose buffer covers whole data fragments that hold the object's bytes as they are
+(``Codec.block``: ISA-L's Reed-Solomon, replicas, stripes) reads those fragments
+straight into the caller's buffer, in parallel, each checked against its digest
+there; whatever that cannot serve (a fragment only partly asked for, padded, on a
+down backend, failing or damaged) is served from the stripe, rebuilt as above.
 """
 
 from __future__ import annotations
@@ -44,6 +49,15 @@ def _fetch_fragment(core: Core, fragment: Fragment) -> bytes:
     if not matches(fragment.digest, data):
         raise _Bad("digest mismatch")
     return data
+
+
+def _fetch_fragment_into(core: Core, fragment: Fragment, view: memoryview) -> None:
+    n = core.get_into(fragment.backend, fragment.key, view)
+    if n != fragment.length:
+        more = "more than" if n > fragment.length else str(n)
+        raise _Bad(f"length {more}, manifest says {fragment.length}")
+    if not matches(fragment.digest, view):
+        raise _Bad("digest mismatch")
 
 
 def fetch_stripe(core: Core, op: str, path: str, manifest: Manifest, index: int) -> Assembled:
@@ -208,6 +222,7 @@ class _Window:
         self._core = core
         self._path = path
         self._manifest = manifest
+        self._codec = codec_of(manifest.codec)
         self._start = start
         self._offsets = _offsets(manifest)
         self._cache: dict[int, Future[Assembled]] = {}
@@ -222,12 +237,82 @@ class _Window:
             return view
         return memoryview(b"")
 
-    def _stripe(self, index: int) -> Assembled:
+    def fetch_into(self, pos: int, view: memoryview) -> int:
+        """Fill ``view`` with the bytes from ``pos``; return how many (all, unless at the end).
+
+        Whole data fragments inside the request are read straight into ``view`` in
+        parallel; every other byte comes from its stripe, rebuilt (``fetch_stripe``).
+        """
+        absolute = self._start + pos
+        end = absolute + len(view)
+        direct = self._direct_fragments(absolute, end)
+        if not direct:
+            return self._copy_into(absolute, view)
+        futures = {
+            self._core.io(
+                partial(
+                    _fetch_fragment_into, self._core, fragment, view[lo - absolute : hi - absolute]
+                )
+            ): (lo, hi)
+            for fragment, lo, hi in direct
+        }
+        wait(futures)
+        served = sorted(span for future, span in futures.items() if future.exception() is None)
+        # What no direct read served: from the stripes (which also report any damage).
+        cursor = absolute
+        for lo, hi in [*served, (end, end)]:
+            while cursor < lo:
+                cursor += self._copy_into(
+                    cursor, view[cursor - absolute : lo - absolute], ahead=False
+                )
+            cursor = max(cursor, hi)
+        return len(view)
+
+    def _direct_fragments(self, start: int, end: int) -> list[tuple[Fragment, int, int]]:
+        """Return the data fragments to read straight in: (fragment, object start, end)."""
+        found: list[tuple[Fragment, int, int]] = []
+        health = self._core.health
+        for index in _span(self._offsets, start, end):
+            if index in self._cache:
+                continue  # fetched ahead already: copied from there
+            stripe = self._manifest.stripes[index]
+            block = self._codec.block(stripe.length)
+            if not block:
+                continue
+            for i in range(self._codec.data):
+                fragment = stripe.fragments[i]
+                lo = stripe.offset + i * block
+                holds = min(block, stripe.offset + stripe.length - lo)
+                if (
+                    fragment is not None
+                    and holds > 0
+                    and fragment.length == holds  # not padded
+                    and start <= lo
+                    and lo + holds <= end
+                    and health.is_up(fragment.backend)
+                ):
+                    found.append((fragment, lo, lo + holds))
+        return found
+
+    def _copy_into(self, absolute: int, view: memoryview, *, ahead: bool = True) -> int:
+        """Copy bytes from ``absolute`` into ``view`` from one stripe; return how many."""
+        index = _span(self._offsets, absolute, absolute + 1)[0]
+        stripe = self._manifest.stripes[index]
+        lo = absolute - stripe.offset
+        n = 0
+        for piece in self._stripe(index, ahead=ahead).views(lo, lo + len(view)):
+            view[n : n + len(piece)] = piece
+            n += len(piece)
+        return n
+
+    def _stripe(self, index: int, *, ahead: bool = True) -> Assembled:
+        """Return stripe ``index``; ``ahead``: fetch the next ones too, drop any others."""
         core = self._core
-        wanted = range(index, min(index + core.stripes_in_flight, len(self._manifest.stripes)))
-        for stale in [i for i in self._cache if i not in wanted]:
+        count = len(self._manifest.stripes)
+        stop = min(index + core.stripes_in_flight, count) if ahead else index + 1
+        for stale in [i for i in self._cache if i < index or (ahead and i >= stop)]:
             self._cache.pop(stale).cancel()
-        for i in wanted:
+        for i in range(index, stop):
             if i not in self._cache:
                 self._cache[i] = core.stripe(
                     partial(fetch_stripe, core, "open_reader", self._path, self._manifest, i)
@@ -249,4 +334,6 @@ def open_stripes(
     """
     start, end = _window(manifest, offset, size)
     window = _Window(core, path, manifest, start)
-    return RangeReader(window.fetch, end - start, on_close=window.close)
+    return RangeReader(
+        window.fetch, end - start, on_close=window.close, fetch_into=window.fetch_into
+    )

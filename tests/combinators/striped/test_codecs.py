@@ -224,3 +224,19 @@ def test_stripes_without_width_takes_every_backend() -> None:
     with Striped(backends, codec=Stripes(), manifests=MemoryStorage()) as store:
         assert store.codec.total == 4
         assert "stripes(4)" in store.describe_label()
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=_id)
+@pytest.mark.parametrize("length", [1, 1000, 4096, 10_001])
+def test_block_says_where_each_data_fragment_holds_the_stripe(codec: Codec, length: int) -> None:
+    """What a reader relies on to read a fragment straight into the caller's buffer."""
+    data = os.urandom(length)
+    block = codec.block(length)
+    if getattr(codec, "library", None) == "pyeclib":
+        assert block is None  # headers first: never read in place
+        return
+    assert block is not None
+    for i, fragment in enumerate(codec.encode(data)[: codec.data]):
+        held = data[i * block : (i + 1) * block]
+        assert bytes(fragment)[: len(held)] == held
+        assert bytes(fragment)[len(held) :] == bytes(len(fragment) - len(held))  # padding
