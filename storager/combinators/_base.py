@@ -47,6 +47,7 @@ __all__ = [
     "label",
     "meet_capability",
     "replayable",
+    "rewinder",
 ]
 
 T = TypeVar("T")
@@ -215,18 +216,14 @@ def prime(iterator: Iterator[T]) -> Iterator[T]:
     return itertools.chain((first,), it)
 
 
-def replayable(
-    op: str, service: str, path: str, data: WriteData, limit: int
-) -> tuple[Callable[[], WriteData], bool]:
-    """Return a factory that yields ``data`` again for each attempt, and whether it can.
+def rewinder(data: object) -> Callable[[], WriteData] | None:
+    """Return a factory that gives ``data`` again from its start without reading it, or None.
 
-    Bytes replay as they are; a seekable file rewinds to where it started; any other
-    stream is buffered up to ``limit`` bytes. A longer stream cannot be replayed: the
-    factory then returns the buffered part followed by the rest, once, and the flag
-    is False.
+    Bytes are given as they are; a seekable file is rewound to where it was now. Any
+    other data must be read to be replayed (``replayable``), and gets None.
     """
     if isinstance(data, bytes | bytearray | memoryview):
-        return (lambda: data), True
+        return lambda: data
     seek = getattr(data, "seek", None)
     seekable = getattr(data, "seekable", None)
     if seek is not None and seekable is not None and seekable():
@@ -237,7 +234,23 @@ def replayable(
             stream.seek(start)
             return stream
 
-        return rewind, True
+        return rewind
+    return None
+
+
+def replayable(
+    op: str, service: str, path: str, data: WriteData, limit: int
+) -> tuple[Callable[[], WriteData], bool]:
+    """Return a factory that yields ``data`` again for each attempt, and whether it can.
+
+    Bytes replay as they are; a seekable file rewinds to where it started; any other
+    stream is buffered up to ``limit`` bytes. A longer stream cannot be replayed: the
+    factory then returns the buffered part followed by the rest, once, and the flag
+    is False.
+    """
+    again = rewinder(data)
+    if again is not None:
+        return again, True
     chunks = iter_chunks(op, service, path, data)
     buffered: list[bytes] = []
     total = 0

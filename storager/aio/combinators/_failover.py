@@ -10,8 +10,7 @@ from storager._async_protocols import AsyncSegmenter, AsyncStorager
 from storager._async_types import AsyncWriteData
 from storager._errors import InvalidArgumentError, NotFoundError
 from storager._object import Multipart, Object, Part
-from storager._protocols import Segmenter, WriteData
-from storager.aio._native import _is_async
+from storager._protocols import Segmenter
 from storager.aio.combinators._base import (
     ASYNC_DELEGATE_MIXINS,
     AsyncDelegate,
@@ -19,7 +18,8 @@ from storager.aio.combinators._base import (
     Call,
     _common,
 )
-from storager.combinators._base import is_transient, replayable, served_by, single_attempt
+from storager.aio.combinators._replay import replayable_async
+from storager.combinators._base import is_transient, served_by, single_attempt
 from storager.combinators._failover import PROBE, PROBE_PATH, Switchboard, failover_steps
 from storager.combinators._steps import drive_async
 
@@ -34,7 +34,9 @@ class AsyncFailover(AsyncDelegate):
     The twin of :class:`~storager.combinators.Failover`: same arguments, switching
     rules, probe and ``switches`` record; a callable probe may be a coroutine function.
     A multipart upload stays on the store that created it, as with the sync Failover.
-    A write of an async source gets one store: it cannot be replayed on the next.
+    A write's data is given again to the next store as Failover gives it: a stream,
+    sync or async, of at most ``buffer_limit`` bytes is buffered; a longer one gets
+    one store.
     """
 
     combinator = "failover"
@@ -103,15 +105,12 @@ class AsyncFailover(AsyncDelegate):
         return cast(T, await drive_async(steps, run))
 
     async def write(self, path: str, data: AsyncWriteData, **pairs: Any) -> Object:
-        if not _is_async(data):
-            sync_data = cast(WriteData, data)
-            again, ok = replayable("write", "failover", path, sync_data, self._buffer_limit)
-            if ok:
-                return await self._call("write", path, lambda s: s.write(path, again(), **pairs))
-            data = again()
+        again, ok = await replayable_async("write", "failover", path, data, self._buffer_limit)
+        if ok:
+            return await self._call("write", path, lambda s: s.write(path, again(), **pairs))
         token = single_attempt.set("write")
         try:
-            return await self._call("write", path, lambda s: s.write(path, data, **pairs))
+            return await self._call("write", path, lambda s: s.write(path, again(), **pairs))
         finally:
             single_attempt.reset(token)
 

@@ -8,15 +8,20 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from storager._async_protocols import AsyncStorager
+from storager._async_protocols import AsyncSegmenter, AsyncStorager
 from storager._async_types import AsyncWriteData
 from storager._errors import InvalidArgumentError
-from storager._object import Object
-from storager._protocols import WriteData
+from storager._object import Multipart, Object, Part
+from storager._protocols import Segmenter
 from storager._retry_policy import RetryPolicy
-from storager.aio._native import _is_async
-from storager.aio.combinators._base import AsyncDelegate, Call
-from storager.combinators._base import is_transient, replayable, single_attempt
+from storager.aio.combinators._base import (
+    ASYNC_DELEGATE_MIXINS,
+    AsyncDelegate,
+    AsyncDelegateSegmenter,
+    Call,
+)
+from storager.aio.combinators._replay import replayable_async
+from storager.combinators._base import is_transient, single_attempt
 from storager.combinators._retry import Attempts
 
 __all__ = ["AsyncRetry"]
@@ -32,8 +37,9 @@ class AsyncRetry(AsyncDelegate):
 
     The twin of :class:`~storager.combinators.Retry`, with the same policy, arguments
     and rules (``append`` is never retried; a listing retries until its first item).
-    ``sleep`` is awaited. A write's bytes, seekable file or short sync stream is
-    given again to each attempt; an async source cannot be replayed and gets one attempt.
+    ``sleep`` is awaited. A write's (or a part's) bytes, seekable file or stream of at
+    most ``policy.buffer_limit`` bytes, sync or async, is given again to each attempt
+    (``_replay``); a longer stream gets one attempt.
     """
 
     combinator = "retry"
@@ -75,18 +81,46 @@ class AsyncRetry(AsyncDelegate):
                 self.retries += 1
 
     async def write(self, path: str, data: AsyncWriteData, **pairs: Any) -> Object:
-        if _is_async(data):
-            return await self._once("write", path, lambda s: s.write(path, data, **pairs))
-        sync_data = cast(WriteData, data)
-        again, ok = replayable("write", "retry", path, sync_data, self.policy.buffer_limit)
-        if ok:
-            return await self._call("write", path, lambda s: s.write(path, again(), **pairs))
-        return await self._once("write", path, lambda s: s.write(path, again(), **pairs))
+        return await self._replaying("write", path, data, lambda s, d: s.write(path, d, **pairs))
 
-    async def _once(self, op: str, path: str, fn: Call[T]) -> T:
-        """Run a call that cannot be replayed: one attempt, here and in any retry below."""
+    async def _replaying(
+        self,
+        op: str,
+        path: str,
+        data: AsyncWriteData,
+        run: Callable[[AsyncStorager, AsyncWriteData], Awaitable[T]],
+    ) -> T:
+        """Await ``run(child, data)``, giving each attempt the data again from its start."""
+        again, ok = await replayable_async(op, "retry", path, data, self.policy.buffer_limit)
+        if ok:
+            return await self._call(op, path, lambda s: run(s, again()))
+        # One attempt, here and in any retry below: the rest of the stream is read once.
         token = single_attempt.set(op)
         try:
-            return await self._call(op, path, fn)
+            return await self._call(op, path, lambda s: run(s, again()))
+        except Exception as exc:
+            if self._retry_on(exc):
+                exc.add_note(
+                    "retry: not retried: the stream is longer than buffer_limit="
+                    f"{self.policy.buffer_limit} bytes and cannot be replayed"
+                )
+            raise
         finally:
             single_attempt.reset(token)
+
+
+class _AsyncRetrySegmenter(AsyncDelegateSegmenter, AsyncRetry):
+    """A part's data is replayed as a write's is (Retry's ``_RetrySegmenter``)."""
+
+    async def write_multipart(
+        self, multipart: Multipart, number: int, data: AsyncWriteData, **pairs: Any
+    ) -> Part:
+        return await self._replaying(
+            "write_multipart",
+            multipart.path,
+            data,
+            lambda s, d: cast(AsyncSegmenter, s).write_multipart(multipart, number, d, **pairs),
+        )
+
+
+AsyncRetry._capability_mixins = {**ASYNC_DELEGATE_MIXINS, Segmenter: _AsyncRetrySegmenter}
