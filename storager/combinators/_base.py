@@ -11,6 +11,7 @@ allow (``_allowed_capabilities``), then instantiates a subclass made by
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import itertools
 import threading
@@ -258,9 +259,25 @@ def replayable(
         buffered.append(bytes(chunk))
         total += len(chunk)
         if total > limit:
-            rest: Iterable[bytes] = itertools.chain(buffered, (bytes(c) for c in chunks))
+            rest = _handed_out(buffered, chunks)
             return (lambda: rest), False  # noqa: B023 - returned at once, never rebound
     return (lambda: list(buffered)), True
+
+
+def _handed_out(
+    buffered: list[bytes], rest: Iterator[bytes | bytearray | memoryview]
+) -> Iterator[bytes]:
+    """Yield ``buffered`` then ``rest``, letting go of each buffered chunk once yielded.
+
+    A stream too long to replay keeps nothing it has already given: the write's
+    memory stays that of the store below, not ``limit`` more.
+    """
+    queue = collections.deque(buffered)
+    buffered.clear()
+    while queue:
+        yield queue.popleft()
+    for chunk in rest:
+        yield bytes(chunk)
 
 
 def check_names(op: str, service: str, names: Iterable[str], known: Iterable[str]) -> None:

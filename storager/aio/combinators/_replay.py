@@ -15,6 +15,7 @@ the rest.
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import AsyncIterator, Callable
 from typing import cast
 
@@ -62,7 +63,10 @@ async def _again(buffered: list[bytes]) -> AsyncIterator[bytes]:
 
 
 async def _chain(buffered: list[bytes], rest: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
-    for chunk in buffered:
-        yield chunk
+    # Each buffered chunk is let go once yielded: a long source holds nothing given.
+    queue = collections.deque(buffered)
+    buffered.clear()
+    while queue:
+        yield queue.popleft()
     async for piece in rest:
         yield bytes(piece)
