@@ -35,6 +35,8 @@ __all__ = ["Codec", "ReedSolomon", "Replicas", "Stripes", "codec_from_spec"]
 Buffer = bytes | bytearray | memoryview
 #: ``check(index, fragment)``: whether a rebuilt fragment is the one the manifest recorded.
 Check = Callable[[int, Buffer], bool]
+#: ``alloc(size)``: a buffer of ``size`` bytes to code a fragment into (any content).
+Alloc = Callable[[int], bytearray]
 
 
 def _positive(name: str, value: object, minimum: int) -> int:
@@ -71,8 +73,12 @@ class Codec(ABC):
         """Return a short name for ``describe`` and errors: ``rs(4,2)``, ``replicas(3)``."""
 
     @abstractmethod
-    def encode(self, stripe: Buffer) -> list[Buffer]:
-        """Return the ``total`` fragments of ``stripe``, fragment ``i`` at index ``i``."""
+    def encode(self, stripe: Buffer, alloc: Alloc | None = None) -> list[Buffer]:
+        """Return the ``total`` fragments of ``stripe``, fragment ``i`` at index ``i``.
+
+        ``alloc(size)``, where given, is where a codec takes the buffers it codes new
+        fragments into (a writer's ``BufferPool``); otherwise it allocates them.
+        """
 
     @abstractmethod
     def decode(self, fragments: Mapping[int, Buffer], length: int) -> bytes:
@@ -147,7 +153,7 @@ class Replicas(Codec):
     def label(self) -> str:
         return f"replicas({self.total})"
 
-    def encode(self, stripe: Buffer) -> list[Buffer]:
+    def encode(self, stripe: Buffer, alloc: Alloc | None = None) -> list[Buffer]:
         # The same object n times: no copy; each backend writes it.
         return [stripe] * self.total
 
@@ -196,7 +202,7 @@ class Stripes(Codec):
     def block(self, length: int) -> int | None:
         return self._piece(length)
 
-    def encode(self, stripe: Buffer) -> list[Buffer]:
+    def encode(self, stripe: Buffer, alloc: Alloc | None = None) -> list[Buffer]:
         view = memoryview(stripe).cast("B")
         piece = self._piece(len(view))
         return [view[i * piece : (i + 1) * piece] for i in range(self.data)]
@@ -287,8 +293,8 @@ class ReedSolomon(Codec):
     def label(self) -> str:
         return f"rs({self.data},{self.parity})"
 
-    def encode(self, stripe: Buffer) -> list[Buffer]:
-        return self._engine.encode(stripe)
+    def encode(self, stripe: Buffer, alloc: Alloc | None = None) -> list[Buffer]:
+        return self._engine.encode(stripe, alloc)
 
     def block(self, length: int) -> int | None:
         return -(-length // self.data) if self.library == ISA_L else None
@@ -325,7 +331,7 @@ class _IsaLEngine:
         self._matrix = isal.cauchy(k, total)
         self._parity_tables = isal.tables(k, rows_of(self._matrix, k, range(k, total)))
 
-    def encode(self, stripe: Buffer) -> list[Buffer]:
+    def encode(self, stripe: Buffer, alloc: Alloc | None) -> list[Buffer]:
         k = self._codec.data
         view = memoryview(stripe).cast("B")
         size = -(-len(view) // k)
@@ -337,8 +343,9 @@ class _IsaLEngine:
                 padded[: len(block)] = block
                 block = memoryview(padded)
             blocks.append(block)
-        parity = self._isal.apply(self._parity_tables, k, blocks, self._codec.parity)
-        return blocks + list(parity)
+        outputs = [alloc(size) if alloc else bytearray(size) for _ in range(self._codec.parity)]
+        self._isal.apply(self._parity_tables, k, blocks, outputs)
+        return blocks + list(outputs)
 
     def pieces(
         self, fragments: Mapping[int, Buffer], length: int, check: Check | None
@@ -365,9 +372,8 @@ class _IsaLEngine:
             rows = decoding_rows(self._matrix, k, chosen, missing)
             if rows is None:
                 raise UnexpectedError("decode", "striped", "", f"{codec.label()}: singular rows")
-            rebuilt = self._isal.apply(
-                self._isal.tables(k, rows), k, [fragments[i] for i in chosen], len(missing)
-            )
+            rebuilt = [bytearray(size) for _ in missing]
+            self._isal.apply(self._isal.tables(k, rows), k, [fragments[i] for i in chosen], rebuilt)
             for i, fragment in zip(missing, rebuilt, strict=True):
                 if check is not None and not check(i, fragment):
                     raise UnexpectedError(
@@ -423,7 +429,8 @@ class _PyECLibEngine:
                     ) from exc
         return self._driver
 
-    def encode(self, stripe: Buffer) -> list[Buffer]:
+    def encode(self, stripe: Buffer, alloc: Alloc | None) -> list[Buffer]:
+        # pyeclib allocates its own fragments: alloc is not used.
         fragments: list[Buffer] = self._load().encode(bytes(stripe))
         return fragments
 

@@ -151,22 +151,23 @@ class IsaL:
         return out.raw
 
     def apply(
-        self, tables: bytes, data: int, sources: Sequence[Buffer], outputs: int
-    ) -> list[bytearray]:
-        """Code ``outputs`` new fragments from ``data`` equal-length ``sources``."""
+        self, tables: bytes, data: int, sources: Sequence[Buffer], outputs: Sequence[bytearray]
+    ) -> None:
+        """Code ``outputs`` (each as long as a source) from ``data`` equal-length ``sources``."""
         length = len(memoryview(sources[0]).cast("B")) if sources else 0
-        made = [bytearray(length) for _ in range(outputs)]
-        if length == 0 or outputs == 0:
-            return made
+        if length == 0 or not outputs:
+            return
+        if any(len(out) != length for out in outputs):
+            raise ValueError("every output must be as long as the sources")
         pinned_in = _Pinned(sources)
-        pinned_out = _Pinned(made)
+        pinned_out = _Pinned(outputs)
         try:
             for start in range(0, length, _SEGMENT):
                 n = min(_SEGMENT, length - start)
                 self._encode(
                     n,
                     data,
-                    outputs,
+                    len(outputs),
                     ctypes.c_char_p(tables),
                     _pointers(pinned_in.addresses, start),
                     _pointers(pinned_out.addresses, start),
@@ -174,7 +175,6 @@ class IsaL:
         finally:
             pinned_out.release()
             pinned_in.release()
-        return made
 
 
 _loaded: list[IsaL | None] = []

@@ -1,9 +1,11 @@
 """The writer: a stream of bytes becomes stripes of immutable chunks, stripe by stripe.
 
 The caller's thread reads the source and cuts it into stripes of
-``codec.data * chunk_size`` bytes (one copy: pyeclib takes only ``bytes``); each
-stripe goes to the stripe pool, which encodes it and places the fragments on
-distinct backends; the I/O pool digests and writes them in parallel. At most
+``codec.data * chunk_size`` bytes (one copy, into a buffer the write reuses:
+``_buffers.BufferPool``); each stripe goes to the stripe pool, which encodes it
+(parity into reused buffers too) and places the fragments on distinct backends; the
+I/O pool digests and writes them in parallel; then the stripe's buffers go back to
+the write's pool for the next stripes. At most
 ``stripes_in_flight`` stripes of one write are in flight; the caller's thread waits
 for room before it cuts the next one. The object's checksum is derived from the
 fragments' digests (``composite_checksum``), so the data is not hashed twice.
@@ -27,6 +29,8 @@ from functools import partial
 from storager._errors import InsufficientStorageError, ServiceInternalError
 from storager._protocols import IoCallback, WriteData
 from storager._streams import iter_chunks
+from storager.combinators.striped._buffers import BufferPool
+from storager.combinators.striped._codecs import Alloc
 from storager.combinators.striped._core import Core, InFlight
 from storager.combinators.striped._health import describe_error
 from storager.combinators.striped._manifest import (
@@ -57,6 +61,14 @@ class _Placed:
     counted: int
 
 
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """One stripe cut from the source: its bytes, and the write's buffer under them, if any."""
+
+    view: bytes | memoryview
+    owner: bytearray | None
+
+
 class _Cancelled(Exception):
     """The write was given up: a stripe still queued must store nothing."""
 
@@ -74,6 +86,7 @@ class _Write:
 
     def __init__(self, core: Core, op: str, path: str, generation: str) -> None:
         self.core = core
+        self.buffers = BufferPool()
         self.op = op
         self.path = path
         self.generation = generation
@@ -82,17 +95,40 @@ class _Write:
         # Every chunk a put was tried for, with the bytes counted for it on its backend.
         self.chunks: list[_Placed] = []
 
-    def store_stripe(self, index: int, offset: int, data: bytes) -> tuple[Stripe, list[str]]:
+    def store_stripe(self, index: int, offset: int, cut: Cut) -> tuple[Stripe, list[str]]:
         """Encode one stripe and store its fragments (runs on the stripe pool).
 
         Returns the stripe and the digest of every fragment, stored or not (the
-        object's checksum must not depend on which backends took the write).
+        object's checksum must not depend on which backends took the write). The
+        stripe's buffers go back to the write's pool, unless a put may still read them.
         """
-        if self.aborted.is_set():
-            raise _Cancelled
+        owned = [cut.owner] if cut.owner is not None else []
+
+        def alloc(size: int) -> bytearray:
+            buffer = self.buffers.take(size)
+            owned.append(buffer)
+            return buffer
+
+        settled = [True]  # False while puts may be reading the buffers
+        try:
+            if self.aborted.is_set():
+                raise _Cancelled
+            return self._store(index, offset, cut.view, alloc, settled)
+        finally:
+            if settled[0]:
+                self.buffers.give(owned)
+
+    def _store(
+        self,
+        index: int,
+        offset: int,
+        data: bytes | memoryview,
+        alloc: Alloc,
+        settled: list[bool],
+    ) -> tuple[Stripe, list[str]]:
         core = self.core
         codec = core.codec
-        fragments = codec.encode(data)
+        fragments = codec.encode(data, alloc)
         # Each distinct buffer is digested once (replicas share one), on the I/O thread
         # that writes it first, so digests of one stripe run in parallel.
         digests: dict[int, Future[str]] = {}
@@ -166,8 +202,10 @@ class _Write:
                 return Fragment(name, key, len(fragment), recorded)
             return None
 
+        settled[0] = False
         futures = [core.io(partial(put, i, n)) for i, n in enumerate(targets)]
         wait(futures)
+        settled[0] = True
         stored: list[Fragment | None] = [None] * codec.total
         for i, future in enumerate(futures):
             stored[i] = future.result()  # _Cancelled propagates
@@ -200,40 +238,35 @@ def _stripes_of(
     stripe_bytes: int,
     size: int | None,
     io_callback: IoCallback | None,
-) -> Iterator[bytes]:
+    buffers: BufferPool,
+) -> Iterator[Cut]:
     """Yield the source cut in stripes of ``stripe_bytes`` (the last may be shorter).
 
-    Each stripe is one copy of the source's bytes (none when a ``bytes`` chunk is
-    exactly a stripe); a mutable chunk (bytearray, memoryview) is copied at once, as
-    the caller may reuse it for its next chunk.
+    Each stripe is one copy of the source's bytes into a buffer of the write's pool
+    (none when a ``bytes`` chunk is exactly a stripe: it is the stripe).
     """
-    pieces: list[bytes | memoryview] = []
+    buffer: bytearray | None = None
     held = 0
     for chunk in iter_chunks(op, "striped", path, data, size=size, io_callback=io_callback):
-        immutable = isinstance(chunk, bytes)
         view = memoryview(chunk).cast("B")
+        if held == 0 and len(view) == stripe_bytes and isinstance(chunk, bytes):
+            yield Cut(chunk, None)
+            continue
         pos = 0
         while pos < len(view):
+            if buffer is None:
+                buffer = buffers.take(stripe_bytes)
             take = min(stripe_bytes - held, len(view) - pos)
-            piece = view[pos : pos + take]
-            pieces.append(piece if immutable else bytes(piece))
+            buffer[held : held + take] = view[pos : pos + take]
             held += take
             pos += take
             if held == stripe_bytes:
-                yield _joined(pieces)
-                pieces, held = [], 0
-    if pieces:
-        yield _joined(pieces)
-
-
-def _joined(pieces: list[bytes | memoryview]) -> bytes:
-    if len(pieces) == 1:
-        piece = pieces[0]
-        if isinstance(piece, bytes):
-            return piece
-        if isinstance(piece.obj, bytes) and len(piece) == len(piece.obj):
-            return piece.obj  # a whole bytes chunk: no copy
-    return b"".join(pieces)
+                yield Cut(memoryview(buffer), buffer)
+                buffer, held = None, 0
+    if buffer is not None and held:
+        yield Cut(memoryview(buffer)[:held], buffer)
+    elif buffer is not None:
+        buffers.give([buffer])
 
 
 def write_group(
@@ -261,7 +294,7 @@ def write_group(
     try:
         stripe_bytes = core.codec.data * core.chunk_size
         for index, stripe in enumerate(
-            _stripes_of(op, path, data, stripe_bytes, size, io_callback)
+            _stripes_of(op, path, data, stripe_bytes, size, io_callback, write.buffers)
         ):
             limit.acquire()
             for done in futures:
@@ -271,7 +304,7 @@ def write_group(
             future = core.stripe(partial(write.store_stripe, index, offset, stripe))
             future.add_done_callback(limit.release)
             futures.append(future)
-            offset += len(stripe)
+            offset += len(stripe.view)
         results = [f.result() for f in futures]
     except BaseException:
         write.aborted.set()

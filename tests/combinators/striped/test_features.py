@@ -7,8 +7,9 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import xxhash
@@ -362,3 +363,36 @@ def test_close_with_prefetches_in_flight_leaves_no_thread_behind(rig_factory: Ma
         time.sleep(0.05)
     assert not left, [t.name for t in left]
     reader.close()
+
+
+def test_a_write_reuses_its_stripe_and_parity_buffers(
+    rig_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fresh multi-MiB buffers per stripe cost more than the copy into them."""
+    from storager.combinators.striped import _writer
+    from storager.combinators.striped._buffers import BufferPool
+
+    pools: list[BufferPool] = []
+
+    class Recorded(BufferPool):
+        def __init__(self) -> None:
+            super().__init__()
+            pools.append(self)
+
+    monkeypatch.setattr(_writer, "BufferPool", Recorded)
+    rig = rig_factory(ReedSolomon(4, 2, library="isa-l"), stripes_in_flight=2)
+    # 12 stripes of 4 KiB from 1,000-byte chunks the source refills in place.
+    source = bytearray(1000)
+    data = os.urandom(12 * 4 * 1024)
+
+    def chunks() -> Iterator[bytearray]:
+        for i in range(0, len(data), 1000):
+            source[: len(data[i : i + 1000])] = data[i : i + 1000]
+            yield source[: len(data[i : i + 1000])] if i + 1000 > len(data) else source
+
+    rig.store.write("obj", chunks())
+    assert rig.store.read("obj") == data
+    (pool,) = pools
+    # At most stripes_in_flight + 1 stripes are cut and not yet stored, each with its
+    # 2 parity buffers: 12 stripes never allocate 36 buffers.
+    assert pool.allocated <= 3 * 3
