@@ -112,7 +112,8 @@ class _RawIsaL:
         self.isal.apply(self.parity, self.k, blocks, parity)
         return blocks + parity
 
-    def decode(self, fragments: list[Any]) -> list[Any]:
+    def decode(self, fragments: list[Any]) -> bytes:
+        """Return the stripe from ``fragments`` (those of ``bench_codec``'s ``keep``)."""
         from storager.combinators.striped._isal import decoding_rows
 
         chosen = list(range(min(2, self.m), self.k + self.m))[: self.k]  # bench_codec's `keep`
@@ -121,7 +122,8 @@ class _RawIsaL:
         assert rows is not None
         rebuilt = [bytearray(len(fragments[0])) for _ in missing]
         self.isal.apply(self.isal.tables(self.k, rows), self.k, fragments, rebuilt)
-        return rebuilt
+        have = dict(zip(chosen, fragments, strict=True)) | dict(zip(missing, rebuilt, strict=True))
+        return b"".join(have[i] for i in range(self.k))
 
 
 def bench_codec(codec: Codec, driver: Any, total: int, rounds: int) -> None:
@@ -178,6 +180,7 @@ def bench_codec(codec: Codec, driver: Any, total: int, rounds: int) -> None:
         ours_decode, lambda: [driver.decode([f[i] for i in keep]) for f in encoded], 2 * rounds
     )
     enc, lib_enc, dec, lib_dec = (size / t / 1e6 for t in (enc_s, lib_enc_s, dec_s, lib_dec_s))
+    row = f"{label:<18}{enc:>9.0f}"
     print(
         f"{row}{lib_enc:>9.0f}{enc / lib_enc:>7.2f}{xxh:>9.0f}{crc:>9.0f}{sha:>9.0f}"
         f"{dec:>9.0f}{lib_dec:>9.0f}{dec / lib_dec:>7.2f}{rebuild:>9.0f}"

@@ -115,6 +115,17 @@ class Codec(ABC):
         """
         return None
 
+    def rebuild_into(
+        self, fragments: Mapping[int, Buffer], outputs: Mapping[int, memoryview]
+    ) -> bool:
+        """Rebuild data fragments into ``outputs`` (index -> a buffer of its length).
+
+        ``fragments`` are at least ``data`` others, checked, of the same length.
+        Returns False where the codec cannot rebuild in place (the caller rebuilds
+        the stripe another way); the default cannot.
+        """
+        return False
+
     def bind(self, backends: int) -> Codec:
         """Return the codec for a store of ``backends`` backends (Stripes() takes them all)."""
         return self
@@ -159,6 +170,18 @@ class Replicas(Codec):
 
     def block(self, length: int) -> int | None:
         return length
+
+    def rebuild_into(
+        self, fragments: Mapping[int, Buffer], outputs: Mapping[int, memoryview]
+    ) -> bool:
+        for fragment in fragments.values():
+            source = memoryview(fragment).cast("B")
+            if any(out.readonly or len(out) != len(source) for out in outputs.values()):
+                return False
+            for out in outputs.values():
+                out[:] = source
+            return True
+        return False
 
     def decode(self, fragments: Mapping[int, Buffer], length: int) -> bytes:
         return bytes(self.pieces(fragments, length)[0])
@@ -299,6 +322,13 @@ class ReedSolomon(Codec):
     def block(self, length: int) -> int | None:
         return -(-length // self.data) if self.library == ISA_L else None
 
+    def rebuild_into(
+        self, fragments: Mapping[int, Buffer], outputs: Mapping[int, memoryview]
+    ) -> bool:
+        if isinstance(self._engine, _IsaLEngine):
+            return self._engine.rebuild_into(fragments, outputs)
+        return False
+
     def pieces(
         self, fragments: Mapping[int, Buffer], length: int, check: Check | None = None
     ) -> list[Buffer]:
@@ -395,6 +425,27 @@ class _IsaLEngine:
 
     def decode(self, fragments: Mapping[int, Buffer], length: int) -> bytes:
         return b"".join(self.pieces(fragments, length, None))
+
+    def rebuild_into(
+        self, fragments: Mapping[int, Buffer], outputs: Mapping[int, memoryview]
+    ) -> bool:
+        k = self._codec.data
+        chosen = sorted(i for i in fragments if i not in outputs)[:k]
+        if len(chosen) < k or any(i >= k for i in outputs):
+            return False
+        rows = decoding_rows(self._matrix, k, chosen, list(outputs))
+        if rows is None:
+            return False
+        try:
+            self._isal.apply(
+                self._isal.tables(k, rows),
+                k,
+                [fragments[i] for i in chosen],
+                list(outputs.values()),
+            )
+        except (ValueError, BufferError):
+            return False  # lengths that differ, or an output that may not be written
+        return True
 
 
 class _PyECLibEngine:

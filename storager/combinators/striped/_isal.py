@@ -60,17 +60,25 @@ _release_buffer.restype = None
 _PyBUF_SIMPLE = 0
 
 
-class _Pinned:
-    """The addresses of some buffers, held (not movable, not resizable) until ``release``."""
+_PyBUF_WRITABLE = 0x0001
 
-    def __init__(self, buffers: Sequence[Buffer]) -> None:
+
+class _Pinned:
+    """The addresses of some buffers, held (not movable, not resizable) until ``release``.
+
+    ``writable``: refuse (BufferError) a buffer that may not be written, such as
+    ``bytes``, before any address of it is handed to C code that writes.
+    """
+
+    def __init__(self, buffers: Sequence[Buffer], *, writable: bool = False) -> None:
         self._views: list[_PyBuffer] = []
         self.addresses: list[int] = []
         try:
             for buffer in buffers:
                 view = _PyBuffer()
                 # A C-contiguous buffer of bytes, or an error (a strided view).
-                _get_buffer(buffer, ctypes.byref(view), _PyBUF_SIMPLE)
+                flags = _PyBUF_WRITABLE if writable else _PyBUF_SIMPLE
+                _get_buffer(buffer, ctypes.byref(view), flags)
                 self._views.append(view)
                 self.addresses.append(view.buf or 0)
         except BaseException:
@@ -151,16 +159,20 @@ class IsaL:
         return out.raw
 
     def apply(
-        self, tables: bytes, data: int, sources: Sequence[Buffer], outputs: Sequence[bytearray]
+        self,
+        tables: bytes,
+        data: int,
+        sources: Sequence[Buffer],
+        outputs: Sequence[bytearray | memoryview],
     ) -> None:
         """Code ``outputs`` (each as long as a source) from ``data`` equal-length ``sources``."""
         length = len(memoryview(sources[0]).cast("B")) if sources else 0
         if length == 0 or not outputs:
             return
-        if any(len(out) != length for out in outputs):
-            raise ValueError("every output must be as long as the sources")
+        if any(len(memoryview(b).cast("B")) != length for b in [*sources, *outputs]):
+            raise ValueError("every source and output must be as long as the first source")
         pinned_in = _Pinned(sources)
-        pinned_out = _Pinned(outputs)
+        pinned_out = _Pinned(outputs, writable=True)
         try:
             for start in range(0, length, _SEGMENT):
                 n = min(_SEGMENT, length - start)

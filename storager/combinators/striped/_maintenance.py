@@ -35,6 +35,7 @@ from storager._errors import (
     StorageError,
 )
 from storager.combinators.striped._digests import matches
+from storager.combinators.striped._fragments import BadFragment, fetch_fragment
 from storager.combinators.striped._manifest import (
     CHUNK_AREA,
     Fragment,
@@ -48,7 +49,6 @@ from storager.combinators.striped._manifest import (
     new_generation,
     stripes_from_json,
 )
-from storager.combinators.striped._reader import _Bad, _fetch_fragment
 from storager.combinators.striped._records import UPLOADS, is_reserved, restate
 from storager.combinators.striped._state import StripedState
 from storager.combinators.striped._writer import discard
@@ -329,7 +329,7 @@ class Maintenance(StripedState):
         codec = codec_of(manifest.codec)
         recorded = {i: f for i, f in enumerate(stripe.fragments) if f is not None}
         futures: dict[int, Future[bytes]] = {
-            i: core.io(partial(_fetch_fragment, core, f)) for i, f in recorded.items()
+            i: core.io(partial(fetch_fragment, core, f)) for i, f in recorded.items()
         }
         wait(list(futures.values()))
         good: dict[int, bytes] = {}
@@ -340,7 +340,7 @@ class Maintenance(StripedState):
             fragment = recorded[i]
             try:
                 good[i] = future.result()
-            except (_Bad, NotFoundError) as exc:
+            except (BadFragment, NotFoundError) as exc:
                 what = "chunk missing" if isinstance(exc, NotFoundError) else str(exc)
                 report.damaged.append(f"stripe {index} fragment {i} on {fragment.backend}: {what}")
                 bad.append(i)

@@ -27,37 +27,16 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from functools import partial
 
-from storager._errors import NotFoundError, ServiceInternalError
+from storager._errors import ServiceInternalError
 from storager._protocols import IoCallback
 from storager._streams import RangeReader
 from storager.combinators.striped._core import Core, Damage
 from storager.combinators.striped._digests import matches
-from storager.combinators.striped._health import describe_error
-from storager.combinators.striped._manifest import Fragment, Manifest, Stripe, codec_of
+from storager.combinators.striped._fragments import fetch_fragment, problem
+from storager.combinators.striped._in_place import read_in_place
+from storager.combinators.striped._manifest import Manifest, Stripe, codec_of
 
 __all__ = ["Assembled", "fetch_stripe", "open_stripes", "read_range"]
-
-
-class _Bad(Exception):
-    """A fragment that arrived but is not what the manifest recorded."""
-
-
-def _fetch_fragment(core: Core, fragment: Fragment) -> bytes:
-    data = core.get(fragment.backend, fragment.key)
-    if len(data) != fragment.length:
-        raise _Bad(f"length {len(data)}, manifest says {fragment.length}")
-    if not matches(fragment.digest, data):
-        raise _Bad("digest mismatch")
-    return data
-
-
-def _fetch_fragment_into(core: Core, fragment: Fragment, view: memoryview) -> None:
-    n = core.get_into(fragment.backend, fragment.key, view)
-    if n != fragment.length:
-        more = "more than" if n > fragment.length else str(n)
-        raise _Bad(f"length {more}, manifest says {fragment.length}")
-    if not matches(fragment.digest, view):
-        raise _Bad("digest mismatch")
 
 
 def fetch_stripe(core: Core, op: str, path: str, manifest: Manifest, index: int) -> Assembled:
@@ -85,7 +64,7 @@ def fetch_stripe(core: Core, op: str, path: str, manifest: Manifest, index: int)
         i = queue.pop(0)
         fragment = stripe.fragments[i]
         assert fragment is not None
-        pending[core.io(partial(_fetch_fragment, core, fragment))] = i
+        pending[core.io(partial(fetch_fragment, core, fragment))] = i
 
     while queue and len(pending) < codec.data:
         launch()
@@ -102,10 +81,7 @@ def fetch_stripe(core: Core, op: str, path: str, manifest: Manifest, index: int)
             try:
                 good[i] = future.result()
             except Exception as exc:
-                what = str(exc) if isinstance(exc, _Bad) else describe_error(exc)
-                if isinstance(exc, NotFoundError):
-                    what = "chunk missing"
-                problems.append(f"fragment {i} on {fragment.backend}: {what}")
+                problems.append(problem(i, fragment, exc))
                 if queue:
                     launch()
         if len(good) >= codec.data:
@@ -240,34 +216,17 @@ class _Window:
     def fetch_into(self, pos: int, view: memoryview) -> int:
         """Fill ``view`` with the bytes from ``pos``; return how many (all, unless at the end).
 
-        Whole data fragments inside the request are read straight into ``view`` in
-        parallel; every other byte comes from its stripe, rebuilt (``fetch_stripe``).
+        What ``read_in_place`` can serve lands in ``view`` straight from the
+        fragments; every other byte comes from its stripe, rebuilt (``fetch_stripe``,
+        which also reports any damage it meets).
         """
         absolute = self._start + pos
         end = absolute + len(view)
-        direct = self._direct_fragments(absolute, end)
-        if not direct:
+        served = read_in_place(
+            self._core, self._path, self._manifest, view, absolute, skip=self._cache
+        )
+        if not served:
             return self._copy_into(absolute, view)
-        # The pool reads all but the first; this thread reads that one meanwhile (a
-        # thread woken costs ~0.1 ms here, as much as a quarter of a fragment).
-        core = self._core
-        reads = [
-            (partial(_fetch_fragment_into, core, f, view[lo - absolute : hi - absolute]), (lo, hi))
-            for f, lo, hi in direct
-        ]
-        futures = {core.io(read): span for read, span in reads[1:]}
-        served: list[tuple[int, int]] = []
-        first, span = reads[0]
-        try:
-            first()
-            served.append(span)
-        except Exception:
-            pass  # served from the stripe below, which reports what was wrong
-        finally:
-            wait(futures)
-        served += [span for future, span in futures.items() if future.exception() is None]
-        served.sort()
-        # What no direct read served: from the stripes (which also report any damage).
         cursor = absolute
         for lo, hi in [*served, (end, end)]:
             while cursor < lo:
@@ -276,32 +235,6 @@ class _Window:
                 )
             cursor = max(cursor, hi)
         return len(view)
-
-    def _direct_fragments(self, start: int, end: int) -> list[tuple[Fragment, int, int]]:
-        """Return the data fragments to read straight in: (fragment, object start, end)."""
-        found: list[tuple[Fragment, int, int]] = []
-        health = self._core.health
-        for index in _span(self._offsets, start, end):
-            if index in self._cache:
-                continue  # fetched ahead already: copied from there
-            stripe = self._manifest.stripes[index]
-            block = self._codec.block(stripe.length)
-            if not block:
-                continue
-            for i in range(self._codec.data):
-                fragment = stripe.fragments[i]
-                lo = stripe.offset + i * block
-                holds = min(block, stripe.offset + stripe.length - lo)
-                if (
-                    fragment is not None
-                    and holds > 0
-                    and fragment.length == holds  # not padded
-                    and start <= lo
-                    and lo + holds <= end
-                    and health.is_up(fragment.backend)
-                ):
-                    found.append((fragment, lo, lo + holds))
-        return found
 
     def _copy_into(self, absolute: int, view: memoryview, *, ahead: bool = True) -> int:
         """Copy bytes from ``absolute`` into ``view`` from one stripe; return how many."""

@@ -7,6 +7,7 @@ wrong with such a fragment, is served from its stripe as rebuilt by ``fetch_stri
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from collections.abc import Callable
@@ -127,3 +128,92 @@ def test_fragments_on_a_down_backend_are_not_asked_for(rig_factory: Make) -> Non
     with rig.store.open_reader("obj") as reader:
         assert reader.read() == data
     assert rig.backends[name].calls["open_reader"] + rig.backends[name].calls["read"] == asked
+
+
+def test_missing_data_fragments_are_rebuilt_in_place_from_the_fewest_reads(
+    rig_factory: Make,
+) -> None:
+    rig = rig_factory(ReedSolomon(4, 2, library="isa-l"), failures_to_down=1, cooldown=60.0)
+    data = os.urandom(6 * 4 * CHUNK)
+    rig.store.write("obj", data)
+    # Two backends down: every stripe misses two of its six fragments.
+    down = list(rig.backends)[:2]
+    for name in down:
+        rig.backends[name].fail = {
+            "open_reader": ServiceInternalError,
+            "read": ServiceInternalError,
+        }
+        rig.store.mark_down(name)
+    before = _fragment_reads(rig)
+    out = bytearray(len(data))
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(out) == len(data)
+    assert bytes(out) == data
+    opened, read = (a - b for a, b in zip(_fragment_reads(rig), before, strict=True))
+    stripes = rig.manifest("obj")["stripes"]
+    data_down = sum(1 for s in stripes for f in s[2][:4] if f[0] in down)
+    # Each good data fragment read once, in place; per missing data fragment, one
+    # parity fragment read (the data fragments in place are the other sources).
+    assert opened == 6 * 4 - data_down
+    assert read == data_down
+    assert all(rig.backends[name].calls["open_reader"] == 0 for name in down)
+
+
+@pytest.mark.parametrize("damage", ["corrupt parity", "parity backend failing"])
+def test_a_bad_parity_fragment_is_passed_over_when_rebuilding_in_place(
+    rig_factory: Make, damage: str
+) -> None:
+    rig = rig_factory(ReedSolomon(4, 2, library="isa-l"))
+    data = os.urandom(2 * 4 * CHUNK)
+    rig.store.write("obj", data)
+    fragments = rig.manifest("obj")["stripes"][0][2]
+    data_backend = fragments[1][0]
+    rig.backends[data_backend].fail = {
+        "open_reader": ServiceInternalError,
+        "read": ServiceInternalError,
+    }
+    name, key = fragments[4][:2]  # the parity fragment a rebuild asks for first
+    if damage == "corrupt parity":
+        raw = bytearray(rig.inner[name].read(key))
+        raw[0] ^= 0x01
+        rig.inner[name].write(key, bytes(raw))
+    else:
+        rig.backends[name].fail = {"read": ServiceInternalError}
+    out = bytearray(len(data))
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(out) == len(data)
+    assert bytes(out) == data
+    rig.heal_backends()
+    reports = rig.store.heal()
+    assert [r.path for r in reports] == ["obj"]
+    assert rig.store.read("obj") == data
+
+
+def test_a_replica_on_a_down_backend_is_copied_in_place_from_another(rig_factory: Make) -> None:
+    rig = rig_factory(Replicas(3), failures_to_down=1, cooldown=60.0)
+    data = os.urandom(5 * CHUNK)
+    rig.store.write("obj", data)
+    first = rig.manifest("obj")["stripes"][0][2][0][0]
+    rig.store.mark_down(first)
+    with rig.store.open_reader("obj") as reader:
+        assert reader.read() == data
+    assert rig.backends[first].calls["open_reader"] == 0
+
+
+def test_a_never_written_data_fragment_is_rebuilt_in_place_and_recorded(rig_factory: Make) -> None:
+    rig = rig_factory(ReedSolomon(4, 2, library="isa-l"))
+    data = os.urandom(4 * CHUNK)
+    rig.store.write("obj", data)
+    # As a write that found no backend for data fragment 2 leaves it: null, no chunk.
+    doc = rig.manifest("obj")
+    name, key = doc["stripes"][0][2][2][:2]
+    rig.inner[name].delete(key)
+    doc["stripes"][0][2][2] = None
+    rig.manifests.inner.write("obj", json.dumps(doc).encode())
+    out = bytearray(len(data))
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(out) == len(data)
+    assert bytes(out) == data
+    assert [(r.path, r.rebuilt) for r in rig.store.heal()] == [("obj", 1)]
+    assert None not in rig.manifest("obj")["stripes"][0][2]
+    assert rig.store.read("obj") == data
