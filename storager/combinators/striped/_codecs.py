@@ -24,6 +24,7 @@ from typing import Any
 
 from storager._errors import InvalidArgumentError, UnexpectedError
 from storager.combinators.striped._isal import (
+    IsaL,
     check_equal_lengths,
     decoding_rows,
     load_isal,
@@ -253,9 +254,11 @@ class ReedSolomon(Codec):
     Two libraries, both from ``pip install 'storager[striped]'`` (pyeclib's wheel
     bundles liberasurecode and ISA-L):
 
-    - ``"isa-l"`` (the default where libisal loads): ISA-L called directly
-      (``_isal.py``), a Cauchy matrix, fragments without a header; data fragments
-      are views of the stripe and the parity is coded with the GIL released.
+    - ``"isa-l"`` (the default): ISA-L called directly (``_isal.py``), a Cauchy
+      matrix, fragments without a header; data fragments are views of the stripe and
+      the parity is coded with the GIL released. ``data + parity`` at most 256 (the
+      field has 256 elements). Reading an object whose data fragments are all there
+      needs no library at all.
     - ``"pyeclib"``: pyeclib's ``ECDriver`` with ``ec_type``; each fragment carries
       pyeclib's 80-byte header. Objects written this way stay readable whatever the
       store's codec: the manifest names the library.
@@ -263,8 +266,10 @@ class ReedSolomon(Codec):
     Args:
         data: Data fragments per stripe (a stripe holds ``data`` chunks).
         parity: Parity fragments per stripe: how many backends may be lost.
-        library: ``"isa-l"``, ``"pyeclib"``, or None for ISA-L where it loads.
-        ec_type: pyeclib's liberasurecode backend (``library="pyeclib"`` only).
+        library: ``"isa-l"`` or ``"pyeclib"``; None: ISA-L, or pyeclib where
+            ``ec_type`` is given.
+        ec_type: pyeclib's liberasurecode backend (pyeclib only; default
+            ``isa_l_rs_vand``).
 
     Raises:
         InvalidArgumentError: A count out of range, an unknown library, or the
@@ -277,12 +282,13 @@ class ReedSolomon(Codec):
         parity: int,
         *,
         library: str | None = None,
-        ec_type: str = "isa_l_rs_vand",
+        ec_type: str | None = None,
+        _lazy: bool = False,
     ) -> None:
         self.data = _positive("ReedSolomon data", data, 1)
         self.total = self.data + _positive("ReedSolomon parity", parity, 1)
         if library is None:
-            library = ISA_L if load_isal() is not None else PYECLIB
+            library = PYECLIB if ec_type is not None else ISA_L
         if library not in (ISA_L, PYECLIB):
             raise InvalidArgumentError(
                 "new",
@@ -290,10 +296,18 @@ class ReedSolomon(Codec):
                 "",
                 f"ReedSolomon library must be 'isa-l' or 'pyeclib', not {library!r}",
             )
+        if library == ISA_L and self.total > _ISA_L_MAX:
+            raise InvalidArgumentError(
+                "new",
+                "striped",
+                "",
+                f"ReedSolomon on ISA-L takes data + parity <= {_ISA_L_MAX}, not {self.total}",
+            )
         self.library = library
-        self.ec_type = ec_type
+        self.ec_type = ec_type or "isa_l_rs_vand"
+        # _lazy (for reading a manifest): load ISA-L when a fragment must be coded.
         self._engine: _IsaLEngine | _PyECLibEngine = (
-            _IsaLEngine(self) if library == ISA_L else _PyECLibEngine(self)
+            _IsaLEngine(self, eager=not _lazy) if library == ISA_L else _PyECLibEngine(self)
         )
 
     def spec(self) -> dict[str, Any]:
@@ -340,26 +354,42 @@ class ReedSolomon(Codec):
 
 ISA_L = "isa-l"
 PYECLIB = "pyeclib"
+#: Fragments a Cauchy matrix over GF(2^8) can number.
+_ISA_L_MAX = 256
 
 
 class _IsaLEngine:
     """ReedSolomon on ISA-L directly (``_isal.py``): no headers, no copies of data fragments."""
 
-    def __init__(self, codec: ReedSolomon) -> None:
-        isal = load_isal()
-        if isal is None:
-            raise InvalidArgumentError(
-                "new",
-                "striped",
-                "",
-                "ReedSolomon(library='isa-l') needs libisal: pip install 'storager[striped]' "
-                "(pyeclib's wheel bundles it), or library='pyeclib'",
-            )
-        self._isal = isal
+    def __init__(self, codec: ReedSolomon, *, eager: bool) -> None:
         self._codec = codec
-        k, total = codec.data, codec.total
-        self._matrix = isal.cauchy(k, total)
-        self._parity_tables = isal.tables(k, rows_of(self._matrix, k, range(k, total)))
+        self._loaded: tuple[IsaL, bytes, bytes] | None = None
+        self._lock = threading.Lock()
+        if eager:
+            self._lib()
+
+    def _lib(self) -> tuple[IsaL, bytes, bytes]:
+        """Return ISA-L, the encoding matrix and the parity tables (made once).
+
+        Raises:
+            InvalidArgumentError: No usable libisal in this process.
+        """
+        with self._lock:
+            if self._loaded is None:
+                isal = load_isal()
+                if isal is None:
+                    raise InvalidArgumentError(
+                        "new",
+                        "striped",
+                        "",
+                        "ReedSolomon(library='isa-l') needs libisal to code fragments: pip "
+                        "install 'storager[striped]' (pyeclib's wheel bundles it), or "
+                        "library='pyeclib'",
+                    )
+                k, total = self._codec.data, self._codec.total
+                matrix = isal.cauchy(k, total)
+                self._loaded = (isal, matrix, isal.tables(k, rows_of(matrix, k, range(k, total))))
+            return self._loaded
 
     def encode(self, stripe: Buffer, alloc: Alloc | None) -> list[Buffer]:
         k = self._codec.data
@@ -374,7 +404,8 @@ class _IsaLEngine:
                 block = memoryview(padded)
             blocks.append(block)
         outputs = [alloc(size) if alloc else bytearray(size) for _ in range(self._codec.parity)]
-        self._isal.apply(self._parity_tables, k, blocks, outputs)
+        isal, _, tables = self._lib()
+        isal.apply(tables, k, blocks, outputs)
         return blocks + list(outputs)
 
     def pieces(
@@ -399,11 +430,12 @@ class _IsaLEngine:
         missing = [i for i in range(k) if i not in data]
         if missing:
             chosen = sorted(fragments)[:k]
-            rows = decoding_rows(self._matrix, k, chosen, missing)
+            isal, matrix, _ = self._lib()
+            rows = decoding_rows(matrix, k, chosen, missing)
             if rows is None:
                 raise UnexpectedError("decode", "striped", "", f"{codec.label()}: singular rows")
             rebuilt = [bytearray(size) for _ in missing]
-            self._isal.apply(self._isal.tables(k, rows), k, [fragments[i] for i in chosen], rebuilt)
+            isal.apply(isal.tables(k, rows), k, [fragments[i] for i in chosen], rebuilt)
             for i, fragment in zip(missing, rebuilt, strict=True):
                 if check is not None and not check(i, fragment):
                     raise UnexpectedError(
@@ -433,12 +465,13 @@ class _IsaLEngine:
         chosen = sorted(i for i in fragments if i not in outputs)[:k]
         if len(chosen) < k or any(i >= k for i in outputs):
             return False
-        rows = decoding_rows(self._matrix, k, chosen, list(outputs))
+        isal, matrix, _ = self._lib()
+        rows = decoding_rows(matrix, k, chosen, list(outputs))
         if rows is None:
             return False
         try:
-            self._isal.apply(
-                self._isal.tables(k, rows),
+            isal.apply(
+                isal.tables(k, rows),
                 k,
                 [fragments[i] for i in chosen],
                 list(outputs.values()),
@@ -579,7 +612,7 @@ def codec_from_spec(spec: Mapping[str, Any]) -> Codec:
     if kind == "reed_solomon":
         library = spec.get("library", PYECLIB)
         if library == ISA_L and spec.get("matrix", "cauchy") == "cauchy":
-            return ReedSolomon(spec["data"], spec["parity"], library=ISA_L)
+            return ReedSolomon(spec["data"], spec["parity"], library=ISA_L, _lazy=True)
         if library == PYECLIB:
             return ReedSolomon(
                 spec["data"],

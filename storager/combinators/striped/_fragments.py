@@ -6,13 +6,28 @@ anything uses it; what was wrong is said in the words ``heal`` records.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+
 from storager._errors import NotFoundError
 from storager.combinators.striped._core import Core
 from storager.combinators.striped._digests import matches
 from storager.combinators.striped._health import describe_error
 from storager.combinators.striped._manifest import Fragment
 
-__all__ = ["BadFragment", "fetch_fragment", "fetch_fragment_into", "problem"]
+__all__ = [
+    "BadFragment",
+    "Lease",
+    "Revoked",
+    "fetch_fragment",
+    "fetch_fragment_into",
+    "problem",
+]
+
+#: Hold = what a pool thread enters around each use of the caller's buffer.
+Hold = Callable[[], AbstractContextManager[None]]
 
 
 class BadFragment(Exception):
@@ -34,19 +49,27 @@ def fetch_fragment(core: Core, fragment: Fragment) -> bytes:
     return data
 
 
-def fetch_fragment_into(core: Core, fragment: Fragment, view: memoryview) -> None:
+def fetch_fragment_into(
+    core: Core, fragment: Fragment, view: memoryview, hold: Hold | None = None
+) -> None:
     """Read one fragment into ``view`` (exactly its length) and check it there.
+
+    ``hold``, for a pool thread writing into the caller's buffer: entered around
+    each use of ``view`` (see :class:`Lease`).
 
     Raises:
         BadFragment: Its length or digest is not the manifest's (``view`` then holds
             whatever arrived: the caller must not use it).
+        Revoked: The caller took its buffer back (``hold``).
         StorageError: The backend's own error.
     """
-    n = core.get_into(fragment.backend, fragment.key, view)
+    n = core.get_into(fragment.backend, fragment.key, view, hold)
     if n != fragment.length:
         more = "more than" if n > fragment.length else str(n)
         raise BadFragment(f"length {more}, manifest says {fragment.length}")
-    if not matches(fragment.digest, view):
+    with hold() if hold is not None else contextlib.nullcontext():
+        good = matches(fragment.digest, view)
+    if not good:
         raise BadFragment("digest mismatch")
 
 
@@ -56,3 +79,53 @@ def problem(index: int, fragment: Fragment, exc: BaseException) -> str:
     if isinstance(exc, NotFoundError):
         what = "chunk missing"
     return f"fragment {index} on {fragment.backend}: {what}"
+
+
+class Revoked(Exception):
+    """The caller took its buffer back: this thread must not touch it any more."""
+
+
+class Lease:
+    """The caller's buffer lent to pool threads until the caller takes it back.
+
+    Pool threads wrap each use of the buffer in ``hold()``; ``revoke()`` waits for
+    the uses in progress (one bounded read or digest each), then refuses any more
+    (``Revoked``). Once ``revoke`` returns, nothing of ours writes or reads the
+    buffer, so the caller may return it, hand it on or see it freed; a slow backend
+    is left to finish its read into nothing.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._users = 0
+        self._revoked = False
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        with self._cond:
+            if self._revoked:
+                raise Revoked
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._users -= 1
+                if not self._users:
+                    self._cond.notify_all()
+
+    def revoke(self) -> None:
+        """Take the buffer back: wait out the uses in progress, refuse the rest.
+
+        A KeyboardInterrupt meanwhile is raised once no thread uses the buffer.
+        """
+        interrupted: BaseException | None = None
+        with self._cond:
+            self._revoked = True
+            while self._users:
+                try:
+                    self._cond.wait()
+                except BaseException as exc:  # re-raised below, once no thread uses the buffer
+                    interrupted = exc
+        if interrupted is not None:
+            raise interrupted

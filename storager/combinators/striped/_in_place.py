@@ -22,7 +22,13 @@ from functools import partial
 from storager.combinators.striped._codecs import Codec
 from storager.combinators.striped._core import Core, Damage
 from storager.combinators.striped._digests import matches
-from storager.combinators.striped._fragments import fetch_fragment, fetch_fragment_into, problem
+from storager.combinators.striped._fragments import (
+    Lease,
+    Revoked,
+    fetch_fragment,
+    fetch_fragment_into,
+    problem,
+)
 from storager.combinators.striped._manifest import Fragment, Manifest, Stripe, codec_of
 
 __all__ = ["read_in_place"]
@@ -59,12 +65,12 @@ def read_in_place(
     """
     codec = codec_of(manifest.codec)
     plan = _plan(core, codec, manifest, view, start, skip)
-    reads: list[tuple[Callable[[], None], _StripeRead, int]] = []
+    reads: list[tuple[Fragment, memoryview, _StripeRead, int]] = []
     for s in plan:
         for i, v in s.views.items():
             fragment = s.stripe.fragments[i]
             if fragment is not None and core.health.is_up(fragment.backend):
-                reads.append((partial(fetch_fragment_into, core, fragment, v), s, i))
+                reads.append((fragment, v, s, i))
     if not reads:
         return []
     _run_all(core, reads)
@@ -111,26 +117,39 @@ def _plan(
     return plan
 
 
-def _run_all(core: Core, reads: list[tuple[Callable[[], None], _StripeRead, int]]) -> None:
-    """Run every read; the pool takes all but the first, which this thread reads.
+def _run_all(core: Core, reads: list[tuple[Fragment, memoryview, _StripeRead, int]]) -> None:
+    """Run every read into the caller's buffer, on the pool, within ``hedge_after``.
 
-    A woken pool thread costs ~0.1 ms here, as much as a quarter of a 4 MiB fragment.
+    The buffer is lent to the pool threads (``Lease``) and taken back before this
+    returns, even on an error or an interrupt, so no thread writes into it later. A
+    read without an answer by ``hedge_after`` is given up (its span is served from
+    the stripe, which asks other fragments). Without ``hedge_after`` this thread reads
+    the first fragment itself: a woken pool thread costs ~0.1 ms here, a quarter of
+    a 4 MiB fragment, but a read on this thread cannot be given up.
     """
-    futures: dict[Future[None], tuple[_StripeRead, int]] = {
-        core.io(read): (s, i) for read, s, i in reads[1:]
-    }
-    first, s0, i0 = reads[0]
+    lease = Lease()
+    futures: dict[Future[None], tuple[_StripeRead, int]] = {}
+    own = core.hedge_after is None
     try:
-        _settle(s0, i0, first)
+        for fragment, view, s, i in reads[1:] if own else reads:
+            read = partial(fetch_fragment_into, core, fragment, view, lease.hold)
+            futures[core.io(read)] = (s, i)
+        if own:
+            fragment, view, s, i = reads[0]
+            _settle(s, i, partial(fetch_fragment_into, core, fragment, view))
+        wait(futures, timeout=core.hedge_after)
     finally:
-        wait(futures)
+        lease.revoke()
     for future, (s, i) in futures.items():
-        _settle(s, i, future.result)
+        if future.done():
+            _settle(s, i, future.result)
 
 
 def _settle(read: _StripeRead, index: int, outcome: Callable[[], None]) -> None:
     try:
         outcome()
+    except Revoked:
+        pass  # given up as slow: no damage, served from the stripe
     except Exception as exc:
         fragment = read.stripe.fragments[index]
         assert fragment is not None
@@ -159,14 +178,19 @@ def _rebuild_in_place(
         while others and len(sources) + len(pending) < codec.data:
             i, fragment = others.pop(0)
             pending[core.io(partial(fetch_fragment, core, fragment))] = (i, fragment)
-        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+        done, _ = wait(list(pending), timeout=core.hedge_after, return_when=FIRST_COMPLETED)
+        if not done:
+            if not others:
+                return False  # slow answers and nothing else to ask: the general way
+            i, fragment = others.pop(0)  # slow answers: ask another fragment as well
+            pending[core.io(partial(fetch_fragment, core, fragment))] = (i, fragment)
+            continue
         for future in done:
             i, fragment = pending.pop(future)
             try:
                 sources[i] = future.result()
             except Exception as exc:
                 read.problems.append(problem(i, fragment, exc))
-    wait(list(pending))
     if len(sources) < codec.data or not codec.rebuild_into(sources, missing):
         return False
     for i, rebuilt in missing.items():

@@ -172,7 +172,11 @@ class IsaL:
         if any(len(memoryview(b).cast("B")) != length for b in [*sources, *outputs]):
             raise ValueError("every source and output must be as long as the first source")
         pinned_in = _Pinned(sources)
-        pinned_out = _Pinned(outputs, writable=True)
+        try:
+            pinned_out = _Pinned(outputs, writable=True)
+        except BaseException:
+            pinned_in.release()
+            raise
         try:
             for start in range(0, length, _SEGMENT):
                 n = min(_SEGMENT, length - start)

@@ -256,3 +256,44 @@ def test_rebuild_into_writes_missing_data_fragments_in_place(codec: Codec) -> No
     # Never into memory that may not be written (the C code writes through a pointer).
     read_only = {i: memoryview(bytes(len(fragments[i]))) for i in lost}
     assert codec.rebuild_into(given, read_only) is False
+
+
+def test_default_library_is_isa_l_unless_a_pyeclib_ec_type_is_named() -> None:
+    assert ReedSolomon(4, 2).library == "isa-l"
+    named = ReedSolomon(4, 2, ec_type="isa_l_rs_vand")
+    assert named.library == "pyeclib" and named.spec()["ec_type"] == "isa_l_rs_vand"
+
+
+def test_isa_l_refuses_more_fragments_than_its_field_has() -> None:
+    assert ReedSolomon(200, 56).total == 256
+    with pytest.raises(InvalidArgumentError, match="data \\+ parity <= 256, not 257"):
+        ReedSolomon(200, 57)
+
+
+def test_without_libisal_isa_l_objects_still_read_while_their_data_is_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from storager.combinators.striped import _codecs
+
+    written = ReedSolomon(4, 2, library="isa-l")
+    data = os.urandom(10_000)
+    fragments = [bytes(f) for f in written.encode(data)]
+    monkeypatch.setattr(_codecs, "load_isal", lambda: None)
+    with pytest.raises(InvalidArgumentError, match="needs libisal"):
+        ReedSolomon(4, 2, library="isa-l")  # a store that would write: refused at once
+    reading = codec_from_spec(written.spec())  # a manifest read on such a host
+    assert b"".join(reading.pieces(dict(enumerate(fragments[:4])), len(data))) == data
+    with pytest.raises(InvalidArgumentError, match="needs libisal"):
+        reading.pieces({i: fragments[i] for i in (0, 1, 2, 4)}, len(data))
+
+
+def test_isa_l_lets_go_of_its_sources_when_an_output_is_refused() -> None:
+    from storager.combinators.striped._isal import load_isal
+
+    isal = load_isal()
+    assert isal is not None
+    source = bytearray(64)
+    with pytest.raises(BufferError):
+        isal.apply(isal.tables(1, b"\x01"), 1, [source], [memoryview(bytes(64))])
+    source.extend(b"x")  # a bytearray still exported (pinned) could not grow
+    assert len(source) == 65

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
+import time
 from collections.abc import Callable
 
 import pytest
@@ -217,3 +219,52 @@ def test_a_never_written_data_fragment_is_rebuilt_in_place_and_recorded(rig_fact
     assert [(r.path, r.rebuilt) for r in rig.store.heal()] == [("obj", 1)]
     assert None not in rig.manifest("obj")["stripes"][0][2]
     assert rig.store.read("obj") == data
+
+
+def test_a_slow_fragment_is_hedged_in_a_direct_read(rig_factory: Make) -> None:
+    rig = rig_factory(ReedSolomon(4, 2, library="isa-l"), hedge_after=0.1)
+    data = os.urandom(2 * 4 * CHUNK)
+    rig.store.write("obj", data)
+    slow = rig.manifest("obj")["stripes"][0][2][1][0]  # data fragment 1 of stripe 0
+    rig.backends[slow].latency = {"open_reader": 5.0}
+    out = bytearray(len(data))
+    began = time.monotonic()
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(out) == len(data)
+    # Given up after 0.1 s and served from parity: nowhere near the backend's 5 s.
+    assert time.monotonic() - began < 2.5
+    assert bytes(out) == data
+
+
+class _Interrupt(BaseException):
+    """What a signal handler raises in the middle of a read (as KeyboardInterrupt)."""
+
+
+@pytest.mark.parametrize("hedge_after", [None, 30.0])
+def test_no_thread_writes_into_the_buffer_after_readinto_raised(
+    rig_factory: Make, hedge_after: float | None
+) -> None:
+    rig = rig_factory(ReedSolomon(4, 2, library="isa-l"), hedge_after=hedge_after)
+    data = os.urandom(4 * 4 * CHUNK)
+    rig.store.write("obj", data)
+    first = rig.manifest("obj")["stripes"][0][2][0][0]
+    for name, backend in rig.backends.items():
+        if name != first:
+            backend.latency = {"open_reader": 0.3}
+
+    def interrupt(*_: object) -> None:
+        raise _Interrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    out = bytearray(len(data))
+    try:
+        with rig.store.open_reader("obj") as reader:
+            signal.setitimer(signal.ITIMER_REAL, 0.1)
+            with pytest.raises(_Interrupt):
+                reader.readinto(out)
+            snapshot = bytes(out)
+            time.sleep(0.6)  # the slow reads would have landed by now
+            assert bytes(out) == snapshot
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
