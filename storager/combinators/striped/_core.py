@@ -73,6 +73,9 @@ class Core:
         self.write_quorum = write_quorum
         self.hedge_after = hedge_after
         self.on_damage = on_damage
+        #: Backends whose last read into a caller's buffer took under a tenth of
+        #: ``hedge_after``: the caller's own thread may read from them (``_in_place``).
+        self.quick: set[str] = set()
         self._io = ThreadPoolExecutor(io_workers, thread_name_prefix="storager-striped-io")
         self._stripes = ThreadPoolExecutor(
             stripe_workers, thread_name_prefix="storager-striped-stripe"
