@@ -57,16 +57,18 @@ def read_in_place(
     manifest: Manifest,
     view: memoryview,
     start: int,
+    indexes: range,
     *,
     skip: Container[int] = (),
 ) -> list[tuple[int, int]]:
     """Fill what can be filled of ``view`` (object bytes from ``start``) from fragments.
 
-    Stripes in ``skip`` are left alone (the caller has them already). Returns the
-    object spans ``(lo, hi)`` now in ``view``, sorted; every byte of them checked.
+    ``indexes``: the stripes the request overlaps. Stripes in ``skip`` are left
+    alone (the caller has them already). Returns the object spans ``(lo, hi)`` now
+    in ``view``, sorted; every byte of them checked.
     """
     codec = codec_of(manifest.codec)
-    plan = _plan(core, codec, manifest, view, start, skip)
+    plan = _plan(core, codec, manifest, view, start, indexes, skip)
     reads: list[tuple[Fragment, memoryview, _StripeRead, int]] = []
     for s in plan:
         for i, v in s.views.items():
@@ -90,11 +92,18 @@ def read_in_place(
 
 
 def _plan(
-    core: Core, codec: Codec, manifest: Manifest, view: memoryview, start: int, skip: Container[int]
+    core: Core,
+    codec: Codec,
+    manifest: Manifest,
+    view: memoryview,
+    start: int,
+    indexes: range,
+    skip: Container[int],
 ) -> list[_StripeRead]:
     end = start + len(view)
     plan: list[_StripeRead] = []
-    for index, stripe in enumerate(manifest.stripes):
+    for index in indexes:
+        stripe = manifest.stripes[index]
         if stripe.offset + stripe.length <= start or stripe.offset >= end or index in skip:
             continue
         block = codec.block(stripe.length)

@@ -223,7 +223,13 @@ class _Window:
         absolute = self._start + pos
         end = absolute + len(view)
         served = read_in_place(
-            self._core, self._path, self._manifest, view, absolute, skip=self._cache
+            self._core,
+            self._path,
+            self._manifest,
+            view,
+            absolute,
+            _span(self._offsets, absolute, end),
+            skip=self._cache,
         )
         if not served:
             return self._copy_into(absolute, view)
