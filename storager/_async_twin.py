@@ -30,3 +30,14 @@ class HasAsyncView:
 
             view = self.__dict__.setdefault("_aio_view", async_view(cast("Storager", self)))
         return cast("AsyncStorager", view)
+
+    def _drop_async_view(self) -> None:
+        """Let go of the view when the sync store closes (its pool, and the cycle).
+
+        The store and its view refer to each other; without this a closed store, its
+        view's threads and its descriptors would wait for the cyclic garbage collector.
+        """
+        view = self.__dict__.pop("_aio_view", None)
+        release = getattr(view, "release", None)
+        if release is not None:
+            release()

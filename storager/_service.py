@@ -115,7 +115,10 @@ class Service(HasAsyncView, Storager):
         """Release resources; closing twice is fine."""
         if not self._closed:
             self._closed = True
-            self._close()
+            try:
+                self._close()
+            finally:
+                self._drop_async_view()
 
     def _close(self) -> None:
         """Release the service's resources (connections, clients)."""

@@ -78,6 +78,10 @@ class ViewBase:
         if pool is not None:
             return pool
         with self._pool_lock:
+            if self._closed:
+                raise InvalidArgumentError(
+                    "call", "aio", "", "this async view is closed (its store was closed)"
+                )
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="storager-aio")
             return self._pool

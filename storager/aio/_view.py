@@ -45,14 +45,25 @@ class AsyncView(AsyncViewCore):
         """The sync store this view runs."""
         return self._sync
 
+    def release(self) -> None:
+        """Stop the view's threads without waiting (the sync store is closing itself).
+
+        A call through the view afterwards is refused (``_executor``), rather than
+        starting a pool nobody would stop.
+        """
+        self._closed = True
+        pool = self._shutdown_pool()
+        if pool is not None:
+            pool.shutdown(wait=False)
+
     async def close(self) -> None:
         """Close the sync store (on the pool) and stop the view's threads."""
         if self._closed:
             return
-        self._closed = True
         try:
-            await self._run(self._sync.close)
+            await self._run(self._sync.close)  # which may release this view (its own)
         finally:
+            self._closed = True
             pool = self._shutdown_pool()
             if pool is not None:
                 # Waiting for threads to end is itself blocking: do it off the loop.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import inspect
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -227,7 +228,14 @@ def rewinder(data: object) -> Callable[[], WriteData] | None:
         return lambda: data
     seek = getattr(data, "seek", None)
     seekable = getattr(data, "seekable", None)
-    if seek is not None and seekable is not None and seekable():
+    if seek is None or seekable is None or inspect.iscoroutinefunction(seek):
+        return None
+    answer = seekable()
+    if inspect.isawaitable(answer):  # an async file (aiofiles): not rewound here
+        if inspect.iscoroutine(answer):
+            answer.close()
+        return None
+    if answer is True:
         stream = cast(BinaryIO, data)
         start = stream.tell()
 
@@ -346,6 +354,7 @@ class Wrapper(HasAsyncView, Storager):
         self._closed = True
         try:
             self._close()
+            self._drop_async_view()
         finally:
             seen: set[int] = set()
             for child in self.children().values():

@@ -203,3 +203,64 @@ def test_retry_buffers_a_blocking_sync_stream_off_the_loop() -> None:
         return ticks
 
     assert asyncio.run(main()) >= 10  # the loop ran on for the 0.3 s the stream took
+
+
+class _SeekingAsyncFile:
+    """An async file as aiofiles gives it: read, seek, seekable and tell are coroutines."""
+
+    def __init__(self, data: bytes) -> None:
+        self._file = io.BytesIO(data)
+
+    async def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    async def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    async def seekable(self) -> bool:
+        return True
+
+    async def tell(self) -> int:
+        return self._file.tell()
+
+
+def test_an_async_file_with_a_seek_is_buffered_not_rewound() -> None:
+    """Its seek is a coroutine: calling it without awaiting would rewind nothing."""
+    data = bytes(range(256)) * 40
+    faulty = FaultyStorager(MemoryStorage(), fail_after_bytes=100)
+
+    async def heal(seconds: float) -> None:
+        faulty.heal()
+
+    store = AsyncRetry(faulty.aio, RetryPolicy(max_attempts=3), sleep=heal)
+    obj = asyncio.run(store.write("a.bin", cast(Any, _SeekingAsyncFile(data))))
+    assert obj.content_length == len(data) and store.retries == 1
+    assert faulty.inner.read("a.bin") == data  # type: ignore[attr-defined]
+    primary, backup = FaultyStorager(MemoryStorage(), fail_after_bytes=100), MemoryStorage()
+    asyncio.run(
+        AsyncFailover(primary.aio, backup.aio).write("b.bin", cast(Any, _SeekingAsyncFile(data)))
+    )
+    assert backup.read("b.bin") == data
+
+
+def test_a_cancelled_write_stops_buffering_a_sync_stream() -> None:
+    pulled: list[int] = []
+
+    def slow() -> Iterator[bytes]:
+        for i in range(30):
+            time.sleep(0.03)
+            pulled.append(i)
+            yield b"x" * 100
+
+    store = AsyncRetry(MemoryStorage().aio, RetryPolicy(max_attempts=3))
+
+    async def main() -> tuple[int, int]:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(store.write("a.bin", slow()), 0.2)
+        at_cancel = len(pulled)
+        await asyncio.sleep(0.3)
+        return at_cancel, len(pulled)
+
+    at_cancel, later = asyncio.run(main())
+    assert at_cancel < 30
+    assert later <= at_cancel + 1  # at most the chunk in hand when it was cancelled

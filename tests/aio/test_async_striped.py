@@ -185,3 +185,10 @@ def test_striped_aio_is_its_async_view() -> None:
     assert asyncio.run(main()) == b"x" * 3000
     assert striped.read("mp.bin") == b"x" * 3000
     asyncio.run(view.close())
+
+
+def test_async_striped_is_its_stores_own_view() -> None:
+    view = async_striped(
+        {n: MemoryStorage().aio for n in "ab"}, manifests=MemoryStorage(), codec=Replicas(2)
+    )
+    assert view.sync.aio is view

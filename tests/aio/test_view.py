@@ -204,3 +204,35 @@ def test_an_async_source_that_raises_fails_the_write_with_its_own_error(inline: 
         asyncio.run(view.write("broken", broken()))
     with pytest.raises(NotFoundError):
         store.stat("broken")
+
+
+def test_closing_a_store_lets_go_of_its_view_and_the_view_of_its_threads(
+    tmp_path: Path,
+) -> None:
+    import gc
+    import weakref
+
+    from storager.combinators import Retry
+    from storager.services.fs import FsStorage
+
+    def used_and_closed() -> weakref.ref[Retry]:
+        store = Retry(FsStorage(root=str(tmp_path)))
+        store.write("a.txt", b"x")
+        view = store.aio
+        assert asyncio.run(view.read("a.txt")) == b"x"  # its pool is started
+        store.close()
+        assert isinstance(view, AsyncView) and view._pool is None  # threads told to stop
+        return weakref.ref(store)
+
+    # No cycle left between the store and its view: freed without the cyclic collector.
+    gc.collect()
+    gc.disable()
+    try:
+        assert used_and_closed()() is None
+    finally:
+        gc.enable()
+    store = Retry(FsStorage(root=str(tmp_path)))
+    view = store.aio
+    store.close()
+    with pytest.raises(InvalidArgumentError, match="closed"):
+        asyncio.run(view.read("a.txt"))  # no new pool that nobody would stop

@@ -89,4 +89,7 @@ def async_striped(
     if not isinstance(manifests, Storager):
         manifests = sync_twin(manifests, "striped")
     striped = Striped(children, manifests=manifests, **options)
-    return cast(AsyncView, async_view(striped, threads=threads))
+    view = cast(AsyncView, async_view(striped, threads=threads))
+    # The store's own ``aio`` is this view (one view, one pool, closed with the store).
+    striped.__dict__["_aio_view"] = view
+    return view

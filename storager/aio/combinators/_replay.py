@@ -1,28 +1,25 @@
 """Write data given again to each attempt: Retry's ``replayable`` rule, async sources too.
 
 AsyncRetry and AsyncFailover may run a write more than once, so each attempt needs
-the data from its start. Sync data follows the sync rule
-(``storager.combinators._base.replayable``: bytes as they are, a seekable file
-rewound, another stream buffered up to the limit, that one on a worker thread since a
-sync stream may block). An async source (an async iterable or an async file) is read
-up to the limit on the caller's loop: a shorter one is given to each attempt as a new
-async iterator over the buffered chunks, so the store below still sees an async
-source (a threaded view still pulls it a chunk at a time and can abandon it); a
-longer one cannot be replayed and gets one attempt, the buffered chunks followed by
-the rest.
+the data from its start. The sync rule (``storager.combinators._base.replayable``),
+for every source: bytes are given as they are and a seekable sync file is rewound
+(an async file, whose ``seek`` is a coroutine, is not); any other source (a sync
+stream, an async iterable, an async file) is read up to the limit, a sync one a chunk
+at a time on a worker thread (``async_chunks``: it may block, and a cancellation
+stops it at the next chunk). A shorter one is given to each attempt as a new async
+iterator over the buffered chunks, so the store below still sees an async source (a
+threaded view still pulls it a chunk at a time and can abandon it); a longer one
+cannot be replayed and gets one attempt, the buffered chunks followed by the rest.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 from collections.abc import AsyncIterator, Callable
-from typing import cast
 
 from storager._async_types import AsyncWriteData
-from storager._protocols import WriteData
 from storager.aio._native import Chunk, _is_async, async_chunks
-from storager.combinators._base import replayable, rewinder
+from storager.combinators._base import rewinder
 
 __all__ = ["replayable_async"]
 
@@ -35,14 +32,12 @@ async def replayable_async(
     See the module docstring. Errors of the caller's own source surface here, before
     any attempt, as they would from the first one.
     """
-    at_hand = rewinder(data)
-    if at_hand is not None:
-        return at_hand, True
-    if not _is_async(data):
-        # A sync stream may block (a pipe, a socket): buffer it on a worker thread, as
-        # async_chunks pulls one.
-        sync = cast(WriteData, data)
-        return await asyncio.to_thread(replayable, op, service, path, sync, limit)
+    if not _is_async(data):  # an async file may have a seek too: it is not rewound
+        at_hand = rewinder(data)
+        if at_hand is not None:
+            return at_hand, True
+    # A sync stream may block (a pipe, a socket): async_chunks pulls it a chunk at a time
+    # on a worker thread, so a cancellation stops the buffering at the next chunk.
     chunks = async_chunks(op, service, path, data)
     buffered: list[bytes] = []
     total = 0
