@@ -27,7 +27,7 @@ from storager.combinators._base import (
     single_attempt,
 )
 
-__all__ = ["Attempts", "Retry", "RetryPolicy"]
+__all__ = ["Attempts", "Retry", "RetryPolicy", "note_not_replayed"]
 
 T = TypeVar("T")
 
@@ -75,6 +75,17 @@ class Attempts:
             raise exc
         self._attempt += 1
         return wait
+
+
+def note_not_replayed(
+    exc: Exception, retry_on: Callable[[BaseException], bool], policy: RetryPolicy
+) -> None:
+    """Say on a retryable error why it was not retried: its stream could not be replayed."""
+    if retry_on(exc):
+        exc.add_note(
+            "retry: not retried: the stream is longer than buffer_limit="
+            f"{policy.buffer_limit} bytes and cannot be replayed"
+        )
 
 
 class Retry(Delegate):
@@ -145,11 +156,7 @@ class Retry(Delegate):
         try:
             return self._call(op, path, lambda s: run(s, again()))
         except Exception as exc:
-            if self._retry_on(exc):
-                exc.add_note(
-                    "retry: not retried: the stream is longer than buffer_limit="
-                    f"{self.policy.buffer_limit} bytes and cannot be replayed"
-                )
+            note_not_replayed(exc, self._retry_on, self.policy)
             raise
         finally:
             single_attempt.reset(token)

@@ -22,7 +22,7 @@ from storager.aio.combinators._base import (
 )
 from storager.aio.combinators._replay import replayable_async
 from storager.combinators._base import is_transient, single_attempt
-from storager.combinators._retry import Attempts
+from storager.combinators._retry import Attempts, note_not_replayed
 
 __all__ = ["AsyncRetry"]
 
@@ -99,11 +99,7 @@ class AsyncRetry(AsyncDelegate):
         try:
             return await self._call(op, path, lambda s: run(s, again()))
         except Exception as exc:
-            if self._retry_on(exc):
-                exc.add_note(
-                    "retry: not retried: the stream is longer than buffer_limit="
-                    f"{self.policy.buffer_limit} bytes and cannot be replayed"
-                )
+            note_not_replayed(exc, self._retry_on, self.policy)
             raise
         finally:
             single_attempt.reset(token)
