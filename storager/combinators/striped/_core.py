@@ -26,13 +26,17 @@ from storager.combinators.striped._digests import FragmentDigest
 from storager.combinators.striped._health import Health
 from storager.combinators.striped._placement import Placement
 
-__all__ = ["PIECE", "Core", "Damage"]
+__all__ = ["PIECE", "Core", "Damage", "Revoked"]
 
 T = TypeVar("T")
 
 #: The most one read into a caller's buffer asks for: what a caller taking its buffer
 #: back may have to wait for.
-PIECE = 4 << 20
+PIECE = 1 << 20
+
+
+class Revoked(Exception):
+    """The caller took its buffer back: this thread must not touch it any more."""
 
 
 @dataclass(slots=True)
@@ -138,6 +142,8 @@ class Core:
 
         try:
             n = call_child(self.backends[name], "open_reader", key, fill)
+        except Revoked:
+            raise  # the caller gave the read up: nothing is known of the backend
         except Exception as exc:
             self.health.fail(name, exc)
             raise

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
 from storager._errors import NotFoundError
-from storager.combinators.striped._core import Core
+from storager.combinators.striped._core import Core, Revoked
 from storager.combinators.striped._digests import matches
 from storager.combinators.striped._health import describe_error
 from storager.combinators.striped._manifest import Fragment
@@ -63,6 +63,9 @@ def fetch_fragment_into(
         Revoked: The caller took its buffer back (``hold``).
         StorageError: The backend's own error.
     """
+    if hold is not None:
+        with hold():  # given up before it started: ask the backend nothing
+            pass
     n = core.get_into(fragment.backend, fragment.key, view, hold)
     if n != fragment.length:
         more = "more than" if n > fragment.length else str(n)
@@ -79,10 +82,6 @@ def problem(index: int, fragment: Fragment, exc: BaseException) -> str:
     if isinstance(exc, NotFoundError):
         what = "chunk missing"
     return f"fragment {index} on {fragment.backend}: {what}"
-
-
-class Revoked(Exception):
-    """The caller took its buffer back: this thread must not touch it any more."""
 
 
 class Lease:

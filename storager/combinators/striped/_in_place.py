@@ -69,20 +69,18 @@ def read_in_place(
     """
     codec = codec_of(manifest.codec)
     plan = _plan(core, codec, manifest, view, start, indexes, skip)
-    reads: list[tuple[Fragment, memoryview, _StripeRead, int]] = []
+    reads: list[_Direct] = []
     for s in plan:
         for i, v in s.views.items():
             fragment = s.stripe.fragments[i]
             if fragment is not None and core.health.is_up(fragment.backend):
-                reads.append((fragment, v, s, i))
+                reads.append(_Direct(fragment, v, s, i))
     if not reads:
         return []
     _run_all(core, reads)
+    _rebuild_all(core, codec, plan)
     served: list[tuple[int, int]] = []
     for s in plan:
-        missing = {i: v for i, v in s.views.items() if i not in s.good}
-        if missing and s.whole and _rebuild_in_place(core, codec, s, missing):
-            s.good.update(missing)
         if s.problems and s.good == set(s.views):  # damage met, but all of it served
             core.on_damage(Damage(path, manifest.generation, s.problems))
         lo0 = s.stripe.offset
@@ -128,111 +126,214 @@ def _plan(
     return plan
 
 
-def _run_all(core: Core, reads: list[tuple[Fragment, memoryview, _StripeRead, int]]) -> None:
-    """Run every read into the caller's buffer, within ``hedge_after``.
+class _Direct:
+    """One read into the caller's buffer, with its own lease and its own deadline."""
 
-    The pool takes the reads; the buffer is lent to its threads (``Lease``) and taken
-    back before this returns, even on an error or an interrupt, so no thread writes
-    into it later. A read without an answer by ``hedge_after`` is given up (its span
-    is served from the stripe, which asks other fragments). This thread reads one
-    fragment itself (a woken pool thread costs ~0.1 ms here, a quarter of a 4 MiB
+    __slots__ = ("fragment", "given_up", "index", "lease", "read", "started", "view")
+
+    def __init__(self, fragment: Fragment, view: memoryview, read: _StripeRead, index: int):
+        self.fragment = fragment
+        self.view = view
+        self.read = read
+        self.index = index
+        self.lease = Lease()
+        #: When a pool thread took it up (its deadline runs from then, not from the queue).
+        self.started: float | None = None
+        self.given_up = False
+
+
+def _run_all(core: Core, reads: list[_Direct]) -> None:
+    """Run every read into the caller's buffer, each within ``hedge_after`` of its start.
+
+    The pool takes the reads; each lends the caller's buffer to its thread (``Lease``),
+    and every lease is taken back before this returns, even on an error or an
+    interrupt, so no thread touches the buffer later. A read that has run for
+    ``hedge_after`` is given up (its span is served from the stripe, which asks other
+    fragments); one still queued is not (its clock has not started). This thread reads
+    one fragment itself (a woken pool thread costs ~0.1 ms here, a quarter of a 4 MiB
     fragment: measured 0.74x of the fs store against 0.45x) where it cannot hang the
     caller for long: without ``hedge_after``, or from a backend whose last read here
-    took under a tenth of it (``Core.quick``; a read of its own cannot be given up).
+    succeeded within a tenth of it (``Core.quick``; a read of its own cannot be given
+    up).
     """
     own = _own_read(core, reads)
-    lease = Lease()
-    futures: dict[Future[None], tuple[_StripeRead, int]] = {}
+    futures: dict[Future[None], _Direct] = {}
     try:
-        for n, (fragment, view, s, i) in enumerate(reads):
+        for n, direct in enumerate(reads):
             if n != own:
-                read = partial(_timed, core, fragment, view, lease.hold)
-                futures[core.io(read)] = (s, i)
+                futures[core.io(partial(_pooled, core, direct))] = direct
         if own is not None:
-            fragment, view, s, i = reads[own]
-            _settle(s, i, partial(_timed, core, fragment, view, None))
-        wait(futures, timeout=core.hedge_after)
+            _settle(reads[own], partial(_timed, core, reads[own], None))
+        _wait_hedged(core, futures)
     finally:
-        lease.revoke()
-    for future, (s, i) in futures.items():
-        if future.done():
-            _settle(s, i, future.result)
+        _revoke_all(reads)
+    for future, direct in futures.items():
+        if future.done() and not direct.given_up:
+            _settle(direct, future.result)
 
 
-def _own_read(core: Core, reads: list[tuple[Fragment, memoryview, _StripeRead, int]]) -> int | None:
+def _wait_hedged(core: Core, futures: dict[Future[None], _Direct]) -> None:
+    """Wait for the reads; give up each one that has run for ``hedge_after``."""
+    hedge = core.hedge_after
+    if hedge is None:
+        wait(futures)
+        return
+    pending = set(futures)
+    while pending:
+        starts = [futures[f].started for f in pending]
+        running = [t for t in starts if t is not None]
+        timeout = max(0.0, min(running) + hedge - time.monotonic()) if running else hedge
+        _, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        now = time.monotonic()
+        slow = {
+            futures[f].fragment.backend
+            for f in pending
+            if futures[f].started is not None and now - futures[f].started >= hedge
+        }
+        for future in list(pending):
+            direct = futures[future]
+            # Late, or queued for a backend found slow: given up (a queued one skips
+            # the backend when its turn comes, rather than hold a pool thread).
+            if direct.fragment.backend in slow and (
+                direct.started is None or now - direct.started >= hedge
+            ):
+                direct.lease.revoke()  # waits out the piece in progress, then refuses
+                direct.given_up = True
+                pending.discard(future)
+
+
+def _revoke_all(reads: list[_Direct]) -> None:
+    """Take back every lease; an interrupt meanwhile is raised once all are back."""
+    interrupted: BaseException | None = None
+    for direct in reads:
+        try:
+            direct.lease.revoke()  # back even when it raises (it waits first)
+        except BaseException as exc:
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted
+
+
+def _own_read(core: Core, reads: list[_Direct]) -> int | None:
     """Return which read this thread may do itself (see ``_run_all``), if any."""
     if core.hedge_after is None:
         return 0
-    for n, (fragment, *_) in enumerate(reads):
-        if fragment.backend in core.quick:
+    for n, direct in enumerate(reads):
+        if direct.fragment.backend in core.quick:
             return n
     return None
 
 
-def _timed(core: Core, fragment: Fragment, view: memoryview, hold: Hold | None) -> None:
-    """Read one fragment in place, noting whether its backend answered quickly."""
+def _pooled(core: Core, direct: _Direct) -> None:
+    direct.started = time.monotonic()
+    _timed(core, direct, direct.lease.hold)
+
+
+def _timed(core: Core, direct: _Direct, hold: Hold | None) -> None:
+    """Read one fragment in place; a backend is quick only after a quick success."""
+    backend = direct.fragment.backend
     began = time.monotonic()
     try:
-        fetch_fragment_into(core, fragment, view, hold)
-    finally:
-        took = time.monotonic() - began
-        if core.hedge_after is not None and took < core.hedge_after / 10:
-            core.quick.add(fragment.backend)
-        else:
-            core.quick.discard(fragment.backend)
+        fetch_fragment_into(core, direct.fragment, direct.view, hold)
+    except BaseException:
+        core.quick.discard(backend)
+        raise
+    hedge = core.hedge_after
+    if hedge is not None and time.monotonic() - began < hedge / 10:
+        core.quick.add(backend)
+    else:
+        core.quick.discard(backend)
 
 
-def _settle(read: _StripeRead, index: int, outcome: Callable[[], None]) -> None:
+def _settle(direct: _Direct, outcome: Callable[[], None]) -> None:
     try:
         outcome()
     except Revoked:
         pass  # given up as slow: no damage, served from the stripe
     except Exception as exc:
-        fragment = read.stripe.fragments[index]
-        assert fragment is not None
-        read.problems.append(problem(index, fragment, exc))
+        direct.read.problems.append(problem(direct.index, direct.fragment, exc))
     else:
-        read.good.add(index)
+        direct.read.good.add(direct.index)
 
 
-def _rebuild_in_place(
-    core: Core, codec: Codec, read: _StripeRead, missing: dict[int, memoryview]
-) -> bool:
-    """Rebuild ``missing`` data fragments into their places; whether it could.
+@dataclass(slots=True)
+class _Rebuild:
+    """A stripe whose missing data fragments are rebuilt into the caller's buffer."""
 
-    Takes the fewest other fragments (up backends first), each checked; checks each
-    rebuilt fragment against the digest the writer recorded.
+    read: _StripeRead
+    missing: dict[int, memoryview]
+    sources: dict[int, bytes | memoryview]
+    #: Other fragments to ask, best first; and how many asked are still out.
+    others: list[tuple[int, Fragment]]
+    out: int = 0
+
+
+def _rebuild_all(core: Core, codec: Codec, plan: list[_StripeRead]) -> None:
+    """Rebuild into place what the reads left missing, every stripe at once.
+
+    Only stripes the request covers whole, which enough other fragments can rebuild.
+    Each takes the fewest other fragments (up backends first), each checked; one with
+    no answer by ``hedge_after`` makes every stripe still short ask one more. Each
+    rebuilt fragment is checked against the digest the writer recorded.
     """
-    stripe = read.stripe
-    sources: dict[int, bytes | memoryview] = {i: read.views[i] for i in read.good}
-    for i in missing:
-        if stripe.fragments[i] is None:
-            read.problems.append(f"fragment {i}: never written")
-    others = [(i, f) for i, f in enumerate(stripe.fragments) if i >= codec.data and f is not None]
-    others.sort(key=lambda item: (not core.health.is_up(item[1].backend), item[0]))
-    pending: dict[Future[bytes], tuple[int, Fragment]] = {}
-    while len(sources) < codec.data and (others or pending):
-        while others and len(sources) + len(pending) < codec.data:
-            i, fragment = others.pop(0)
-            pending[core.io(partial(fetch_fragment, core, fragment))] = (i, fragment)
+    jobs: list[_Rebuild] = []
+    for s in plan:
+        missing = {i: v for i, v in s.views.items() if i not in s.good}
+        if not missing or not s.whole:
+            continue
+        for i in missing:
+            if s.stripe.fragments[i] is None:
+                s.problems.append(f"fragment {i}: never written")
+        others = [
+            (i, f) for i, f in enumerate(s.stripe.fragments) if i >= codec.data and f is not None
+        ]
+        others.sort(key=lambda item: (not core.health.is_up(item[1].backend), item[0]))
+        job = _Rebuild(s, missing, {i: s.views[i] for i in s.good}, others)
+        if len(job.sources) + len(others) >= codec.data:
+            jobs.append(job)
+    pending: dict[Future[bytes], tuple[_Rebuild, int, Fragment]] = {}
+
+    def ask(job: _Rebuild) -> None:
+        i, fragment = job.others.pop(0)
+        pending[core.io(partial(fetch_fragment, core, fragment))] = (job, i, fragment)
+        job.out += 1
+
+    def top_up(job: _Rebuild) -> None:
+        while job.others and len(job.sources) + job.out < codec.data:
+            ask(job)
+
+    for job in jobs:
+        top_up(job)
+    while any(len(j.sources) < codec.data for j in jobs) and pending:
         done, _ = wait(list(pending), timeout=core.hedge_after, return_when=FIRST_COMPLETED)
-        if not done:
-            if not others:
-                return False  # slow answers and nothing else to ask: the general way
-            i, fragment = others.pop(0)  # slow answers: ask another fragment as well
-            pending[core.io(partial(fetch_fragment, core, fragment))] = (i, fragment)
+        if not done:  # slow answers: each stripe still short asks one more, if it can
+            short = [j for j in jobs if len(j.sources) < codec.data and j.others]
+            if not short:
+                break  # nothing else to ask: the stripes still short go the general way
+            for job in short:
+                ask(job)
             continue
         for future in done:
-            i, fragment = pending.pop(future)
+            job, i, fragment = pending.pop(future)
+            job.out -= 1
             try:
-                sources[i] = future.result()
+                job.sources[i] = future.result()
             except Exception as exc:
-                read.problems.append(problem(i, fragment, exc))
-    if len(sources) < codec.data or not codec.rebuild_into(sources, missing):
+                job.read.problems.append(problem(i, fragment, exc))
+                top_up(job)
+    # What is still out reads into its own bytes, never the caller's: left to finish.
+    for job in jobs:
+        if len(job.sources) >= codec.data and _rebuilt_in_place(codec, job):
+            job.read.good.update(job.missing)
+
+
+def _rebuilt_in_place(codec: Codec, job: _Rebuild) -> bool:
+    if not codec.rebuild_into(job.sources, job.missing):
         return False
-    for i, rebuilt in missing.items():
+    stripe = job.read.stripe
+    for i, rebuilt in job.missing.items():
         recorded = stripe.fragments[i]
         if recorded is not None and not matches(recorded.digest, rebuilt):
-            read.problems.append(f"fragment {i}: rebuilt, not the one recorded")
+            job.read.problems.append(f"fragment {i}: rebuilt, not the one recorded")
             return False
     return True

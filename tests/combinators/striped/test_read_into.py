@@ -268,3 +268,22 @@ def test_no_thread_writes_into_the_buffer_after_readinto_raised(
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_given_up_reads_are_not_failures_of_their_backends(rig_factory: Make) -> None:
+    """A read given up as slow (or queued behind slow ones) says nothing of its backend."""
+    rig = rig_factory(ReedSolomon(4, 2, library="isa-l"), hedge_after=0.1, failures_to_down=1)
+    data = os.urandom(16 * 4 * CHUNK)
+    rig.store.write("obj", data)
+    slow = rig.manifest("obj")["stripes"][0][2][1][0]
+    rig.backends[slow].latency = {"open_reader": 0.5}
+    out = bytearray(len(data))
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(out) == len(data)
+    assert bytes(out) == data
+    time.sleep(0.6)  # the given-up reads finish into nothing
+    health = rig.store.health()
+    assert all(h.up and h.last_error is None for h in health.values()), health
+    assert slow not in rig.store._core.quick  # never read from on the caller's thread
+    rig.backends[slow].latency = None
+    rig.store.write("next", data[:100])  # every backend still takes fragments
