@@ -185,21 +185,23 @@ def _wait_hedged(core: Core, futures: dict[Future[None], _Direct]) -> None:
         timeout = max(0.0, min(running) + hedge - time.monotonic()) if running else hedge
         _, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
         now = time.monotonic()
-        slow = {
-            futures[f].fragment.backend
-            for f in pending
-            if futures[f].started is not None and now - futures[f].started >= hedge
-        }
+        # `started` is set by the pool thread meanwhile: read once per read.
+        late = {f for f in pending if _ran_for(futures[f], now) >= hedge}
+        slow = {futures[f].fragment.backend for f in late}
         for future in list(pending):
             direct = futures[future]
             # Late, or queued for a backend found slow: given up (a queued one skips
             # the backend when its turn comes, rather than hold a pool thread).
-            if direct.fragment.backend in slow and (
-                direct.started is None or now - direct.started >= hedge
-            ):
+            if future in late or (direct.fragment.backend in slow and direct.started is None):
                 direct.lease.revoke()  # waits out the piece in progress, then refuses
                 direct.given_up = True
                 pending.discard(future)
+
+
+def _ran_for(direct: _Direct, now: float) -> float:
+    """How long the read has run (0 while it is still queued)."""
+    started = direct.started
+    return 0.0 if started is None else now - started
 
 
 def _revoke_all(reads: list[_Direct]) -> None:
