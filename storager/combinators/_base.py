@@ -365,6 +365,14 @@ class Wrapper(HasAsyncView, Storager):
     def _close(self) -> None:
         """Release the combinator's own resources (pools)."""
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # As a service (storager._service): a copy would share the children, their
+        # connections and the cached async view, and lose the capability class.
+        raise TypeError(
+            f"cannot pickle or copy {self!r}: a combinator holds its child stores; "
+            "build it again, or describe it in a tree.toml and storager.load() it"
+        )
+
     def __enter__(self: W) -> W:
         return self
 
