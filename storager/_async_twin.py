@@ -8,6 +8,7 @@ service has one, else a threaded view with its own pool.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
@@ -15,6 +16,10 @@ if TYPE_CHECKING:
     from storager._protocols import Storager
 
 __all__ = ["HasAsyncView"]
+
+#: Making a view is rare (once per store): one lock for all, reentrant since a view of a
+#: combinator may ask its children for theirs.
+_MAKING = threading.RLock()
 
 
 class HasAsyncView:
@@ -28,7 +33,11 @@ class HasAsyncView:
             # Imported here: storager.aio builds on the sync core that imports this module.
             from storager.aio import async_view
 
-            view = self.__dict__.setdefault("_aio_view", async_view(cast("Storager", self)))
+            with _MAKING:  # two threads asking at once build one view (a native twin
+                # holds clients: a second one would be dropped unclosed)
+                view = self.__dict__.get("_aio_view")
+                if view is None:
+                    view = self.__dict__["_aio_view"] = async_view(cast("Storager", self))
         return cast("AsyncStorager", view)
 
     def _drop_async_view(self) -> None:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -236,3 +237,28 @@ def test_closing_a_store_lets_go_of_its_view_and_the_view_of_its_threads(
     store.close()
     with pytest.raises(InvalidArgumentError, match="closed"):
         asyncio.run(view.read("a.txt"))  # no new pool that nobody would stop
+
+
+def test_two_threads_asking_for_aio_at_once_build_one_view(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import storager.aio as aio_module
+
+    built: list[object] = []
+    real = aio_module.async_view
+
+    def slow_view(store: Any, **options: Any) -> Any:
+        time.sleep(0.05)  # long enough for the other thread to ask meanwhile
+        view = real(store, **options)
+        built.append(view)
+        return view
+
+    monkeypatch.setattr(aio_module, "async_view", slow_view)
+    store = ReadOnly(MemoryStorage())
+    seen: list[object] = []
+    threads = [threading.Thread(target=lambda: seen.append(store.aio)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 1 and all(view is built[0] for view in seen)
