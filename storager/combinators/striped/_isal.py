@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IsaL", "load_isal"]
+__all__ = ["IsaL", "check_equal_lengths", "decoding_rows", "load_isal", "rows_of"]
 
 Buffer = bytes | bytearray | memoryview
 

@@ -12,11 +12,10 @@ reported to ``Core.on_damage`` for ``heal``.
 Ranged reads fetch only the stripes they overlap. A whole read fetches up to
 ``stripes_in_flight`` stripes at once; ``open_reader`` keeps the stripe it reads
 and prefetches the next ones. A reader's ``readinto`` (and so a large ``read``)
-whose buffer covers whole data fragments that hold the object's bytes as they are
-(``Codec.block``: ISA-L's Reed-Solomon, replicas, stripes) reads those fragments
-straight into the caller's buffer, in parallel, each checked against its digest
-there; whatever that cannot serve (a fragment only partly asked for, padded, on a
-down backend, failing or damaged) is served from the stripe, rebuilt as above.
+first lets ``_in_place`` serve what it can straight into the caller's buffer (whole
+data fragments, and missing ones rebuilt there); whatever that cannot serve (a
+fragment only partly asked for, padded, or a stripe it cannot rebuild in place) is
+served from the stripe, rebuilt as above, and copied.
 """
 
 from __future__ import annotations
@@ -214,11 +213,13 @@ class _Window:
         return memoryview(b"")
 
     def fetch_into(self, pos: int, view: memoryview) -> int:
-        """Fill ``view`` with the bytes from ``pos``; return how many (all, unless at the end).
+        """Fill ``view`` with the bytes from ``pos``; return how many.
 
-        What ``read_in_place`` can serve lands in ``view`` straight from the
-        fragments; every other byte comes from its stripe, rebuilt (``fetch_stripe``,
-        which also reports any damage it meets).
+        All of ``view`` when ``read_in_place`` served any of it; otherwise as much as
+        one stripe holds (a raw reader may return less). What ``read_in_place`` can
+        serve lands in ``view`` straight from the fragments; every other byte comes
+        from its stripe, rebuilt (``fetch_stripe``, which also reports any damage it
+        meets).
         """
         absolute = self._start + pos
         end = absolute + len(view)
