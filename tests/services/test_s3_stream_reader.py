@@ -30,7 +30,12 @@ SIZE = 9 * MiB + 12345  # three ranged blocks and a bit: the stream outlives a b
 
 
 class CuttingProxy:
-    """Forwards 127.0.0.1 TCP to ``upstream``; cuts the first answer past ``cut_at`` bytes."""
+    """Forwards 127.0.0.1 TCP to ``upstream``; cuts the first answer past ``cut_at`` bytes.
+
+    With ``hold`` set, an answer is not forwarded past ``cut_at`` until ``armed`` is set
+    (and then cut there): loopback buffers hold megabytes, so without it the whole answer
+    may already sit in the client's socket before the test arms the cut.
+    """
 
     def __init__(self, upstream: tuple[str, int], cut_at: int) -> None:
         self.upstream = upstream
@@ -38,6 +43,7 @@ class CuttingProxy:
         self.cuts = 0
         self.armed = threading.Event()
         self.armed.set()
+        self.hold = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
         self.port = self._listener.getsockname()[1]
@@ -73,8 +79,13 @@ class CuttingProxy:
                 data = source.recv(65536)
                 if not data:
                     break
-                if downstream and self.armed.is_set() and sent + len(data) > self.cut_at:
-                    sink.sendall(data[: self.cut_at - sent])
+                past = downstream and sent + len(data) > self.cut_at
+                while past and self.hold.is_set() and not self.armed.is_set():
+                    if self._stop.is_set():
+                        return
+                    self.armed.wait(0.05)
+                if past and self.armed.is_set():
+                    sink.sendall(data[: max(0, self.cut_at - sent)])
                     self.armed.clear()
                     self.cuts += 1
                     break
@@ -232,6 +243,7 @@ def test_an_object_overwritten_mid_read_never_mixes_versions(
     with _open(server, bucket, f"http://127.0.0.1:{proxy.port}") as store:
         proxy.armed.clear()
         store.write("moving", old)
+        proxy.hold.set()  # the answer waits at cut_at until the cut is armed
         with store.open_reader("moving") as reader:
             first = reader.read(MiB)
             store.write("moving", new)
@@ -239,7 +251,9 @@ def test_an_object_overwritten_mid_read_never_mixes_versions(
             with pytest.raises((PreconditionFailedError, NotFoundError)):
                 _read_all(reader, MiB)
         assert first == old[:MiB]
+        assert proxy.cuts == 1
         # Uncut, the stream may finish the version it started on, or fail: never mix.
+        proxy.hold.clear()
         proxy.armed.clear()
         store.write("moving", old)
         with store.open_reader("moving") as reader:
