@@ -17,6 +17,7 @@ from codegen.render import (
     render_service,
 )
 from codegen.render_async import render_async_protocols, render_async_view
+from codegen.unasync import TWINS, render_sync_twin
 
 
 def _format_python(text: str, filename: Path) -> str:
@@ -37,6 +38,22 @@ def _format_python(text: str, filename: Path) -> str:
     return done.stdout
 
 
+def _sort_imports(text: str, filename: Path) -> str:
+    """Sort and prune a derived module's imports (renaming leaves some doubled or unused)."""
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "ruff", "check", "--fix", "--exit-zero", "--quiet"),
+            *("--select", "I,F401", "--stdin-filename", str(filename), "-"),
+        ],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return done.stdout
+
+
 def outputs(model: Model, root: Path = ROOT) -> dict[Path, str]:
     """Every generated file under ``root`` and its content."""
     files: dict[Path, str] = {
@@ -48,6 +65,8 @@ def outputs(model: Model, root: Path = ROOT) -> dict[Path, str]:
     }
     for svc in model.services:
         files[svc.folder / "_generated.py"] = render_service(model, svc)
+    for source, target in TWINS.items():
+        files[root / target] = _sort_imports(render_sync_twin(root, source), root / target)
     files = {path: _format_python(text, path) for path, text in files.items()}
     files[root / "docs" / "capabilities.md"] = render_matrix(model)
     return files

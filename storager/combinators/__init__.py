@@ -9,6 +9,7 @@ and each is an instance of exactly the capability protocols its children allow::
 See docs/combinators.md.
 """
 
+from storager._retry_policy import RetryPolicy
 from storager.combinators._audited import Audited, AuditRecord, read_audit
 from storager.combinators._base import Delegate, Wrapper, capability_class
 from storager.combinators._cached import Cached
@@ -17,7 +18,7 @@ from storager.combinators._failover import Failover
 from storager.combinators._logged import Event, Logged
 from storager.combinators._mirror import Mirror, MirrorError
 from storager.combinators._prefixed import Prefixed, ReadOnly
-from storager.combinators._retry import Retry, RetryPolicy
+from storager.combinators._retry import Retry
 from storager.combinators._router import Router
 from storager.combinators._timeout import Timeout
 from storager.combinators._trace import Span, Trace, trace

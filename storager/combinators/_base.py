@@ -200,6 +200,10 @@ def label(store: object) -> str:
     return f"{meta.service}{name} {meta.work_dir}"
 
 
+#: What a delegate runs on its child: ``fn(child)``.
+Call = Callable[[Storager], T]
+
+
 def call_child(child: Storager, op: str, path: str, fn: Callable[[Storager], T]) -> T:
     """Call ``fn(child)``, recording a span for leaf stores when a trace is active."""
     if not tracing() or isinstance(child, Wrapper):

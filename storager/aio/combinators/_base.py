@@ -37,9 +37,10 @@ from storager._protocols import (
     Segmenter,
     Storager,
 )
-from storager.combinators._base import capability_class, meet_capability, ops_of
+from storager.combinators._base import capability_class, label, meet_capability, ops_of
+from storager.combinators._trace import span, tracing
 
-__all__ = ["AsyncDelegate", "AsyncWrapper", "async_capabilities_of"]
+__all__ = ["AsyncDelegate", "AsyncWrapper", "async_capabilities_of", "call_child"]
 
 T = TypeVar("T")
 W = TypeVar("W", bound="AsyncWrapper")
@@ -135,6 +136,14 @@ async def _prime(iterator: AsyncIterator[T]) -> tuple[object, AsyncIterator[T]]:
     except StopAsyncIteration:
         first = _END
     return first, iterator
+
+
+async def call_child(child: AsyncStorager, op: str, path: str, fn: Call[T]) -> T:
+    """Await ``fn(child)``, recording a span for leaf stores when a trace is active."""
+    if not tracing() or isinstance(child, AsyncWrapper):
+        return await fn(child)
+    with span(label(child), op, path):
+        return await fn(child)
 
 
 class AsyncDelegate(AsyncWrapper):

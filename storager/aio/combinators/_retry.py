@@ -1,4 +1,12 @@
-"""AsyncRetry: Retry's policy (``storager.combinators._retry.Attempts``), awaited."""
+"""Retry: try an operation again when it failed with a retryable error.
+
+Written once, async; ``python -m codegen`` derives the sync ``Retry`` from this file
+(``codegen/unasync.py``). Backoff grows exponentially with jitter, up to a number of
+attempts and a total time budget (``Attempts``). Errors that are not retryable pass
+through at once. A write's data must be replayable: bytes and seekable files are; any
+other stream (sync, or async on the async side) is buffered up to
+``RetryPolicy.buffer_limit`` bytes, and a longer one is written once, not retried.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +27,11 @@ from storager.aio.combinators._base import (
     AsyncDelegate,
     AsyncDelegateSegmenter,
     Call,
+    call_child,
 )
 from storager.aio.combinators._replay import replayable_async
+from storager.combinators._attempts import Attempts, note_not_replayed
 from storager.combinators._base import is_transient, single_attempt
-from storager.combinators._retry import Attempts, note_not_replayed
 
 __all__ = ["AsyncRetry"]
 
@@ -33,13 +42,21 @@ _NEVER_RETRIED = frozenset({"append"})
 
 
 class AsyncRetry(AsyncDelegate):
-    """Retry the inner async store's operations that fail with a retryable error.
+    """Retry the inner store's operations that fail with a retryable error.
 
-    The twin of :class:`~storager.combinators.Retry`, with the same policy, arguments
-    and rules (``append`` is never retried; a listing retries until its first item).
-    ``sleep`` is awaited. A write's (or a part's) bytes, seekable file or stream of at
-    most ``policy.buffer_limit`` bytes, sync or async, is given again to each attempt
-    (``_replay``); a longer stream gets one attempt.
+    Args:
+        inner: The store to wrap; its capabilities are kept.
+        policy: Attempts, backoff, budget and buffering.
+        sleep: Waits a number of seconds (inject a fake in tests).
+        clock: Monotonic seconds, for the budget.
+        rand: Returns a float in [0, 1), for jitter.
+        retry_on: Decides whether an error is worth retrying; by default a storager
+            error whose ``retryable`` is true, or a ConnectionError or TimeoutError.
+
+    ``append`` is never retried: a failed attempt may have appended already.
+    Listings retry until their first page arrives, not in the middle. A write's (or a
+    part's) data is given again to each attempt; a stream longer than
+    ``policy.buffer_limit`` gets one attempt.
     """
 
     combinator = "retry"
@@ -71,11 +88,11 @@ class AsyncRetry(AsyncDelegate):
 
     async def _around(self, op: str, path: str, fn: Call[T]) -> T:
         if op in _NEVER_RETRIED or single_attempt.get():
-            return await fn(self._inner)
+            return await call_child(self._inner, op, path, fn)
         attempts = Attempts(self.policy, self._clock, self._rand, self._retry_on)
         while True:
             try:
-                return await fn(self._inner)
+                return await call_child(self._inner, op, path, fn)
             except Exception as exc:
                 await self._sleep(attempts.wait_after(exc))
                 self.retries += 1
@@ -90,7 +107,7 @@ class AsyncRetry(AsyncDelegate):
         data: AsyncWriteData,
         run: Callable[[AsyncStorager, AsyncWriteData], Awaitable[T]],
     ) -> T:
-        """Await ``run(child, data)``, giving each attempt the data again from its start."""
+        """Run ``run(child, data)``, giving each attempt the data again from its start."""
         again, ok = await replayable_async(op, "retry", path, data, self.policy.buffer_limit)
         if ok:
             return await self._call(op, path, lambda s: run(s, again()))
@@ -106,7 +123,7 @@ class AsyncRetry(AsyncDelegate):
 
 
 class _AsyncRetrySegmenter(AsyncDelegateSegmenter, AsyncRetry):
-    """A part's data is replayed as a write's is (Retry's ``_RetrySegmenter``)."""
+    """A part's data is replayed as a write's is."""
 
     async def write_multipart(
         self, multipart: Multipart, number: int, data: AsyncWriteData, **pairs: Any
