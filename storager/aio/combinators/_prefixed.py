@@ -1,4 +1,9 @@
-"""AsyncPrefixed and AsyncReadOnly: the sync ones' path map and refusal, awaited."""
+"""Prefixed: a store seen from a sub-path; ReadOnly: a store that refuses every change.
+
+Written once, async; ``python -m codegen`` derives the sync ``Prefixed`` and
+``ReadOnly`` from this file (``codegen/unasync.py``). The path map both ways is
+``PrefixMap`` and the refusal ``refuse_change`` (``storager/combinators/_prefix_map.py``).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,10 @@ from storager.aio.combinators._base import (
     AsyncDelegateSegmenter,
     Call,
     async_capabilities_of,
+    call_child,
 )
 from storager.combinators._base import meet_capability, ops_of
-from storager.combinators._prefixed import PrefixMap, refuse_change
+from storager.combinators._prefix_map import PrefixMap, refuse_change
 
 __all__ = ["AsyncPrefixed", "AsyncReadOnly"]
 
@@ -25,7 +31,18 @@ T = TypeVar("T")
 
 
 class AsyncPrefixed(AsyncDelegate):
-    """Show only what lies under ``prefix`` of an async store: the twin of ``Prefixed``."""
+    """Show only what lies under ``prefix`` of another store, with no way out of it.
+
+    The view is a store whose root is the prefix: paths are relative to its own
+    ``work_dir`` or absolute from the prefix (``/a`` is ``<prefix>a``), and ``..``
+    past the prefix raises PathInvalidError. Objects come back with paths as the
+    view's caller sees them. The capabilities are the inner store's.
+
+    Args:
+        inner: The store to look into.
+        prefix: A directory relative to the inner store's work_dir (or absolute in it).
+        work_dir: The view's working directory, inside the prefix.
+    """
 
     combinator = "prefixed"
 
@@ -89,7 +106,11 @@ AsyncPrefixed._capability_mixins = {**ASYNC_DELEGATE_MIXINS, Segmenter: _AsyncPr
 
 
 class AsyncReadOnly(AsyncDelegate):
-    """Serve reads from an async store; every change raises PermissionDeniedError."""
+    """Serve reads from another store; every change raises PermissionDeniedError.
+
+    It has none of the capability protocols: each changes the store, and a Presigner
+    must also sign writes.
+    """
 
     combinator = "readonly"
 
@@ -99,4 +120,4 @@ class AsyncReadOnly(AsyncDelegate):
 
     async def _around(self, op: str, path: str, fn: Call[T]) -> T:
         refuse_change(op, path)
-        return await fn(self._inner)
+        return await call_child(self._inner, op, path, fn)
