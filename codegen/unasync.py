@@ -33,6 +33,7 @@ __all__ = ["TWINS", "render_sync_twin", "unasync"]
 TWINS: dict[str, str] = {
     "storager/aio/combinators/_retry.py": "storager/combinators/_retry.py",
     "storager/aio/combinators/_prefixed.py": "storager/combinators/_prefixed.py",
+    "storager/aio/combinators/_logged.py": "storager/combinators/_logged.py",
 }
 
 _NAMES = {

@@ -15,9 +15,10 @@ from storager.combinators._base import Delegate, Wrapper, capability_class
 from storager.combinators._cached import Cached
 from storager.combinators._describe import describe
 from storager.combinators._failover import Failover
-from storager.combinators._logged import Event, Logged
+from storager.combinators._logged import Logged
 from storager.combinators._mirror import Mirror, MirrorError
 from storager.combinators._prefixed import Prefixed, ReadOnly
+from storager.combinators._reporter import Event
 from storager.combinators._retry import Retry
 from storager.combinators._router import Router
 from storager.combinators._timeout import Timeout

@@ -1,4 +1,10 @@
-"""AsyncLogged: Logged's records and callbacks (its ``Reporter``) for an async store."""
+"""Logged: a structured log record, and optional callbacks, for every operation.
+
+Written once, async; ``python -m codegen`` derives the sync ``Logged`` from this file
+(``codegen/unasync.py``). The records, their fields and the callbacks are the
+``Reporter``'s (``storager/combinators/_reporter.py``): the same in both forms, and
+never pairs, data or credentials.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from storager._async_protocols import AsyncStorager
-from storager.aio.combinators._base import AsyncDelegate, Call
+from storager.aio.combinators._base import AsyncDelegate, Call, call_child
 from storager.combinators._base import served_by
-from storager.combinators._logged import LOGGER, Event, Reporter
+from storager.combinators._reporter import LOGGER, Event, Reporter
 
 __all__ = ["AsyncLogged"]
 
@@ -18,9 +24,17 @@ T = TypeVar("T")
 
 
 class AsyncLogged(AsyncDelegate):
-    """Log every operation of an async store, and call back: the twin of ``Logged``.
+    """Log every operation of the inner store, and call back on success and failure.
 
-    Same records, fields, levels and callbacks (called on the event loop's thread).
+    Args:
+        inner: The store to wrap; its capabilities are kept.
+        logger: Where records go.
+        level: The level of successful operations; failures log at WARNING.
+        on_success: Called with an :class:`Event` after each successful operation.
+        on_failure: Called with an :class:`Event` after each failed one.
+
+    A callback that raises is logged (with its traceback) and does not change the
+    operation's outcome. The async form calls back on the event loop's thread.
     """
 
     combinator = "logged"
@@ -41,7 +55,7 @@ class AsyncLogged(AsyncDelegate):
         token = served_by.set("")
         start = time.perf_counter()
         try:
-            result = await fn(self._inner)
+            result = await call_child(self._inner, op, path, fn)
         except Exception as exc:
             self._report.failed(op, path, start, exc)
             raise
