@@ -34,6 +34,7 @@ TWINS: dict[str, str] = {
     "storager/aio/combinators/_retry.py": "storager/combinators/_retry.py",
     "storager/aio/combinators/_prefixed.py": "storager/combinators/_prefixed.py",
     "storager/aio/combinators/_logged.py": "storager/combinators/_logged.py",
+    "storager/aio/combinators/_router.py": "storager/combinators/_router.py",
 }
 
 _NAMES = {
@@ -157,12 +158,16 @@ def unasync(source: str) -> str:
             out.append(replaced[i])
         elif tok.type == tokenize.NAME:
             out.append(sync_name(tok.string))
-        elif tok.type in (tokenize.STRING, tokenize.COMMENT):
-            out.append(_sync_words(tok.string))
+        elif tok.type in _TEXT:
+            out.append(_sync_words(source[start:end]))
         else:
             out.append(tok.string)
     out.append(source[pos:])
     return "".join(out)
+
+
+#: Tokens of text, renamed word by word (3.12 splits f-strings into FSTRING_MIDDLE parts).
+_TEXT = {tokenize.STRING, tokenize.COMMENT, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING)}
 
 
 def _indent(tokens: list[tokenize.TokenInfo], i: int) -> int:

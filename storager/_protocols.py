@@ -28,6 +28,7 @@ __all__ = [
     "Mover",
     "NoOtherPairs",
     "Presigner",
+    "Reader",
     "Segmenter",
     "Storager",
     "WriteData",
@@ -35,6 +36,9 @@ __all__ = [
 
 #: What ``write`` accepts: bytes-like, a binary file object, or an iterable of bytes.
 WriteData = bytes | bytearray | memoryview | BinaryIO | Iterable[bytes]
+
+#: What ``open_reader`` returns: a binary file (the async side's is ``AsyncReader``).
+Reader = BinaryIO
 #: Called with the number of bytes moved each time a chunk is read or written.
 IoCallback = Callable[[int], None]
 

@@ -212,6 +212,13 @@ def call_child(child: Storager, op: str, path: str, fn: Callable[[Storager], T])
         return fn(child)
 
 
+def call_listing(
+    child: Storager, op: str, path: str, fn: Callable[[Storager], Iterator[T]]
+) -> Iterator[T]:
+    """Start ``fn(child)``'s listing now (its first item fetched), so errors surface here."""
+    return call_child(child, op, path, lambda s: prime(fn(s)))
+
+
 def prime(iterator: Iterator[T]) -> Iterator[T]:
     """Fetch the first item now, so that errors surface at call time, not on next()."""
     it = iter(iterator)

@@ -9,7 +9,7 @@ Logged's ``Reporter``, Timeout's ``Deadline``). Only the awaiting differs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar, TypeVar, cast
 
@@ -40,7 +40,14 @@ from storager._protocols import (
 from storager.combinators._base import capability_class, label, meet_capability, ops_of
 from storager.combinators._trace import span, tracing
 
-__all__ = ["AsyncDelegate", "AsyncWrapper", "async_capabilities_of", "call_child"]
+__all__ = [
+    "AsyncDelegate",
+    "AsyncWrapper",
+    "async_capabilities_of",
+    "async_common_capabilities",
+    "call_child",
+    "call_listing",
+]
 
 T = TypeVar("T")
 W = TypeVar("W", bound="AsyncWrapper")
@@ -58,6 +65,15 @@ def async_capabilities_of(store: object) -> frozenset[type]:
         for sync, twin in ASYNC_TWIN.items()
         if sync is not Storager and isinstance(store, twin)
     )
+
+
+def async_common_capabilities(stores: Iterable[object]) -> frozenset[type]:
+    """Return the capabilities every one of ``stores`` has (none for no stores)."""
+    result: frozenset[type] | None = None
+    for store in stores:
+        caps = async_capabilities_of(store)
+        result = caps if result is None else result & caps
+    return result or frozenset()
 
 
 def _common(stores: Sequence[object]) -> frozenset[type]:
@@ -144,6 +160,13 @@ async def call_child(child: AsyncStorager, op: str, path: str, fn: Call[T]) -> T
         return await fn(child)
     with span(label(child), op, path):
         return await fn(child)
+
+
+def call_listing(
+    child: AsyncStorager, op: str, path: str, fn: Callable[[AsyncStorager], AsyncIterator[T]]
+) -> AsyncIterator[T]:
+    """Return ``fn(child)``'s listing: in async code it starts on the first ``anext``."""
+    return fn(child)
 
 
 class AsyncDelegate(AsyncWrapper):
