@@ -12,6 +12,7 @@ import pytest
 from codegen.__main__ import main as codegen_main
 from codegen.model import ROOT, DefinitionError, load_model
 from codegen.render import render_header_pairs, render_service
+from codegen.unasync import TWINS
 
 
 @pytest.fixture
@@ -29,6 +30,10 @@ def tree(tmp_path: Path) -> Path:
     (root / "docs").mkdir()
     shutil.copy2(ROOT / "docs" / "capabilities.md", root / "docs" / "capabilities.md")
     shutil.copy2(ROOT / "pyproject.toml", root / "pyproject.toml")
+    for source, target in TWINS.items():  # the sync combinators derived from async sources
+        for name in (source, target):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, root / name)
     return root
 
 
