@@ -35,6 +35,7 @@ TWINS: dict[str, str] = {
     "storager/aio/combinators/_prefixed.py": "storager/combinators/_prefixed.py",
     "storager/aio/combinators/_logged.py": "storager/combinators/_logged.py",
     "storager/aio/combinators/_router.py": "storager/combinators/_router.py",
+    "storager/aio/combinators/_audited.py": "storager/combinators/_audited.py",
 }
 
 _NAMES = {

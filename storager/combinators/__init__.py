@@ -10,7 +10,8 @@ See docs/combinators.md.
 """
 
 from storager._retry_policy import RetryPolicy
-from storager.combinators._audited import Audited, AuditRecord, read_audit
+from storager.combinators._audit_records import AuditRecord
+from storager.combinators._audited import Audited, read_audit
 from storager.combinators._base import Delegate, Wrapper, capability_class
 from storager.combinators._cached import Cached
 from storager.combinators._describe import describe

@@ -200,6 +200,9 @@ def label(store: object) -> str:
     return f"{meta.service}{name} {meta.work_dir}"
 
 
+#: Where a combinator keeps calls in order (the async side's is one asyncio lock per loop).
+OrderLock = threading.Lock
+
 #: What a delegate runs on its child: ``fn(child)``.
 Call = Callable[[Storager], T]
 

@@ -1,11 +1,20 @@
-"""AsyncAudited: Audited's records (``storager.combinators._audited``) for an async store."""
+"""Audited: an append-only, ordered record of every change, kept in another store.
+
+Written once, async; ``python -m codegen`` derives the sync ``Audited`` from this file
+(``codegen/unasync.py``). The records are ``storager/combinators/_audit_records.py``'s:
+each mutating operation, failed or not, becomes one JSON object in the log store under
+``<prefix><sequence>.json``, and key order is record order. ``read_audit`` replays the
+log in that order.
+
+One Audited writes a given log at a time: it numbers on after the highest record it
+finds (read before its first record), so a second writer to the same prefix could
+reuse numbers.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
-import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
 
@@ -14,19 +23,20 @@ from storager._async_types import AsyncWriteData
 from storager._errors import InvalidArgumentError
 from storager._object import Object
 from storager._protocols import Copier, Mover, Presigner
-from storager.aio._native import _is_async, async_chunks
+from storager.aio.combinators._audit_records import async_hash_as_read
 from storager.aio.combinators._base import (
     ASYNC_DELEGATE_MIXINS,
     AsyncDelegate,
     AsyncDelegateCopier,
     AsyncDelegateMover,
+    AsyncOrderLock,
     Call,
     async_capabilities_of,
+    call_child,
 )
-from storager.combinators._audited import (
+from storager.combinators._audit_records import (
     AuditRecord,
-    Hashed,
-    _target,
+    audit_target,
     make_record,
     record_fields,
     record_lost,
@@ -39,37 +49,44 @@ T = TypeVar("T")
 
 
 class AsyncAudited(AsyncDelegate):
-    """Record every mutating operation of an async store in an async log store.
+    """Record every mutating operation of ``inner`` in ``log_store``.
 
-    The twin of :class:`~storager.combinators.Audited`: the same records, keys and
-    rules. Build it with :meth:`open`, which finds where the log's numbering goes on.
+    Args:
+        inner: The store to audit; its capabilities are kept, except Presigner: a
+            PUT through a signed URL would change the store without a record.
+        log_store: Where the records go (it is closed with the Audited).
+        prefix: The directory of the records in ``log_store``.
+
+    Raises:
+        UnexpectedError: An operation succeeded but its record could not be written
+            (the error says so; the change itself is in place).
+
+    The log is read for its last number before the first record is written;
+    ``open`` builds one and reads it at once.
     """
 
     combinator = "audited"
 
     def __init__(
-        self, inner: AsyncStorager, log_store: AsyncStorager, *, prefix: str, seq: int
+        self, inner: AsyncStorager, log_store: AsyncStorager, *, prefix: str = "audit/"
     ) -> None:
         super().__init__(inner)
         if not isinstance(log_store, AsyncStorager):
             raise InvalidArgumentError("new", "audited", "", "log_store must be an AsyncStorager")
         self._log = log_store
-        self._prefix = prefix
-        self._seq = seq
+        self._prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
+        self._seq: int | None = None  # the last record's number, once read from the log
         self._seq_lock = threading.Lock()
-        # Records are written one at a time, in order; an asyncio lock belongs to a loop.
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._order = AsyncOrderLock()  # records are written one at a time, in order
 
     @classmethod
     async def open(
         cls, inner: AsyncStorager, log_store: AsyncStorager, *, prefix: str = "audit/"
     ) -> AsyncAudited:
-        """Return an AsyncAudited that numbers on after the log's last record."""
-        prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
-        seq = max([r.seq async for r in read_audit_async(log_store, prefix)], default=0)
-        audited: AsyncAudited = cls(inner, log_store, prefix=prefix, seq=seq)
+        """Return an Audited that has read where the log's numbering goes on."""
+        audited: AsyncAudited = cls(inner, log_store, prefix=prefix)
+        async with audited._order:
+            await audited._read_last_number()
         return audited
 
     @classmethod
@@ -84,46 +101,39 @@ class AsyncAudited(AsyncDelegate):
     def describe_label(self) -> str:
         return f"audited log={self._prefix}"
 
-    def _loop_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        with self._seq_lock:
-            lock = self._locks.get(loop)
-            if lock is None:
-                lock = self._locks[loop] = asyncio.Lock()
-        return lock
+    async def _read_last_number(self) -> None:
+        if self._seq is None:
+            last = max([r.seq async for r in read_audit_async(self._log, self._prefix)], default=0)
+            with self._seq_lock:
+                self._seq = max(self._seq or 0, last)
 
     async def _record(self, **fields: Any) -> None:
-        async with self._loop_lock():
+        async with self._order:
+            await self._read_last_number()
             with self._seq_lock:
-                self._seq += 1
-                record, key, body = make_record(self._seq, self._prefix, fields)
+                self._seq = seq = (self._seq or 0) + 1
+                record, key, body = make_record(seq, self._prefix, fields)
             try:
                 await self._log.write(key, body)
             except Exception as exc:
                 with self._seq_lock:
-                    self._seq -= 1
+                    self._seq = (self._seq or 1) - 1
                 raise record_lost(record, exc) from exc
 
     async def _around(self, op: str, path: str, fn: Call[T]) -> T:
         if op not in MUTATING or op == "write":
-            return await fn(self._inner)
+            return await call_child(self._inner, op, path, fn)
         try:
-            result = await fn(self._inner)
+            result = await call_child(self._inner, op, path, fn)
         except Exception as exc:
-            await self._record(
-                operation=op, path=path, outcome=type(exc).__name__, target=_target.get() or None
-            )
+            target = audit_target.get() or None
+            await self._record(operation=op, path=path, outcome=type(exc).__name__, target=target)
             raise
         await self._record(**record_fields(op, path, result))
         return result
 
     async def write(self, path: str, data: AsyncWriteData, **pairs: Any) -> Object:
-        if _is_async(data):
-            hashed = Hashed(path, b"")
-            payload: AsyncWriteData = _hashing(hashed, path, data)
-        else:
-            hashed = Hashed(path, data)  # type: ignore[arg-type]
-            payload = hashed.payload
+        hashed, payload = async_hash_as_read(path, data)
         try:
             obj = await super().write(path, payload, **pairs)
         except Exception as exc:
@@ -133,28 +143,22 @@ class AsyncAudited(AsyncDelegate):
         return obj
 
 
-async def _hashing(hashed: Hashed, path: str, data: AsyncWriteData) -> AsyncIterator[bytes]:
-    async for chunk in async_chunks("write", "audited", path, data):
-        hashed.add(chunk)
-        yield bytes(chunk)
-
-
 class _AsyncAuditedCopier(AsyncDelegateCopier):
     async def copy(self, src: str, dst: str, **pairs: Any) -> None:
-        token = _target.set(dst)
+        token = audit_target.set(dst)
         try:
             await super().copy(src, dst, **pairs)
         finally:
-            _target.reset(token)
+            audit_target.reset(token)
 
 
 class _AsyncAuditedMover(AsyncDelegateMover):
     async def move(self, src: str, dst: str, **pairs: Any) -> None:
-        token = _target.set(dst)
+        token = audit_target.set(dst)
         try:
             await super().move(src, dst, **pairs)
         finally:
-            _target.reset(token)
+            audit_target.reset(token)
 
 
 AsyncAudited._capability_mixins = {

@@ -9,6 +9,9 @@ Logged's ``Reporter``, Timeout's ``Deadline``). Only the awaiting differs.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar, TypeVar, cast
@@ -42,6 +45,7 @@ from storager.combinators._trace import span, tracing
 
 __all__ = [
     "AsyncDelegate",
+    "AsyncOrderLock",
     "AsyncWrapper",
     "async_capabilities_of",
     "async_common_capabilities",
@@ -167,6 +171,34 @@ def call_listing(
 ) -> AsyncIterator[T]:
     """Return ``fn(child)``'s listing: in async code it starts on the first ``anext``."""
     return fn(child)
+
+
+class AsyncOrderLock:
+    """Calls on one event loop take it in turn (an asyncio lock per loop: one belongs to a loop).
+
+    The twin of a thread lock where a combinator keeps things in order (Audited's
+    records); it never blocks the loop.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        with self._guard:
+            lock = self._locks.get(loop)
+            if lock is None:
+                lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+    async def __aenter__(self) -> None:
+        await self._lock().acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock().release()
 
 
 class AsyncDelegate(AsyncWrapper):
