@@ -38,12 +38,16 @@ def _format_python(text: str, filename: Path) -> str:
     return done.stdout
 
 
-def _sort_imports(text: str, filename: Path) -> str:
-    """Sort and prune a derived module's imports (renaming leaves some doubled or unused)."""
+def _fix_derived(text: str, filename: Path) -> str:
+    """Apply ruff's safe fixes to a derived module.
+
+    Renaming leaves some imports doubled or unused, and dropping ``async`` can leave
+    two ``with`` statements that read better as one.
+    """
     done = subprocess.run(
         [
             *(sys.executable, "-m", "ruff", "check", "--fix", "--exit-zero", "--quiet"),
-            *("--select", "I,F401", "--stdin-filename", str(filename), "-"),
+            *("--stdin-filename", str(filename), "-"),
         ],
         input=text,
         capture_output=True,
@@ -66,7 +70,7 @@ def outputs(model: Model, root: Path = ROOT) -> dict[Path, str]:
     for svc in model.services:
         files[svc.folder / "_generated.py"] = render_service(model, svc)
     for source, target in TWINS.items():
-        files[root / target] = _sort_imports(render_sync_twin(root, source), root / target)
+        files[root / target] = _fix_derived(render_sync_twin(root, source), root / target)
     files = {path: _format_python(text, path) for path, text in files.items()}
     files[root / "docs" / "capabilities.md"] = render_matrix(model)
     return files

@@ -1,17 +1,38 @@
-"""AsyncCached: Cached's coherence (``storager.combinators._cached.Coherence``), awaited.
+"""Cached: a fast front store in front of a slow back store.
 
-The per-path locks are the sync Cached's thread locks, so the rules hold across event
-loops in several threads too. A coroutine never blocks its loop on one: it takes the
-lock without waiting, or tries again after a short sleep.
+Written once, async; ``python -m codegen`` derives the sync ``Cached`` from this file
+(``codegen/unasync.py``). The coherence rules are ``Coherence``'s
+(``storager/combinators/_cache_coherence.py``), the same in both forms; taking its
+locks, teeing a write and filling from a reader are each form's own seams.
+
+Reads come from the front when it holds the object, and fill it from the back on a
+miss. Writes go through: to the back, then the front. Deletes remove from both. The
+back is the source of truth: ``stat`` and ``list`` ask it.
+
+Coherence: writes and deletes of one path are serialised (a striped lock) and bump
+the path's generation; a read that missed fills the front only if no write started
+since it began reading the back, so a slow reader never puts an old version in front
+of a newer one. The locks are thread locks, so this holds across threads (and, on
+the async side, across event loops in several threads, without blocking a loop).
+
+``open_reader`` on a miss streams from the back and fills the front after a complete
+read: while the caller reads from the start without seeking, the bytes are kept (at
+most ``max_object_bytes``), and when it reaches the end they go to the front. Memory
+stays bounded by that limit; a reader that seeks, stops early or passes the limit
+fills nothing. (Teeing into a concurrent front write would start filling sooner but
+leave a half-written front object when the caller stops early.)
+
+Links: when the back is a Linker, a path that is a link is never cached, since a
+write to its target would leave the cached copy stale; so a miss that would fill
+costs one ``stat`` of the back. The Cached is not a Presigner: a PUT through a
+signed URL would change the back behind the front's back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from storager._async_protocols import (
@@ -26,49 +47,46 @@ from storager._async_protocols import (
 from storager._async_types import AsyncReader, AsyncWriteData
 from storager._errors import InvalidArgumentError, NotFoundError
 from storager._object import Multipart, Object, ObjectMode, Part, StorageMeta
-from storager._protocols import Appender, Copier, Direr, Linker, Mover, Segmenter, WriteData
-from storager._streams import iter_chunks
-from storager.aio._native import _is_async, async_chunks
-from storager.aio.combinators._base import AsyncWrapper, async_capabilities_of
+from storager._protocols import Appender, Copier, Direr, Linker, Mover, Segmenter
+from storager.aio.combinators._base import (
+    AsyncWrapper,
+    async_capabilities_of,
+    call_child,
+    call_listing,
+)
+from storager.aio.combinators._cache_coherence import (
+    async_filling_reader,
+    async_held,
+    async_teed,
+)
 from storager.combinators._base import meet_capability, ops_of, served_by
-from storager.combinators._cached import Capture, Coherence, Tee, upload_paths
+from storager.combinators._cache_coherence import Capture, Coherence, upload_paths
+from storager.combinators._trace import span, tracing
 
 __all__ = ["AsyncCached"]
 
 T = TypeVar("T")
 logger = logging.getLogger("storager.combinators.cached")
 
-#: What the async twin offers of the back's capabilities: the sync Cached's.
+#: The back's capabilities a Cached offers.
 _SUPPORTED = frozenset({Copier, Mover, Segmenter, Appender, Direr, Linker})
-_POLL_MIN = 0.0005
-_POLL_MAX = 0.01
-
-
-@contextlib.asynccontextmanager
-async def _held(locks: Sequence[threading.Lock]) -> AsyncIterator[None]:
-    """Hold ``locks`` (in the order given) without blocking the event loop."""
-    taken: list[threading.Lock] = []
-    try:
-        for lock in locks:
-            delay = _POLL_MIN
-            while not lock.acquire(blocking=False):
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _POLL_MAX)
-            taken.append(lock)
-        yield
-    finally:
-        for lock in reversed(taken):
-            lock.release()
 
 
 class AsyncCached(AsyncWrapper):
-    """Serve reads from ``front``, filled from ``back``: the twin of ``Cached``.
+    """Serve reads from ``front``, filled from ``back``; keep both coherent on writes.
 
-    The same arguments, coherence rules (writes and deletes serialised per path, a read
-    that missed fills the front only if no change started meanwhile), LRU limits, and
-    ``hits``/``misses``. Capabilities: the back's Copier, Mover, Segmenter (uploads run
-    on the back; completing one drops its path from the front), Appender, Direr and
-    Linker (a link is never cached: a write to its target would leave it stale).
+    Args:
+        front: The cache (memory, a local disk...).
+        back: The source of truth.
+        max_bytes: Evict least recently used objects from the front when the
+            objects this Cached put there exceed this total; ``None``: no limit.
+        max_object_bytes: Objects larger than this are not cached (a stream
+            written through is buffered up to this size to fill the front).
+
+    The capabilities are the back's Copier, Mover, Segmenter, Appender, Direr and
+    Linker: each runs on the back, then drops the paths it changed from the front
+    (uploads run on the back; completing one drops its path). A link is never
+    cached. Never a Presigner (see the module docstring).
     """
 
     combinator = "cached"
@@ -118,20 +136,25 @@ class AsyncCached(AsyncWrapper):
         caps = meet_capability([meta.capability], ops_of(async_capabilities_of(self)))
         return StorageMeta("cached", meta.name, meta.work_dir, caps)
 
+    def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
+        return span(self.describe_label(), op, path) if tracing() else contextlib.nullcontext()
+
     # -- coherence ----------------------------------------------------------------------
 
     async def _drop(self, path: str) -> None:
+        """Remove ``path`` from the front (called with its lock held)."""
         await self.front.delete(path)
         self._coherence.dropped(path)
 
     async def _put(self, path: str, data: bytes) -> None:
+        """Store ``data`` in the front (its lock held), then evict past ``max_bytes``."""
         await self.front.write(path, data)
         for victim in self._coherence.put(path, len(data)):
             await self.front.delete(victim)
 
     async def _mutate(self, paths: list[str], fn: Callable[[], Awaitable[T]]) -> T:
         """Run a change on the back, then drop ``paths`` from the front."""
-        async with _held(self._coherence.locks_for(paths)):
+        async with async_held(self._coherence.locks_for(paths)):
             self._coherence.bump(paths)
             result = await fn()  # a failed back change leaves the front untouched
             for p in paths:
@@ -139,6 +162,7 @@ class AsyncCached(AsyncWrapper):
             return result
 
     async def _fill(self, path: str, data: bytes, generation: int) -> None:
+        """Put what a missed read got from the back in front, unless it is stale now."""
         if not self._coherence.cacheable(len(data)):
             return
         if (
@@ -146,7 +170,7 @@ class AsyncCached(AsyncWrapper):
             and ObjectMode.LINK in (await self.back.stat(path)).mode
         ):
             return
-        async with _held([self._coherence.lock_for(path)]):
+        async with async_held([self._coherence.lock_for(path)]):
             if self._coherence.fresh(path, generation):
                 await self._put(path, data)
 
@@ -163,157 +187,100 @@ class AsyncCached(AsyncWrapper):
     # -- Storager -----------------------------------------------------------------------
 
     async def read(self, path: str, **pairs: Any) -> bytes:
-        try:
-            data = await self.front.read(path, **pairs)
-        except NotFoundError:
-            pass
-        else:
-            self._coherence.hit(path)
-            served_by.set("front")
+        with self._traced("read", path):
+            try:
+                data = await call_child(self.front, "read", path, lambda s: s.read(path, **pairs))
+            except NotFoundError:
+                pass
+            else:
+                self._coherence.hit(path)
+                served_by.set("front")
+                return data
+            generation = self._coherence.miss(path)
+            served_by.set("back")
+            if pairs:  # a range or a callback: serve from the back, cache nothing
+                return await call_child(self.back, "read", path, lambda s: s.read(path, **pairs))
+            data = await call_child(self.back, "read", path, lambda s: s.read(path))
+            await self._fill(path, data, generation)
             return data
-        generation = self._coherence.miss(path)
-        served_by.set("back")
-        if pairs:  # a range or a callback: serve from the back, cache nothing
-            return await self.back.read(path, **pairs)
-        data = await self.back.read(path)
-        await self._fill(path, data, generation)
-        return data
 
     async def open_reader(self, path: str, **pairs: Any) -> AsyncReader:
-        try:
-            reader = await self.front.open_reader(path, **pairs)
-        except NotFoundError:
-            pass
-        else:
-            self._coherence.hit(path)
-            served_by.set("front")
-            return reader
-        generation = self._coherence.miss(path)
-        served_by.set("back")
-        reader = await self.back.open_reader(path, **pairs)
-        if pairs:  # a range: serve it, cache nothing
-            return reader
-
-        async def complete(data: bytes) -> None:
+        with self._traced("open_reader", path):
             try:
-                await self._fill(path, data, generation)
-            except Exception:
-                logger.warning("cached: filling the front with %s failed", path)
+                reader = await self.front.open_reader(path, **pairs)
+            except NotFoundError:
+                pass
+            else:
+                self._coherence.hit(path)
+                served_by.set("front")
+                return reader
+            generation = self._coherence.miss(path)
+            served_by.set("back")
+            reader = await call_child(
+                self.back, "open_reader", path, lambda s: s.open_reader(path, **pairs)
+            )
+            if pairs:  # a range: serve it, cache nothing
+                return reader
 
-        return _FillingReader(reader, Capture(self._coherence.max_object), complete)
+            async def complete(data: bytes) -> None:
+                try:
+                    await self._fill(path, data, generation)
+                except Exception:
+                    logger.warning("cached: filling the front with %s failed", path)
+
+            return async_filling_reader(reader, Capture(self._coherence.max_object), complete)
 
     async def stat(self, path: str, **pairs: Any) -> Object:
-        return await self.back.stat(path, **pairs)
+        with self._traced("stat", path):
+            return await call_child(self.back, "stat", path, lambda s: s.stat(path, **pairs))
 
     def list(self, path: str = "", **pairs: Any) -> AsyncIterator[Object]:
-        return self.back.list(path, **pairs)
+        with self._traced("list", path):
+            return call_listing(self.back, "list", path, lambda s: s.list(path, **pairs))
 
     async def write(self, path: str, data: AsyncWriteData, **pairs: Any) -> Object:
-        async with _held([self._coherence.lock_for(path)]):
-            self._coherence.bump([path])
-            if isinstance(data, bytes | bytearray | memoryview):
-                obj = await self.back.write(path, data, **pairs)
-                await self._after_write(path, bytes(data))
+        with self._traced("write", path):
+            async with async_held([self._coherence.lock_for(path)]):
+                self._coherence.bump([path])
+                if isinstance(data, bytes | bytearray | memoryview):
+                    obj = await self.back.write(path, data, **pairs)
+                    await self._after_write(path, bytes(data))
+                    return obj
+                tee, payload = async_teed(path, data, self._coherence.max_object)
+                obj = await self.back.write(path, payload, **pairs)
+                await self._after_write(path, tee.captured())
                 return obj
-            tee = Tee((), self._coherence.max_object)
-            if _is_async(data):
-                payload: AsyncWriteData = _teeing(tee, path, data)
-            else:
-                chunks = iter_chunks("write", "cached", path, cast(WriteData, data))
-                payload = _teeing_sync(tee, chunks)
-            obj = await self.back.write(path, payload, **pairs)
-            await self._after_write(path, tee.captured())
-            return obj
 
     async def delete(self, path: str, **pairs: Any) -> None:
-        await self._mutate([path], lambda: self.back.delete(path, **pairs))
-
-
-class _FillingReader:
-    """Read through ``inner``; ``complete`` gets the object after a whole sequential read."""
-
-    def __init__(
-        self,
-        inner: AsyncReader,
-        capture: Capture,
-        complete: Callable[[bytes], Awaitable[None]],
-    ) -> None:
-        self._inner = inner
-        self._capture = capture
-        self._complete = complete
-
-    async def _took(self, data: bytes, asked: int) -> None:
-        whole = self._capture.took(data, asked)
-        if whole is not None:
-            await self._complete(whole)
-
-    async def read(self, size: int = -1) -> bytes:
-        data = await self._inner.read(size)
-        await self._took(data, size if size >= 0 else max(len(data), 1))
-        if size < 0:
-            await self._took(b"", 1)  # read to the end
-        return data
-
-    async def readinto(self, buffer: bytearray | memoryview) -> int:
-        view = memoryview(buffer).cast("B")
-        data = await self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    async def seek(self, offset: int, whence: int = 0) -> int:
-        position = await self._inner.seek(offset, whence)
-        self._capture.seeked(position)
-        return position
-
-    async def tell(self) -> int:
-        return await self._inner.tell()
-
-    async def close(self) -> None:
-        self._capture.drop()
-        await self._inner.close()
-
-    async def __aenter__(self) -> _FillingReader:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-
-async def _teeing(tee: Tee, path: str, data: AsyncWriteData) -> AsyncIterator[bytes]:
-    async for chunk in async_chunks("write", "cached", path, data):
-        piece = bytes(chunk)
-        tee.keep(piece)
-        yield piece
-
-
-def _teeing_sync(tee: Tee, chunks: Iterator[Any]) -> Iterator[bytes]:
-    for chunk in chunks:
-        piece = bytes(chunk)
-        tee.keep(piece)
-        yield piece
+        with self._traced("delete", path):
+            await self._mutate([path], lambda: self.back.delete(path, **pairs))
 
 
 class _AsyncCachedCopier(AsyncCached, AsyncCopier):
     async def copy(self, src: str, dst: str, **pairs: Any) -> None:
-        back = cast(AsyncCopier, self.back)
-        await self._mutate([dst], lambda: back.copy(src, dst, **pairs))
+        with self._traced("copy", src):
+            back = cast(AsyncCopier, self.back)
+            await self._mutate([dst], lambda: back.copy(src, dst, **pairs))
 
 
 class _AsyncCachedMover(AsyncCached, AsyncMover):
     async def move(self, src: str, dst: str, **pairs: Any) -> None:
-        back = cast(AsyncMover, self.back)
-        await self._mutate([src, dst], lambda: back.move(src, dst, **pairs))
+        with self._traced("move", src):
+            back = cast(AsyncMover, self.back)
+            await self._mutate([src, dst], lambda: back.move(src, dst, **pairs))
 
 
 class _AsyncCachedAppender(AsyncCached, AsyncAppender):
     async def append(self, path: str, data: AsyncWriteData, **pairs: Any) -> Object:
-        back = cast(AsyncAppender, self.back)
-        return await self._mutate([path], lambda: back.append(path, data, **pairs))
+        with self._traced("append", path):
+            back = cast(AsyncAppender, self.back)
+            return await self._mutate([path], lambda: back.append(path, data, **pairs))
 
 
 class _AsyncCachedDirer(AsyncCached, AsyncDirer):
     async def create_dir(self, path: str, **pairs: Any) -> Object:
-        return await cast(AsyncDirer, self.back).create_dir(path, **pairs)
+        with self._traced("create_dir", path):
+            return await cast(AsyncDirer, self.back).create_dir(path, **pairs)
 
 
 class _AsyncCachedSegmenter(AsyncCached, AsyncSegmenter):
@@ -323,33 +290,43 @@ class _AsyncCachedSegmenter(AsyncCached, AsyncSegmenter):
         return cast(AsyncSegmenter, self.back)
 
     async def create_multipart(self, path: str, **pairs: Any) -> Multipart:
-        return await self._uploader().create_multipart(path, **pairs)
+        with self._traced("create_multipart", path):
+            return await self._uploader().create_multipart(path, **pairs)
 
     async def write_multipart(
         self, multipart: Multipart, number: int, data: AsyncWriteData, **pairs: Any
     ) -> Part:
-        return await self._uploader().write_multipart(multipart, number, data, **pairs)
+        with self._traced("write_multipart", multipart.path):
+            return await self._uploader().write_multipart(multipart, number, data, **pairs)
 
     async def complete_multipart(
         self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
     ) -> Object:
         paths = upload_paths(multipart, self.back.metadata().work_dir)
-        return await self._mutate(
-            paths, lambda: self._uploader().complete_multipart(multipart, parts, **pairs)
-        )
+        with self._traced("complete_multipart", multipart.path):
+            return await self._mutate(
+                paths, lambda: self._uploader().complete_multipart(multipart, parts, **pairs)
+            )
 
     async def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
-        await self._uploader().abort_multipart(multipart, **pairs)
+        with self._traced("abort_multipart", multipart.path):
+            await self._uploader().abort_multipart(multipart, **pairs)
 
     def list_multipart(self, multipart: Multipart, **pairs: Any) -> AsyncIterator[Part]:
-        return self._uploader().list_multipart(multipart, **pairs)
+        with self._traced("list_multipart", multipart.path):
+            return call_listing(
+                self.back,
+                "list_multipart",
+                multipart.path,
+                lambda s: cast(AsyncSegmenter, s).list_multipart(multipart, **pairs),
+            )
 
 
 class _AsyncCachedLinker(AsyncCached, AsyncLinker):
     async def create_link(self, path: str, target: str, **pairs: Any) -> Object:
-        return await self._mutate(
-            [path], lambda: cast(AsyncLinker, self.back).create_link(path, target, **pairs)
-        )
+        with self._traced("create_link", path):
+            back = cast(AsyncLinker, self.back)
+            return await self._mutate([path], lambda: back.create_link(path, target, **pairs))
 
 
 AsyncCached._capability_mixins = {
