@@ -1,6 +1,6 @@
 """What writing Failover's loop once (a generator of steps, two drivers) costs per call.
 
-Failover's ``_around`` is ``failover_steps`` (storager/combinators/_failover.py) run by
+Failover's ``_around`` is ``failover_steps`` (storager/combinators/_failover_policy.py) run by
 ``drive`` in the sync Failover and ``drive_async`` in AsyncFailover. The baseline here
 is the loop as it was written twice before (copied below, as ``_Inline*``). Rows: a
 4 KiB read through Failover(memory, memory), AsyncFailover(memory.aio, memory.aio) and

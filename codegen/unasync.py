@@ -37,6 +37,7 @@ TWINS: dict[str, str] = {
     "storager/aio/combinators/_router.py": "storager/combinators/_router.py",
     "storager/aio/combinators/_audited.py": "storager/combinators/_audited.py",
     "storager/aio/combinators/_cached.py": "storager/combinators/_cached.py",
+    "storager/aio/combinators/_failover.py": "storager/combinators/_failover.py",
 }
 
 _NAMES = {

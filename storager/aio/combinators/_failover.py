@@ -1,7 +1,22 @@
-"""AsyncFailover: Failover's switchboard (``storager.combinators._failover``), awaited."""
+"""Failover: send operations to the primary, and to an alternative while it is down.
+
+Written once, async; ``python -m codegen`` derives the sync ``Failover`` from this file
+(``codegen/unasync.py``). The policy (``Switchboard``) and the control flow of a call
+(``failover_steps``) are in ``storager/combinators/_failover_policy.py``.
+
+When the active store fails with a transient error (retryable, or a connection
+error), the same call moves on to the next alternative, which becomes active. While
+an alternative is active, a health probe of the primary, at most once per interval,
+decides when to switch back.
+
+A multipart upload stays on the store that started it: its ``upload_id`` names that
+store (``alternative1:<id>``), and the later calls of the upload go there without
+switching, since no other store knows the upload.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
@@ -16,12 +31,22 @@ from storager.aio.combinators._base import (
     AsyncDelegate,
     AsyncDelegateSegmenter,
     Call,
-    _common,
+    async_common_capabilities,
+    call_child,
+    call_listing,
 )
 from storager.aio.combinators._replay import replayable_async
 from storager.combinators._base import is_transient, served_by, single_attempt
-from storager.combinators._failover import PROBE, PROBE_PATH, Switchboard, failover_steps
+from storager.combinators._failover_policy import (
+    PROBE,
+    PROBE_PATH,
+    AsyncProbe,
+    Switchboard,
+    async_probe_answer,
+    failover_steps,
+)
 from storager.combinators._steps import drive_async
+from storager.combinators._trace import span, tracing
 
 __all__ = ["AsyncFailover"]
 
@@ -29,14 +54,22 @@ T = TypeVar("T")
 
 
 class AsyncFailover(AsyncDelegate):
-    """One primary async store and alternatives that take over while it fails.
+    """One primary store and alternatives that take over while it fails.
 
-    The twin of :class:`~storager.combinators.Failover`: same arguments, switching
-    rules, probe and ``switches`` record; a callable probe may be a coroutine function.
-    A multipart upload stays on the store that created it, as with the sync Failover.
-    A write's data is given again to the next store as Failover gives it: a stream,
-    sync or async, of at most ``buffer_limit`` bytes is buffered; a longer one gets
-    one store.
+    Args:
+        primary: The store operations go to when it is healthy.
+        alternatives: Stores to switch to, in order.
+        probe: How to tell the primary is healthy again: a callable given the
+            primary that returns True when healthy (on the async side it may be a
+            coroutine function), or a path to ``stat`` (an answer, even
+            NotFoundError, means healthy). Defaults to a stat of ``PROBE_PATH``.
+        probe_interval: The least number of seconds between two probes.
+        switch_on: Decides whether an error moves the call to the next store.
+        clock: Monotonic seconds (inject a fake in tests).
+        buffer_limit: Bytes of a one-shot stream buffered so a write can move on
+            (a longer stream gets one store).
+
+    The capabilities are those every store has.
     """
 
     combinator = "failover"
@@ -45,7 +78,7 @@ class AsyncFailover(AsyncDelegate):
         self,
         primary: AsyncStorager,
         *alternatives: AsyncStorager,
-        probe: Callable[[AsyncStorager], Awaitable[bool] | bool] | str = PROBE_PATH,
+        probe: AsyncProbe | str = PROBE_PATH,
         probe_interval: float = 5.0,
         switch_on: Callable[[BaseException], bool] = is_transient,
         clock: Callable[[], float] = time.monotonic,
@@ -69,15 +102,20 @@ class AsyncFailover(AsyncDelegate):
 
     @classmethod
     def _allowed_capabilities(cls, *stores: Any, **kwargs: Any) -> frozenset[type]:
-        return _common(stores)
+        return async_common_capabilities(stores)
 
     def children(self) -> Mapping[str, AsyncStorager]:
         return dict(zip(self._board.names, self._stores, strict=True))
 
     @property
     def active(self) -> str:
-        """The name of the store operations go to now."""
+        """The name of the store operations go to now (``"primary"``, ``"alternative1"``...)."""
         return self._board.names[self._board.active]
+
+    @property
+    def active_store(self) -> AsyncStorager:
+        """The store operations go to now."""
+        return self._stores[self._board.active]
 
     def describe_label(self) -> str:
         return f"failover active={self.active}"
@@ -86,10 +124,7 @@ class AsyncFailover(AsyncDelegate):
         primary = self._stores[0]
         try:
             if callable(self._probe):
-                answer = self._probe(primary)
-                if isinstance(answer, Awaitable):
-                    answer = await answer
-                return bool(answer)
+                return await async_probe_answer(self._probe, primary)
             await primary.stat(self._probe)
         except NotFoundError:
             return True
@@ -99,7 +134,9 @@ class AsyncFailover(AsyncDelegate):
 
     async def _around(self, op: str, path: str, fn: Call[T]) -> T:
         def run(step: int) -> Awaitable[Any]:
-            return self._primary_healthy() if step == PROBE else fn(self._stores[step])
+            if step == PROBE:
+                return self._primary_healthy()
+            return call_child(self._stores[step], op, path, fn)
 
         steps = failover_steps(self._board, op, path, self._switch_on)
         return cast(T, await drive_async(steps, run))
@@ -116,7 +153,7 @@ class AsyncFailover(AsyncDelegate):
 
 
 class _AsyncFailoverSegmenter(AsyncDelegateSegmenter, AsyncFailover):
-    """Uploads are pinned to the store that created them (``name:upload_id``)."""
+    """Uploads are pinned to the store that created them (see the module docstring)."""
 
     async def create_multipart(self, path: str, **pairs: Any) -> Multipart:
         token = served_by.set("")
@@ -128,34 +165,58 @@ class _AsyncFailoverSegmenter(AsyncDelegateSegmenter, AsyncFailover):
         served_by.set(name)
         return Multipart(mp.path, f"{name}:{mp.upload_id}")
 
-    def _pinned(self, op: str, multipart: Multipart) -> tuple[AsyncSegmenter, Multipart]:
+    def _pinned_store(self, op: str, multipart: Multipart) -> tuple[AsyncStorager, Multipart]:
+        """Return the store an upload is pinned to, and the upload as that store knows it."""
         name, _, upload_id = multipart.upload_id.partition(":")
         names = self._board.names
         if name not in names or not upload_id:
             raise NotFoundError(op, "failover", multipart.path, "no such multipart upload")
         served_by.set(name)
-        store = cast(AsyncSegmenter, self._stores[names.index(name)])
-        return store, Multipart(multipart.path, upload_id)
+        return self._stores[names.index(name)], Multipart(multipart.path, upload_id)
+
+    def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
+        return span(self.describe_label(), op, path) if tracing() else contextlib.nullcontext()
+
+    async def _pinned(
+        self,
+        op: str,
+        multipart: Multipart,
+        fn: Callable[[AsyncSegmenter, Multipart], Awaitable[T]],
+    ) -> T:
+        store, mp = self._pinned_store(op, multipart)
+        with self._traced(op, multipart.path):
+            return await call_child(
+                store, op, multipart.path, lambda s: fn(cast(AsyncSegmenter, s), mp)
+            )
 
     async def write_multipart(
         self, multipart: Multipart, number: int, data: AsyncWriteData, **pairs: Any
     ) -> Part:
-        store, mp = self._pinned("write_multipart", multipart)
-        return await store.write_multipart(mp, number, data, **pairs)
+        return await self._pinned(
+            "write_multipart", multipart, lambda s, mp: s.write_multipart(mp, number, data, **pairs)
+        )
 
     async def complete_multipart(
         self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
     ) -> Object:
-        store, mp = self._pinned("complete_multipart", multipart)
-        return await store.complete_multipart(mp, parts, **pairs)
+        return await self._pinned(
+            "complete_multipart", multipart, lambda s, mp: s.complete_multipart(mp, parts, **pairs)
+        )
 
     async def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
-        store, mp = self._pinned("abort_multipart", multipart)
-        await store.abort_multipart(mp, **pairs)
+        await self._pinned(
+            "abort_multipart", multipart, lambda s, mp: s.abort_multipart(mp, **pairs)
+        )
 
     def list_multipart(self, multipart: Multipart, **pairs: Any) -> AsyncIterator[Part]:
-        store, mp = self._pinned("list_multipart", multipart)
-        return store.list_multipart(mp, **pairs)
+        store, mp = self._pinned_store("list_multipart", multipart)
+        with self._traced("list_multipart", multipart.path):
+            return call_listing(
+                store,
+                "list_multipart",
+                multipart.path,
+                lambda s: cast(AsyncSegmenter, s).list_multipart(mp, **pairs),
+            )
 
 
 AsyncFailover._capability_mixins = {**ASYNC_DELEGATE_MIXINS, Segmenter: _AsyncFailoverSegmenter}
