@@ -38,6 +38,7 @@ TWINS: dict[str, str] = {
     "storager/aio/combinators/_audited.py": "storager/combinators/_audited.py",
     "storager/aio/combinators/_cached.py": "storager/combinators/_cached.py",
     "storager/aio/combinators/_failover.py": "storager/combinators/_failover.py",
+    "storager/aio/combinators/_timeout.py": "storager/combinators/_timeout.py",
 }
 
 _NAMES = {

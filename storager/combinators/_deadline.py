@@ -25,11 +25,15 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Generic, TypeVar
 
 from storager._errors import InvalidArgumentError, OperationTimeoutError
 from storager._protocols import WriteData
 from storager._streams import CHUNK_SIZE, iter_chunks
+from storager.combinators._trace import in_context
 
 __all__ = [
     "COMMITTING",
@@ -38,8 +42,13 @@ __all__ = [
     "STREAMING",
     "Deadline",
     "DeadlineStream",
+    "Job",
+    "Jobs",
     "check_settings",
+    "deadline_stream",
 ]
+
+T = TypeVar("T")
 
 #: Not started yet: nothing can have happened.
 PENDING = "pending"
@@ -171,3 +180,62 @@ def check_settings(seconds: float, per_op: Mapping[str, float | None] | None, gr
         raise InvalidArgumentError(
             "new", "timeout", "", f"grace must be a finite number >= 0, not {grace!r}"
         )
+
+
+def deadline_stream(deadline: Deadline, data: WriteData) -> WriteData:
+    """Return ``data`` as the service is to read it: through ``deadline``'s stream."""
+    return DeadlineStream(deadline, data)
+
+
+class Jobs:
+    """Where the sync Timeout runs its calls while the caller waits: a bounded thread pool.
+
+    A call that never got a thread can be dropped; one that started cannot be stopped
+    (Python cannot stop a thread), so giving up on it leaves it running.
+    """
+
+    #: What becomes of a change the caller stopped waiting for.
+    ABANDONED = "it may have taken effect, or may yet"
+
+    def __init__(self, workers: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="storager-timeout")
+
+    def start(self, fn: Callable[..., T], *args: Any) -> Job[T]:
+        """Start ``fn(*args)`` on a pool thread, in the caller's context."""
+        return Job(self._pool.submit(in_context(fn), *args))
+
+    def shutdown(self) -> None:
+        """Take no more calls; queued ones still run (their callers wait for them)."""
+        self._pool.shutdown(wait=False)
+
+
+class Job(Generic[T]):
+    """One call started by :class:`Jobs`."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: Future[T]) -> None:
+        self._future = future
+
+    def finished(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the call; return whether it has finished."""
+        try:
+            self._future.exception(timeout=seconds)  # waits; the call's error stays put
+        except FutureTimeout:
+            return False
+        except CancelledError:
+            pass
+        return True
+
+    def cancel(self) -> None:
+        """Drop the call if it has not started; a started one goes on."""
+        self._future.cancel()
+
+    def succeeded(self) -> bool:
+        """Whether the call finished without an error."""
+        f = self._future
+        return f.done() and not f.cancelled() and f.exception() is None
+
+    def result(self) -> T:
+        """The call's result, or its error raised (it has finished)."""
+        return self._future.result()

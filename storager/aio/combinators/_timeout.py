@@ -1,41 +1,51 @@
-"""AsyncTimeout: a deadline on every operation, and a change that timed out never lands.
+"""Timeout: give every operation a deadline, and never let a change land after it.
 
-The twin of :class:`~storager.combinators.Timeout`, with the same states and the same
-``Deadline`` (``storager.combinators._deadline``) deciding between them. The difference
-is what stopping means: the operation runs as a task, and at the deadline the task is
-*cancelled*. A native async store stops at its next await (an azblob write cancels its
-staged blocks and never commits); a threaded view stops waiting while its thread reads
-the data through the deadline stream, which refuses the next chunk. Either way:
+Written once, async; ``python -m codegen`` derives the sync ``Timeout`` from this file
+(``codegen/unasync.py``). The states of a change and the lock that separates them are
+``Deadline``'s (``storager/combinators/_deadline.py``), shared by both forms; what
+differs is how a call runs while the caller waits (``Jobs``). The sync form runs it
+on the wrapper's own thread pool: Python cannot stop a thread, so a call that timed
+out keeps running in the background. The async form runs it as a task and cancels
+the task at the deadline (a native async store stops at its next await; a threaded
+view's thread finds the rest of its data refused). What the caller is told depends
+on whether the change can still take effect:
 
-- a read raises :class:`~storager.OperationTimeoutError`;
-- a write still reading its data raises OperationTimeoutError, and nothing is, or will
-  be, written;
-- a write whose data the store had in full (it may be committing), and any other change
-  that started, gets ``grace`` seconds more, then is cancelled and raises
-  :class:`~storager.OutcomeUnknownError`.
+- A read (``read``, ``open_reader``, ``stat``, ``list``...) raises
+  :class:`~storager.OperationTimeoutError` (retryable); its late result is dropped.
+- A change whose data can be refused (``write``, ``write_multipart``) reads its data
+  through a :class:`~storager.combinators._deadline.DeadlineStream`. If the service is
+  still reading the data at the deadline, the stream refuses the rest, the service
+  aborts before its commit, and the caller gets OperationTimeoutError: nothing was,
+  or will be, written. If the service already has all the data (it may commit at any
+  moment), the caller waits up to ``grace`` seconds for the outcome, then gets
+  :class:`~storager.OutcomeUnknownError` (never retryable).
+- A change without data to refuse (``delete``, ``copy``, ``move``, ``append``,
+  ``create_dir``, ``create_link``, ``create_multipart``, ``complete_multipart``,
+  ``abort_multipart``) cannot be stopped once it has started: past the deadline and
+  the grace it raises OutcomeUnknownError. One that never started (every pool thread
+  was busy) raises OperationTimeoutError and never runs.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from storager._async_protocols import AsyncSegmenter, AsyncStorager
 from storager._async_types import AsyncWriteData
 from storager._errors import OutcomeUnknownError
 from storager._object import Multipart, Object, Part
-from storager._protocols import Segmenter, WriteData
-from storager._streams import CHUNK_SIZE
-from storager.aio._native import _is_async, async_chunks
+from storager._protocols import Segmenter
 from storager.aio.combinators._base import (
     ASYNC_DELEGATE_MIXINS,
     AsyncDelegate,
     AsyncDelegateSegmenter,
     Call,
+    call_child,
 )
+from storager.aio.combinators._deadline import AsyncJob, AsyncJobs, async_deadline_stream
 from storager.combinators._base import MUTATING
-from storager.combinators._deadline import Deadline, DeadlineStream, check_settings
+from storager.combinators._deadline import Deadline, check_settings
 
 __all__ = ["AsyncTimeout"]
 
@@ -46,7 +56,7 @@ _CHANGES = MUTATING - {"presign_write"}
 
 
 class _Guarded:
-    """A call whose data reaches the store through ``deadline``'s stream."""
+    """A call whose data reaches the service through ``deadline``'s stream."""
 
     __slots__ = ("deadline", "run")
 
@@ -59,17 +69,38 @@ class _Guarded:
 
 
 class AsyncTimeout(AsyncDelegate):
-    """Give each operation of an async store a deadline; see the module docstring.
+    """Give each operation a deadline; a change that times out never lands later.
 
     Args:
-        inner: The async store to wrap; its capabilities are kept.
+        inner: The store to wrap; its capabilities are kept.
         seconds: The deadline of every operation.
-        per_op: Deadlines for particular operations; ``None`` means no deadline.
+        per_op: Deadlines for particular operations (``{"read": 1.0}``); ``None``
+            as a value means no deadline for that operation.
+        workers: Threads in the sync form's pool (the async form runs each call as
+            a task on the caller's loop).
         grace: Seconds a change that can no longer be stopped may take past its
-            deadline before it is cancelled and reported as OutcomeUnknownError.
+            deadline before it is reported as OutcomeUnknownError (the async form
+            cancels it then).
 
-    A deadline covers the call: for ``open_reader``, opening; for ``list``, the first
-    item. Put it beneath AsyncRetry, as with the sync Timeout.
+    What the caller is told at the deadline:
+
+    - reads: OperationTimeoutError (retryable);
+    - ``write`` and ``write_multipart`` still reading their data: OperationTimeoutError,
+      and the rest of the data is refused, so the service aborts before its commit;
+    - ``write`` and ``write_multipart`` whose data the service has read in full (it
+      may commit any moment, as a single-request PUT of a small object does), and
+      every other change once started (``delete``, ``copy``, ``move``, ``append``,
+      ``create_dir``, ``create_link``, ``create_multipart``, ``complete_multipart``,
+      ``abort_multipart``): the outcome if it comes within ``grace``, else
+      OutcomeUnknownError, which Retry does not retry, Failover does not switch on
+      and Mirror reports without rolling back;
+    - a change that never started (the pool was busy): OperationTimeoutError, and it
+      never runs.
+
+    A deadline covers the call: for ``open_reader``, opening; for ``list``, the
+    first page. Put Timeout beneath Retry, Mirror and Failover: above them, a change
+    reads its whole data before the first target commits, so the deadline can only
+    report it unknown.
     """
 
     combinator = "timeout"
@@ -80,6 +111,7 @@ class AsyncTimeout(AsyncDelegate):
         seconds: float,
         *,
         per_op: Mapping[str, float | None] | None = None,
+        workers: int = 8,
         grace: float = 0.0,
     ) -> None:
         super().__init__(inner)
@@ -87,9 +119,13 @@ class AsyncTimeout(AsyncDelegate):
         self.seconds = seconds
         self.per_op = dict(per_op or {})
         self.grace = float(grace)
+        self._jobs = AsyncJobs(workers)
 
     def describe_label(self) -> str:
         return f"timeout {self.seconds:g}s"
+
+    def _close(self) -> None:
+        self._jobs.shutdown()
 
     def _seconds(self, op: str) -> float | None:
         return self.per_op.get(op, self.seconds)
@@ -97,40 +133,35 @@ class AsyncTimeout(AsyncDelegate):
     async def _around(self, op: str, path: str, fn: Call[T]) -> T:
         seconds = self._seconds(op)
         if seconds is None:
-            return await fn(self._inner)
+            return await call_child(self._inner, op, path, fn)
         if isinstance(fn, _Guarded):
             deadline: Deadline | None = fn.deadline
         elif op in _CHANGES:
             deadline = Deadline(op, path, seconds, stoppable=False)
         else:
             deadline = None
-        task = asyncio.ensure_future(self._started(deadline, fn))
-        if await _finished(task, seconds):
-            return task.result()
+        job: AsyncJob[T] = self._jobs.start(_started, deadline, self._inner, op, path, fn)
+        if await job.finished(seconds):
+            return job.result()
         if deadline is None:
-            await _cancel(task)
-            raise Deadline(op, path, seconds, stoppable=True).timeout_error()
+            await job.cancel()
+            raise Deadline(op, path, seconds, stoppable=True).timeout_error() from None
         if deadline.expire():
-            await _cancel(task)
-            if not task.cancelled() and task.exception() is None:
-                return task.result()  # it finished as the deadline passed
-            raise deadline.timeout_error("nothing was changed")
-        if await _finished(task, self.grace):
-            return task.result()
-        await _cancel(task)
+            await job.cancel()
+            if job.succeeded():
+                return job.result()  # it finished as the deadline passed
+            raise deadline.timeout_error("nothing was changed") from None
+        # Past its point of no return: wait ``grace`` for the outcome, else report it unknown.
+        if await job.finished(self.grace):
+            return job.result()
+        await job.cancel()
         raise OutcomeUnknownError(
             op,
             "timeout",
             path,
             f"no answer within {seconds:g} s (+{self.grace:g} s grace) after the change "
-            "could no longer be stopped; it was cancelled, but may have taken effect: "
-            "check before acting on it",
-        )
-
-    async def _started(self, deadline: Deadline | None, fn: Call[T]) -> T:
-        if deadline is not None:
-            deadline.start()
-        return await fn(self._inner)
+            f"could no longer be stopped: {self._jobs.ABANDONED}; check before acting on it",
+        ) from None
 
     async def _guarded(
         self,
@@ -140,24 +171,28 @@ class AsyncTimeout(AsyncDelegate):
         pairs: dict[str, Any],
         run: Callable[[AsyncStorager, AsyncWriteData], Awaitable[T]],
     ) -> T:
-        """Run a change whose data reaches the store through a deadline stream."""
+        """Run a change whose data reaches the service through a deadline stream."""
         seconds = self._seconds(op)
         if seconds is None:
             return await self._call(op, path, lambda s: run(s, data))
         deadline = Deadline(op, path, seconds, stoppable=True)
         if isinstance(data, bytes | bytearray | memoryview) and pairs.get("size") is None:
-            pairs["size"] = memoryview(data).nbytes  # the length the store would have seen
-        stream: AsyncWriteData
-        if _is_async(data):
-            stream = _async_deadline_stream(deadline, data)
-        else:
-            stream = DeadlineStream(deadline, cast(WriteData, data))
+            pairs["size"] = memoryview(data).nbytes  # the length the service would have seen
+        stream = async_deadline_stream(deadline, data)
         return cast(T, await self._call(op, path, _Guarded(deadline, lambda s: run(s, stream))))
 
     async def write(self, path: str, data: AsyncWriteData, **pairs: Any) -> Object:
         p = self._path("write", path)
         obj = await self._guarded("write", path, data, pairs, lambda s, d: s.write(p, d, **pairs))
         return self._out(obj)
+
+
+async def _started(
+    deadline: Deadline | None, store: AsyncStorager, op: str, path: str, fn: Call[T]
+) -> T:
+    if deadline is not None:
+        deadline.start()
+    return await call_child(store, op, path, fn)
 
 
 class _AsyncTimeoutSegmenter(AsyncDelegateSegmenter, AsyncTimeout):
@@ -174,45 +209,3 @@ class _AsyncTimeoutSegmenter(AsyncDelegateSegmenter, AsyncTimeout):
 
 
 AsyncTimeout._capability_mixins = {**ASYNC_DELEGATE_MIXINS, Segmenter: _AsyncTimeoutSegmenter}
-
-
-async def _async_deadline_stream(deadline: Deadline, data: AsyncWriteData) -> AsyncIterator[bytes]:
-    """An async source's chunks, refused once ``deadline`` expired (as DeadlineStream).
-
-    Reads one chunk ahead, so that handing over the last chunk moves the deadline to
-    ``committing`` first.
-    """
-    source = async_chunks(deadline.op, "timeout", deadline.path, data, chunk_size=CHUNK_SIZE)
-    deadline.check()
-    ahead = await anext(source, None)
-    while True:
-        deadline.check()
-        if ahead is None:
-            deadline.commit()
-            return
-        chunk = bytes(ahead)
-        ahead = await anext(source, None)
-        deadline.check()
-        if ahead is None:
-            deadline.commit()  # the last chunk: the store may commit once it has it
-        yield chunk
-        if ahead is None:
-            return
-
-
-async def _finished(task: asyncio.Future[Any], seconds: float) -> bool:
-    """Wait up to ``seconds`` for ``task``; a cancelled caller cancels the task too."""
-    try:
-        done, _ = await asyncio.wait({task}, timeout=seconds)
-    except asyncio.CancelledError:
-        await _cancel(task)
-        raise
-    return bool(done)
-
-
-async def _cancel(task: asyncio.Future[Any]) -> None:
-    """Cancel ``task`` and wait until it has stopped (its cleanup has run)."""
-    task.cancel()
-    await asyncio.wait({task})
-    if not task.cancelled():
-        task.exception()  # retrieved: the timeout error is what the caller gets
