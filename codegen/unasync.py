@@ -31,6 +31,7 @@ __all__ = ["TWINS", "render_sync_twin", "unasync"]
 
 #: Each async source (under storager/aio/combinators) and the sync module made from it.
 TWINS: dict[str, str] = {
+    "storager/aio/combinators/_delegate.py": "storager/combinators/_delegate.py",
     "storager/aio/combinators/_retry.py": "storager/combinators/_retry.py",
     "storager/aio/combinators/_prefixed.py": "storager/combinators/_prefixed.py",
     "storager/aio/combinators/_logged.py": "storager/combinators/_logged.py",

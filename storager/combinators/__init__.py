@@ -12,8 +12,9 @@ See docs/combinators.md.
 from storager._retry_policy import RetryPolicy
 from storager.combinators._audit_records import AuditRecord
 from storager.combinators._audited import Audited, read_audit
-from storager.combinators._base import Delegate, Wrapper, capability_class
+from storager.combinators._base import Wrapper, capability_class
 from storager.combinators._cached import Cached
+from storager.combinators._delegate import Delegate
 from storager.combinators._describe import describe
 from storager.combinators._failover import Failover
 from storager.combinators._logged import Logged

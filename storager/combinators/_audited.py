@@ -31,16 +31,12 @@ from storager.combinators._audit_records import (
     record_fields,
     record_lost,
 )
-from storager.combinators._base import (
+from storager.combinators._base import MUTATING, Call, OrderLock, call_child, capabilities_of
+from storager.combinators._delegate import (
     DELEGATE_MIXINS,
-    MUTATING,
-    Call,
     Delegate,
     DelegateCopier,
     DelegateMover,
-    OrderLock,
-    call_child,
-    capabilities_of,
 )
 
 __all__ = ["Audited", "read_audit"]

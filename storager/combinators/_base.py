@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, ClassVar, TypeVar, cast
 from storager._async_twin import HasAsyncView
 from storager._capability import OPERATIONS, Capability
 from storager._errors import InvalidArgumentError, StorageError
-from storager._object import Multipart, Object, Part, StorageMeta
+from storager._object import StorageMeta
 from storager._protocols import (
     Appender,
     Copier,
@@ -42,11 +42,11 @@ from storager.combinators._trace import span, tracing
 __all__ = [
     "CAPABILITY_METHODS",
     "MUTATING",
-    "Delegate",
     "Wrapper",
     "capabilities_of",
     "capability_class",
     "label",
+    "listing_through",
     "meet_capability",
     "replayable",
     "rewinder",
@@ -220,6 +220,22 @@ def call_listing(
 ) -> Iterator[T]:
     """Start ``fn(child)``'s listing now (its first item fetched), so errors surface here."""
     return call_child(child, op, path, lambda s: prime(fn(s)))
+
+
+def listing_through(
+    call: Callable[..., Any],
+    op: str,
+    path: str,
+    fn: Callable[[Storager], Iterator[T]],
+    out: Callable[[T], T] | None = None,
+) -> Iterator[T]:
+    """A listing a Delegate starts through its ``_call`` (and its ``_around``).
+
+    The first item is fetched inside the call, so errors surface there and Retry,
+    Timeout and the others cover it. ``out`` maps each item.
+    """
+    it: Iterator[T] = call(op, path, lambda s: prime(fn(s)))
+    return it if out is None else (out(o) for o in it)
 
 
 def prime(iterator: Iterator[T]) -> Iterator[T]:
@@ -401,189 +417,6 @@ class Wrapper(HasAsyncView, Storager):
     def __repr__(self) -> str:
         kids = ", ".join(f"{k}={v!r}" for k, v in self.children().items())
         return f"<{type(self).__name__} {kids}>"
-
-
-class Delegate(Wrapper):
-    """A combinator over one child that every call passes through.
-
-    Every operation goes through ``_call(op, path, fn)``, where ``fn`` runs the
-    operation on a child store; subclasses override ``_around`` to add their
-    behaviour (retry, timeout, logging, faults) in one place.
-    """
-
-    def __init__(self, inner: Storager) -> None:
-        if not isinstance(inner, Storager):
-            raise InvalidArgumentError(
-                "new", self.combinator, "", f"inner must be a Storager, not {type(inner).__name__}"
-            )
-        self._inner = inner
-
-    @classmethod
-    def _allowed_capabilities(
-        cls, inner: object = None, *args: Any, **kwargs: Any
-    ) -> frozenset[type]:
-        return capabilities_of(inner)
-
-    @property
-    def inner(self) -> Storager:
-        """The wrapped store."""
-        return self._inner
-
-    def children(self) -> Mapping[str, Storager]:
-        return {"inner": self._inner}
-
-    def _call(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
-        if not tracing():
-            return self._around(op, path, fn)
-        with span(self.describe_label(), op, path):
-            return self._around(op, path, fn)
-
-    def _around(self, op: str, path: str, fn: Callable[[Storager], T]) -> T:
-        """Run ``fn`` on the child: the one place subclasses add behaviour."""
-        return call_child(self._inner, op, path, fn)
-
-    def _path(self, op: str, path: str) -> str:
-        """Map a caller's path to the child's (Prefixed overrides)."""
-        return path
-
-    def _out(self, obj: Object) -> Object:
-        """Map a child's object back to the caller's view (Prefixed overrides)."""
-        return obj
-
-    def list(self, path: str = "", **pairs: Any) -> Iterator[Object]:
-        # A non-str path goes to the child as it is, to be refused there.
-        p = self._path("list", path) if isinstance(path, str) else path
-        it = self._call("list", path, lambda s: prime(s.list(p, **pairs)))
-        return it if type(self)._out is Delegate._out else (self._out(o) for o in it)
-
-    def read(self, path: str, **pairs: Any) -> bytes:
-        p = self._path("read", path)
-        return self._call("read", path, lambda s: s.read(p, **pairs))
-
-    def open_reader(self, path: str, **pairs: Any) -> BinaryIO:
-        p = self._path("open_reader", path)
-        return self._call("open_reader", path, lambda s: s.open_reader(p, **pairs))
-
-    def write(self, path: str, data: WriteData, **pairs: Any) -> Object:
-        p = self._path("write", path)
-        return self._out(self._call("write", path, lambda s: s.write(p, data, **pairs)))
-
-    def stat(self, path: str, **pairs: Any) -> Object:
-        p = self._path("stat", path)
-        return self._out(self._call("stat", path, lambda s: s.stat(p, **pairs)))
-
-    def delete(self, path: str, **pairs: Any) -> None:
-        p = self._path("delete", path)
-        self._call("delete", path, lambda s: s.delete(p, **pairs))
-
-
-# -- the capability mixins every Delegate shares ------------------------------------------
-
-
-class DelegateCopier(Delegate, Copier):
-    def copy(self, src: str, dst: str, **pairs: Any) -> None:
-        s, d = self._path("copy", src), self._path("copy", dst)
-        self._call("copy", src, lambda c: cast(Copier, c).copy(s, d, **pairs))
-
-
-class DelegateMover(Delegate, Mover):
-    def move(self, src: str, dst: str, **pairs: Any) -> None:
-        s, d = self._path("move", src), self._path("move", dst)
-        self._call("move", src, lambda c: cast(Mover, c).move(s, d, **pairs))
-
-
-class DelegateSegmenter(Delegate, Segmenter):
-    def create_multipart(self, path: str, **pairs: Any) -> Multipart:
-        p = self._path("create_multipart", path)
-        return self._call(
-            "create_multipart", path, lambda c: cast(Segmenter, c).create_multipart(p, **pairs)
-        )
-
-    def write_multipart(
-        self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
-    ) -> Part:
-        return self._call(
-            "write_multipart",
-            multipart.path,
-            lambda c: cast(Segmenter, c).write_multipart(multipart, number, data, **pairs),
-        )
-
-    def complete_multipart(
-        self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
-    ) -> Object:
-        return self._out(
-            self._call(
-                "complete_multipart",
-                multipart.path,
-                lambda c: cast(Segmenter, c).complete_multipart(multipart, parts, **pairs),
-            )
-        )
-
-    def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
-        self._call(
-            "abort_multipart",
-            multipart.path,
-            lambda c: cast(Segmenter, c).abort_multipart(multipart, **pairs),
-        )
-
-    def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]:
-        return self._call(
-            "list_multipart",
-            multipart.path,
-            lambda c: prime(cast(Segmenter, c).list_multipart(multipart, **pairs)),
-        )
-
-
-class DelegateAppender(Delegate, Appender):
-    def append(self, path: str, data: WriteData, **pairs: Any) -> Object:
-        p = self._path("append", path)
-        return self._out(
-            self._call("append", path, lambda c: cast(Appender, c).append(p, data, **pairs))
-        )
-
-
-class DelegateDirer(Delegate, Direr):
-    def create_dir(self, path: str, **pairs: Any) -> Object:
-        p = self._path("create_dir", path)
-        return self._out(
-            self._call("create_dir", path, lambda c: cast(Direr, c).create_dir(p, **pairs))
-        )
-
-
-class DelegateLinker(Delegate, Linker):
-    def create_link(self, path: str, target: str, **pairs: Any) -> Object:
-        p, t = self._path("create_link", path), self._path("create_link", target)
-        return self._out(
-            self._call("create_link", path, lambda c: cast(Linker, c).create_link(p, t, **pairs))
-        )
-
-
-class DelegatePresigner(Delegate, Presigner):
-    def presign_read(self, path: str, **pairs: Any) -> str:
-        p = self._path("presign_read", path)
-        return self._call(
-            "presign_read", path, lambda c: cast(Presigner, c).presign_read(p, **pairs)
-        )
-
-    def presign_write(self, path: str, **pairs: Any) -> str:
-        p = self._path("presign_write", path)
-        return self._call(
-            "presign_write", path, lambda c: cast(Presigner, c).presign_write(p, **pairs)
-        )
-
-
-DELEGATE_MIXINS: Mapping[type, type] = MappingProxyType(
-    {
-        Copier: DelegateCopier,
-        Mover: DelegateMover,
-        Segmenter: DelegateSegmenter,
-        Appender: DelegateAppender,
-        Direr: DelegateDirer,
-        Linker: DelegateLinker,
-        Presigner: DelegatePresigner,
-    }
-)
-Delegate._capability_mixins = DELEGATE_MIXINS
 
 
 #: Set while a call must not be attempted more than once (its data cannot be replayed).

@@ -27,10 +27,7 @@ from storager._errors import InvalidArgumentError, NotFoundError
 from storager._object import Multipart, Object, Part
 from storager._protocols import Segmenter, Storager, WriteData
 from storager.combinators._base import (
-    DELEGATE_MIXINS,
     Call,
-    Delegate,
-    DelegateSegmenter,
     call_child,
     call_listing,
     common_capabilities,
@@ -38,6 +35,11 @@ from storager.combinators._base import (
     replayable,
     served_by,
     single_attempt,
+)
+from storager.combinators._delegate import (
+    DELEGATE_MIXINS,
+    Delegate,
+    DelegateSegmenter,
 )
 from storager.combinators._failover_policy import (
     PROBE,

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from storager._protocols import Storager
-from storager.combinators._base import Call, Delegate, call_child, served_by
+from storager.combinators._base import Call, call_child, served_by
+from storager.combinators._delegate import Delegate
 from storager.combinators._reporter import LOGGER, Event, Reporter
 
 __all__ = ["Logged"]

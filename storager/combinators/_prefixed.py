@@ -14,15 +14,11 @@ from typing import Any, TypeVar
 
 from storager._object import Multipart, Object, Part, StorageMeta
 from storager._protocols import Segmenter, Storager, WriteData
-from storager.combinators._base import (
+from storager.combinators._base import Call, call_child, capabilities_of, meet_capability, ops_of
+from storager.combinators._delegate import (
     DELEGATE_MIXINS,
-    Call,
     Delegate,
     DelegateSegmenter,
-    call_child,
-    capabilities_of,
-    meet_capability,
-    ops_of,
 )
 from storager.combinators._prefix_map import PrefixMap, refuse_change
 

@@ -22,15 +22,11 @@ from storager._object import Multipart, Object, Part
 from storager._protocols import Segmenter, Storager, WriteData
 from storager._retry_policy import RetryPolicy
 from storager.combinators._attempts import Attempts, note_not_replayed
-from storager.combinators._base import (
+from storager.combinators._base import Call, call_child, is_transient, replayable, single_attempt
+from storager.combinators._delegate import (
     DELEGATE_MIXINS,
-    Call,
     Delegate,
     DelegateSegmenter,
-    call_child,
-    is_transient,
-    replayable,
-    single_attempt,
 )
 
 __all__ = ["Retry"]

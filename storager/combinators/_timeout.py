@@ -36,15 +36,13 @@ from typing import Any, TypeVar, cast
 from storager._errors import OutcomeUnknownError
 from storager._object import Multipart, Object, Part
 from storager._protocols import Segmenter, Storager, WriteData
-from storager.combinators._base import (
+from storager.combinators._base import MUTATING, Call, call_child
+from storager.combinators._deadline import Deadline, Job, Jobs, check_settings, deadline_stream
+from storager.combinators._delegate import (
     DELEGATE_MIXINS,
-    MUTATING,
-    Call,
     Delegate,
     DelegateSegmenter,
-    call_child,
 )
-from storager.combinators._deadline import Deadline, Job, Jobs, check_settings, deadline_stream
 
 __all__ = ["Timeout"]
 

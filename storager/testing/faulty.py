@@ -23,7 +23,7 @@ from storager._errors import InvalidArgumentError, ServiceInternalError, Storage
 from storager._object import Object
 from storager._protocols import Storager, WriteData
 from storager._streams import iter_chunks
-from storager.combinators._base import Delegate
+from storager.combinators._delegate import Delegate
 
 __all__ = ["Fault", "FaultSpec", "FaultyStorager"]
 

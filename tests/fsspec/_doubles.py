@@ -15,8 +15,8 @@ from typing import TypeVar
 from storager import Storager
 from storager._async_protocols import AsyncStorager
 from storager._service import Service
-from storager.aio.combinators._base import AsyncDelegate
-from storager.combinators._base import Delegate
+from storager.aio.combinators._delegate import AsyncDelegate
+from storager.combinators._delegate import Delegate
 
 T = TypeVar("T")
 

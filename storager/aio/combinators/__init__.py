@@ -20,9 +20,10 @@ See docs/async.md.
 """
 
 from storager.aio.combinators._audited import AsyncAudited, read_audit_async
-from storager.aio.combinators._base import AsyncDelegate, AsyncWrapper
+from storager.aio.combinators._base import AsyncWrapper
 from storager.aio.combinators._bridged import async_mirror, async_striped
 from storager.aio.combinators._cached import AsyncCached
+from storager.aio.combinators._delegate import AsyncDelegate
 from storager.aio.combinators._failover import AsyncFailover
 from storager.aio.combinators._logged import AsyncLogged
 from storager.aio.combinators._mirror import AsyncMirror

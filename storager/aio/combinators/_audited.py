@@ -24,15 +24,12 @@ from storager._errors import InvalidArgumentError
 from storager._object import Object
 from storager._protocols import Copier, Mover, Presigner
 from storager.aio.combinators._audit_records import async_hash_as_read
-from storager.aio.combinators._base import (
+from storager.aio.combinators._base import AsyncOrderLock, Call, async_capabilities_of, call_child
+from storager.aio.combinators._delegate import (
     ASYNC_DELEGATE_MIXINS,
     AsyncDelegate,
     AsyncDelegateCopier,
     AsyncDelegateMover,
-    AsyncOrderLock,
-    Call,
-    async_capabilities_of,
-    call_child,
 )
 from storager.combinators._audit_records import (
     AuditRecord,

@@ -26,14 +26,11 @@ from storager._async_types import AsyncWriteData
 from storager._errors import InvalidArgumentError, NotFoundError
 from storager._object import Multipart, Object, Part
 from storager._protocols import Segmenter
-from storager.aio.combinators._base import (
+from storager.aio.combinators._base import Call, async_common_capabilities, call_child, call_listing
+from storager.aio.combinators._delegate import (
     ASYNC_DELEGATE_MIXINS,
     AsyncDelegate,
     AsyncDelegateSegmenter,
-    Call,
-    async_common_capabilities,
-    call_child,
-    call_listing,
 )
 from storager.aio.combinators._replay import replayable_async
 from storager.combinators._base import is_transient, served_by, single_attempt

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from storager._async_protocols import AsyncStorager
-from storager.aio.combinators._base import AsyncDelegate, Call, call_child
+from storager.aio.combinators._base import Call, call_child
+from storager.aio.combinators._delegate import AsyncDelegate
 from storager.combinators._base import served_by
 from storager.combinators._reporter import LOGGER, Event, Reporter
 

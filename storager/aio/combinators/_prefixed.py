@@ -14,13 +14,11 @@ from storager._async_protocols import AsyncStorager
 from storager._async_types import AsyncWriteData
 from storager._object import Multipart, Object, Part, StorageMeta
 from storager._protocols import Segmenter
-from storager.aio.combinators._base import (
+from storager.aio.combinators._base import Call, async_capabilities_of, call_child
+from storager.aio.combinators._delegate import (
     ASYNC_DELEGATE_MIXINS,
     AsyncDelegate,
     AsyncDelegateSegmenter,
-    Call,
-    async_capabilities_of,
-    call_child,
 )
 from storager.combinators._base import meet_capability, ops_of
 from storager.combinators._prefix_map import PrefixMap, refuse_change

@@ -22,12 +22,11 @@ from storager._errors import InvalidArgumentError
 from storager._object import Multipart, Object, Part
 from storager._protocols import Segmenter
 from storager._retry_policy import RetryPolicy
-from storager.aio.combinators._base import (
+from storager.aio.combinators._base import Call, call_child
+from storager.aio.combinators._delegate import (
     ASYNC_DELEGATE_MIXINS,
     AsyncDelegate,
     AsyncDelegateSegmenter,
-    Call,
-    call_child,
 )
 from storager.aio.combinators._replay import replayable_async
 from storager.combinators._attempts import Attempts, note_not_replayed

@@ -36,14 +36,13 @@ from storager._async_types import AsyncWriteData
 from storager._errors import OutcomeUnknownError
 from storager._object import Multipart, Object, Part
 from storager._protocols import Segmenter
-from storager.aio.combinators._base import (
+from storager.aio.combinators._base import Call, call_child
+from storager.aio.combinators._deadline import AsyncJob, AsyncJobs, async_deadline_stream
+from storager.aio.combinators._delegate import (
     ASYNC_DELEGATE_MIXINS,
     AsyncDelegate,
     AsyncDelegateSegmenter,
-    Call,
-    call_child,
 )
-from storager.aio.combinators._deadline import AsyncJob, AsyncJobs, async_deadline_stream
 from storager.combinators._base import MUTATING
 from storager.combinators._deadline import Deadline, check_settings
 
