@@ -45,6 +45,7 @@ __all__ = [
     "Wrapper",
     "capabilities_of",
     "capability_class",
+    "is_node",
     "label",
     "listing_through",
     "meet_capability",
@@ -188,10 +189,18 @@ def ops_of(capabilities: Iterable[type]) -> list[str]:
     return [op for op in OPERATIONS if op in ops]
 
 
+def is_node(store: object) -> bool:
+    """Whether ``store`` is a combinator of either form (it has children and a label)."""
+    return isinstance(store, Wrapper) or (
+        callable(getattr(store, "children", None))
+        and callable(getattr(store, "describe_label", None))
+    )
+
+
 def label(store: object) -> str:
     """Return a short label for a node of the tree: the combinator, or the leaf's service."""
-    if isinstance(store, Wrapper):
-        return store.describe_label()
+    if is_node(store):
+        return cast(Wrapper, store).describe_label()
     try:
         meta = cast(Storager, store).metadata()
     except Exception:

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from storager._async_protocols import AsyncStorager
 from storager._protocols import Storager
-from storager.combinators._base import Wrapper, capabilities_of, label
+from storager.combinators._base import Wrapper, capabilities_of, is_node, label
 
 __all__ = ["describe"]
 
 
 def _caps(store: object) -> str:
-    names = [c.__name__ for c in capabilities_of(store)]
+    from storager.aio.combinators._base import async_capabilities_of  # the async side needs us
+
+    names = [c.__name__ for c in capabilities_of(store) | async_capabilities_of(store)]
     order = ["Copier", "Mover", "Segmenter", "Appender", "Direr", "Linker", "Presigner"]
     return ",".join(sorted(names, key=order.index))
 
 
-def describe(store: Storager, format: str = "text") -> str:
-    """Return the tree of ``store``: ``format="text"`` or ``"mermaid"``.
+def describe(store: Storager | AsyncStorager, format: str = "text") -> str:
+    """Return the tree of ``store`` (sync or async): ``format="text"`` or ``"mermaid"``.
 
     Each node shows its label and, in brackets, the capability protocols it has.
 
@@ -25,10 +30,10 @@ def describe(store: Storager, format: str = "text") -> str:
     if format == "text":
         lines = [f"{label(store)} [{_caps(store)}]"]
 
-        def walk(node: Storager, indent: str) -> None:
-            if not isinstance(node, Wrapper):
+        def walk(node: object, indent: str) -> None:
+            if not is_node(node):
                 return
-            kids = list(node.children().items())
+            kids = list(cast(Wrapper, node).children().items())
             for i, (name, child) in enumerate(kids):
                 last = i == len(kids) - 1
                 lines.append(
@@ -49,10 +54,10 @@ def describe(store: Storager, format: str = "text") -> str:
                 out.append(f'    {ids[id(node)]}["{text}"]')
             return ids[id(node)]
 
-        def walk_m(node: Storager) -> None:
+        def walk_m(node: object) -> None:
             parent = node_id(node)
-            if isinstance(node, Wrapper):
-                for name, child in node.children().items():
+            if is_node(node):
+                for name, child in cast(Wrapper, node).children().items():
                     child_id = node_id(child)
                     out.append(f"    {parent} -->|{name}| {child_id}")
                     walk_m(child)

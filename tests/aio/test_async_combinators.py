@@ -37,7 +37,16 @@ from storager.aio.combinators import (
     AsyncTimeout,
     async_mirror,
 )
-from storager.combinators import Audited, Event, RetryPolicy, read_audit
+from storager.combinators import (
+    Audited,
+    Event,
+    Logged,
+    Retry,
+    RetryPolicy,
+    describe,
+    read_audit,
+    trace,
+)
 from storager.services.fs import FsStorage
 from storager.services.memory import MemoryStorage
 from storager.testing import AsyncStoragerSuite
@@ -558,3 +567,22 @@ def test_cached_reader_that_reads_to_the_end_fills_the_front() -> None:
     assert front.read("a.bin") == b"x" * 5000
     with pytest.raises(NotFoundError):
         front.stat("b.bin")
+
+
+def test_describe_and_trace_show_the_async_twins_as_the_sync_ones() -> None:
+    mem = MemoryStorage()
+    store = AsyncLogged(AsyncRetry(mem.aio))
+    sync_text = describe(Logged(Retry(mem)))
+    assert describe(store) == sync_text  # the same tree, labels and capabilities
+    assert sync_text.splitlines()[1].startswith("└── inner: retry attempts=")
+    assert "mermaid" not in describe(store, format="mermaid")  # renders, as the sync tree
+
+    async def main() -> bytes:
+        await store.write("a", b"x")
+        return await store.read("a")
+
+    with trace() as t:
+        assert asyncio.run(main()) == b"x"
+    labels = [label.split()[0] for label in t.nodes()]
+    assert labels == ["logged", "retry", "memory"] * 2  # write, then read: each node once
+    assert "write a ok" in t.render() and "read a ok" in t.render()
