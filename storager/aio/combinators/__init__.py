@@ -1,14 +1,15 @@
-"""The async twins of the combinators: the same policies over async stores.
+"""The combinators in their async form: the same policies over async stores.
 
-Each twin takes async children (``store.aio``, a native async store, or another twin)
-and keeps the sync combinator's semantics by running the same policy core (Retry's
-``Attempts``, Timeout's ``Deadline``, Prefixed's ``PrefixMap``, Logged's ``Reporter``);
-only the awaiting is written here. ``AsyncTimeout`` cancels the operation for real.
-Twins: AsyncRetry, AsyncTimeout, AsyncFailover, AsyncPrefixed, AsyncReadOnly,
-AsyncLogged, AsyncAudited, AsyncRouter, AsyncCached, AsyncMirror (on the sync Mirror's
-``_mirror_policy``). ``async_mirror`` is the older bridge: the sync Mirror over the
-children's sync twins on a thread pool (same code, not native); ``async_striped`` is
-Striped's, the same way.
+Each takes async children (``store.aio``, a native async store, or another combinator)
+and keeps the sync combinator's semantics. Most are the *source* of both forms:
+``python -m codegen`` derives the sync combinator from the async module here
+(``codegen/unasync.py``); the policy cores (Retry's ``Attempts``, Timeout's
+``Deadline``, Prefixed's ``PrefixMap``, Logged's ``Reporter``...) are shared sync
+modules. ``AsyncTimeout`` cancels the operation for real. Here: AsyncRetry,
+AsyncTimeout, AsyncFailover, AsyncPrefixed, AsyncReadOnly, AsyncLogged, AsyncAudited,
+AsyncRouter, AsyncCached, AsyncMirror. ``async_mirror`` is the older bridge: the sync
+Mirror over the children's sync twins on a thread pool (same code, not native);
+``async_striped`` is Striped's, the same way.
 
 >>> import asyncio, storager
 >>> from storager.aio.combinators import AsyncRetry, AsyncTimeout

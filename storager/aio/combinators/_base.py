@@ -1,10 +1,12 @@
 """The base of the async combinators, and how each gets exactly its children's capabilities.
 
-The async twins reuse the sync machinery: the same capability classes
+The async side reuses the sync machinery: the same capability classes
 (``storager.combinators._base.capability_class``, keyed by the sync protocol whose
-async twin a mixin implements), the same capability meet for ``metadata()``, and the
-policy cores of each sync combinator (Retry's ``Attempts``, Prefixed's ``PrefixMap``,
-Logged's ``Reporter``, Timeout's ``Deadline``). Only the awaiting differs.
+async twin a mixin implements) and the same capability meet for ``metadata()``. Beside
+``AsyncWrapper`` are the async forms of the seams the derived combinators call
+(``call_child``, ``call_listing``, ``async_listing_through``, ``AsyncOrderLock``);
+the sync forms, of the same names without ``async``, are in
+``storager/combinators/_base.py``.
 """
 
 from __future__ import annotations
