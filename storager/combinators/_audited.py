@@ -2,14 +2,14 @@
 # Change that file and run `python -m codegen` again.
 """Audited: an append-only, ordered record of every change, kept in another store.
 
-Written once, async; ``python -m codegen`` derives the sync ``Audited`` from this file
-(``codegen/unasync.py``). The records are ``storager/combinators/_audit_records.py``'s:
-each mutating operation, failed or not, becomes one JSON object in the log store under
-``<prefix><sequence>.json``, and key order is record order. ``read_audit`` replays the
-log in that order.
+Written once: ``storager/aio/combinators/_audited.py`` is the source of both forms, and
+``python -m codegen`` derives ``storager/combinators/_audited.py`` from it. The records
+are ``storager/combinators/_audit_records.py``'s: each mutating operation, failed or
+not, becomes one JSON object in the log store under ``<prefix><sequence>.json``, and key
+order is record order. ``read_audit`` replays the log in that order.
 
 One Audited writes a given log at a time: it numbers on after the highest record it
-finds (read before its first record), so a second writer to the same prefix could
+finds (read before its first change), so a second writer to the same prefix could
 reuse numbers.
 """
 
@@ -66,7 +66,7 @@ class Audited(Delegate):
     def __init__(self, inner: Storager, log_store: Storager, *, prefix: str = "audit/") -> None:
         super().__init__(inner)
         if not isinstance(log_store, Storager):
-            raise InvalidArgumentError("new", "audited", "", "log_store must be an Storager")
+            raise InvalidArgumentError("new", "audited", "", "log_store must be a store (Storager)")
         self._log = log_store
         self._prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
         self._seq: int | None = None  # the last record's number, once read from the log
@@ -77,8 +77,7 @@ class Audited(Delegate):
     def open(cls, inner: Storager, log_store: Storager, *, prefix: str = "audit/") -> Audited:
         """Return an Audited that has read where the log's numbering goes on."""
         audited: Audited = cls(inner, log_store, prefix=prefix)
-        with audited._order:
-            audited._read_last_number()
+        audited._numbered()
         return audited
 
     @classmethod
@@ -93,15 +92,21 @@ class Audited(Delegate):
     def describe_label(self) -> str:
         return f"audited log={self._prefix}"
 
-    def _read_last_number(self) -> None:
-        if self._seq is None:
-            last = max([r.seq for r in read_audit(self._log, self._prefix)], default=0)
-            with self._seq_lock:
-                self._seq = max(self._seq or 0, last)
+    def _numbered(self) -> None:
+        """Read the log's last number, once: before the first change, so a log that
+        cannot be read refuses the change rather than lose its record."""
+        if self._seq is not None:
+            return
+        with self._order:
+            if self._seq is None:
+                records = read_audit(self._log, self._prefix)
+                last = max([r.seq for r in records], default=0)
+                with self._seq_lock:
+                    self._seq = max(self._seq or 0, last)
 
     def _record(self, **fields: Any) -> None:
+        self._numbered()
         with self._order:
-            self._read_last_number()
             with self._seq_lock:
                 self._seq = seq = (self._seq or 0) + 1
                 record, key, body = make_record(seq, self._prefix, fields)
@@ -109,12 +114,14 @@ class Audited(Delegate):
                 self._log.write(key, body)
             except Exception as exc:
                 with self._seq_lock:
-                    self._seq = (self._seq or 1) - 1
+                    if self._seq == seq:  # give the number back unless a later one was taken
+                        self._seq = seq - 1
                 raise record_lost(record, exc) from exc
 
     def _around(self, op: str, path: str, fn: Call[T]) -> T:
         if op not in MUTATING or op == "write":
             return call_child(self._inner, op, path, fn)
+        self._numbered()
         try:
             result = call_child(self._inner, op, path, fn)
         except Exception as exc:
@@ -125,6 +132,7 @@ class Audited(Delegate):
         return result
 
     def write(self, path: str, data: WriteData, **pairs: Any) -> Object:
+        self._numbered()
         hashed, payload = hash_as_read(path, data)
         try:
             obj = super().write(path, payload, **pairs)

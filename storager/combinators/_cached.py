@@ -2,10 +2,11 @@
 # Change that file and run `python -m codegen` again.
 """Cached: a fast front store in front of a slow back store.
 
-Written once, async; ``python -m codegen`` derives the sync ``Cached`` from this file
-(``codegen/unasync.py``). The coherence rules are ``Coherence``'s
-(``storager/combinators/_cache_coherence.py``), the same in both forms; taking its
-locks, teeing a write and filling from a reader are each form's own seams.
+Written once: ``storager/aio/combinators/_cached.py`` is the source of both forms, and
+``python -m codegen`` derives ``storager/combinators/_cached.py`` from it. The coherence
+rules are ``Coherence``'s (``storager/combinators/_cache_coherence.py``), the same in
+both forms; taking its locks, teeing a write and filling from a reader are each form's
+own seams.
 
 Reads come from the front when it holds the object, and fill it from the back on a
 miss. Writes go through: to the back, then the front. Deletes remove from both. The

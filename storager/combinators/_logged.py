@@ -2,10 +2,11 @@
 # Change that file and run `python -m codegen` again.
 """Logged: a structured log record, and optional callbacks, for every operation.
 
-Written once, async; ``python -m codegen`` derives the sync ``Logged`` from this file
-(``codegen/unasync.py``). The records, their fields and the callbacks are the
-``Reporter``'s (``storager/combinators/_reporter.py``): the same in both forms, and
-never pairs, data or credentials.
+Written once: ``storager/aio/combinators/_logged.py`` is the source of both forms, and
+``python -m codegen`` derives ``storager/combinators/_logged.py`` from it. The records,
+their fields and the callbacks are the ``Reporter``'s
+(``storager/combinators/_reporter.py``): the same in both forms, and never pairs, data
+or credentials.
 """
 
 from __future__ import annotations

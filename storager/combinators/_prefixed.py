@@ -2,19 +2,27 @@
 # Change that file and run `python -m codegen` again.
 """Prefixed: a store seen from a sub-path; ReadOnly: a store that refuses every change.
 
-Written once, async; ``python -m codegen`` derives the sync ``Prefixed`` and
-``ReadOnly`` from this file (``codegen/unasync.py``). The path map both ways is
-``PrefixMap`` and the refusal ``refuse_change`` (``storager/combinators/_prefix_map.py``).
+Written once: ``storager/aio/combinators/_prefixed.py`` is the source of both forms, and
+``python -m codegen`` derives ``storager/combinators/_prefixed.py`` from it. The path
+map both ways is ``PrefixMap`` and the refusal ``refuse_change``
+(``storager/combinators/_prefix_map.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from storager._object import Multipart, Object, Part, StorageMeta
 from storager._protocols import Segmenter, Storager, WriteData
-from storager.combinators._base import Call, call_child, capabilities_of, meet_capability, ops_of
+from storager.combinators._base import (
+    Call,
+    call_child,
+    capabilities_of,
+    listing_through,
+    meet_capability,
+    ops_of,
+)
 from storager.combinators._delegate import (
     DELEGATE_MIXINS,
     Delegate,
@@ -82,21 +90,41 @@ class _PrefixedSegmenter(DelegateSegmenter, Prefixed):
     def write_multipart(
         self, multipart: Multipart, number: int, data: WriteData, **pairs: Any
     ) -> Part:
-        return super().write_multipart(
-            self._inner_upload("write_multipart", multipart), number, data, **pairs
+        mp = self._inner_upload("write_multipart", multipart)
+        return self._call(  # the caller's path in spans and errors, not the inner one
+            "write_multipart",
+            multipart.path,
+            lambda c: cast(Segmenter, c).write_multipart(mp, number, data, **pairs),
         )
 
     def complete_multipart(
         self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
     ) -> Object:
         mp = self._inner_upload("complete_multipart", multipart)
-        return super().complete_multipart(mp, parts, **pairs)
+        return self._out(
+            self._call(
+                "complete_multipart",
+                multipart.path,
+                lambda c: cast(Segmenter, c).complete_multipart(mp, parts, **pairs),
+            )
+        )
 
     def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
-        super().abort_multipart(self._inner_upload("abort_multipart", multipart), **pairs)
+        mp = self._inner_upload("abort_multipart", multipart)
+        self._call(
+            "abort_multipart",
+            multipart.path,
+            lambda c: cast(Segmenter, c).abort_multipart(mp, **pairs),
+        )
 
     def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]:
-        return super().list_multipart(self._inner_upload("list_multipart", multipart), **pairs)
+        mp = self._inner_upload("list_multipart", multipart)
+        return listing_through(
+            self._call,
+            "list_multipart",
+            multipart.path,
+            lambda c: cast(Segmenter, c).list_multipart(mp, **pairs),
+        )
 
 
 Prefixed._capability_mixins = {**DELEGATE_MIXINS, Segmenter: _PrefixedSegmenter}

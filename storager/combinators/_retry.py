@@ -2,12 +2,13 @@
 # Change that file and run `python -m codegen` again.
 """Retry: try an operation again when it failed with a retryable error.
 
-Written once, async; ``python -m codegen`` derives the sync ``Retry`` from this file
-(``codegen/unasync.py``). Backoff grows exponentially with jitter, up to a number of
-attempts and a total time budget (``Attempts``). Errors that are not retryable pass
-through at once. A write's data must be replayable: bytes and seekable files are; any
-other stream (sync, or async on the async side) is buffered up to
-``RetryPolicy.buffer_limit`` bytes, and a longer one is written once, not retried.
+Written once: ``storager/aio/combinators/_retry.py`` is the source of both forms, and
+``python -m codegen`` derives ``storager/combinators/_retry.py`` from it. Backoff grows
+exponentially with jitter, up to a number of attempts and a total time budget
+(``Attempts``). Errors that are not retryable pass through at once. A write's data must
+be replayable: bytes and seekable files are; any other stream (sync, or async on the
+async side) is buffered up to ``RetryPolicy.buffer_limit`` bytes, and a longer one is
+written once, not retried.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from typing import Any
 
 import pytest
 
@@ -11,10 +12,13 @@ from storager import (
     Copier,
     Direr,
     InvalidArgumentError,
+    NotFoundError,
     PathInvalidError,
     PermissionDeniedError,
     Presigner,
     Segmenter,
+    ServiceInternalError,
+    UnexpectedError,
 )
 from storager.combinators import (
     Audited,
@@ -165,3 +169,60 @@ def test_describe_and_trace_show_the_tree(mem: MemoryStorage, fs: FsStorage) -> 
     ]
     assert "memory /: read a ok" in t.render()
     store.close()
+
+
+def test_audited_refuses_a_change_when_its_log_cannot_be_read(mem: MemoryStorage) -> None:
+    from storager.testing.faulty import FaultyStorager
+
+    log = FaultyStorager(MemoryStorage(), fail={"list": 1})  # the first read of the log fails
+    mem.write("src", b"1")
+    store = Retry(Audited(mem, log))
+    store.move("src", "dst")  # the first attempt is refused before moving anything
+    assert mem.read("dst") == b"1"
+    with pytest.raises(NotFoundError):
+        mem.stat("src")
+    records = list(read_audit(log))
+    assert [(r.seq, r.operation, r.outcome, r.target) for r in records] == [
+        (1, "move", "ok", "dst")
+    ]
+    failing = Audited(MemoryStorage(), FaultyStorager(MemoryStorage(), fail={"list": 5}))
+    with pytest.raises(ServiceInternalError):
+        failing.write("a", b"x")
+    with pytest.raises(NotFoundError):
+        failing.inner.stat("a")  # no change without its record
+
+
+def test_audited_gives_back_a_number_only_when_none_was_taken_since(mem: MemoryStorage) -> None:
+    # The async form orders records per event loop: while record #2 is being written on
+    # one loop, another loop may take #3; #2 failing must not hand #3 out again.
+    class Log(MemoryStorage):
+        def write(self, path: str, data: Any, **pairs: Any) -> Any:
+            if path.endswith("2.json"):
+                store._seq = 3  # another loop numbered and wrote #3 meanwhile
+                raise ServiceInternalError("write", "log", path, "injected")
+            return super().write(path, data, **pairs)
+
+    log = Log()
+    store = Audited(mem, log)
+    store.write("a", b"1")  # record #1
+    with pytest.raises(UnexpectedError, match="audit record could not be written"):
+        store.write("b", b"2")  # record #2 fails
+    store.write("c", b"3")
+    assert [r.seq for r in read_audit(log)] == [1, 4]  # #3 was not reused
+
+
+def test_prefixed_uploads_show_the_callers_path_in_traces(mem: MemoryStorage) -> None:
+    store = Prefixed(mem, "sub/")
+    upload = store.create_multipart("a/m")
+    with trace() as t:
+        part = store.write_multipart(upload, 1, b"x")
+        list(store.list_multipart(upload))
+        store.complete_multipart(upload, [part])
+    lines = [line.strip() for line in t.render().splitlines() if line.startswith("prefixed")]
+    calls = [line.split(": ", 1)[1] for line in lines]  # "<op> <path> <outcome> <time>"
+    assert [c.split()[:2] for c in calls] == [
+        ["write_multipart", "/a/m"],
+        ["list_multipart", "/a/m"],
+        ["complete_multipart", "/a/m"],
+    ]
+    assert mem.read("sub/a/m") == b"x"

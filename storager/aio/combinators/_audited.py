@@ -1,13 +1,13 @@
 """Audited: an append-only, ordered record of every change, kept in another store.
 
-Written once, async; ``python -m codegen`` derives the sync ``Audited`` from this file
-(``codegen/unasync.py``). The records are ``storager/combinators/_audit_records.py``'s:
-each mutating operation, failed or not, becomes one JSON object in the log store under
-``<prefix><sequence>.json``, and key order is record order. ``read_audit`` replays the
-log in that order.
+Written once: ``storager/aio/combinators/_audited.py`` is the source of both forms, and
+``python -m codegen`` derives ``storager/combinators/_audited.py`` from it. The records
+are ``storager/combinators/_audit_records.py``'s: each mutating operation, failed or
+not, becomes one JSON object in the log store under ``<prefix><sequence>.json``, and key
+order is record order. ``read_audit`` replays the log in that order.
 
 One Audited writes a given log at a time: it numbers on after the highest record it
-finds (read before its first record), so a second writer to the same prefix could
+finds (read before its first change), so a second writer to the same prefix could
 reuse numbers.
 """
 
@@ -69,7 +69,9 @@ class AsyncAudited(AsyncDelegate):
     ) -> None:
         super().__init__(inner)
         if not isinstance(log_store, AsyncStorager):
-            raise InvalidArgumentError("new", "audited", "", "log_store must be an AsyncStorager")
+            raise InvalidArgumentError(
+                "new", "audited", "", "log_store must be a store (AsyncStorager)"
+            )
         self._log = log_store
         self._prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
         self._seq: int | None = None  # the last record's number, once read from the log
@@ -82,8 +84,7 @@ class AsyncAudited(AsyncDelegate):
     ) -> AsyncAudited:
         """Return an Audited that has read where the log's numbering goes on."""
         audited: AsyncAudited = cls(inner, log_store, prefix=prefix)
-        async with audited._order:
-            await audited._read_last_number()
+        await audited._numbered()
         return audited
 
     @classmethod
@@ -98,15 +99,21 @@ class AsyncAudited(AsyncDelegate):
     def describe_label(self) -> str:
         return f"audited log={self._prefix}"
 
-    async def _read_last_number(self) -> None:
-        if self._seq is None:
-            last = max([r.seq async for r in read_audit_async(self._log, self._prefix)], default=0)
-            with self._seq_lock:
-                self._seq = max(self._seq or 0, last)
+    async def _numbered(self) -> None:
+        """Read the log's last number, once: before the first change, so a log that
+        cannot be read refuses the change rather than lose its record."""
+        if self._seq is not None:
+            return
+        async with self._order:
+            if self._seq is None:
+                records = read_audit_async(self._log, self._prefix)
+                last = max([r.seq async for r in records], default=0)
+                with self._seq_lock:
+                    self._seq = max(self._seq or 0, last)
 
     async def _record(self, **fields: Any) -> None:
+        await self._numbered()
         async with self._order:
-            await self._read_last_number()
             with self._seq_lock:
                 self._seq = seq = (self._seq or 0) + 1
                 record, key, body = make_record(seq, self._prefix, fields)
@@ -114,12 +121,14 @@ class AsyncAudited(AsyncDelegate):
                 await self._log.write(key, body)
             except Exception as exc:
                 with self._seq_lock:
-                    self._seq = (self._seq or 1) - 1
+                    if self._seq == seq:  # give the number back unless a later one was taken
+                        self._seq = seq - 1
                 raise record_lost(record, exc) from exc
 
     async def _around(self, op: str, path: str, fn: Call[T]) -> T:
         if op not in MUTATING or op == "write":
             return await call_child(self._inner, op, path, fn)
+        await self._numbered()
         try:
             result = await call_child(self._inner, op, path, fn)
         except Exception as exc:
@@ -130,6 +139,7 @@ class AsyncAudited(AsyncDelegate):
         return result
 
     async def write(self, path: str, data: AsyncWriteData, **pairs: Any) -> Object:
+        await self._numbered()
         hashed, payload = async_hash_as_read(path, data)
         try:
             obj = await super().write(path, payload, **pairs)

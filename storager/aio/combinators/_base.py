@@ -113,11 +113,15 @@ class AsyncWrapper(AsyncStorager):
         if self._closed:
             return
         self._closed = True
+        self._close()
         seen: set[int] = set()
         for child in self.children().values():
             if id(child) not in seen:
                 seen.add(id(child))
                 await child.close()
+
+    def _close(self) -> None:
+        """Release the combinator's own resources (as the sync Wrapper's ``_close``)."""
 
     async def __aenter__(self: W) -> W:
         return self
@@ -179,7 +183,8 @@ def async_listing_through(
 def call_listing(
     child: AsyncStorager, op: str, path: str, fn: Callable[[AsyncStorager], AsyncIterator[T]]
 ) -> AsyncIterator[T]:
-    """Return ``fn(child)``'s listing: in async code it starts on the first ``anext``."""
+    """Return ``fn(child)``'s listing: in async code the child is asked on the first
+    ``anext`` (a path the combinator itself refuses raises at the call, as in sync code)."""
     return fn(child)
 
 

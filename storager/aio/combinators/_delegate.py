@@ -1,8 +1,9 @@
 """Delegate: a combinator over one child that every call passes through, and its mixins.
 
-Written once, async; ``python -m codegen`` derives the sync ``Delegate`` from this file
-(``codegen/unasync.py``). Retry, Timeout, Failover, Prefixed, ReadOnly, Logged and
-Audited are Delegates: each overrides ``_around`` (and Prefixed ``_path``/``_out``).
+Written once: ``storager/aio/combinators/_delegate.py`` is the source of both forms, and
+``python -m codegen`` derives ``storager/combinators/_delegate.py`` from it. Retry,
+Timeout, Failover, Prefixed, ReadOnly, Logged and Audited are Delegates: each overrides
+``_around`` (and Prefixed ``_path``/``_out``).
 """
 
 from __future__ import annotations

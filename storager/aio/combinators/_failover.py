@@ -1,8 +1,9 @@
 """Failover: send operations to the primary, and to an alternative while it is down.
 
-Written once, async; ``python -m codegen`` derives the sync ``Failover`` from this file
-(``codegen/unasync.py``). The policy (``Switchboard``) and the control flow of a call
-(``failover_steps``) are in ``storager/combinators/_failover_policy.py``.
+Written once: ``storager/aio/combinators/_failover.py`` is the source of both forms, and
+``python -m codegen`` derives ``storager/combinators/_failover.py`` from it. The policy
+(``Switchboard``) and the control flow of a call (``failover_steps``) are in
+``storager/combinators/_failover_policy.py``.
 
 When the active store fails with a transient error (retryable, or a connection
 error), the same call moves on to the next alternative, which becomes active. While

@@ -1,20 +1,26 @@
 """Prefixed: a store seen from a sub-path; ReadOnly: a store that refuses every change.
 
-Written once, async; ``python -m codegen`` derives the sync ``Prefixed`` and
-``ReadOnly`` from this file (``codegen/unasync.py``). The path map both ways is
-``PrefixMap`` and the refusal ``refuse_change`` (``storager/combinators/_prefix_map.py``).
+Written once: ``storager/aio/combinators/_prefixed.py`` is the source of both forms, and
+``python -m codegen`` derives ``storager/combinators/_prefixed.py`` from it. The path
+map both ways is ``PrefixMap`` and the refusal ``refuse_change``
+(``storager/combinators/_prefix_map.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from storager._async_protocols import AsyncStorager
+from storager._async_protocols import AsyncSegmenter, AsyncStorager
 from storager._async_types import AsyncWriteData
 from storager._object import Multipart, Object, Part, StorageMeta
 from storager._protocols import Segmenter
-from storager.aio.combinators._base import Call, async_capabilities_of, call_child
+from storager.aio.combinators._base import (
+    Call,
+    async_capabilities_of,
+    async_listing_through,
+    call_child,
+)
 from storager.aio.combinators._delegate import (
     ASYNC_DELEGATE_MIXINS,
     AsyncDelegate,
@@ -83,21 +89,41 @@ class _AsyncPrefixedSegmenter(AsyncDelegateSegmenter, AsyncPrefixed):
     async def write_multipart(
         self, multipart: Multipart, number: int, data: AsyncWriteData, **pairs: Any
     ) -> Part:
-        return await super().write_multipart(
-            self._inner_upload("write_multipart", multipart), number, data, **pairs
+        mp = self._inner_upload("write_multipart", multipart)
+        return await self._call(  # the caller's path in spans and errors, not the inner one
+            "write_multipart",
+            multipart.path,
+            lambda c: cast(AsyncSegmenter, c).write_multipart(mp, number, data, **pairs),
         )
 
     async def complete_multipart(
         self, multipart: Multipart, parts: Sequence[Part], **pairs: Any
     ) -> Object:
         mp = self._inner_upload("complete_multipart", multipart)
-        return await super().complete_multipart(mp, parts, **pairs)
+        return self._out(
+            await self._call(
+                "complete_multipart",
+                multipart.path,
+                lambda c: cast(AsyncSegmenter, c).complete_multipart(mp, parts, **pairs),
+            )
+        )
 
     async def abort_multipart(self, multipart: Multipart, **pairs: Any) -> None:
-        await super().abort_multipart(self._inner_upload("abort_multipart", multipart), **pairs)
+        mp = self._inner_upload("abort_multipart", multipart)
+        await self._call(
+            "abort_multipart",
+            multipart.path,
+            lambda c: cast(AsyncSegmenter, c).abort_multipart(mp, **pairs),
+        )
 
     def list_multipart(self, multipart: Multipart, **pairs: Any) -> AsyncIterator[Part]:
-        return super().list_multipart(self._inner_upload("list_multipart", multipart), **pairs)
+        mp = self._inner_upload("list_multipart", multipart)
+        return async_listing_through(
+            self._call,
+            "list_multipart",
+            multipart.path,
+            lambda c: cast(AsyncSegmenter, c).list_multipart(mp, **pairs),
+        )
 
 
 AsyncPrefixed._capability_mixins = {**ASYNC_DELEGATE_MIXINS, Segmenter: _AsyncPrefixedSegmenter}

@@ -1,8 +1,8 @@
 """Router: stores mounted under path prefixes; the longest matching prefix wins.
 
-Written once, async; ``python -m codegen`` derives the sync ``Router`` from this file
-(``codegen/unasync.py``); the routing itself is the ``MountTable``
-(``storager/combinators/_mount_table.py``).
+Written once: ``storager/aio/combinators/_router.py`` is the source of both forms, and
+``python -m codegen`` derives ``storager/combinators/_router.py`` from it; the routing
+itself is the ``MountTable`` (``storager/combinators/_mount_table.py``).
 
 ``Router({"logs/": fs_store, "": s3_store})`` sends ``logs/app.txt`` to ``fs_store``
 as ``app.txt`` and everything else to ``s3_store``. Copy and move across mounts

@@ -1,14 +1,15 @@
 """Timeout: give every operation a deadline, and never let a change land after it.
 
-Written once, async; ``python -m codegen`` derives the sync ``Timeout`` from this file
-(``codegen/unasync.py``). The states of a change and the lock that separates them are
-``Deadline``'s (``storager/combinators/_deadline.py``), shared by both forms; what
-differs is how a call runs while the caller waits (``Jobs``). The sync form runs it
-on the wrapper's own thread pool: Python cannot stop a thread, so a call that timed
-out keeps running in the background. The async form runs it as a task and cancels
-the task at the deadline (a native async store stops at its next await; a threaded
-view's thread finds the rest of its data refused). What the caller is told depends
-on whether the change can still take effect:
+Written once: ``storager/aio/combinators/_timeout.py`` is the source of both forms, and
+``python -m codegen`` derives ``storager/combinators/_timeout.py`` from it. The states
+of a change and the lock that separates them are ``Deadline``'s
+(``storager/combinators/_deadline.py``), shared by both forms; what differs is how a
+call runs while the caller waits (``Jobs``). The sync form runs it on the wrapper's own
+thread pool: Python cannot stop a thread, so a call that timed out keeps running in the
+background. The async form runs it as a task and cancels the task at the deadline (a
+native async store stops at its next await; a threaded view's thread finds the rest of
+its data refused). What the caller is told depends on whether the change can still take
+effect:
 
 - A read (``read``, ``open_reader``, ``stat``, ``list``...) raises
   :class:`~storager.OperationTimeoutError` (retryable); its late result is dropped.
@@ -22,8 +23,8 @@ on whether the change can still take effect:
 - A change without data to refuse (``delete``, ``copy``, ``move``, ``append``,
   ``create_dir``, ``create_link``, ``create_multipart``, ``complete_multipart``,
   ``abort_multipart``) cannot be stopped once it has started: past the deadline and
-  the grace it raises OutcomeUnknownError. One that never started (every pool thread
-  was busy) raises OperationTimeoutError and never runs.
+  the grace it raises OutcomeUnknownError. One that never started (in the sync form,
+  every pool thread was busy) raises OperationTimeoutError and never runs.
 """
 
 from __future__ import annotations
