@@ -2,9 +2,9 @@
 
 Everything here decides; nothing waits. Which targets a call reaches and in what mode,
 what a failed read or change reports, which targets a failed change rolls back and in
-what words, the metadata a restore writes back, and how a multipart upload's id and
-parts encode each target's. The sync Mirror runs these decisions on its thread pool,
-the async twin on the event loop: only the awaiting is written twice.
+what words, what a snapshot saved (``Saved``) and the metadata a restore writes back,
+and how a multipart upload's id and parts encode each target's. The Mirror itself is
+written once, async, and its sync form derived (``codegen/unasync.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import base64
 import binascii
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import IO, Any, cast
 
 from storager._errors import InvalidArgumentError, NotFoundError, OutcomeUnknownError
 from storager._object import Multipart, Part
@@ -30,9 +31,12 @@ from storager.combinators._mirror_errors import (
 __all__ = [
     "Names",
     "Outcome",
+    "Saved",
+    "Spools",
     "Touched",
     "aborts_after_failed_completion",
     "all_paths",
+    "close_spools",
     "combined_part",
     "encode_uploads",
     "fetch_error",
@@ -124,6 +128,27 @@ def all_paths(touched: Touched) -> Names:
     if isinstance(touched, Mapping):
         return [p for paths in touched.values() for p in paths]
     return list(touched)
+
+
+@dataclass(slots=True)
+class Saved:
+    """What a path held on a target before a change: its bytes and its metadata."""
+
+    spool: IO[bytes]
+    content_type: str | None
+    user_metadata: Mapping[str, str]
+
+
+#: Per target, per path: what it held before a change (None: nothing).
+Spools = dict[str, dict[str, Saved | None]]
+
+
+def close_spools(snapshots: Spools) -> None:
+    """Let go of every saved previous version (a spool may be a temporary file)."""
+    for snaps in snapshots.values():
+        for saved in snaps.values():
+            if saved is not None:
+                saved.spool.close()
 
 
 def rollback_plan(
