@@ -40,6 +40,9 @@ TWINS: dict[str, str] = {
     "storager/aio/combinators/_cached.py": "storager/combinators/_cached.py",
     "storager/aio/combinators/_failover.py": "storager/combinators/_failover.py",
     "storager/aio/combinators/_timeout.py": "storager/combinators/_timeout.py",
+    "storager/aio/combinators/_mirror_write.py": "storager/combinators/_mirror_write.py",
+    "storager/aio/combinators/_mirror_multipart.py": "storager/combinators/_mirror_multipart.py",
+    "storager/aio/combinators/_mirror.py": "storager/combinators/_mirror.py",
 }
 
 _NAMES = {

@@ -184,3 +184,47 @@ def test_path_locks_serialise_one_path_and_forget_released_ones() -> None:
         t.join(5)
     assert most == 1
     assert len(locks) == 0
+
+
+# -- interrupted changes (the sync form of AsyncMirror's cancellation rollback) ---------
+
+
+class _Interrupting(MemoryStorage):
+    """A target whose write is interrupted (Ctrl-C while it runs)."""
+
+    def write(self, path: str, data: Any, **pairs: Any) -> Any:
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("write", ["sequential", "parallel"])
+def test_an_interrupted_write_is_rolled_back_where_it_landed(write: str) -> None:
+    a, b = MemoryStorage(), _Interrupting()
+    a.write("k", b"old", content_type="text/plain")
+    mirror = Mirror({"a": a, "b": b}, write=write)
+    with pytest.raises(KeyboardInterrupt):
+        mirror.write("k", b"new")
+    assert a.read("k") == b"old"  # a had it; put back before the interrupt went on
+    assert a.stat("k").content_type == "text/plain"
+    assert len(mirror._locks) == 0
+    mirror.close()
+
+
+def test_an_interrupted_streamed_write_stops_every_target_and_frees_the_pool() -> None:
+    a, b = MemoryStorage(), MemoryStorage()
+    for store in (a, b):
+        store.write("k", b"old")
+    mirror = Mirror({"a": a, "b": b}, write="parallel", workers=2, queue_chunks=1)
+
+    def source() -> Any:
+        yield b"x" * 1000
+        yield b"y" * 1000
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        mirror.write("k", source())
+    assert a.read("k") == b.read("k") == b"old"
+    # Every target's thread has ended (none waits on its feed): the pool is whole again.
+    assert mirror._pool._free == mirror._pool.size
+    mirror.write("k", iter([b"new"]))  # and the next streamed write gets both threads
+    assert a.read("k") == b.read("k") == b"new"
+    mirror.close()

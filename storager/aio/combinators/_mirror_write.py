@@ -1,19 +1,23 @@
-"""Running one change on every target of an AsyncMirror: fan-out of streams, and rollback.
+"""Running one change on every target of a Mirror: fan-out of streams, and rollback.
 
-The async twin of ``storager.combinators._mirror_write``: the decisions (which targets,
-which mode, what a failure says, which targets roll back) are the sync Mirror's, from
-``storager.combinators._mirror_policy``; here they are awaited. Targets run at once as
-tasks on the caller's loop, not on a thread pool.
+Written once, async; ``python -m codegen`` derives the sync form from this file.
+:class:`AsyncMirrorBase` holds what the Mirror and its capability mixins share:
+choosing the targets of a call, running a function on each (one after another or at
+once), feeding one stream to all of them while reading it once, and putting back what
+a failed change wrote on the targets where it succeeded. The decisions (which targets,
+which mode, what a failure says, which targets roll back) are ``_mirror_policy``'s;
+how targets run at once is the crew's (``_mirror_crew``): tasks on the caller's loop
+in async code, the Mirror's thread pool in sync code.
 
-Cancellation (an ``AsyncTimeout`` above, a cancelled task): a change cancelled while it
-runs is rolled back on the targets where it had landed, then the cancellation goes on,
-so a cancelled mirrored write leaves no target with it (a threaded target may finish a
-write it had already handed to its thread: as everywhere, that is the view's limit).
+A change interrupted while it runs (async: its task cancelled, at the deadline of a
+Timeout above or by the caller; sync: a ``KeyboardInterrupt``) is rolled back on the
+targets where it had landed, then the interruption goes on, so it leaves no target with the change
+(a threaded target may finish a write it had already handed to its thread: as
+everywhere, that is the limit of a thread).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -22,8 +26,8 @@ from typing import Any, TypeVar, cast
 from storager._async_protocols import AsyncStorager
 from storager._async_types import AsyncWriteData
 from storager._errors import NotFoundError
-from storager.aio._native import async_chunks
-from storager.aio.combinators._base import AsyncWrapper
+from storager.aio.combinators._base import AsyncWrapper, call_child
+from storager.aio.combinators._mirror_crew import AsyncCrew, Interrupted, async_chunks
 from storager.aio.combinators._path_locks import AsyncPathLocks
 from storager.combinators._mirror_errors import (
     FeedAborted,
@@ -34,27 +38,26 @@ from storager.combinators._mirror_errors import (
 from storager.combinators._mirror_policy import (
     Names,
     Outcome,
+    Saved,
+    Spools,
     Touched,
     all_paths,
+    close_spools,
     outcome_error,
     paths_of,
     restore_pairs,
     rollback_plan,
     select_targets,
 )
-from storager.combinators._mirror_write import Saved
+from storager.combinators._trace import span, tracing
 
-__all__ = ["AsyncMirrorBase", "Closing", "aclose_iterator"]
+__all__ = ["AsyncMirrorBase", "Names", "Outcome", "Touched"]
 
 T = TypeVar("T")
-#: Per target, per path: what it held (None: nothing).
-Spools = dict[str, dict[str, Saved | None]]
-
-_END = object()
 
 
 class AsyncMirrorBase(AsyncWrapper):
-    """The targets of an AsyncMirror and the machinery that runs a call on them."""
+    """The targets of a Mirror and the machinery that runs a call on them."""
 
     combinator = "mirror"
     _targets: dict[str, AsyncStorager]
@@ -64,6 +67,7 @@ class AsyncMirrorBase(AsyncWrapper):
     _rollback: str
     _spool_memory: int
     _queue_chunks: int
+    _pool: AsyncCrew
     _locks: AsyncPathLocks
 
     def describe_label(self) -> str:
@@ -72,6 +76,7 @@ class AsyncMirrorBase(AsyncWrapper):
     def _select(
         self, op: str, path: str, pairs: dict[str, Any], modes: Sequence[str]
     ) -> tuple[Names, str]:
+        """Take ``targets=`` and ``how=`` out of ``pairs``; return the names and the mode."""
         return select_targets(
             op,
             path,
@@ -82,6 +87,14 @@ class AsyncMirrorBase(AsyncWrapper):
             write_mode=self._write_mode,
             read_mode=self._read_mode,
         )
+
+    def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
+        return span(self.describe_label(), op, path) if tracing() else contextlib.nullcontext()
+
+    async def _on(
+        self, name: str, op: str, path: str, fn: Callable[[AsyncStorager], Awaitable[T]]
+    ) -> T:
+        return await call_child(self._targets[name], op, path, fn)
 
     async def _each(
         self,
@@ -94,7 +107,7 @@ class AsyncMirrorBase(AsyncWrapper):
     ) -> Outcome:
         """Run ``task`` per name, at once or in order (stopping at a failure if ``stop``).
 
-        ``outcome``, when given, is filled as targets finish, so a caller cancelled
+        ``outcome``, when given, is filled as targets finish, so a caller interrupted
         midway still knows which targets the change reached.
         """
         done: Outcome = {} if outcome is None else outcome
@@ -106,7 +119,7 @@ class AsyncMirrorBase(AsyncWrapper):
                 done[name] = (None, exc)
 
         if how == "parallel" and len(names) > 1:
-            await asyncio.gather(*(one(n) for n in names))
+            await self._pool.each(names, one)
         else:
             for name in names:
                 await one(name)
@@ -124,7 +137,7 @@ class AsyncMirrorBase(AsyncWrapper):
     ) -> T:
         """Run ``fn`` on every target, none skipped; raise a MirrorError if any failed."""
         async with self._locks.hold([path]):
-            outcome = await self._each(names, how, lambda n: fn(self._targets[n]), stop=False)
+            outcome = await self._each(names, how, lambda n: self._on(n, op, path, fn), stop=False)
         error = outcome_error(op, path, names, outcome)
         if error is not None:
             raise error
@@ -144,21 +157,25 @@ class AsyncMirrorBase(AsyncWrapper):
     ) -> T:
         """Run a change on ``names``; on failure roll back the targets it succeeded on.
 
-        The sync ``MirrorBase._mutate``'s rules, awaited; and a cancelled change is
-        rolled back where it landed before the cancellation goes on.
+        ``touched`` are the paths the change may alter: each is saved first (with
+        ``rollback="restore"``) and put back, or deleted, on the targets that succeeded
+        when another failed. ``on_failure`` runs after the rollback, given the outcome.
+        Changes of the same paths through this Mirror run one at a time, so a
+        rollback never undoes another caller's acknowledged change. An interrupted
+        change is rolled back where it landed before the interruption goes on.
         """
         snapshots: Spools = {}
         outcome: Outcome = {}
 
         async def attempt(name: str) -> T:
             snapshots[name] = await self._snapshot(name, paths_of(touched, name))
-            return await fn(name, self._targets[name])
+            return await self._on(name, op, path, lambda s: fn(name, s))
 
         async with self._locks.hold([path, *all_paths(touched)]):
             try:
                 try:
                     outcome = await self._each(names, how, attempt, stop=True, outcome=outcome)
-                except asyncio.CancelledError:
+                except Interrupted:
                     await self._roll_back(_landed(outcome), snapshots, touched)
                     raise
                 errors = {n: e for n, (_, e) in outcome.items() if e is not None}
@@ -176,10 +193,13 @@ class AsyncMirrorBase(AsyncWrapper):
                     blame=[path, *all_paths(touched)],
                 )
             finally:
-                _close_spools(snapshots)
+                close_spools(snapshots)
 
     async def _snapshot(self, name: str, paths: Names) -> dict[str, Saved | None]:
-        """Save what ``paths`` hold on target ``name`` (None: nothing there)."""
+        """Save what ``paths`` hold on target ``name`` (None: nothing there).
+
+        The bytes go to a temporary file that spills to disk past ``spool_memory``.
+        """
         if self._rollback != "restore":
             return {}
         target = self._targets[name]
@@ -219,13 +239,7 @@ class AsyncMirrorBase(AsyncWrapper):
                     if saved is None:
                         await target.delete(p)
                     else:
-                        accepted = target.metadata().capability.operations.get("write", ())
-                        saved.spool.seek(0)
-                        await target.write(
-                            p,
-                            saved.spool,
-                            **restore_pairs(accepted, saved.content_type, saved.user_metadata),
-                        )
+                        await _restore(target, p, saved)
                 words[name] = "ok (rolled back)"
             except Exception as exc:
                 words[name] = f"ok (rollback failed: {describe_error(exc)})"
@@ -245,9 +259,10 @@ class AsyncMirrorBase(AsyncWrapper):
     ) -> dict[str, T]:
         """Give one stream to every target, reading the source once, in bounded memory.
 
-        Each target runs ``run(name, store, chunks)`` as a task with its own bounded
-        queue of chunks. At the first failure (a target's or the source's) the other
-        feeds are aborted, and ``touched`` is rolled back where it changed.
+        Each target runs ``run(name, store, feed)`` at once (a task, or a thread of the
+        pool) with its own bounded queue of chunks. At the first failure (a target's or
+        the source's) the other feeds are aborted, and ``touched`` is rolled back where
+        it changed.
 
         Returns:
             Each target's result, by name.
@@ -269,62 +284,27 @@ class AsyncMirrorBase(AsyncWrapper):
         source = async_chunks(
             op, "mirror", path, data, size=pairs.get("size"), io_callback=callback
         )
-        queues = {n: asyncio.Queue[Any](maxsize=self._queue_chunks) for n in names}
         snapshots: Spools = {}
 
-        async def feed(name: str) -> AsyncIterator[bytes]:
-            q = queues[name]
-            while True:
-                item = await q.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-
-        async def consume(name: str) -> T:
+        async def consume(name: str, feed: AsyncIterator[bytes]) -> T:
             snapshots[name] = await self._snapshot(name, touched)
-            return await run(name, self._targets[name], feed(name))
+            return await self._on(name, op, path, lambda s: run(name, s, feed))
 
-        tasks = {n: asyncio.ensure_future(consume(n)) for n in names}
-        live = set(names)
-
-        async def put(item: object) -> None:
-            for name in names:
-                if name not in live:
-                    continue
-                q, task = queues[name], tasks[name]
-                if task.done():
-                    live.discard(name)
-                elif not q.full():
-                    q.put_nowait(item)
-                else:
-                    putter = asyncio.ensure_future(q.put(item))
-                    try:
-                        await asyncio.wait({putter, task}, return_when=asyncio.FIRST_COMPLETED)
-                    finally:  # the consumer ended first, or the write was cancelled
-                        if not putter.done():
-                            putter.cancel()
-                            live.discard(name)
-
-        def failed() -> bool:
-            return any(t.done() and _error(t) is not None for t in tasks.values())
-
+        fan = self._pool.fan_out(names, self._queue_chunks, consume)
         source_error: BaseException | None = None
         try:
             try:
                 async for chunk in source:
-                    await put(chunk)
-                    if failed():
+                    await fan.put(chunk)
+                    if fan.failed():
                         break  # stop at the first failure: the others are aborted below
                 else:
-                    await put(_END)
+                    await fan.finish()
             except Exception as exc:
                 source_error = exc
-            if source_error is not None or failed():
-                await put(FeedAborted(op, "mirror", path))
-            await asyncio.wait(tasks.values())
-            outcome: Outcome = {n: (_result(tasks[n]), _error(tasks[n])) for n in names}
+            if source_error is not None or fan.failed():
+                await fan.abort(FeedAborted(op, "mirror", path))
+            outcome = await fan.outcome()
             errors = {n: e for n, (_, e) in outcome.items() if e is not None}
             if source_error is None and not errors:
                 return {n: result for n, (result, _) in outcome.items()}
@@ -333,54 +313,24 @@ class AsyncMirrorBase(AsyncWrapper):
                 raise source_error
             primary = {n: e for n, e in errors.items() if not isinstance(e, FeedAborted)}
             raise mirror_error(op, path, {n: words[n] for n in names}, primary or errors)
-        except asyncio.CancelledError:
-            for task in tasks.values():
-                task.cancel()
-            await asyncio.wait(tasks.values())
-            landed = {n: (_result(t), None) for n, t in tasks.items() if _error(t) is None}
+        except Interrupted:
+            landed = await fan.stop(FeedAborted(op, "mirror", path))
             await self._roll_back(landed, snapshots, touched)
             raise
         finally:
             with contextlib.suppress(Exception):
                 await cast(Any, source).aclose()
-            _close_spools(snapshots)
+            close_spools(snapshots)
 
 
-def _error(task: asyncio.Future[Any]) -> BaseException | None:
-    """The error a finished task ended with (a cancelled one: CancelledError)."""
-    if task.cancelled():
-        return asyncio.CancelledError()
-    return task.exception()
-
-
-def _result(task: asyncio.Future[Any]) -> Any:
-    return None if _error(task) is not None else task.result()
+async def _restore(target: AsyncStorager, path: str, saved: Saved) -> None:
+    """Put back the saved bytes, with the metadata the target accepts on a write."""
+    accepted = target.metadata().capability.operations.get("write", frozenset())
+    pairs = restore_pairs(accepted, saved.content_type, saved.user_metadata)
+    saved.spool.seek(0)
+    await target.write(path, saved.spool, **pairs)
 
 
 def _landed(outcome: Outcome) -> Outcome:
-    """The targets a change reached before it was cancelled."""
+    """The targets a change reached before it was interrupted."""
     return {n: r for n, r in outcome.items() if r[1] is None}
-
-
-def _close_spools(snapshots: Spools) -> None:
-    for snaps in snapshots.values():
-        for saved in snaps.values():
-            if saved is not None:
-                saved.spool.close()
-
-
-async def aclose_iterator(iterator: AsyncIterator[Any]) -> None:
-    """Close an async iterator that can be closed (an async generator)."""
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-class Closing:
-    """What ``contextlib.aclosing`` needs around any async iterator: an ``aclose``."""
-
-    def __init__(self, iterator: AsyncIterator[Any]) -> None:
-        self._iterator = iterator
-
-    async def aclose(self) -> None:
-        await aclose_iterator(self._iterator)
