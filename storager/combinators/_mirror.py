@@ -2,12 +2,13 @@
 # Change that file and run `python -m codegen` again.
 """Mirror: one logical store over several named targets that hold the same objects.
 
-Written once, async; ``python -m codegen`` derives the sync ``Mirror`` from this file
-(``codegen/unasync.py``). Writes go to every target, one after another in the standard
-order (``sequential``) or all at once (``parallel``); when a write fails on some
-targets, what it wrote on the others is rolled back. Reads take the first target that
-answers, in order (``first``), or ask all at once and take the first good answer
-(``race``).
+Written once: ``storager/aio/combinators/_mirror.py`` is the source of both forms, and
+``python -m codegen`` derives ``storager/combinators/_mirror.py`` from it (with
+``_mirror_write`` and ``_mirror_multipart`` likewise). Writes go to every target, one
+after another in the standard order (``sequential``) or all at once (``parallel``);
+when a write fails on some targets, what it wrote on the others is rolled back. Reads
+take the first target that answers, in order (``first``), or ask all at once and take
+the first good answer (``race``).
 
 Both forms decide alike (``storager/combinators/_mirror_policy.py``) and report alike
 (``_mirror_errors.py``); what differs is how targets run at once, the crew of
@@ -228,10 +229,15 @@ class Mirror(MirrorBase):
             return self._fetch("stat", path, names, how, lambda s: s.stat(path, **pairs))
 
     def list(self, path: str = "", **pairs: Any) -> Iterator[Object]:
-        return listing(lambda: self._list(path, pairs))
+        """List from the first target that answers, or from a race's winner.
 
-    def _list(self, path: str, pairs: dict[str, Any]) -> Primed[Object]:
+        An unknown target or mode raises at the call; the targets are asked at the
+        call in sync code, for the first item in async code.
+        """
         names, how = self._select("list", path, pairs, READ_MODES)
+        return listing(lambda: self._list(path, names, how, pairs))
+
+    def _list(self, path: str, names: Names, how: str, pairs: dict[str, Any]) -> Primed[Object]:
         with self._traced("list", path):
             return self._fetch(
                 "list",

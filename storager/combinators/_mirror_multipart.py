@@ -2,8 +2,9 @@
 # Change that file and run `python -m codegen` again.
 """A Mirror's multipart upload: one upload on every target, completed on all or none.
 
-Written once, async; ``python -m codegen`` derives the sync form from this file.
-The Mirror keeps no state for an upload: its ``upload_id`` encodes each target's
+Written once: ``storager/aio/combinators/_mirror_multipart.py`` is the source of both
+forms, and ``python -m codegen`` derives ``storager/combinators/_mirror_multipart.py``
+from it. The Mirror keeps no state for an upload: its ``upload_id`` encodes each target's
 upload (``mirror-`` and base64url JSON of ``{name: id}``, or ``{name: [path, id]}``
 when a target's path differs), so an upload survives a restart of the process and
 works through any Mirror over the same targets, sync or async. Likewise a part's
@@ -196,14 +197,21 @@ class MirrorSegmenter(MirrorBase, Segmenter):
             self._raise(op, multipart.path, names, outcome)
 
     def list_multipart(self, multipart: Multipart, **pairs: Any) -> Iterator[Part]:
-        """List the parts of the first target's upload."""
-        return listing(lambda: self._list_multipart(multipart, pairs))
+        """List the parts of the first target's upload.
 
-    def _list_multipart(self, multipart: Multipart, pairs: dict[str, Any]) -> Primed[Part]:
+        An upload that is not the Mirror's raises at the call; the target is asked at
+        the call in sync code, for the first item in async code.
+        """
         op = "list_multipart"
         ups = self._uploads(op, multipart)
         self._how(op, multipart, pairs)
         name, up = next(iter(ups.items()))
+        return listing(lambda: self._list_multipart(multipart, name, up, pairs))
+
+    def _list_multipart(
+        self, multipart: Multipart, name: str, up: Multipart, pairs: dict[str, Any]
+    ) -> Primed[Part]:
+        op = "list_multipart"
         with self._traced(op, multipart.path):
             parts = self._on(
                 name,

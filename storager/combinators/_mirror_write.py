@@ -2,8 +2,9 @@
 # Change that file and run `python -m codegen` again.
 """Running one change on every target of a Mirror: fan-out of streams, and rollback.
 
-Written once, async; ``python -m codegen`` derives the sync form from this file.
-:class:`MirrorBase` holds what the Mirror and its capability mixins share:
+Written once: ``storager/aio/combinators/_mirror_write.py`` is the source of both
+forms, and ``python -m codegen`` derives ``storager/combinators/_mirror_write.py`` from
+it. :class:`MirrorBase` holds what the Mirror and its capability mixins share:
 choosing the targets of a call, running a function on each (one after another or at
 once), feeding one stream to all of them while reading it once, and putting back what
 a failed change wrote on the targets where it succeeded. The decisions (which targets,
