@@ -17,7 +17,7 @@ from codegen.render import (
     render_service,
 )
 from codegen.render_async import render_async_protocols, render_async_view
-from codegen.unasync import TWINS, render_sync_twin
+from codegen.unasync import TWINS, UnasyncError, render_sync_twin
 
 
 def _format_python(text: str, filename: Path) -> str:
@@ -55,6 +55,18 @@ def _fix_derived(text: str, filename: Path) -> str:
         check=True,
         cwd=ROOT,
     )
+    problems = subprocess.run(
+        [
+            *(sys.executable, "-m", "ruff", "check", "--select", "F", "--quiet"),
+            *("--stdin-filename", str(filename), "-"),
+        ],
+        input=done.stdout,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if problems.returncode != 0:  # a name the rewrite left undefined, or defined twice
+        raise SystemExit(f"codegen: derived {filename} is broken:\n{problems.stdout}")
     return done.stdout
 
 
@@ -70,7 +82,11 @@ def outputs(model: Model, root: Path = ROOT) -> dict[Path, str]:
     for svc in model.services:
         files[svc.folder / "_generated.py"] = render_service(model, svc)
     for source, target in TWINS.items():
-        files[root / target] = _fix_derived(render_sync_twin(root, source), root / target)
+        try:
+            derived = render_sync_twin(root, source)
+        except UnasyncError as exc:
+            raise SystemExit(f"codegen: {source}: {exc}") from exc
+        files[root / target] = _fix_derived(derived, root / target)
     files = {path: _format_python(text, path) for path, text in files.items()}
     files[root / "docs" / "capabilities.md"] = render_matrix(model)
     return files

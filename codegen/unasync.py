@@ -23,11 +23,12 @@ its docstrings for both forms. The result is import-sorted and formatted with ru
 from __future__ import annotations
 
 import io
+import keyword
 import re
 import tokenize
 from pathlib import Path
 
-__all__ = ["TWINS", "render_sync_twin", "unasync"]
+__all__ = ["TWINS", "UnasyncError", "render_sync_twin", "sync_name", "unasync"]
 
 #: Each async source (under storager/aio/combinators) and the sync module made from it.
 TWINS: dict[str, str] = {
@@ -69,7 +70,12 @@ _MODULES = [
     ("storager._async_types", "storager._protocols"),
 ]
 
-_ASYNC_WORD = re.compile(r"\b(_?)Async([A-Z]\w*)|\bASYNC_(\w+)|\basync_(\w+)|\b(\w+)_async\b")
+#: A string literal holding one identifier (an entry of ``__all__``).
+_NAME_LITERAL = re.compile(r"""(["'])[A-Za-z_]\w*\1""")
+
+#: Words renamed inside docstrings, comments and other strings: class-like names only
+#: (``AsyncStorager``, ``_AsyncRetrySegmenter``), so data such as ``"async_mode"`` stays.
+_ASYNC_WORD = re.compile(r"\b_?Async[A-Z]\w*")
 
 
 def sync_name(name: str) -> str:
@@ -82,25 +88,34 @@ def sync_name(name: str) -> str:
         return name[5:]
     if name.startswith("ASYNC_"):
         return name[6:]
-    if name.startswith("async_") and len(name) > 6:
-        return name[6:]
-    if name.endswith("_async") and len(name) > 6:
-        return name[:-6]
+    stripped = name
+    if name.startswith("async_"):
+        stripped = name[6:]
+    elif name.endswith("_async"):
+        stripped = name[:-6]
+    if stripped.isidentifier() and not keyword.iskeyword(stripped):
+        return stripped
     return name
 
 
 def _sync_words(text: str) -> str:
-    """Rename async identifiers where a docstring or comment names them."""
-    text = _ASYNC_WORD.sub(lambda m: sync_name(m.group(0)), text)
-    for name, sync in _NAMES.items():
-        text = re.sub(rf"\b{name}\b", sync, text)
-    return text
+    """Rename the async class names a docstring, comment or message names."""
+    return _ASYNC_WORD.sub(lambda m: sync_name(m.group(0)), text)
+
+
+class UnasyncError(ValueError):
+    """The source cannot be derived: it imports from an async module with no sync twin."""
 
 
 def _sync_module(dotted: str) -> str:
     for prefix, sync in _MODULES:
         if dotted == prefix or dotted.startswith(prefix):
             return sync + dotted[len(prefix) :]
+    if dotted == "storager.aio" or dotted.startswith("storager.aio."):
+        raise UnasyncError(
+            f"import from {dotted}: it has no sync module; call it through a seam module "
+            "under storager/aio/combinators (see this module's docstring)"
+        )
     return dotted
 
 
@@ -108,7 +123,7 @@ def unasync(source: str) -> str:
     """Return the sync form of ``source`` (unformatted)."""
     tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     starts = [0]
-    for line in source.splitlines(keepends=True):
+    for line in io.StringIO(source).readlines():  # the lines tokenize reads ("\n" only)
         starts.append(starts[-1] + len(line))
 
     def offset(pos: tuple[int, int]) -> int:
@@ -135,7 +150,7 @@ def unasync(source: str) -> str:
                     if depth == 0:
                         dropped.add(j)
                         break
-        elif tok.string == "from" and tok.start[1] == _indent(tokens, i):
+        elif tok.string == "from" and _starts_statement(tokens, i):
             j, parts = i + 1, []
             while tokens[j].string != "import":
                 parts.append(j)
@@ -151,7 +166,12 @@ def unasync(source: str) -> str:
 
     out: list[str] = []
     pos = 0
+    in_all = False  # inside ``__all__ = [...]``, whose strings are names
     for i, tok in enumerate(tokens):
+        if tok.type == tokenize.NAME and tok.string == "__all__" and _starts_statement(tokens, i):
+            in_all = True
+        elif tok.type == tokenize.NEWLINE:
+            in_all = False
         if tok.type in (tokenize.ENDMARKER,):
             break
         start, end = offset(tok.start), offset(tok.end)
@@ -166,6 +186,9 @@ def unasync(source: str) -> str:
             out.append(replaced[i])
         elif tok.type == tokenize.NAME:
             out.append(sync_name(tok.string))
+        elif in_all and tok.type == tokenize.STRING and _NAME_LITERAL.fullmatch(tok.string):
+            quote = tok.string[0]  # a name of ``__all__``: renamed as the name
+            out.append(quote + sync_name(tok.string[1:-1]) + quote)
         elif tok.type in _TEXT:
             out.append(_sync_words(source[start:end]))
         else:
@@ -178,10 +201,18 @@ def unasync(source: str) -> str:
 _TEXT = {tokenize.STRING, tokenize.COMMENT, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING)}
 
 
-def _indent(tokens: list[tokenize.TokenInfo], i: int) -> int:
-    """The column a statement starting at token ``i`` would have (a ``from`` import's)."""
-    line = tokens[i].line
-    return len(line) - len(line.lstrip())
+def _starts_statement(tokens: list[tokenize.TokenInfo], i: int) -> bool:
+    """Whether token ``i`` begins a statement (a ``from`` import, not ``raise ... from``)."""
+    if i == 0:
+        return True
+    before = tokens[i - 1].type
+    return before in (
+        tokenize.NEWLINE,
+        tokenize.NL,
+        tokenize.INDENT,
+        tokenize.DEDENT,
+        tokenize.ENCODING,
+    )
 
 
 def render_sync_twin(root: Path, source: str) -> str:

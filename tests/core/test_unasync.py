@@ -11,7 +11,7 @@ import pytest
 
 from codegen.__main__ import main as codegen_main
 from codegen.model import ROOT
-from codegen.unasync import TWINS, render_sync_twin, sync_name, unasync
+from codegen.unasync import TWINS, UnasyncError, render_sync_twin, sync_name, unasync
 
 
 def test_async_and_await_are_dropped_and_names_lose_their_async_spelling() -> None:
@@ -45,6 +45,31 @@ def test_async_and_await_are_dropped_and_names_lose_their_async_spelling() -> No
     assert 'return call_child(self._inner, "write", path, fn)' in out
 
 
+def test_data_and_keywords_are_left_alone() -> None:
+    source = textwrap.dedent(
+        """
+        MODES = {"async_mode": 1, "aclose": 2}
+        __all__ = ["AsyncThing", "async_helper", "ASYNC_TABLE"]
+        def f(is_async: bool) -> None:
+            raise ValueError("an AsyncThing failed") \\
+                from None
+        \f
+        x = 1
+        """
+    )
+    out = unasync(source)
+    assert 'MODES = {"async_mode": 1, "aclose": 2}' in out  # data, not names
+    assert '__all__ = ["Thing", "helper", "TABLE"]' in out  # names, as strings
+    assert "def f(is_async: bool)" in out  # "is" would be a keyword
+    assert '"an Thing failed"' in out and "from None" in out  # words are renamed, not reworded
+    assert out.endswith("\f\nx = 1\n")  # a form feed does not shift what follows
+
+
+def test_an_import_from_an_async_module_without_a_sync_twin_is_refused() -> None:
+    with pytest.raises(UnasyncError, match=r"storager\.aio\._native"):
+        unasync("from storager.aio._native import async_chunks\n")
+
+
 def test_layout_is_kept_where_nothing_is_renamed() -> None:
     source = 'x = "async words stay"  # so do these\nraise ValueError("no") from None\n'
     assert unasync(source) == source
@@ -62,6 +87,7 @@ def test_layout_is_kept_where_nothing_is_renamed() -> None:
         ("StopAsyncIteration", "StopIteration"),
         ("Asynchronous", "Asynchronous"),  # not an Async prefix
         ("async_", "async_"),
+        ("is_async", "is_async"),  # "is" is a keyword
         ("plain", "plain"),
     ],
 )
