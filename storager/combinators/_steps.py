@@ -6,8 +6,10 @@ the child where the async form awaits it. Written as a generator, the loop *yiel
 each step that needs I/O (call store 2, probe the primary...) and receives its result
 (or has its error thrown in); :func:`drive` runs the steps with plain calls,
 :func:`drive_async` awaits them. Neither driver knows the combinator: one loop, two
-worlds. (Failover's ``failover_steps`` is the model; see benchmarks/steps.py for what
-the indirection costs.)
+worlds. (Failover's ``failover_steps`` runs so; see benchmarks/steps.py for what the
+indirection costs. Since the combinators became one async source each, with the sync
+form derived by ``codegen/unasync.py``, the rewrite does this job for the others:
+``drive_async`` in the source becomes ``drive`` in the derived form.)
 """
 
 from __future__ import annotations
