@@ -68,7 +68,7 @@ from storager.combinators._cache_coherence import (
     teed,
     upload_paths,
 )
-from storager.combinators._trace import span, tracing
+from storager.combinators._trace import NO_SPAN, span, tracing
 
 __all__ = ["Cached"]
 
@@ -144,7 +144,7 @@ class Cached(Wrapper):
         return StorageMeta("cached", meta.name, meta.work_dir, caps)
 
     def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
-        return span(self.describe_label(), op, path) if tracing() else contextlib.nullcontext()
+        return span(self.describe_label(), op, path) if tracing() else NO_SPAN
 
     # -- coherence ----------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ from storager.combinators._failover_policy import (
     probe_answer,
 )
 from storager.combinators._steps import drive
-from storager.combinators._trace import span, tracing
+from storager.combinators._trace import NO_SPAN, span, tracing
 
 __all__ = ["Failover"]
 
@@ -178,7 +178,7 @@ class _FailoverSegmenter(DelegateSegmenter, Failover):
         return self._stores[names.index(name)], Multipart(multipart.path, upload_id)
 
     def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
-        return span(self.describe_label(), op, path) if tracing() else contextlib.nullcontext()
+        return span(self.describe_label(), op, path) if tracing() else NO_SPAN
 
     def _pinned(
         self,

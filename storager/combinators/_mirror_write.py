@@ -51,7 +51,7 @@ from storager.combinators._mirror_policy import (
     select_targets,
 )
 from storager.combinators._path_locks import PathLocks
-from storager.combinators._trace import span, tracing
+from storager.combinators._trace import NO_SPAN, span, tracing
 
 __all__ = ["MirrorBase", "Names", "Outcome", "Touched"]
 
@@ -91,7 +91,7 @@ class MirrorBase(Wrapper):
         )
 
     def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
-        return span(self.describe_label(), op, path) if tracing() else contextlib.nullcontext()
+        return span(self.describe_label(), op, path) if tracing() else NO_SPAN
 
     def _on(self, name: str, op: str, path: str, fn: Callable[[Storager], T]) -> T:
         return call_child(self._targets[name], op, path, fn)

@@ -49,7 +49,7 @@ from storager.combinators._base import (
     served_by,
 )
 from storager.combinators._mount_table import MountTable
-from storager.combinators._trace import span, tracing
+from storager.combinators._trace import NO_SPAN, span, tracing
 
 __all__ = ["Router"]
 
@@ -112,7 +112,7 @@ class Router(Wrapper):
     # -- routing ------------------------------------------------------------------------
 
     def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
-        return span("router", op, path) if tracing() else contextlib.nullcontext()
+        return span("router", op, path) if tracing() else NO_SPAN
 
     def _on(
         self,

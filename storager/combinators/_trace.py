@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-__all__ = ["Span", "Trace", "span", "trace"]
+__all__ = ["NO_SPAN", "Span", "Trace", "span", "trace"]
 
 T = TypeVar("T")
 
@@ -80,6 +80,9 @@ class Trace:
         walk(self.spans)
         return out
 
+
+#: The context of a call when no trace is active: one shared, reusable null context.
+NO_SPAN: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
 
 _active: contextvars.ContextVar[tuple[Trace, Span | None] | None] = contextvars.ContextVar(
     "storager_trace", default=None

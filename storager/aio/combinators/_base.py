@@ -148,10 +148,17 @@ async def _prime(iterator: AsyncIterator[T]) -> tuple[object, AsyncIterator[T]]:
     return first, iterator
 
 
-async def call_child(child: AsyncStorager, op: str, path: str, fn: Call[T]) -> T:
-    """Await ``fn(child)``, recording a span for leaf stores when a trace is active."""
+def call_child(child: AsyncStorager, op: str, path: str, fn: Call[T]) -> Awaitable[T]:
+    """``fn(child)`` to await, recording a span for leaf stores when a trace is active.
+
+    Untraced, it is ``fn(child)`` itself: no coroutine of its own on every call.
+    """
     if not tracing() or isinstance(child, AsyncWrapper):
-        return await fn(child)
+        return fn(child)
+    return _traced_call(child, op, path, fn)
+
+
+async def _traced_call(child: AsyncStorager, op: str, path: str, fn: Call[T]) -> T:
     with span(label(child), op, path):
         return await fn(child)
 

@@ -62,7 +62,7 @@ from storager.aio.combinators._cache_coherence import (
 )
 from storager.combinators._base import meet_capability, ops_of, served_by
 from storager.combinators._cache_coherence import Capture, Coherence, upload_paths
-from storager.combinators._trace import span, tracing
+from storager.combinators._trace import NO_SPAN, span, tracing
 
 __all__ = ["AsyncCached"]
 
@@ -138,7 +138,7 @@ class AsyncCached(AsyncWrapper):
         return StorageMeta("cached", meta.name, meta.work_dir, caps)
 
     def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
-        return span(self.describe_label(), op, path) if tracing() else contextlib.nullcontext()
+        return span(self.describe_label(), op, path) if tracing() else NO_SPAN
 
     # -- coherence ----------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ from storager.combinators._failover_policy import (
     failover_steps,
 )
 from storager.combinators._steps import drive_async
-from storager.combinators._trace import span, tracing
+from storager.combinators._trace import NO_SPAN, span, tracing
 
 __all__ = ["AsyncFailover"]
 
@@ -173,7 +173,7 @@ class _AsyncFailoverSegmenter(AsyncDelegateSegmenter, AsyncFailover):
         return self._stores[names.index(name)], Multipart(multipart.path, upload_id)
 
     def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
-        return span(self.describe_label(), op, path) if tracing() else contextlib.nullcontext()
+        return span(self.describe_label(), op, path) if tracing() else NO_SPAN
 
     async def _pinned(
         self,

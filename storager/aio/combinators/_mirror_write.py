@@ -50,7 +50,7 @@ from storager.combinators._mirror_policy import (
     rollback_plan,
     select_targets,
 )
-from storager.combinators._trace import span, tracing
+from storager.combinators._trace import NO_SPAN, span, tracing
 
 __all__ = ["AsyncMirrorBase", "Names", "Outcome", "Touched"]
 
@@ -90,7 +90,7 @@ class AsyncMirrorBase(AsyncWrapper):
         )
 
     def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
-        return span(self.describe_label(), op, path) if tracing() else contextlib.nullcontext()
+        return span(self.describe_label(), op, path) if tracing() else NO_SPAN
 
     async def _on(
         self, name: str, op: str, path: str, fn: Callable[[AsyncStorager], Awaitable[T]]

@@ -45,7 +45,7 @@ from storager.aio.combinators._base import (
 )
 from storager.combinators._base import meet_capability, ops_of, served_by
 from storager.combinators._mount_table import MountTable
-from storager.combinators._trace import span, tracing
+from storager.combinators._trace import NO_SPAN, span, tracing
 
 __all__ = ["AsyncRouter"]
 
@@ -110,7 +110,7 @@ class AsyncRouter(AsyncWrapper):
     # -- routing ------------------------------------------------------------------------
 
     def _traced(self, op: str, path: str) -> contextlib.AbstractContextManager[None]:
-        return span("router", op, path) if tracing() else contextlib.nullcontext()
+        return span("router", op, path) if tracing() else NO_SPAN
 
     async def _on(
         self,
