@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from functools import partial
@@ -40,6 +41,8 @@ __all__ = [
     "drop_listing",
     "listing",
     "primed",
+    "recorded",
+    "settled",
 ]
 
 T = TypeVar("T")
@@ -64,21 +67,30 @@ class Crew(SlotPool):
     def __init__(self, size: int) -> None:
         super().__init__(size, "storager-mirror")
 
-    def each(self, names: Names, one: Callable[[str], None]) -> None:
+    def each(self, names: Names, one: Callable[[str], None], *, settle: bool) -> None:
         """Run ``one(name)`` for every name at once; ``one`` records its own outcome.
 
-        Interrupted, this still waits for the threads (Python cannot stop them), so
-        the caller knows where a change landed before it rolls back.
+        Interrupted with ``settle``, this still waits for the threads (Python cannot
+        stop them), so the caller knows where a change landed before it rolls back; a
+        second interruption during that wait, or one without ``settle``, leaves them
+        running and says so (``settled`` is then False: nothing may be rolled back).
         """
-        futures = self.submit_all([partial(one, n) for n in names])
+        futures = self.submit_all([partial(_in_crew, one, n) for n in names])
         try:
             wait(futures)
-        except BaseException:
-            wait(futures)
+        except BaseException as interruption:
+            if not settle:
+                _unsettled(interruption)
+                raise
+            try:
+                wait(futures)
+            except BaseException as again:
+                _unsettled(again)
+                raise
             raise
         for future in futures:
             err = future.exception()
-            if err is not None:  # not an Exception: ``one`` keeps those
+            if err is not None:  # neither an Exception nor ``recorded``: ``one`` raised it
                 raise err
 
     def race(
@@ -121,6 +133,41 @@ class Crew(SlotPool):
     ) -> Fan[T]:
         """Start ``consume(name, feed)`` per name on its own thread; feed them through a Fan."""
         return Fan(self, names, depth, consume)
+
+
+_crew = threading.local()
+
+
+def _in_crew(one: Callable[[str], None], name: str) -> None:
+    _crew.active = True
+    try:
+        one(name)
+    finally:
+        _crew.active = False
+
+
+def recorded(error: BaseException) -> bool:
+    """Whether a target's error that is no Exception is its outcome, not the caller's.
+
+    On a pool thread it is (a ``SystemExit`` or a stray ``CancelledError`` from the
+    target's own code): the change fails there and is rolled back like any other. A
+    ``KeyboardInterrupt``, and any such error in the caller's thread (a sequential
+    change), goes on to the caller.
+    """
+    return bool(getattr(_crew, "active", False)) and not isinstance(error, KeyboardInterrupt)
+
+
+def settled(interruption: BaseException) -> bool:
+    """Whether every target had stopped when ``interruption`` came, so a rollback is safe."""
+    return not getattr(interruption, "_mirror_unsettled", False)
+
+
+def _unsettled(interruption: BaseException) -> None:
+    interruption._mirror_unsettled = True  # type: ignore[attr-defined]
+    interruption.add_note(
+        "mirror: interrupted while targets were still running; nothing was rolled back, "
+        "so the targets may differ: check them before relying on the path"
+    )
 
 
 def _discarder(discard: Callable[[Any], None]) -> Callable[[Future[Any]], None]:
@@ -195,9 +242,22 @@ class Fan(Generic[T]):
         return {n: result_or_error(f) for n, f in self._futures.items()}
 
     def stop(self, error: BaseException) -> Outcome:
-        """Make every feed raise ``error``, wait for the threads; return where it landed."""
-        self.abort(error)
-        outcome = self.outcome()
+        """Make every feed raise ``error``, wait for the threads; return where it landed.
+
+        Each queue is emptied and given ``error`` without blocking first, so a second
+        interruption during the wait cannot leave a thread waiting for a chunk.
+        """
+        for q in self._queues.values():
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    q.get_nowait()
+            with contextlib.suppress(queue.Full):
+                q.put_nowait(error)
+        try:
+            outcome = self.outcome()
+        except BaseException as again:
+            _unsettled(again)
+            raise
         return {n: r for n, r in outcome.items() if r[1] is None}
 
 

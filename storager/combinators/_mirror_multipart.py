@@ -38,6 +38,7 @@ from storager.combinators._mirror_crew import (
     Primed,
     listing,
     primed,
+    settled,
 )
 from storager.combinators._mirror_errors import WRITE_MODES
 from storager.combinators._mirror_policy import (
@@ -93,9 +94,11 @@ class MirrorSegmenter(MirrorBase, Segmenter):
                     ),
                     stop=True,
                     outcome=outcome,
+                    settle=True,
                 )
-            except Interrupted:  # abort the uploads it started, then go on
-                self._abort_created(outcome)
+            except Interrupted as interruption:  # abort the uploads it started, then go on
+                if settled(interruption):
+                    self._abort_created(outcome)
                 raise
             if any(e is not None for _, e in outcome.values()):
                 self._abort_created(outcome)

@@ -29,7 +29,13 @@ from typing import Any, TypeVar, cast
 from storager._errors import NotFoundError
 from storager._protocols import Storager, WriteData
 from storager.combinators._base import Wrapper, call_child
-from storager.combinators._mirror_crew import Crew, Interrupted, chunks
+from storager.combinators._mirror_crew import (
+    Crew,
+    Interrupted,
+    chunks,
+    recorded,
+    settled,
+)
 from storager.combinators._mirror_errors import (
     FeedAborted,
     describe_error,
@@ -104,11 +110,13 @@ class MirrorBase(Wrapper):
         *,
         stop: bool,
         outcome: Outcome | None = None,
+        settle: bool = False,
     ) -> Outcome:
         """Run ``task`` per name, at once or in order (stopping at a failure if ``stop``).
 
         ``outcome``, when given, is filled as targets finish, so a caller interrupted
-        midway still knows which targets the change reached.
+        midway still knows which targets the change reached; ``settle`` (a change that
+        rolls back) waits, when interrupted, until every target has stopped.
         """
         done: Outcome = {} if outcome is None else outcome
 
@@ -117,9 +125,13 @@ class MirrorBase(Wrapper):
                 done[name] = (task(name), None)
             except Exception as exc:
                 done[name] = (None, exc)
+            except BaseException as exc:
+                if not recorded(exc):
+                    raise
+                done[name] = (None, exc)
 
         if how == "parallel" and len(names) > 1:
-            self._pool.each(names, one)
+            self._pool.each(names, one, settle=settle)
         else:
             for name in names:
                 one(name)
@@ -174,9 +186,12 @@ class MirrorBase(Wrapper):
         with self._locks.hold([path, *all_paths(touched)]):
             try:
                 try:
-                    outcome = self._each(names, how, attempt, stop=True, outcome=outcome)
-                except Interrupted:
-                    self._roll_back(_landed(outcome), snapshots, touched)
+                    outcome = self._each(
+                        names, how, attempt, stop=True, outcome=outcome, settle=True
+                    )
+                except Interrupted as interruption:
+                    if settled(interruption):
+                        self._roll_back(_landed(outcome), snapshots, touched)
                     raise
                 errors = {n: e for n, (_, e) in outcome.items() if e is not None}
                 if not errors:

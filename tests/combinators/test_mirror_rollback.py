@@ -228,3 +228,66 @@ def test_an_interrupted_streamed_write_stops_every_target_and_frees_the_pool() -
     mirror.write("k", iter([b"new"]))  # and the next streamed write gets both threads
     assert a.read("k") == b.read("k") == b"new"
     mirror.close()
+
+
+def _interrupt_main_after(*delays: float) -> None:
+    """Send this process SIGINT (a Ctrl-C, raised in the main thread) after each delay."""
+    import os
+    import signal
+
+    def fire() -> None:
+        start = time.monotonic()
+        for delay in delays:
+            time.sleep(max(0.0, start + delay - time.monotonic()))
+            os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=fire, daemon=True).start()
+
+
+def test_a_second_ctrl_c_while_targets_still_write_rolls_nothing_back() -> None:
+    a, slow = MemoryStorage(), MemoryStorage()
+    for store in (a, slow):
+        store.write("k", b"old")
+    b = FaultyStorager(slow, latency={"write": 1.0})
+    mirror = Mirror({"a": a, "b": b}, write="parallel")
+    _interrupt_main_after(0.2, 0.4)  # the first waits for b; the second gives up waiting
+    with pytest.raises(KeyboardInterrupt) as caught:
+        mirror.write("k", b"new")
+    assert any("nothing was rolled back" in note for note in caught.value.__notes__)
+    time.sleep(1.2)  # b's write, still running on its thread, lands
+    # Not rolled back: a rollback of a while b still wrote would leave them differing.
+    assert a.read("k") == slow.read("k") == b"new"
+    assert len(mirror._locks) == 0
+    mirror.close()
+
+
+def test_ctrl_c_during_a_parallel_delete_does_not_wait_for_a_slow_target() -> None:
+    a, slow = MemoryStorage(), MemoryStorage()
+    for store in (a, slow):
+        store.write("k", b"x")
+    mirror = Mirror({"a": a, "b": FaultyStorager(slow, latency={"delete": 2.0})}, write="parallel")
+    _interrupt_main_after(0.2)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        mirror.delete("k")
+    assert time.monotonic() - start < 1.5  # nothing to roll back: no wait for b's 2 s
+    time.sleep(2.0)  # let b's delete end before the pool is closed
+    mirror.close()
+
+
+class _Exiting(MemoryStorage):
+    """A target whose own code raises an error that is no Exception."""
+
+    def write(self, path: str, data: Any, **pairs: Any) -> Any:
+        raise SystemExit(3)
+
+
+def test_a_target_error_that_is_no_exception_fails_the_write_and_rolls_back() -> None:
+    a = MemoryStorage()
+    a.write("k", b"old")
+    mirror = Mirror({"a": a, "b": _Exiting()}, write="parallel")
+    with pytest.raises(MirrorError) as caught:
+        mirror.write("k", b"new")
+    assert "SystemExit" in str(caught.value)
+    assert a.read("k") == b"old"  # rolled back, as for any failure of a target
+    mirror.close()

@@ -38,12 +38,28 @@ __all__ = [
     "async_drop_listing",
     "async_listing",
     "async_primed",
+    "recorded",
+    "settled",
 ]
 
 T = TypeVar("T")
 
 #: What stops a change midway: the Mirror rolls it back where it landed, then re-raises.
 Interrupted = asyncio.CancelledError
+
+
+def settled(interruption: BaseException) -> bool:
+    """Whether every target had stopped when ``interruption`` came: here, always."""
+    return True
+
+
+def recorded(error: BaseException) -> bool:
+    """Whether a target's error that is no Exception is its outcome, not the caller's.
+
+    Here none is: a cancellation goes on to the caller.
+    """
+    return False
+
 
 #: A listing whose first item is fetched: ``(first or _END, the rest)``.
 AsyncPrimed = tuple[object, AsyncIterator[T]]
@@ -61,10 +77,13 @@ class AsyncCrew:
     def shutdown(self) -> None:
         """Nothing to release: tasks belong to their loops."""
 
-    async def each(self, names: Names, one: Callable[[str], Awaitable[None]]) -> None:
+    async def each(
+        self, names: Names, one: Callable[[str], Awaitable[None]], *, settle: bool
+    ) -> None:
         """Run ``one(name)`` for every name at once; ``one`` records its own outcome.
 
-        Cancelled, the tasks are cancelled too and have stopped when this raises.
+        Cancelled, the tasks are cancelled too and have stopped when this raises
+        (``settle`` asks the sync form to wait for its threads; tasks always stop).
         """
         await asyncio.gather(*(one(n) for n in names))
 

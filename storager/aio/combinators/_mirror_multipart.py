@@ -36,6 +36,7 @@ from storager.aio.combinators._mirror_crew import (
     Interrupted,
     async_listing,
     async_primed,
+    settled,
 )
 from storager.aio.combinators._mirror_write import AsyncMirrorBase
 from storager.combinators._base import served_by
@@ -92,9 +93,11 @@ class AsyncMirrorSegmenter(AsyncMirrorBase, AsyncSegmenter):
                     ),
                     stop=True,
                     outcome=outcome,
+                    settle=True,
                 )
-            except Interrupted:  # abort the uploads it started, then go on
-                await self._abort_created(outcome)
+            except Interrupted as interruption:  # abort the uploads it started, then go on
+                if settled(interruption):
+                    await self._abort_created(outcome)
                 raise
             if any(e is not None for _, e in outcome.values()):
                 await self._abort_created(outcome)

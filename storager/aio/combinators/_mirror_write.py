@@ -28,7 +28,13 @@ from storager._async_protocols import AsyncStorager
 from storager._async_types import AsyncWriteData
 from storager._errors import NotFoundError
 from storager.aio.combinators._base import AsyncWrapper, call_child
-from storager.aio.combinators._mirror_crew import AsyncCrew, Interrupted, async_chunks
+from storager.aio.combinators._mirror_crew import (
+    AsyncCrew,
+    Interrupted,
+    async_chunks,
+    recorded,
+    settled,
+)
 from storager.aio.combinators._path_locks import AsyncPathLocks
 from storager.combinators._mirror_errors import (
     FeedAborted,
@@ -105,11 +111,13 @@ class AsyncMirrorBase(AsyncWrapper):
         *,
         stop: bool,
         outcome: Outcome | None = None,
+        settle: bool = False,
     ) -> Outcome:
         """Run ``task`` per name, at once or in order (stopping at a failure if ``stop``).
 
         ``outcome``, when given, is filled as targets finish, so a caller interrupted
-        midway still knows which targets the change reached.
+        midway still knows which targets the change reached; ``settle`` (a change that
+        rolls back) waits, when interrupted, until every target has stopped.
         """
         done: Outcome = {} if outcome is None else outcome
 
@@ -118,9 +126,13 @@ class AsyncMirrorBase(AsyncWrapper):
                 done[name] = (await task(name), None)
             except Exception as exc:
                 done[name] = (None, exc)
+            except BaseException as exc:
+                if not recorded(exc):
+                    raise
+                done[name] = (None, exc)
 
         if how == "parallel" and len(names) > 1:
-            await self._pool.each(names, one)
+            await self._pool.each(names, one, settle=settle)
         else:
             for name in names:
                 await one(name)
@@ -175,9 +187,12 @@ class AsyncMirrorBase(AsyncWrapper):
         async with self._locks.hold([path, *all_paths(touched)]):
             try:
                 try:
-                    outcome = await self._each(names, how, attempt, stop=True, outcome=outcome)
-                except Interrupted:
-                    await self._roll_back(_landed(outcome), snapshots, touched)
+                    outcome = await self._each(
+                        names, how, attempt, stop=True, outcome=outcome, settle=True
+                    )
+                except Interrupted as interruption:
+                    if settled(interruption):
+                        await self._roll_back(_landed(outcome), snapshots, touched)
                     raise
                 errors = {n: e for n, (_, e) in outcome.items() if e is not None}
                 if not errors:
