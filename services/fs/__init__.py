@@ -407,7 +407,7 @@ def _open_root(root: str) -> Beneath:
         raise PathInvalidError("new", "fs", shown, "root contains a NUL byte")
     try:
         real = os.path.realpath(os.path.abspath(os.path.expanduser(root)))
-        os.makedirs(real, exist_ok=True)
+        _make_dirs(real)
         return Beneath(real)
     except RecursionError:
         raise PathInvalidError("new", "fs", shown, "root is too deeply nested") from None
@@ -418,6 +418,37 @@ def _open_root(root: str) -> Beneath:
         if isinstance(exc, NotADirectoryError | FileExistsError):
             reason = "root or one of its parents is not a directory"
         raise PathInvalidError("new", "fs", shown, f"root unusable: {reason}") from exc
+
+
+def _make_dirs(path: str) -> None:
+    """``os.makedirs(path, exist_ok=True)``, without recursion, undone if it fails midway.
+
+    A root that cannot be made (a name too long, PATH_MAX passed deep down) leaves
+    behind none of the directories made on the way to it.
+    """
+    missing: list[str] = []
+    head = path
+    while not os.path.isdir(head):
+        missing.append(head)
+        parent = os.path.dirname(head)
+        if parent == head:
+            break
+        head = parent
+    made: list[str] = []
+    try:
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory)
+            except FileExistsError:
+                if not os.path.isdir(directory):
+                    raise
+                continue  # made meanwhile by someone else: theirs, not ours to undo
+            made.append(directory)
+    except BaseException:
+        for directory in reversed(made):
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)  # only if still empty: another writer's files stay
+        raise
 
 
 def _shown(value: str) -> str:
