@@ -9,15 +9,18 @@ The rewrite works on Python tokens, so strings and comments keep their layout:
 - the ``async`` of ``async def/for/with`` and every ``await`` are dropped;
 - ``Awaitable[X]`` becomes ``X``;
 - names lose their async spelling: ``AsyncX`` -> ``X``, ``_AsyncX`` -> ``_X``,
-  ``ASYNC_X`` -> ``X``, ``async_x`` -> ``x``, ``x_async`` -> ``x``, and the few
-  builtins in ``_NAMES`` (``__aenter__``, ``StopAsyncIteration``...); the same words
-  are renamed where they name code inside docstrings and comments;
-- ``from`` imports move to the sync modules (``_MODULES``);
+  ``ASYNC_X`` -> ``X``, ``async_x`` -> ``x``, ``x_async`` -> ``x`` (unless the result
+  is a keyword), and the few builtins in ``_NAMES`` (``__aenter__``,
+  ``StopAsyncIteration``...); in strings and comments only class-like ``AsyncX`` words
+  are renamed (data such as ``"async_mode"`` stays), and ``__all__``'s entries as names;
+- ``from`` imports move to the sync modules (``_MODULES``); an import from any other
+  ``storager.aio`` module is refused (``UnasyncError``): reach it through a seam;
 - ``asyncio.sleep`` becomes ``time.sleep``.
 
 So an async source must read as valid sync code once rewritten: it calls its child
 through ``call_child`` (traced in both worlds), uses the shared policy cores, and words
-its docstrings for both forms. The result is import-sorted and formatted with ruff.
+its docstrings for both forms. The result gets ruff's safe fixes and format, and
+``python -m codegen`` refuses one left with an undefined or doubled name.
 """
 
 from __future__ import annotations

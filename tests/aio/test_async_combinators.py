@@ -575,7 +575,7 @@ def test_describe_and_trace_show_the_async_twins_as_the_sync_ones() -> None:
     sync_text = describe(Logged(Retry(mem)))
     assert describe(store) == sync_text  # the same tree, labels and capabilities
     assert sync_text.splitlines()[1].startswith("└── inner: retry attempts=")
-    assert "mermaid" not in describe(store, format="mermaid")  # renders, as the sync tree
+    assert describe(store, format="mermaid") == describe(Logged(Retry(mem)), format="mermaid")
 
     async def main() -> bytes:
         await store.write("a", b"x")
