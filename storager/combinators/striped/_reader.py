@@ -13,7 +13,8 @@ Ranged reads fetch only the stripes they overlap. A whole read fetches up to
 ``stripes_in_flight`` stripes at once; ``open_reader`` keeps the stripe it reads
 and prefetches the next ones. A reader's ``readinto`` (and so a large ``read``)
 first lets ``_in_place`` serve what it can straight into the caller's buffer (whole
-data fragments, and missing ones rebuilt there); whatever that cannot serve (a
+data fragments, and missing ones rebuilt there, or copied from the spare stripe a
+degraded request left for the next one); whatever that cannot serve (a
 fragment only partly asked for, padded, or a stripe it cannot rebuild in place) is
 served from the stripe, rebuilt as above, and copied.
 """
@@ -34,6 +35,7 @@ from storager.combinators.striped._digests import matches
 from storager.combinators.striped._fragments import fetch_fragment, problem
 from storager.combinators.striped._in_place import read_in_place
 from storager.combinators.striped._manifest import Manifest, Stripe, codec_of
+from storager.combinators.striped._spare import Scratch, Spare
 
 __all__ = ["Assembled", "fetch_stripe", "open_stripes", "read_range"]
 
@@ -201,6 +203,8 @@ class _Window:
         self._start = start
         self._offsets = _offsets(manifest)
         self._cache: dict[int, Future[Assembled]] = {}
+        self._spare = Spare()
+        self._scratch = Scratch()
 
     def fetch(self, pos: int, size: int) -> memoryview:
         """Return up to ``size`` bytes from ``pos`` (a view, at most to a piece's end)."""
@@ -223,15 +227,23 @@ class _Window:
         """
         absolute = self._start + pos
         end = absolute + len(view)
-        served = read_in_place(
+        spare = self._spare
+        served = spare.copy_into(view, absolute)
+        held = spare.index
+        served += read_in_place(
             self._core,
             self._path,
             self._manifest,
             view,
             absolute,
             _span(self._offsets, absolute, end),
-            skip=self._cache,
+            skip=self._cache if held is None else {*self._cache, held},
+            spare=spare,
+            scratch=self._scratch,
         )
+        if spare.index != held:  # a stripe newly spared may hold some of this request
+            served += spare.copy_into(view, absolute)
+        served.sort()
         if not served:
             return self._copy_into(absolute, view)
         cursor = absolute
@@ -272,6 +284,7 @@ class _Window:
         for future in self._cache.values():
             future.cancel()
         self._cache.clear()
+        self._spare.forget()
 
 
 def open_stripes(

@@ -1,0 +1,93 @@
+"""The part of a degraded stripe a reader's request did not cover, kept for the next one.
+
+A request that covers part of a stripe whose data fragments cannot all be read (a
+backend down, a fragment never written) cannot rebuild the missing ones from the
+fragments it covers alone. ``_in_place.read_in_place`` then reads that stripe whole:
+the fragments the request covers into the caller's buffer, the others into the
+reader's spare stripe, and rebuilds each missing one wherever it belongs. The next
+request (in a sequential read, the rest of the stripe) is served from the spare by a
+copy, instead of reading and rebuilding the stripe again: a degraded read of
+half-stripes then costs about what one of whole stripes does
+(``benchmarks/striped.py``).
+
+The spare holds one stripe at a time, in a buffer reused from stripe to stripe and
+mapped on its own (page-aligned: the kernel copies a fragment into it at about twice
+the rate it copies into a ``bytearray``'s 16-byte-aligned memory here,
+``benchmarks/README.md``). Only fragments read or rebuilt and checked are held.
+"""
+
+from __future__ import annotations
+
+import mmap
+
+__all__ = ["Scratch", "Spare"]
+
+
+class Spare:
+    """One stripe's checked data fragments that a request did not ask for."""
+
+    __slots__ = ("_buffer", "_held", "index")
+
+    def __init__(self) -> None:
+        self._buffer: mmap.mmap | None = None
+        #: Which stripe the held fragments belong to (None: nothing held).
+        self.index: int | None = None
+        #: Object span ``(lo, hi)`` -> where its bytes sit in the buffer.
+        self._held: list[tuple[int, int, memoryview]] = []
+
+    def take(self, index: int, size: int) -> memoryview:
+        """Return the buffer (``size`` bytes) for stripe ``index``; forget what was held."""
+        self.forget()
+        if self._buffer is None or len(self._buffer) < size:
+            self._buffer = mmap.mmap(-1, size)
+        self.index = index
+        return memoryview(self._buffer)[:size]
+
+    def hold(self, lo: int, view: memoryview) -> None:
+        """Keep ``view`` (checked bytes of the buffer) as the object's bytes from ``lo``."""
+        self._held.append((lo, lo + len(view), view))
+
+    def copy_into(self, view: memoryview, start: int) -> list[tuple[int, int]]:
+        """Copy what is held of the object bytes from ``start`` into ``view``.
+
+        Returns the object spans ``(lo, hi)`` copied.
+        """
+        end = start + len(view)
+        copied: list[tuple[int, int]] = []
+        for lo, hi, held in self._held:
+            a, b = max(lo, start), min(hi, end)
+            if a < b:
+                view[a - start : b - start] = held[a - lo : b - lo]
+                copied.append((a, b))
+        return copied
+
+    def forget(self) -> None:
+        """Hold nothing (the buffer is kept for the next stripe)."""
+        self.index = None
+        self._held = []
+
+
+class Scratch:
+    """Page-aligned buffers one request reads parity fragments into, reused by the next."""
+
+    __slots__ = ("_free", "_taken")
+
+    def __init__(self) -> None:
+        self._free: list[mmap.mmap] = []
+        self._taken: list[mmap.mmap] = []
+
+    def take(self, size: int) -> memoryview:
+        """Return a buffer of ``size`` bytes (any content) until ``reclaim``."""
+        for n, buffer in enumerate(self._free):
+            if len(buffer) >= size:
+                del self._free[n]
+                break
+        else:
+            buffer = mmap.mmap(-1, size)
+        self._taken.append(buffer)
+        return memoryview(buffer)[:size]
+
+    def reclaim(self) -> None:
+        """Free every buffer taken: the caller no longer uses (or lends) any of them."""
+        self._free += self._taken
+        self._taken = []
