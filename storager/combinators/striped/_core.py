@@ -118,6 +118,7 @@ class Core:
         key: str,
         view: memoryview,
         hold: Callable[[], AbstractContextManager[None]] | None = None,
+        on_piece: Callable[[memoryview], object] | None = None,
     ) -> int:
         """Read one fragment into ``view``, recording the backend's health.
 
@@ -125,7 +126,8 @@ class Core:
         than fits: it is longer than the caller expects). The bytes go straight from
         the backend's reader into ``view`` (no copy of our own), at most ``PIECE``
         bytes per read, each read inside ``hold()`` where given (the caller's buffer
-        is lent: ``_fragments.Lease``).
+        is lent: ``_fragments.Lease``), and each piece read is handed to
+        ``on_piece`` (a digest's update) inside the same ``hold()``.
         """
 
         def fill(backend: Storager) -> int:
@@ -135,6 +137,8 @@ class Core:
                 while n < len(view):
                     with hold() if hold is not None else contextlib.nullcontext():
                         got = readinto(view[n : n + PIECE])
+                        if got and on_piece is not None:
+                            on_piece(view[n : n + got])
                     if not got:
                         return n
                     n += got

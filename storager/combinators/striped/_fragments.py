@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 
 from storager._errors import NotFoundError
 from storager.combinators.striped._core import Core, Revoked
-from storager.combinators.striped._digests import matches
+from storager.combinators.striped._digests import checker, matches
 from storager.combinators.striped._health import describe_error
 from storager.combinators.striped._manifest import Fragment
 
@@ -66,13 +66,14 @@ def fetch_fragment_into(
     if hold is not None:
         with hold():  # given up before it started: ask the backend nothing
             pass
-    n = core.get_into(fragment.backend, fragment.key, view, hold)
+    check = checker(fragment.digest)
+    on_piece = check.update if check is not None else None
+    n = core.get_into(fragment.backend, fragment.key, view, hold, on_piece)
     if n != fragment.length:
         more = "more than" if n > fragment.length else str(n)
         raise BadFragment(f"length {more}, manifest says {fragment.length}")
-    with hold() if hold is not None else contextlib.nullcontext():
-        good = matches(fragment.digest, view)
-    if not good:
+    # Each piece was digested as it landed (``Checker``), while still in the cache.
+    if check is None or not check.matches():
         raise BadFragment("digest mismatch")
 
 

@@ -162,6 +162,31 @@ def test_missing_data_fragments_are_rebuilt_in_place_from_the_fewest_reads(
     assert all(rig.backends[name].calls["open_reader"] == 0 for name in down)
 
 
+@pytest.mark.parametrize("algorithm", ["xxh3", "sha256", "crc32"])
+@pytest.mark.parametrize("where", ["first piece", "a middle piece", "last byte"])
+def test_fragments_checked_piece_by_piece_catch_damage_in_any_piece(
+    rig_factory: Make, algorithm: str, where: str
+) -> None:
+    # Fragments of 2.5 MiB arrive in three pieces of at most 1 MiB (``_core.PIECE``),
+    # each digested as it lands: damage anywhere in any piece is caught.
+    chunk = 5 * (1 << 19)
+    rig = rig_factory(
+        ReedSolomon(4, 2, library="isa-l"), chunk_size=chunk, fragment_digest=algorithm
+    )
+    data = os.urandom(4 * chunk)
+    rig.store.write("obj", data)
+    name, key = rig.manifest("obj")["stripes"][0][2][1][:2]
+    raw = bytearray(rig.inner[name].read(key))
+    at = {"first piece": 10, "a middle piece": (1 << 20) + 12_345, "last byte": len(raw) - 1}
+    raw[at[where]] ^= 0x40
+    rig.inner[name].write(key, bytes(raw))
+    out = bytearray(len(data))
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(out) == len(data)
+    assert bytes(out) == data
+    assert [(r.path, r.rebuilt) for r in rig.store.heal()] == [("obj", 1)]
+
+
 def _down(rig: Rig, names: list[str]) -> None:
     for name in names:
         rig.backends[name].fail = {
