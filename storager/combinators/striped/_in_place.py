@@ -73,21 +73,23 @@ def read_in_place(
     skip: Container[int] = (),
     spare: Spare | None = None,
     scratch: Scratch | None = None,
+    end: int | None = None,
 ) -> list[tuple[int, int]]:
     """Fill what can be filled of ``view`` (object bytes from ``start``) from fragments.
 
     ``indexes``: the stripes the request overlaps. Stripes in ``skip`` are left
-    alone (the caller has them already). With a ``spare``, the last stripe the
-    request covers only in part, if its data fragments cannot all be read, is read
-    whole: the fragments outside the request go to the spare (``_spare``), which
-    holds them, checked, for the next request. With a ``scratch``, the parity
-    fragments a whole stripe will need to rebuild data fragments known missing are
-    read into it beside the data ones (its buffers are free again once this
-    returns). Returns the object spans ``(lo, hi)`` now in ``view``, sorted; every
-    byte of them checked.
+    alone (the caller has them already). With a ``spare``, a stripe the request
+    ends inside, short of ``end`` (where the reader stops), if its data fragments
+    cannot all be read, is read whole: the fragments outside the request go to the
+    spare (``_spare``), which holds them, checked, for the next request. With a
+    ``scratch``, the parity fragments a whole stripe will need to rebuild data
+    fragments known missing are read into it beside the data ones (its buffers are
+    free again once this returns). Returns the object spans ``(lo, hi)`` now in
+    ``view``, sorted; every byte of them checked.
     """
     codec = codec_of(manifest.codec)
-    plan = _plan(core, codec, manifest, view, start, indexes, skip, spare)
+    limit = start + len(view) if end is None else end
+    plan = _plan(core, codec, manifest, view, start, indexes, skip, spare, limit)
     reads: list[_Direct] = []
     for s in plan:
         for i, v in s.views.items():
@@ -128,10 +130,12 @@ def _plan(
     indexes: range,
     skip: Container[int],
     spare: Spare | None,
+    limit: int,
 ) -> list[_StripeRead]:
     end = start + len(view)
     plan: list[_StripeRead] = []
-    #: The last stripe covered in part whose data fragments cannot all be read.
+    #: The stripe the request ends inside, short of ``limit``, if its data fragments
+    #: cannot all be read (the spare takes the rest of it).
     partial: tuple[int, _StripeRead] | None = None
     for index in indexes:
         stripe = manifest.stripes[index]
@@ -154,10 +158,9 @@ def _plan(
             if start <= lo and lo + holds <= end:
                 read.views[i] = view[lo - start : lo - start + holds]
         read.whole = unpadded and len(read.views) == codec.data
-        if spare is not None and unpadded and not read.whole and _short(core, codec, stripe):
-            if partial is not None and partial[1].views:
-                plan.append(partial[1])  # an earlier one: read as it is
-            partial = (index, read)
+        goes_on = end < min(stripe.offset + stripe.length, limit)
+        if spare is not None and unpadded and goes_on and _short(core, codec, stripe):
+            partial = (index, read)  # the last stripe of the request
         elif read.views:
             plan.append(read)
     if partial is not None and spare is not None:

@@ -195,16 +195,18 @@ def read_range(
 class _Window:
     """``open_reader``'s stripes: the one being read, and the next ones fetched ahead."""
 
-    def __init__(self, core: Core, path: str, manifest: Manifest, start: int) -> None:
+    def __init__(self, core: Core, path: str, manifest: Manifest, start: int, end: int) -> None:
         self._core = core
         self._path = path
         self._manifest = manifest
         self._codec = codec_of(manifest.codec)
         self._start = start
+        #: Where the reader's range ends (object offset).
+        self._end = end
         self._offsets = _offsets(manifest)
         self._cache: dict[int, Future[Assembled]] = {}
         self._spare = Spare()
-        self._scratch = Scratch()
+        self._scratch = Scratch(keep=self._codec.parity)
 
     def fetch(self, pos: int, size: int) -> memoryview:
         """Return up to ``size`` bytes from ``pos`` (a view, at most to a piece's end)."""
@@ -229,7 +231,7 @@ class _Window:
         end = absolute + len(view)
         spare = self._spare
         served = spare.copy_into(view, absolute)
-        held = spare.index
+        held = spare.holding
         served += read_in_place(
             self._core,
             self._path,
@@ -240,8 +242,9 @@ class _Window:
             skip=self._cache if held is None else {*self._cache, held},
             spare=spare,
             scratch=self._scratch,
+            end=self._end,
         )
-        if spare.index != held:  # a stripe newly spared may hold some of this request
+        if spare.holding not in (None, held):  # a stripe newly spared may hold some of it
             served += spare.copy_into(view, absolute)
         served.sort()
         if not served:
@@ -284,7 +287,8 @@ class _Window:
         for future in self._cache.values():
             future.cancel()
         self._cache.clear()
-        self._spare.forget()
+        self._spare.release()
+        self._scratch.release()
 
 
 def open_stripes(
@@ -295,7 +299,7 @@ def open_stripes(
     It keeps the stripe it reads and prefetches the next ``stripes_in_flight - 1``.
     """
     start, end = _window(manifest, offset, size)
-    window = _Window(core, path, manifest, start)
+    window = _Window(core, path, manifest, start, end)
     return RangeReader(
         window.fetch, end - start, on_close=window.close, fetch_into=window.fetch_into
     )

@@ -13,7 +13,10 @@ half-stripes then costs about what one of whole stripes does
 The spare holds one stripe at a time, in a buffer reused from stripe to stripe and
 mapped on its own (page-aligned: the kernel copies a fragment into it at about twice
 the rate it copies into a ``bytearray``'s 16-byte-aligned memory here,
-``benchmarks/README.md``). Only fragments read or rebuilt and checked are held.
+``benchmarks/README.md``). Only fragments read and checked, or rebuilt from checked
+ones (and checked themselves where the writer recorded a digest), are held. A
+request takes the spare only for a stripe it ends inside, short of the reader's
+end: the one a sequential reader goes on with.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ class Spare:
 
     def __init__(self) -> None:
         self._buffer: mmap.mmap | None = None
-        #: Which stripe the held fragments belong to (None: nothing held).
+        #: Which stripe the spare was last taken for (None: none since ``forget``).
         self.index: int | None = None
         #: Object span ``(lo, hi)`` -> where its bytes sit in the buffer.
         self._held: list[tuple[int, int, memoryview]] = []
@@ -61,18 +64,33 @@ class Spare:
                 copied.append((a, b))
         return copied
 
+    @property
+    def holding(self) -> int | None:
+        """The stripe whose fragments are held, if any are."""
+        return self.index if self._held else None
+
     def forget(self) -> None:
         """Hold nothing (the buffer is kept for the next stripe)."""
         self.index = None
         self._held = []
 
+    def release(self) -> None:
+        """Hold nothing and let the buffer go (the reader is closed)."""
+        self.forget()
+        self._buffer = None
+
 
 class Scratch:
-    """Page-aligned buffers one request reads parity fragments into, reused by the next."""
+    """Page-aligned buffers one request reads parity fragments into, reused by the next.
 
-    __slots__ = ("_free", "_taken")
+    At most ``keep`` buffers stay between requests (a request over many stripes
+    takes more, given back to the system once it is done).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_free", "_keep", "_taken")
+
+    def __init__(self, keep: int) -> None:
+        self._keep = keep
         self._free: list[mmap.mmap] = []
         self._taken: list[mmap.mmap] = []
 
@@ -89,5 +107,9 @@ class Scratch:
 
     def reclaim(self) -> None:
         """Free every buffer taken: the caller no longer uses (or lends) any of them."""
-        self._free += self._taken
+        self._free = (self._free + self._taken)[: self._keep]
         self._taken = []
+
+    def release(self) -> None:
+        """Let every free buffer go (the reader is closed)."""
+        self._free = []

@@ -18,6 +18,7 @@ import pytest
 
 from storager import ServiceInternalError
 from storager.combinators.striped import Codec, ReedSolomon, Replicas, Stripes
+from storager.combinators.striped._spare import Scratch
 
 from .conftest import Rig
 
@@ -215,6 +216,38 @@ def test_half_stripe_reads_of_a_degraded_object_read_each_stripe_once(rig_factor
     # Each stripe read once: four fragments (data ones, and parity for the missing),
     # the half outside the first request kept (the spare) and copied out for the second.
     assert (opened, read) == (6 * 4, 0)
+
+
+def test_a_reader_ending_inside_a_degraded_stripe_reads_only_what_it_covers(
+    rig_factory: Make,
+) -> None:
+    rig = rig_factory(ReedSolomon(4, 2, library="isa-l"), failures_to_down=1, cooldown=60.0)
+    data = os.urandom(2 * 4 * CHUNK)
+    rig.store.write("obj", data)
+    _down(rig, [rig.manifest("obj")["stripes"][0][2][3][0]])  # data fragment 3 of stripe 0
+    before = _fragment_reads(rig)
+    buffer = bytearray(2 * CHUNK)
+    with rig.store.open_reader("obj", offset=0, size=2 * CHUNK) as reader:
+        assert reader.readinto(buffer) == 2 * CHUNK
+    assert bytes(buffer) == data[: 2 * CHUNK]
+    opened, read = (a - b for a, b in zip(_fragment_reads(rig), before, strict=True))
+    # The reader stops inside the stripe: no spare for a rest it will never ask for.
+    assert (opened, read) == (2, 0)
+
+
+def test_scratch_keeps_only_a_few_buffers_between_requests_and_none_once_released() -> None:
+    scratch = Scratch(keep=2)
+    views = [scratch.take(4096) for _ in range(6)]
+    assert all(len(v) == 4096 for v in views)
+    del views
+    scratch.reclaim()
+    assert len(scratch._free) == 2
+    again = scratch.take(4096)  # reused, not mapped anew
+    assert len(scratch._free) == 1 and len(again) == 4096
+    del again
+    scratch.reclaim()
+    scratch.release()
+    assert scratch._free == []
 
 
 @pytest.mark.parametrize("name", ["rs42-isa-l", "replicas3", "stripes"])
