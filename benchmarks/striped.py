@@ -42,7 +42,7 @@ from typing import Any
 import xxhash
 
 from storager.combinators.striped import Codec, ReedSolomon, Replicas, Striped, Stripes
-from storager.combinators.striped._malloc import retain_freed_buffers
+from storager._malloc import retain_freed_buffers
 from storager.services.fs import FsStorage
 from storager.testing import FaultyStorager
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from storager._errors import (
     AlreadyExistsError,
@@ -28,6 +28,7 @@ from storager._errors import (
 from storager._object import Multipart, Object, ObjectMode, Part
 from storager._protocols import IoCallback, WriteData
 from storager._streams import BytesReader, iter_chunks
+from storager.services.memory._content import Content
 from storager.services.memory._generated import MemoryGenerated
 from storager.services.memory._presign import PresignServer
 
@@ -35,11 +36,12 @@ __all__ = ["MemoryStorage"]
 
 _LINK_DEPTH_MAX = 8
 _EMPTY_MAP: Mapping[str, str] = MappingProxyType({})
+_EMPTY = Content(())
 
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    data: bytes
+    data: Content
     mode: ObjectMode
     etag: str
     modified: datetime
@@ -51,7 +53,7 @@ class _Entry:
 
 @dataclass(frozen=True, slots=True)
 class _Part:
-    """An uploaded part: its data as received (joined once, on Complete) and its ETag."""
+    """An uploaded part: its data as received (the object's pieces, on Complete) and its ETag."""
 
     chunks: tuple[bytes, ...]
     size: int
@@ -150,21 +152,21 @@ class MemoryStorage(MemoryGenerated):
         self, path: str, *, io_callback: IoCallback | None, offset: int | None, size: int | None
     ) -> bytes:
         with self._lock:
-            data = self._resolve_entry("read", path).data
-        if offset is not None or size is not None:
-            start = offset or 0
-            data = data[start:] if size is None else data[start : start + size]
+            content = self._resolve_entry("read", path).data
+        start = offset or 0
+        data = content.range(start, len(content) if size is None else start + size)
         if io_callback is not None:
             io_callback(len(data))
         return data
 
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
         with self._lock:
-            data = self._resolve_entry("open_reader", path).data
-        if offset is not None or size is not None:
-            start = offset or 0
-            data = data[start:] if size is None else data[start : start + size]
-        return BytesReader(data)
+            content = self._resolve_entry("open_reader", path).data
+        start = offset or 0
+        end = len(content) if size is None else start + size
+        if len(content.pieces) == 1:
+            return BytesReader(content.range(start, end))
+        return cast(BinaryIO, content.reader(start, end))
 
     def _write(
         self,
@@ -199,7 +201,7 @@ class MemoryStorage(MemoryGenerated):
             if current is None:
                 self._check_name_free("write", path)
             entry = _Entry(
-                content,
+                Content((content,)),
                 ObjectMode.READ,
                 self._etag(),
                 datetime.now(UTC),
@@ -335,9 +337,8 @@ class MemoryStorage(MemoryGenerated):
             chosen = self._chosen_parts(multipart, upload, parts)
             if upload.path not in self._objects:
                 self._check_name_free("complete_multipart", upload.path)
-        # The join copies the whole object: done outside the lock, so other calls on the
-        # store do not wait for it; the upload is checked again before the object lands.
-        content = b"".join(chunk for part in chosen for chunk in part.chunks)
+        # The object is the parts' pieces as received: nothing is copied.
+        content = Content(chunk for part in chosen for chunk in part.chunks)
         with self._lock:
             if self._uploads.get(multipart.upload_id) is not upload:
                 raise NotFoundError(
@@ -410,10 +411,10 @@ class MemoryStorage(MemoryGenerated):
                 raise ObjectModeInvalidError("append", "memory", path, "not a regular object")
             if current is None:
                 self._check_name_free("append", path)
-            base = current.data if current is not None else b""
+            base = current.data.pieces if current is not None else ()
             ctype = content_type or (current.content_type if current is not None else None)
             entry = _Entry(
-                base + content,
+                Content((*base, content)),
                 ObjectMode.READ | ObjectMode.APPEND,
                 self._etag(),
                 datetime.now(UTC),
@@ -431,12 +432,12 @@ class MemoryStorage(MemoryGenerated):
             self._check_parents("create_dir", dir_path[:-1])
             entry = self._objects.get(dir_path)
             if entry is None:
-                entry = _Entry(b"", ObjectMode.DIR, self._etag(), datetime.now(UTC))
+                entry = _Entry(_EMPTY, ObjectMode.DIR, self._etag(), datetime.now(UTC))
                 self._put(dir_path, entry)
         return self._to_object(dir_path, entry)
 
     def _create_link(self, path: str, target: str) -> Object:
-        entry = _Entry(b"", ObjectMode.LINK, self._etag(), datetime.now(UTC), link_target=target)
+        entry = _Entry(_EMPTY, ObjectMode.LINK, self._etag(), datetime.now(UTC), link_target=target)
         with self._lock:
             if path not in self._objects:
                 self._check_name_free("create_link", path)

@@ -118,9 +118,16 @@ def open_stores(settings: ServeSettings) -> dict[str, Storager]:
 
 
 def build_app(settings: ServeSettings) -> Any:
-    """Build the S3App for ``settings`` (its stores closed when it shuts down)."""
+    """Build the S3App for ``settings`` (its stores closed when it shuts down).
+
+    The serving process keeps freed multi-MiB buffers for reuse
+    (``storager._malloc``): a large upload's pieces then land in memory the last one
+    freed, instead of pages the kernel maps and zeroes anew.
+    """
+    from storager._malloc import retain_freed_buffers
     from storager.gateway import S3App
 
+    retain_freed_buffers()
     return S3App(
         open_stores(settings),
         credentials=settings.credentials,

@@ -277,3 +277,18 @@ def test_stalled_uploads_do_not_hold_the_threads_quick_calls_need() -> None:
             assert time.monotonic() - began < 5
     finally:
         served.stop()
+
+
+def test_the_serving_process_keeps_freed_buffers_for_reuse() -> None:
+    # A fresh interpreter: whether glibc's knobs are set is process state.
+    code = (
+        "import storager._malloc as m\n"
+        "from storager.cli._serve import ServeSettings, build_app\n"
+        "assert m._applied is None\n"
+        "build_app(ServeSettings(buckets={'demo': 'memory://'}, anonymous=True))\n"
+        "print(m._applied)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert out.strip() == str((32 << 20, 256 << 20))

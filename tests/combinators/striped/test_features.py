@@ -17,7 +17,7 @@ import xxhash
 from storager import InvalidArgumentError, NotFoundError, PathInvalidError
 from storager.combinators import describe, trace
 from storager.combinators.striped import ReedSolomon, Replicas, Striped, Stripes
-from storager.combinators.striped._malloc import retain_freed_buffers
+from storager._malloc import retain_freed_buffers
 
 from .conftest import Rig
 

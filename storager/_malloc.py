@@ -1,20 +1,22 @@
-"""Keeping freed large buffers in the process, so stripe buffers do not page-fault.
+"""Keeping freed large buffers in the process, so the next ones do not page-fault.
 
 A Striped write allocates a few buffers of megabytes per stripe (the cut stripe,
-pyeclib's fragments, its output copies) and frees them a moment later. glibc's
-malloc serves blocks that large with fresh ``mmap`` pages, or gives the top of a
-heap back to the kernel once more than ``M_TRIM_THRESHOLD`` bytes are free there, so
-the next stripe's buffers fault in every page again: measured here, that is most of
-what pyeclib's encode costs (RS(4,2): 630 MB/s on fresh pages, 2,400 MB/s on reused
-ones; about 230,000 minor faults per 256 MiB written; ``benchmarks/README.md``).
+pyeclib's fragments, its output copies) and frees them a moment later; a gateway
+receiving a large upload holds its body's pieces until they are stored, then frees
+them all. glibc's malloc serves blocks that large with fresh ``mmap`` pages, or gives
+the top of a heap back to the kernel once more than ``M_TRIM_THRESHOLD`` bytes are
+free there, so the next buffers fault in (and the kernel zeroes) every page again:
+measured here, that is most of what pyeclib's encode costs (RS(4,2): 630 MB/s on fresh
+pages, 2,400 MB/s on reused ones; about 230,000 minor faults per 256 MiB written), and
+a third of the gateway's CPU for a 256 MiB upload (``benchmarks/README.md``).
 
 :func:`retain_freed_buffers` sets two glibc knobs for the whole process (``mallopt``):
 blocks up to ``mmap_threshold`` come from the heap, and a heap keeps up to
 ``trim_threshold`` free bytes instead of returning them. The cost is that much
-memory held after a burst of large allocations (anyone's, not only Striped's); the
-peak stays what the stripes in flight need. It is opt-in (``Striped(...,
-tune_malloc=True)``) because it changes every allocation of the process, and a no-op
-where the C library is not glibc.
+memory held after a burst of large allocations (anyone's); the peak stays what the
+work in flight needs. A library call leaves it to the caller (``Striped(...,
+tune_malloc=True)``), because it changes every allocation of the process; ``storager
+serve``, which owns its process, sets it. A no-op where the C library is not glibc.
 """
 
 from __future__ import annotations
