@@ -41,8 +41,8 @@ from typing import Any
 
 import xxhash
 
-from storager.combinators.striped import Codec, ReedSolomon, Replicas, Striped, Stripes
 from storager._malloc import retain_freed_buffers
+from storager.combinators.striped import Codec, ReedSolomon, Replicas, Striped, Stripes
 from storager.services.fs import FsStorage
 from storager.testing import FaultyStorager
 

@@ -28,6 +28,7 @@ from storager import (
 from storager._streams import iter_chunks
 from storager.services.fs import FsStorage
 from storager.services.memory import MemoryStorage, _Entry
+from storager.services.memory._content import Content
 
 pytest_plugins = ["pytester"]
 
@@ -210,15 +211,19 @@ class InterleavedWrites(MemoryStorage):
             pos = self._put_at(path, pos, bytes(chunk))
         with self._lock:
             entry = self._objects[path]
-            self._objects[path] = dataclasses.replace(entry, data=entry.data[:pos])
+            self._objects[path] = dataclasses.replace(
+                entry, data=Content((entry.data.range(0, pos),))
+            )
         return self._to_object(path, self._objects[path])
 
     def _put_at(self, path: str, pos: int, chunk: bytes) -> int:
         with self._lock:
             current = self._objects.get(path)
-            buffer = bytearray(current.data if current is not None else b"")
+            buffer = bytearray(current.data.whole() if current is not None else b"")
             buffer[pos : pos + len(chunk)] = chunk
-            self._objects[path] = _Entry(bytes(buffer), ObjectMode.READ, "", datetime.now(UTC))
+            self._objects[path] = _Entry(
+                Content((bytes(buffer),)), ObjectMode.READ, "", datetime.now(UTC)
+            )
         return pos + len(chunk)
 
 

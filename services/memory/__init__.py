@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import BinaryIO, cast
+from typing import BinaryIO
 
 from storager._errors import (
     AlreadyExistsError,
@@ -28,7 +28,7 @@ from storager._errors import (
 from storager._object import Multipart, Object, ObjectMode, Part
 from storager._protocols import IoCallback, WriteData
 from storager._streams import BytesReader, iter_chunks
-from storager.services.memory._content import Content
+from storager.services.memory._content import Content, coalesce
 from storager.services.memory._generated import MemoryGenerated
 from storager.services.memory._presign import PresignServer
 
@@ -166,7 +166,7 @@ class MemoryStorage(MemoryGenerated):
         end = len(content) if size is None else start + size
         if len(content.pieces) == 1:
             return BytesReader(content.range(start, end))
-        return cast(BinaryIO, content.reader(start, end))
+        return content.reader(start, end)
 
     def _write(
         self,
@@ -338,7 +338,7 @@ class MemoryStorage(MemoryGenerated):
             if upload.path not in self._objects:
                 self._check_name_free("complete_multipart", upload.path)
         # The object is the parts' pieces as received: nothing is copied.
-        content = Content(chunk for part in chosen for chunk in part.chunks)
+        content = Content(coalesce(chunk for part in chosen for chunk in part.chunks))
         with self._lock:
             if self._uploads.get(multipart.upload_id) is not upload:
                 raise NotFoundError(
@@ -414,7 +414,7 @@ class MemoryStorage(MemoryGenerated):
             base = current.data.pieces if current is not None else ()
             ctype = content_type or (current.content_type if current is not None else None)
             entry = _Entry(
-                Content((*base, content)),
+                Content(coalesce((content,), base)),
                 ObjectMode.READ | ObjectMode.APPEND,
                 self._etag(),
                 datetime.now(UTC),

@@ -120,9 +120,10 @@ def open_stores(settings: ServeSettings) -> dict[str, Storager]:
 def build_app(settings: ServeSettings) -> Any:
     """Build the S3App for ``settings`` (its stores closed when it shuts down).
 
-    The serving process keeps freed multi-MiB buffers for reuse
-    (``storager._malloc``): a large upload's pieces then land in memory the last one
-    freed, instead of pages the kernel maps and zeroes anew.
+    It changes the whole process's allocator: glibc keeps freed multi-MiB buffers for
+    reuse (``storager._malloc``), so a large upload's pieces land in memory the last
+    one freed instead of pages the kernel maps and zeroes anew. Embedding code that
+    calls this gets that setting too.
     """
     from storager._malloc import retain_freed_buffers
     from storager.gateway import S3App

@@ -26,6 +26,7 @@ from storager._errors import (
     PathInvalidError,
 )
 from storager._headers import check_header
+from storager._malloc import retain_freed_buffers
 from storager._object import Object, ObjectMode, StorageMeta
 from storager._pairs import (
     check_choice,
@@ -42,7 +43,6 @@ from storager.combinators.striped._core import Core
 from storager.combinators.striped._digests import FragmentDigest
 from storager.combinators.striped._health import BackendHealth, Health
 from storager.combinators.striped._maintenance import Maintenance
-from storager._malloc import retain_freed_buffers
 from storager.combinators.striped._manifest import CHUNK_AREA, Manifest, new_generation
 from storager.combinators.striped._multipart import StripedMultipart
 from storager.combinators.striped._placement import POLICIES, Placement

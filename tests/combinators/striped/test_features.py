@@ -15,9 +15,9 @@ import pytest
 import xxhash
 
 from storager import InvalidArgumentError, NotFoundError, PathInvalidError
+from storager._malloc import retain_freed_buffers
 from storager.combinators import describe, trace
 from storager.combinators.striped import ReedSolomon, Replicas, Striped, Stripes
-from storager._malloc import retain_freed_buffers
 
 from .conftest import Rig
 
