@@ -39,6 +39,10 @@ def run(
         "port": port,
         "log_level": log_level,
         "access_log": False,  # the gateway logs each request itself
+        # The gateway reads no client address, so X-Forwarded-* need no parsing per
+        # request; and an S3 answer names no server software.
+        "proxy_headers": False,
+        "server_header": False,
         "ssl_certfile": tls_cert,
         "ssl_keyfile": tls_key,
         "lifespan": "on",
