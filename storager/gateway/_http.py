@@ -82,6 +82,8 @@ def http_date(when: datetime) -> str:
 
 def parse_http_date(text: str) -> datetime | None:
     """Parse an RFC 7231 date; None when malformed (the header is then ignored, as S3 does)."""
+    if not text:
+        return None  # the header is absent: most requests, and the raise costs ~2 us
     try:
         return parsedate_to_datetime(text)
     except (TypeError, ValueError):
