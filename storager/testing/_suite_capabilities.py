@@ -92,6 +92,43 @@ class CapabilityTests:
         assert store.read("multi.bin") == datas[1] + datas[2] + datas[3]
         assert store.stat("multi.bin").content_length == 2 * part_size + 4
 
+    @covers("create_multipart", "write_multipart", "complete_multipart", "open_reader")
+    def test_multipart_object_reads_and_seeks_across_its_parts(self, store: Storager) -> None:
+        """A completed upload reads as one object: a reader crosses part boundaries in
+        reads, seeks and line iteration, and ranges over a boundary are exact."""
+        seg = cast(Segmenter, store)
+        part_size = store.metadata().capability.multipart_part_size_min or 64 * 1024
+        # Lines of varied length, so line ends fall on and around the part boundaries.
+        text = b"".join(b"%d:%s\n" % (i, b"x" * (i % 97)) for i in range(3 * part_size // 40))
+        datas = {1: text[:part_size], 2: text[part_size : 2 * part_size], 3: b"tail\nend"}
+        whole = datas[1] + datas[2] + datas[3]
+        mp = seg.create_multipart("multi-read.txt")
+        try:
+            parts = [seg.write_multipart(mp, n, datas[n]) for n in (1, 2, 3)]
+            seg.complete_multipart(mp, parts)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                seg.abort_multipart(mp)
+            raise
+        with store.open_reader("multi-read.txt") as reader:
+            assert reader.read(part_size - 3) == whole[: part_size - 3]
+            assert reader.read(7) == whole[part_size - 3 : part_size + 4]  # over the boundary
+            reader.seek(part_size - 100)
+            buffer = bytearray(200)
+            assert reader.readinto(buffer) == 200  # type: ignore[attr-defined]
+            assert bytes(buffer) == whole[part_size - 100 : part_size + 100]
+            reader.seek(2 * part_size - 5)
+            assert reader.read() == whole[2 * part_size - 5 :]
+            reader.seek(0)
+            assert list(reader) == whole.splitlines(keepends=True)
+        boundary = 2 * part_size
+        with store.open_reader("multi-read.txt", offset=boundary - 10, size=14) as reader:
+            assert reader.read() == whole[boundary - 10 : boundary + 4]
+        assert (
+            store.read("multi-read.txt", offset=part_size - 1, size=2)
+            == whole[part_size - 1 : part_size + 1]
+        )
+
     @covers("create_multipart", "write_multipart", "abort_multipart")
     def test_multipart_in_progress_is_invisible(self, store: Storager) -> None:
         seg = cast(Segmenter, store)
