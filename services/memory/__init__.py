@@ -1,7 +1,9 @@
 """The memory service: objects held in this store instance, safe across threads.
 
 Every capability is implemented, so the whole conformance suite runs here without a
-server; presigned URLs are served by a loopback HTTP server started on first use.
+server; presigned URLs are served by a loopback HTTP server started on first use. An
+object's bytes are held as the pieces they arrived in (``_content``): a completed
+multipart upload or an append copies nothing already held.
 """
 
 from __future__ import annotations
