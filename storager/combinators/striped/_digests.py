@@ -119,11 +119,15 @@ def matches(recorded: str, data: Buffer) -> bool:
     Raises:
         InvalidArgumentError: The digest is xxh3 and xxhash is not installed.
     """
-    name, sep, expected = recorded.partition(":")
-    if not sep:
-        name, expected = "sha256", recorded
+    name, expected = _parse(recorded)
     fn = DIGESTS.get(name)
     return fn is not None and fn(data) == expected
+
+
+def _parse(recorded: str) -> tuple[str, str]:
+    """Split a recorded digest into its algorithm and hex (a bare hex is sha256)."""
+    name, sep, expected = recorded.partition(":")
+    return (name, expected) if sep else ("sha256", recorded)
 
 
 class Checker:
@@ -155,15 +159,11 @@ def checker(recorded: str) -> Checker | None:
     Raises:
         InvalidArgumentError: The digest is xxh3 and xxhash is not installed.
     """
-    name, sep, expected = recorded.partition(":")
-    if not sep:
-        name, expected = "sha256", recorded
+    name, expected = _parse(recorded)
     if name == "xxh3":
-        try:
-            import xxhash
-        except ImportError:
-            _xxh3(b"")  # raises the error that names the extra
-            raise
+        _xxh3(b"")  # without xxhash: the error that names the extra
+        import xxhash
+
         state = xxhash.xxh3_128()
         return Checker(expected, state.update, state.hexdigest)
     if name == "sha256":
