@@ -16,7 +16,8 @@ import bisect
 import io
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import Any
+
+from storager._streams import RangeReader
 
 __all__ = ["SMALL_PIECE", "Content", "coalesce"]
 
@@ -99,72 +100,30 @@ class Content:
 
     def reader(self, start: int, end: int) -> io.BufferedReader:
         """Return a seekable, buffered reader of the bytes ``[start, end)``."""
-        return io.BufferedReader(_Reader(self, max(0, start), min(end, len(self))))
+        start, end = max(0, start), min(end, len(self))
+
+        def fetch(pos: int, size: int) -> bytes:
+            return self.range(start + pos, start + pos + size)
+
+        def fetch_into(pos: int, view: memoryview) -> int:
+            n = 0
+            for piece in self.views(start + pos, start + pos + len(view)):
+                view[n : n + len(piece)] = piece
+                n += len(piece)
+            return n
+
+        return io.BufferedReader(_SeeksAsBytesIO(fetch, max(0, end - start), fetch_into=fetch_into))
 
 
-class _Reader(io.RawIOBase):
-    """A seekable reader over part of a :class:`Content`: ``read(n)`` gives n bytes
-    (fewer only at the end), copied once out of the pieces."""
-
-    def __init__(self, content: Content, start: int, end: int) -> None:
-        super().__init__()
-        self._content: Content | None = content
-        self._start = start
-        self._length = max(0, end - start)
-        self._pos = 0
-
-    def _open_content(self) -> Content:
-        if self._content is None:
-            raise ValueError("I/O operation on closed file")
-        return self._content
-
-    def close(self) -> None:
-        self._content = None
-        super().close()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        self._open_content()
-        return self._pos
+class _SeeksAsBytesIO(RangeReader):
+    """A :class:`RangeReader` that seeks as ``io.BytesIO`` does (the memory service's
+    one-piece objects are read through one): a negative position from the start is
+    refused, one relative to the current position or the end stops at the start."""
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        """Seek as ``io.BytesIO`` does: a negative position from the start is refused,
-        one relative to the current position or the end stops at the start."""
-        self._open_content()
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}.get(whence)
-        if base is None:
-            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
         if whence == io.SEEK_SET and offset < 0:
             raise ValueError(f"negative seek value {offset}")
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def _span(self, size: int | None) -> tuple[int, int]:
-        left = max(0, self._length - self._pos)
-        n = left if size is None or size < 0 else min(size, left)
-        lo = self._start + self._pos
-        self._pos += n
-        return lo, lo + n
-
-    def read(self, size: int | None = -1) -> bytes:
-        content = self._open_content()
-        lo, hi = self._span(size)
-        return content.range(lo, hi) if hi > lo else b""
-
-    def readall(self) -> bytes:
-        return self.read()
-
-    def readinto(self, buffer: Any) -> int:
-        content = self._open_content()
-        view = memoryview(buffer).cast("B")
-        lo, hi = self._span(len(view))
-        n = 0
-        for piece in content.views(lo, hi):
-            view[n : n + len(piece)] = piece
-            n += len(piece)
-        return n
+        if whence not in (io.SEEK_SET, io.SEEK_CUR, io.SEEK_END):
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: self._length}[whence]
+        return super().seek(max(0, base + offset))
