@@ -35,7 +35,7 @@ class Spare:
         self._buffer: mmap.mmap | None = None
         #: Which stripe the spare was last taken for (None: none since ``forget``).
         self.index: int | None = None
-        #: Object span ``(lo, hi)`` -> where its bytes sit in the buffer.
+        #: ``(lo, hi, view)``: the object's bytes ``[lo, hi)`` and where they sit in the buffer.
         self._held: list[tuple[int, int, memoryview]] = []
 
     def take(self, index: int, size: int) -> memoryview:

@@ -141,12 +141,7 @@ def test_missing_data_fragments_are_rebuilt_in_place_from_the_fewest_reads(
     rig.store.write("obj", data)
     # Two backends down: every stripe misses two of its six fragments.
     down = list(rig.backends)[:2]
-    for name in down:
-        rig.backends[name].fail = {
-            "open_reader": ServiceInternalError,
-            "read": ServiceInternalError,
-        }
-        rig.store.mark_down(name)
+    _down(rig, down)
     before = _fragment_reads(rig)
     out = bytearray(len(data))
     with rig.store.open_reader("obj") as reader:
