@@ -23,12 +23,14 @@ derived once a day (:class:`SigningKeys`), so a request costs two SHA-256 and on
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, unquote
 
@@ -74,7 +76,10 @@ _SPECIAL_PAYLOADS = frozenset(
         "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
     }
 )
-_HEX = frozenset("0123456789abcdef")
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+#: Text ``uri_encode`` leaves as it is (most keys and query values): no call to quote.
+_PLAIN = re.compile(r"[A-Za-z0-9\-._~]*")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~/]*")
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,8 @@ _KEYS = SigningKeys()
 
 def uri_encode(text: str, *, keep_slash: bool = False) -> str:
     """Percent-encode all but ``A-Za-z0-9-._~`` (and ``/`` when ``keep_slash``)."""
+    if (_PLAIN_PATH if keep_slash else _PLAIN).fullmatch(text):
+        return text
     return quote(text, safe="-_.~/" if keep_slash else "-_.~")
 
 
@@ -198,8 +205,26 @@ def _string_to_sign(timestamp: str, scope: str, request: str) -> str:
 
 
 def _hmac_hex(key: bytes, text: str) -> str:
-    # hmac.digest is OpenSSL's one-shot HMAC: ~1 us, against ~4 us for hmac.new(...).
-    return hmac.digest(key, text.encode("utf-8"), "sha256").hex()
+    # HMAC-SHA256 from the key's two padded SHA-256 states, kept per key: a copy of each
+    # instead of hashing the pads again, 0.7 us against 1.9 us for hmac.digest (a
+    # signing key lives a day; a request signs or checks one or more texts under it).
+    inner, outer = _padded(key)
+    h = inner.copy()
+    h.update(text.encode("utf-8"))
+    o = outer.copy()
+    o.update(h.digest())
+    return o.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _padded(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """The SHA-256 states after HMAC's inner and outer pads of ``key`` (RFC 2104)."""
+    block = key if len(key) <= 64 else hashlib.sha256(key).digest()
+    block = block.ljust(64, b"\0")
+    return (
+        hashlib.sha256(bytes(b ^ 0x36 for b in block)),
+        hashlib.sha256(bytes(b ^ 0x5C for b in block)),
+    )
 
 
 def chunk_signature(
@@ -324,7 +349,7 @@ class Verified:
     timestamp: str
     scope: str
     signature: str
-    signing_key: bytes
+    signing_key: bytes = field(repr=False)  # derived from the secret: never shown
     presigned: bool
 
 
@@ -350,6 +375,8 @@ def _parse_authorization(value: str) -> tuple[str, str, str]:
         ) from None
 
 
+# Requests close together share their second: the last few are remembered.
+@functools.lru_cache(maxsize=16)
 def _parse_time(timestamp: str) -> datetime:
     # By hand: every request verified parses one, and strptime is the slow way.
     t = timestamp
@@ -411,9 +438,7 @@ def verify(
         payload_hash = headers.get("x-amz-content-sha256", "")
         if not payload_hash:
             raise SigV4Error("InvalidRequest", "the x-amz-content-sha256 header is missing", path)
-        if payload_hash not in _SPECIAL_PAYLOADS and (
-            len(payload_hash) != 64 or not set(payload_hash) <= _HEX
-        ):
+        if payload_hash not in _SPECIAL_PAYLOADS and not _HEX_SHA256.fullmatch(payload_hash):
             raise SigV4Error("InvalidArgument", "x-amz-content-sha256 must be a hex SHA-256", path)
         signed_query = query
         presigned = False

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import itertools
 import logging
 import secrets
 import time
@@ -104,6 +105,9 @@ class S3App:
             for name, store in buckets.items()
         }
         self._credentials = dict(credentials or {})
+        # Request ids: random per app, then counted (a random id each cost a system call).
+        self._id_prefix = secrets.token_hex(4)
+        self._ids = itertools.count()
         self._anonymous = anonymous
         self._region = region
         self.uploads = Uploads()
@@ -149,7 +153,7 @@ class S3App:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         began = time.perf_counter()
-        request_id = secrets.token_hex(8)
+        request_id = f"{self._id_prefix}{next(self._ids):08x}"
         method = scope["method"]
         raw_path_bytes = scope.get("raw_path")
         raw_path = (
@@ -296,37 +300,14 @@ class S3App:
         if operation == "ListBuckets":
             return await _listing.list_buckets(self.buckets.values())
         bucket = self._bucket(req)
-        simple: dict[str, _Handler] = {
-            "ListObjectsV2": _listing.list_objects_v2,
-            "ListObjects": _listing.list_objects,
-            "ListObjectVersions": _listing.list_object_versions,
-            "GetObject": _objects.get_object,
-            "HeadObject": _objects.head_object,
-            "PutObject": _objects.put_object,
-            "DeleteObject": _objects.delete_object,
-            "DeleteObjects": _objects.delete_objects,
-            "HeadBucket": _head_bucket,
-            "CreateBucket": _create_bucket,
-            "DeleteBucket": _delete_bucket,
-            "GetBucketLocation": _bucket_location,
-            "GetBucketVersioning": _bucket_versioning,
-        }
-        handler = simple.get(operation)
+        handler = _SIMPLE.get(operation)
         if handler is not None:
             return await handler(bucket, req)
         if operation == "CopyObject":
             return await _objects.copy_object(bucket, req, self._source(req))
         if operation == "UploadPartCopy":
             return await _multipart.upload_part_copy(bucket, self.uploads, req, self._source(req))
-        multipart = {
-            "CreateMultipartUpload": _multipart.create_upload,
-            "UploadPart": _multipart.upload_part,
-            "CompleteMultipartUpload": _multipart.complete_upload,
-            "AbortMultipartUpload": _multipart.abort_upload,
-            "ListParts": _multipart.list_parts,
-            "ListMultipartUploads": _multipart.list_uploads,
-        }
-        return await multipart[operation](bucket, self.uploads, req)
+        return await _MULTIPART[operation](bucket, self.uploads, req)
 
     # -- answers ------------------------------------------------------------------------
 
@@ -498,3 +479,29 @@ async def _bucket_location(bucket: Bucket, req: Request) -> Response:
 async def _bucket_versioning(bucket: Bucket, req: Request) -> Response:
     body = document("VersioningConfiguration", [])
     return Response(200, [("Content-Type", "application/xml")], body)
+
+
+# The operations each handled by one function (looked up per request).
+_SIMPLE: dict[str, _Handler] = {
+    "ListObjectsV2": _listing.list_objects_v2,
+    "ListObjects": _listing.list_objects,
+    "ListObjectVersions": _listing.list_object_versions,
+    "GetObject": _objects.get_object,
+    "HeadObject": _objects.head_object,
+    "PutObject": _objects.put_object,
+    "DeleteObject": _objects.delete_object,
+    "DeleteObjects": _objects.delete_objects,
+    "HeadBucket": _head_bucket,
+    "CreateBucket": _create_bucket,
+    "DeleteBucket": _delete_bucket,
+    "GetBucketLocation": _bucket_location,
+    "GetBucketVersioning": _bucket_versioning,
+}
+_MULTIPART: dict[str, Callable[[Bucket, Uploads, Request], Awaitable[Response]]] = {
+    "CreateMultipartUpload": _multipart.create_upload,
+    "UploadPart": _multipart.upload_part,
+    "CompleteMultipartUpload": _multipart.complete_upload,
+    "AbortMultipartUpload": _multipart.abort_upload,
+    "ListParts": _multipart.list_parts,
+    "ListMultipartUploads": _multipart.list_uploads,
+}

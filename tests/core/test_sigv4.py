@@ -5,6 +5,7 @@ altered byte."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -24,9 +25,12 @@ from storager._sigv4 import (
     Credentials,
     SigningKeys,
     SigV4Error,
+    Verified,
+    _hmac_hex,
     chunk_signature,
     presign,
     sign_headers,
+    uri_encode,
     verify,
 )
 
@@ -258,3 +262,28 @@ def test_signing_keys_are_derived_once_a_day() -> None:
     one = keys.get("s", "20261205", "us-east-1", "s3")
     assert keys.get("s", "20261205", "us-east-1", "s3") is one
     assert keys.get("s", "20261206", "us-east-1", "s3") != one
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=40), keep_slash=st.booleans())
+def test_uri_encode_percent_encodes_any_text_as_quote_does(text: str, keep_slash: bool) -> None:
+    # Plain text skips quote(); whatever the text, the answer is quote's.
+    expected = quote(text, safe="-_.~/" if keep_slash else "-_.~")
+    assert uri_encode(text, keep_slash=keep_slash) == expected
+
+
+@pytest.mark.parametrize("length", [0, 1, 32, 63, 64, 65, 200])
+def test_hmac_from_kept_pads_is_the_standard_hmac_for_any_key_length(length: int) -> None:
+    key = bytes(range(256))[:length]
+    for text in ("", "AWS4-HMAC-SHA256\n20261206T000000Z", "é" * 100):
+        expected = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+        assert _hmac_hex(key, text) == expected
+        assert _hmac_hex(key, text) == expected  # the kept pads are not consumed by use
+
+
+def test_a_verified_request_never_shows_its_signing_key() -> None:
+    key = b"\x8f" * 32
+    verified = Verified("AKID", EMPTY_SHA256, "20261206T000000Z", "scope", "sig", key, False)
+    shown = repr(verified)
+    assert "AKID" in shown
+    assert repr(key)[2:-1] not in shown and key.hex() not in shown
