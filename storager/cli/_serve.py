@@ -164,6 +164,10 @@ def cmd_serve(args: argparse.Namespace, ctx: object) -> None:
         from storager.cli._commands import UsageError
 
         raise UsageError("give --tls-cert and --tls-key together")
+    if args.busy_poll_us < 0:
+        from storager.cli._commands import UsageError
+
+        raise UsageError("--busy-poll-us cannot be negative")
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(message)s")
     options: dict[str, Any] = {
         "host": args.host,
@@ -171,6 +175,7 @@ def cmd_serve(args: argparse.Namespace, ctx: object) -> None:
         "log_level": args.log_level,
         "tls_cert": args.tls_cert,
         "tls_key": args.tls_key,
+        "busy_poll": args.busy_poll_us / 1e6,
     }
     if args.workers > 1 or args.server == "granian":
         os.environ[_SETTINGS_ENV] = json.dumps(asdict(settings))
@@ -213,6 +218,14 @@ def add_serve_parser(sub: Any, func: Callable[..., None] | None = None) -> None:
         help="the ASGI server (default uvicorn)",
     )
     serve.add_argument("--threads", type=int, default=32, help="store threads per worker")
+    serve.add_argument(
+        "--busy-poll-us",
+        type=int,
+        default=100,
+        metavar="US",
+        help="microseconds the server polls after an answer before it sleeps: a quicker "
+        "next request, for a little CPU (uvicorn only; 0 turns it off; default 100)",
+    )
     serve.add_argument("--region", help="the region signatures must name (default: any)")
     serve.add_argument(
         "--domain",

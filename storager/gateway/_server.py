@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-__all__ = ["SERVERS", "run"]
+__all__ = ["DEFAULT_BUSY_POLL", "SERVERS", "run", "uvicorn_options"]
+
+#: Seconds the event loop polls after an answer before it sleeps (see ``_busy_poll``): a
+#: sequential client here sends its next request 60-150 us after an answer; a 50 us window
+#: caught few of them, 100 us most (benchmarks/README.md, "Session 9").
+DEFAULT_BUSY_POLL = 100e-6
 
 #: The ASGI servers ``storager serve --server`` runs.
 SERVERS = ("uvicorn", "granian")
@@ -20,6 +26,7 @@ def run(
     tls_key: str | None = None,
     workers: int = 1,
     server: str = "uvicorn",
+    busy_poll: float = DEFAULT_BUSY_POLL,
 ) -> None:
     """Serve ``app`` until interrupted.
 
@@ -28,21 +35,18 @@ def run(
             of a factory that builds one in each worker process.
         workers: Worker processes; 1 serves in this process (uvicorn).
         server: ``uvicorn`` or ``granian``.
+        busy_poll: Seconds the event loop polls after an answer before it sleeps
+            (uvicorn only; 0: sleep at once). See ``_busy_poll``.
     """
     if server == "granian":
         _run_granian(app, host, port, log_level, tls_cert, tls_key, workers)
         return
     import uvicorn
 
-    options: dict[str, Any] = {
+    options = uvicorn_options(busy_poll) | {
         "host": host,
         "port": port,
         "log_level": log_level,
-        "access_log": False,  # the gateway logs each request itself
-        # The gateway reads no client address, so X-Forwarded-* need no parsing per
-        # request; and an S3 answer names no server software.
-        "proxy_headers": False,
-        "server_header": False,
         "ssl_certfile": tls_cert,
         "ssl_keyfile": tls_key,
         "lifespan": "on",
@@ -51,6 +55,28 @@ def run(
         uvicorn.run(app, factory=True, workers=workers, **options)
     else:
         uvicorn.run(app, **options)
+
+
+def uvicorn_options(busy_poll: float = DEFAULT_BUSY_POLL) -> dict[str, Any]:
+    """How the gateway configures uvicorn, whoever starts it (``run``, the tests)."""
+    from storager.gateway._busy_poll import BusyPollingHttpTools
+
+    if busy_poll < 0:
+        raise ValueError("the busy-poll window cannot be negative")
+    return {
+        # httptools, its loop polling a while after each answer; 0: uvicorn's default.
+        # A partial of a module-level class: --workers pickles it to its processes.
+        "http": (
+            functools.partial(BusyPollingHttpTools, busy_poll_window=busy_poll)
+            if busy_poll
+            else "auto"
+        ),
+        "access_log": False,  # the gateway logs each request itself
+        # The gateway reads no client address, so X-Forwarded-* need no parsing per
+        # request; and an S3 answer names no server software.
+        "proxy_headers": False,
+        "server_header": False,
+    }
 
 
 def _run_granian(

@@ -43,14 +43,17 @@ class _Served:
     def __init__(self, app: Any, *, lifespan: str, **ssl: Any) -> None:
         import uvicorn
 
+        from storager.gateway._server import uvicorn_options
+
         self.port = _free_port()
+        # Configured as `storager serve` configures it (its protocol, polling after answers).
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
             lifespan=lifespan,
-            access_log=False,
+            **uvicorn_options(),
             **ssl,
         )
         self.server = uvicorn.Server(config)
