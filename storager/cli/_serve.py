@@ -164,10 +164,10 @@ def cmd_serve(args: argparse.Namespace, ctx: object) -> None:
         from storager.cli._commands import UsageError
 
         raise UsageError("give --tls-cert and --tls-key together")
-    if args.busy_poll_us < 0:
+    if not 0 <= args.busy_poll_us <= 10_000:
         from storager.cli._commands import UsageError
 
-        raise UsageError("--busy-poll-us cannot be negative")
+        raise UsageError("--busy-poll-us must be 0 to 10000 (10 ms)")
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(message)s")
     options: dict[str, Any] = {
         "host": args.host,
@@ -224,7 +224,8 @@ def add_serve_parser(sub: Any, func: Callable[..., None] | None = None) -> None:
         default=100,
         metavar="US",
         help="microseconds the server polls after an answer before it sleeps: a quicker "
-        "next request, for a little CPU (uvicorn only; 0 turns it off; default 100)",
+        "next request, for a little CPU (uvicorn only; 0 turns it off, at most 10000; "
+        "default 100)",
     )
     serve.add_argument("--region", help="the region signatures must name (default: any)")
     serve.add_argument(

@@ -14,6 +14,7 @@ import contextlib
 import hmac
 import itertools
 import logging
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -51,6 +52,18 @@ _log = logging.getLogger("storager.gateway")
 _Handler = Callable[[Bucket, Request], Awaitable[Response]]
 #: How long /readyz waits for each store.
 READY_TIMEOUT = 5.0
+
+#: Forks of this process so far, as seen in the child (an app made before a fork gives
+#: its children request ids of their own).
+_forks = 0
+
+
+def _note_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_note_fork)
 
 
 class S3App:
@@ -105,9 +118,7 @@ class S3App:
             for name, store in buckets.items()
         }
         self._credentials = dict(credentials or {})
-        # Request ids: random per app, then counted (a random id each cost a system call).
-        self._id_prefix = secrets.token_hex(4)
-        self._ids = itertools.count()
+        self._new_ids()
         self._anonymous = anonymous
         self._region = region
         self.uploads = Uploads()
@@ -153,6 +164,8 @@ class S3App:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         began = time.perf_counter()
+        if self._ids_forks != _forks:
+            self._new_ids()  # a forked child of the process that made the app
         request_id = f"{self._id_prefix}{next(self._ids):08x}"
         method = scope["method"]
         raw_path_bytes = scope.get("raw_path")
@@ -231,6 +244,13 @@ class S3App:
                 received=_declared_length(headers),
                 duration=time.perf_counter() - began,
             )
+
+    def _new_ids(self) -> None:
+        """Request ids: a random prefix per app and process, then counted (a random id per
+        request cost a system call each)."""
+        self._id_prefix = secrets.token_hex(4)
+        self._ids = itertools.count()
+        self._ids_forks = _forks
 
     def _virtual_bucket(self, host: str) -> str | None:
         """The bucket a virtual-hosted-style Host names, or None for path-style."""

@@ -3,17 +3,22 @@
 A process that answers a request and goes straight back to sleep in ``epoll_wait``
 pays for the wake-up on the next one: measured on this project's 2-core virtual
 machines, the same request handling takes 2.2x as long right after a 200 us sleep as
-back to back (64 against 29 us; after a 200 us busy wait instead, 32 us), and the
-sequential 4 KiB rows of ``benchmarks/gateway.py`` were bound by it. Go's scheduler
-spins a while before it parks a thread, so ``rclone serve s3`` rarely pays it. Here,
-once an answer has gone out, the loop keeps polling its sockets without blocking for
-``window`` seconds (a callback that re-schedules itself, so every turn of the loop
-polls with a zero timeout); a request that arrives meanwhile is served by a warm
-process. Each answer restarts the window; when it runs out with nothing to do, the
-loop sleeps as before, so an idle server spends nothing and a busy one spends at most
-one window after its last answer. Measured (benchmarks/README.md, "Session 9"): a
-sequential client's 4 KiB HEAD and GET 35-41% faster for about 20% more server CPU per
-request. ``storager serve --busy-poll-us 0`` turns it off.
+back to back (64 against 29 us; after a 200 us busy wait instead, 32 us;
+``benchmarks/gateway_wakeup.py``), and the sequential 4 KiB rows of
+``benchmarks/gateway.py`` were bound by it. Go's scheduler spins a while before it
+parks a thread, so ``rclone serve s3`` rarely pays it. Here, once an answer has gone
+out, the loop keeps polling its sockets without blocking for ``window`` seconds (a
+callback that re-schedules itself, so every turn of the loop polls with a zero
+timeout); a request that arrives meanwhile is served by a warm process. Each answer
+restarts the window; when it runs out with nothing to do, the loop sleeps as before,
+so an idle server spends nothing and a busy one spends at most one window after its
+last answer.
+
+The polling holds the GIL between its polls, so it would slow the store calls the
+gateway runs in worker threads: it stops while any runs (``paused``, which
+``ThreadLimiter`` enters around each call). Measured (benchmarks/README.md, "Session
+9"): a sequential client's 4 KiB HEAD and GET 35-43% faster for about 20% more server
+CPU per request. ``storager serve --busy-poll-us 0`` turns it off.
 """
 
 from __future__ import annotations
@@ -21,34 +26,38 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any
+from types import TracebackType
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+__all__ = ["MAX_WINDOW", "BusyPoll", "paused", "poller_of"]
 
-__all__ = ["BusyPoll", "BusyPollingHttpTools", "poller_of"]
+#: The longest window accepted (seconds): past it, polling is a busy server's idle CPU.
+MAX_WINDOW = 0.01
 
 
 class BusyPoll:
-    """Keeps one event loop polling until ``window`` seconds after the last ``extend``."""
+    """Keeps one event loop polling until ``window`` seconds after the last ``extend``,
+    except while store calls run in threads (``held``)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, window: float) -> None:
-        if window <= 0:
-            raise ValueError("the busy-poll window must be positive")
+        if not 0 < window <= MAX_WINDOW:
+            raise ValueError(f"the busy-poll window must be above 0 and at most {MAX_WINDOW} s")
         self.loop = loop
         self.window = window
-        self._until = 0.0
+        self.until = 0.0
         #: Whether a poll callback is scheduled (at most one per loop).
         self.polling = False
+        #: Store calls running in worker threads: no polling while any does.
+        self.held = 0
 
     def extend(self) -> None:
-        """Poll until ``window`` seconds from now."""
-        self._until = time.perf_counter() + self.window
-        if not self.polling:
+        """Poll until ``window`` seconds from now (unless store calls are running)."""
+        self.until = time.perf_counter() + self.window
+        if not self.polling and not self.held:
             self.polling = True
             self.loop.call_soon(self._poll)
 
     def _poll(self) -> None:
-        if time.perf_counter() < self._until and not self.loop.is_closed():
+        if not self.held and time.perf_counter() < self.until and not self.loop.is_closed():
             self.loop.call_soon(self._poll)
         else:
             self.polling = False
@@ -70,18 +79,27 @@ def poller_of(loop: asyncio.AbstractEventLoop, window: float) -> BusyPoll:
     return poller
 
 
-class BusyPollingHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol; its loop polls a while after each answer.
+class paused:
+    """No polling on the running loop while the block runs (a store call in a thread).
 
-    uvicorn builds it with its own arguments; give the window with
-    ``functools.partial(BusyPollingHttpTools, busy_poll_window=...)`` (a partial of a
-    module-level class: ``--workers`` pickles it to its worker processes).
+    Costs a dictionary lookup where no poller exists (polling off, granian, tests
+    driving the app directly).
     """
 
-    def __init__(self, *args: Any, busy_poll_window: float, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._busy_poll = poller_of(self.loop, busy_poll_window)
+    __slots__ = ("_poller",)
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._busy_poll.extend()
+    def __init__(self) -> None:
+        self._poller = _pollers.get(asyncio.get_running_loop())
+
+    def __enter__(self) -> None:
+        if self._poller is not None:
+            self._poller.held += 1
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._poller is not None:
+            self._poller.held -= 1

@@ -83,7 +83,7 @@ def http_date(when: datetime) -> str:
     """An RFC 7231 date (``Last-Modified``); a naive time is taken as UTC.
 
     Formatted here: every GET and HEAD answers with one, and ``email.utils`` takes
-    three times as long.
+    half as long again (1.2-1.3 against 1.9-2.0 us).
     """
     t = when if when.tzinfo is None else when.astimezone(UTC)
     return (

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from storager.gateway._busy_poll import paused
+
 __all__ = ["DEFAULT_THREADS", "ThreadLimiter"]
 
 #: Worker threads per gateway process unless told otherwise.
@@ -34,7 +36,8 @@ class ThreadLimiter:
     async def run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Call ``fn(*args, **kwargs)`` in a worker thread and return its result."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        with paused():  # the loop's polling would hold the GIL the thread needs
+            return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
     def close(self) -> None:
         """Stop the threads once the calls in progress end."""

@@ -59,10 +59,11 @@ def run(
 
 def uvicorn_options(busy_poll: float = DEFAULT_BUSY_POLL) -> dict[str, Any]:
     """How the gateway configures uvicorn, whoever starts it (``run``, the tests)."""
-    from storager.gateway._busy_poll import BusyPollingHttpTools
+    from storager.gateway._busy_poll import MAX_WINDOW
+    from storager.gateway._polling_protocol import BusyPollingHttpTools
 
-    if busy_poll < 0:
-        raise ValueError("the busy-poll window cannot be negative")
+    if not 0 <= busy_poll <= MAX_WINDOW:
+        raise ValueError(f"the busy-poll window must be 0 to {MAX_WINDOW} s")
     return {
         # httptools, its loop polling a while after each answer; 0: uvicorn's default.
         # A partial of a module-level class: --workers pickles it to its processes.

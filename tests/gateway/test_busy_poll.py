@@ -1,5 +1,6 @@
 """Polling after an answer: the loop stays awake for its window, then sleeps; an idle
-server spends nothing; `storager serve` and the test gateway run with it."""
+server spends nothing; store calls in threads pause it; `storager serve` and the test
+gateway run with it."""
 
 from __future__ import annotations
 
@@ -12,34 +13,42 @@ import urllib.request
 
 import pytest
 
-from storager.gateway._busy_poll import BusyPoll, BusyPollingHttpTools, poller_of
+from storager.gateway import _busy_poll
+from storager.gateway._busy_poll import MAX_WINDOW, BusyPoll, paused, poller_of
+from storager.gateway._limiter import ThreadLimiter
+from storager.gateway._polling_protocol import BusyPollingHttpTools
 from storager.gateway._server import DEFAULT_BUSY_POLL, uvicorn_options
 from tests.gateway.conftest import Gateway
 from tests.gateway.test_serve import BIN, _Process
 
 
+async def _until_stopped(poller: BusyPoll, limit: float = 5.0) -> float:
+    """Seconds until the poller stops (``limit`` if it never does)."""
+    began = time.perf_counter()
+    while poller.polling and time.perf_counter() - began < limit:
+        await asyncio.sleep(0.001)
+    return time.perf_counter() - began
+
+
 def test_the_loop_polls_for_its_window_after_an_answer_then_stops() -> None:
     async def scenario() -> tuple[bool, bool, float]:
-        poller = BusyPoll(asyncio.get_running_loop(), 0.02)
+        poller = BusyPoll(asyncio.get_running_loop(), MAX_WINDOW)
         poller.extend()
-        polling_at_once = poller.polling
-        await asyncio.sleep(0.005)
-        still_polling = poller.polling  # inside its window
-        began = time.perf_counter()
-        while poller.polling and time.perf_counter() - began < 1.0:
-            await asyncio.sleep(0.001)
-        return polling_at_once, still_polling and not poller.polling, time.perf_counter() - began
+        at_once = poller.polling
+        await asyncio.sleep(0)  # a turn of the loop: the poll re-scheduled itself
+        after_a_turn = poller.polling
+        return at_once, after_a_turn, await _until_stopped(poller)
 
-    at_once, then_stopped, took = asyncio.run(scenario())
-    assert at_once and then_stopped
-    assert took < 0.5  # it ran out about 15 ms later, not never
+    at_once, after_a_turn, took = asyncio.run(scenario())
+    assert at_once and after_a_turn
+    assert not took >= 5.0  # it ran out (10 ms later), not never
 
 
 def test_an_idle_loop_spends_no_cpu_once_the_window_has_passed() -> None:
     async def scenario() -> float:
-        poller = BusyPoll(asyncio.get_running_loop(), 0.01)
+        poller = BusyPoll(asyncio.get_running_loop(), 0.001)
         poller.extend()
-        await asyncio.sleep(0.05)  # past the window
+        await _until_stopped(poller)
         assert not poller.polling
         cpu = time.process_time()
         await asyncio.sleep(0.5)  # idle: the loop sleeps in its selector
@@ -49,20 +58,59 @@ def test_an_idle_loop_spends_no_cpu_once_the_window_has_passed() -> None:
     assert asyncio.run(scenario()) < 0.15
 
 
-def test_each_answer_restarts_the_window_and_one_callback_polls() -> None:
-    async def scenario() -> tuple[bool, int]:
+def test_each_answer_moves_the_window_on_and_one_callback_polls() -> None:
+    async def scenario() -> tuple[list[float], int]:
         loop = asyncio.get_running_loop()
-        poller = BusyPoll(loop, 0.03)
-        for _ in range(5):
+        poller = BusyPoll(loop, MAX_WINDOW)
+        ends = []
+        for _ in range(3):
             poller.extend()
-            await asyncio.sleep(0.01)
-        polling = poller.polling  # 10 ms after the last of answers 10 ms apart
+            ends.append(poller.until)
+            await asyncio.sleep(0)
         scheduled = len(getattr(loop, "_ready", []))  # the default loop's ready queue
-        return polling, scheduled
+        await _until_stopped(poller)
+        return ends, scheduled
 
-    polling, scheduled = asyncio.run(scenario())
-    assert polling
+    ends, scheduled = asyncio.run(scenario())
+    assert ends == sorted(ends) and ends[0] < ends[-1]
     assert scheduled <= 1  # one poll callback, not one per answer
+
+
+def test_store_calls_in_threads_pause_the_polling() -> None:
+    async def scenario() -> tuple[bool, bool, bool]:
+        loop = asyncio.get_running_loop()
+        poller = poller_of(loop, MAX_WINDOW)
+        limiter = ThreadLimiter(2)
+        try:
+            seen: list[bool] = []
+
+            def store_call() -> None:
+                time.sleep(0.05)  # the poll callback would run many times meanwhile
+
+            poller.extend()
+            call = asyncio.ensure_future(limiter.run(store_call))
+            await asyncio.sleep(0.02)
+            seen.append(poller.polling)  # stopped while the call runs
+            poller.extend()  # an answer meanwhile does not start it either
+            seen.append(poller.polling)
+            await call
+            poller.extend()  # once no call runs, an answer starts it again
+            return seen[0], seen[1], poller.polling
+        finally:
+            limiter.close()
+            await _until_stopped(poller)
+
+    during, answered_during, after = asyncio.run(scenario())
+    assert not during and not answered_during
+    assert after
+
+
+def test_paused_counts_nothing_on_a_loop_without_a_poller() -> None:
+    async def scenario() -> None:
+        with paused():
+            pass
+
+    asyncio.run(scenario())  # no poller: nothing to hold, nothing raised
 
 
 def test_one_poller_per_loop_and_none_kept_for_closed_loops() -> None:
@@ -77,22 +125,22 @@ def test_one_poller_per_loop_and_none_kept_for_closed_loops() -> None:
     third = asyncio.new_event_loop()
     try:
         poller_of(third, 1e-4)
-        from storager.gateway import _busy_poll
-
         assert first not in _busy_poll._pollers and second not in _busy_poll._pollers
     finally:
         third.close()
 
 
-def test_a_window_must_be_positive_and_zero_turns_polling_off() -> None:
+def test_a_window_must_be_positive_and_bounded_and_zero_turns_polling_off() -> None:
     loop = asyncio.new_event_loop()
     try:
-        with pytest.raises(ValueError, match="positive"):
-            BusyPoll(loop, 0)
+        for window in (0, -1e-6, MAX_WINDOW * 2):
+            with pytest.raises(ValueError, match="window"):
+                BusyPoll(loop, window)
     finally:
         loop.close()
-    with pytest.raises(ValueError, match="negative"):
-        uvicorn_options(-1e-6)
+    for window in (-1e-6, MAX_WINDOW * 2):
+        with pytest.raises(ValueError, match="window"):
+            uvicorn_options(window)
     assert uvicorn_options(0)["http"] == "auto"
     http = uvicorn_options()["http"]
     assert http.func is BusyPollingHttpTools
@@ -106,30 +154,29 @@ def test_the_protocol_setting_survives_the_trip_to_worker_processes() -> None:
     assert http.func is BusyPollingHttpTools and http.keywords == {"busy_poll_window": 2e-4}
 
 
-def test_the_test_gateway_answers_through_the_polling_protocol(
-    gateway: Gateway, prefix: str
-) -> None:
+def test_the_test_gateway_polls_after_its_answers(gateway: Gateway, prefix: str) -> None:
     s3 = gateway.client()
     s3.put_object(Bucket="mem", Key=f"{prefix}k", Body=b"polled")
-    for _ in range(20):  # answers back to back, each extending the window
+    before = time.perf_counter()
+    for _ in range(5):
         assert s3.get_object(Bucket="mem", Key=f"{prefix}k")["Body"].read() == b"polled"
-    from storager.gateway import _busy_poll
+    # The gateway's loop (in its own thread) extended its poller as it answered.
+    assert any(p.until > before for p in list(_busy_poll._pollers.values()))
 
-    assert any(not loop.is_closed() for loop in _busy_poll._pollers)
 
-
-def test_serve_refuses_a_negative_window() -> None:
+@pytest.mark.parametrize("window", ["-1", "10001"])
+def test_serve_refuses_a_window_out_of_bounds(window: str) -> None:
     done = subprocess.run(
-        [str(BIN / "storager"), "serve", "memory://", "--anonymous", "--busy-poll-us", "-1"],
+        [str(BIN / "storager"), "serve", "memory://", "--anonymous", "--busy-poll-us", window],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 2
-    assert "--busy-poll-us cannot be negative" in done.stderr
+    assert "--busy-poll-us must be 0 to 10000" in done.stderr
 
 
-def test_serve_with_polling_off_answers_as_with_it_on() -> None:
+def test_serve_answers_alike_with_polling_off_and_on() -> None:
     answers = []
     for window in ("0", "300"):
         served = _Process(["memory://", "--bucket", "b", "--anonymous", "--busy-poll-us", window])
