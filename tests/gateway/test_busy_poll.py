@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import http.client
 import pickle
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -30,18 +32,24 @@ async def _until_stopped(poller: BusyPoll, limit: float = 5.0) -> float:
     return time.perf_counter() - began
 
 
-def test_the_loop_polls_for_its_window_after_an_answer_then_stops() -> None:
-    async def scenario() -> tuple[bool, bool, float]:
+def test_the_loop_polls_until_the_window_ends_then_stops() -> None:
+    async def scenario() -> tuple[bool, bool, float, float]:
         poller = BusyPoll(asyncio.get_running_loop(), MAX_WINDOW)
         poller.extend()
         at_once = poller.polling
-        await asyncio.sleep(0)  # a turn of the loop: the poll re-scheduled itself
-        after_a_turn = poller.polling
-        return at_once, after_a_turn, await _until_stopped(poller)
+        poller.until = time.perf_counter() + 60  # a window no pause on a busy host outlasts
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # turns of the loop: the poll re-scheduled itself
+        still = poller.polling
+        poller.until = 0.0  # the window ends
+        ended = await _until_stopped(poller)
+        poller.extend()  # a real window (10 ms), left to run out
+        ran_out = await _until_stopped(poller)
+        return at_once, still, ended, ran_out
 
-    at_once, after_a_turn, took = asyncio.run(scenario())
-    assert at_once and after_a_turn
-    assert not took >= 5.0  # it ran out (10 ms later), not never
+    at_once, still, ended, ran_out = asyncio.run(scenario())
+    assert at_once and still
+    assert ended < 5.0 and ran_out < 5.0  # it stopped each time, not never
 
 
 def test_an_idle_loop_spends_no_cpu_once_the_window_has_passed() -> None:
@@ -81,23 +89,31 @@ def test_store_calls_in_threads_pause_the_polling() -> None:
         loop = asyncio.get_running_loop()
         poller = poller_of(loop, MAX_WINDOW)
         limiter = ThreadLimiter(2)
+        started, release = threading.Event(), threading.Event()
+
+        def store_call() -> None:
+            started.set()
+            release.wait(10)
+
         try:
-            seen: list[bool] = []
-
-            def store_call() -> None:
-                time.sleep(0.05)  # the poll callback would run many times meanwhile
-
             poller.extend()
+            poller.until = time.perf_counter() + 60  # polling would go on unpaused
             call = asyncio.ensure_future(limiter.run(store_call))
-            await asyncio.sleep(0.02)
-            seen.append(poller.polling)  # stopped while the call runs
+            while not started.is_set():
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the poll already scheduled saw the call and stopped
+            during = poller.polling
             poller.extend()  # an answer meanwhile does not start it either
-            seen.append(poller.polling)
+            answered_during = poller.polling
+            release.set()
             await call
             poller.extend()  # once no call runs, an answer starts it again
-            return seen[0], seen[1], poller.polling
+            return during, answered_during, poller.polling
         finally:
+            release.set()
             limiter.close()
+            poller.until = 0.0
             await _until_stopped(poller)
 
     during, answered_during, after = asyncio.run(scenario())
@@ -162,6 +178,29 @@ def test_the_test_gateway_polls_after_its_answers(gateway: Gateway, prefix: str)
         assert s3.get_object(Bucket="mem", Key=f"{prefix}k")["Body"].read() == b"polled"
     # The gateway's loop (in its own thread) extended its poller as it answered.
     assert any(p.until > before for p in list(_busy_poll._pollers.values()))
+
+
+def test_an_answer_that_closes_its_connection_starts_no_polling(gateway: Gateway) -> None:
+    port = int(gateway.endpoint.rpartition(":")[2])
+    time.sleep(0.05)  # every window of earlier answers has run out
+    before = max((p.until for p in list(_busy_poll._pollers.values())), default=0.0)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/healthz", headers={"Connection": "close"})
+        answer = connection.getresponse()
+        assert answer.status == 200
+        answer.read()
+    finally:
+        connection.close()
+    after = max((p.until for p in list(_busy_poll._pollers.values())), default=0.0)
+    assert after == before  # nothing to wait for on a connection that is closing
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:  # the same request on a connection kept open does start it
+        connection.request("GET", "/healthz")
+        connection.getresponse().read()
+    finally:
+        connection.close()
+    assert max(p.until for p in list(_busy_poll._pollers.values())) > before
 
 
 @pytest.mark.parametrize("window", ["-1", "10001"])
