@@ -164,10 +164,12 @@ def cmd_serve(args: argparse.Namespace, ctx: object) -> None:
         from storager.cli._commands import UsageError
 
         raise UsageError("give --tls-cert and --tls-key together")
-    if not 0 <= args.busy_poll_us <= 10_000:
+    from storager.gateway._busy_poll import MAX_WINDOW
+
+    if not 0 <= args.busy_poll_us <= MAX_WINDOW * 1e6:
         from storager.cli._commands import UsageError
 
-        raise UsageError("--busy-poll-us must be 0 to 10000 (10 ms)")
+        raise UsageError(f"--busy-poll-us must be 0 to {MAX_WINDOW * 1e6:.0f} (10 ms)")
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(message)s")
     options: dict[str, Any] = {
         "host": args.host,
