@@ -19,6 +19,12 @@ gateway runs in worker threads: it stops while any runs (``paused``, which
 ``ThreadLimiter`` enters around each call). Measured (benchmarks/README.md, "Session
 9"): a sequential client's 4 KiB HEAD and GET 35-43% faster for about 20% more server
 CPU per request. ``storager serve --busy-poll-us 0`` turns it off.
+
+It is for a lone client waiting on each answer. Under concurrent requests the loop
+has work in hand when it answers, and on a machine whose cores the clients share, the
+polling takes CPU they need: 16 clients' 4 KiB HEADs ran 10-30% slower with it
+(benchmarks/README.md, "Session 10"). So when another request is in progress as one is
+answered, polling stops and stays off for ``QUIET`` seconds after the last such answer.
 """
 
 from __future__ import annotations
@@ -32,11 +38,14 @@ __all__ = ["MAX_WINDOW", "BusyPoll", "paused", "poller_of"]
 
 #: The longest window accepted (seconds): past it, polling is a busy server's idle CPU.
 MAX_WINDOW = 0.01
+#: Seconds without polling after an answer given while other requests were in progress.
+QUIET = 0.01
 
 
 class BusyPoll:
     """Keeps one event loop polling until ``window`` seconds after the last ``extend``,
-    except while store calls run in threads (``held``)."""
+    except while store calls run in threads (``held``) and while requests overlap
+    (``began``/``answered``)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, window: float) -> None:
         if not 0 < window <= MAX_WINDOW:
@@ -48,6 +57,30 @@ class BusyPoll:
         self.polling = False
         #: Store calls running in worker threads: no polling while any does.
         self.held = 0
+        #: Requests begun and not yet answered, over every connection of the loop.
+        self.in_progress = 0
+        #: No polling before this time (``time.perf_counter``): requests overlapped.
+        self.quiet_until = 0.0
+
+    def began(self) -> None:
+        """A request's head arrived."""
+        self.in_progress += 1
+
+    def answered(self, *, more_may_come: bool) -> None:
+        """A request was answered (``more_may_come``: its connection stays open).
+
+        Polls after it unless other requests are in progress or were lately.
+        """
+        self.in_progress -= 1
+        if self.in_progress > 0:
+            self.quiet_until = time.perf_counter() + QUIET
+            self.until = 0.0
+        elif more_may_come and time.perf_counter() >= self.quiet_until:
+            self.extend()
+
+    def forget(self, requests: int) -> None:
+        """A connection closed with ``requests`` of its requests never answered."""
+        self.in_progress -= requests
 
     def extend(self) -> None:
         """Poll until ``window`` seconds from now (unless store calls are running)."""

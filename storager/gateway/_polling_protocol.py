@@ -22,9 +22,24 @@ class BusyPollingHttpTools(HttpToolsProtocol):
     def __init__(self, *args: Any, busy_poll_window: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._busy_poll = poller_of(self.loop, busy_poll_window)
+        #: This connection's requests begun and not answered (pipelined ones included).
+        self._unanswered = 0
+
+    def on_headers_complete(self) -> None:
+        before = self.cycle
+        super().on_headers_complete()
+        if self.cycle is not before:  # a request to answer (not an upgrade)
+            self._unanswered += 1
+            self._busy_poll.began()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        # A closing connection sends no further request to wait for.
-        if not self.transport.is_closing():
-            self._busy_poll.extend()
+        if self._unanswered > 0:
+            self._unanswered -= 1
+            # A closing connection sends no further request to wait for.
+            self._busy_poll.answered(more_may_come=not self.transport.is_closing())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._busy_poll.forget(self._unanswered)
+        self._unanswered = 0

@@ -8,6 +8,7 @@ import asyncio
 import functools
 import http.client
 import pickle
+import socket
 import subprocess
 import threading
 import time
@@ -228,3 +229,115 @@ def test_serve_answers_alike_with_polling_off_and_on() -> None:
         finally:
             served.stop()
     assert answers == [b"body 0", b"body 300"]
+
+
+def test_overlapping_requests_stop_the_polling_and_keep_it_off_a_while() -> None:
+    async def scenario() -> dict[str, bool]:
+        poller = BusyPoll(asyncio.get_running_loop(), MAX_WINDOW)
+        seen: dict[str, bool] = {}
+        poller.began()
+        poller.answered(more_may_come=True)  # a lone request: the loop polls after it
+        seen["alone"] = poller.polling and poller.until > 0
+        poller.began()
+        poller.began()
+        poller.answered(more_may_come=True)  # another still in progress
+        seen["overlap stops it"] = poller.until == 0.0
+        await _until_stopped(poller)
+        poller.answered(more_may_come=True)  # the last of them, within QUIET
+        seen["quiet after"] = not poller.polling and poller.in_progress == 0
+        await asyncio.sleep(_busy_poll.QUIET * 2)
+        poller.began()
+        poller.answered(more_may_come=True)  # lone again, once QUIET has passed
+        seen["resumed"] = poller.polling and poller.until > 0
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen == {"alone": True, "overlap stops it": True, "quiet after": True, "resumed": True}
+
+
+class _Holding:
+    """An ASGI app that answers nothing until ``release``; it records the loop's poller."""
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self.gate: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.poller: BusyPoll | None = None
+
+    def release(self) -> None:
+        assert self.loop is not None and self.gate is not None
+        self.loop.call_soon_threadsafe(self.gate.set)
+
+    async def __call__(self, scope: dict[str, object], receive: object, send: object) -> None:
+        assert scope["type"] == "http"
+        self.loop = asyncio.get_running_loop()
+        self.poller = _busy_poll._pollers[self.loop]
+        self.gate = self.gate or asyncio.Event()
+        self.arrived += 1
+        await self.gate.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+
+
+def _wait_for(condition: object, limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_server_answering_requests_that_overlap_does_not_poll() -> None:
+    from tests.gateway.conftest import _Served
+
+    app = _Holding()
+    served = _Served(app, lifespan="off")
+    try:
+        answers: list[int] = []
+
+        def get() -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+            try:
+                connection.request("GET", "/held")
+                answers.append(connection.getresponse().status)
+            finally:
+                connection.close()
+
+        clients = [threading.Thread(target=get) for _ in range(2)]
+        for client in clients:
+            client.start()
+        _wait_for(lambda: app.arrived == 2)  # both in progress at once
+        app.release()
+        for client in clients:
+            client.join(10)
+        assert answers == [200, 200]
+        poller = app.poller
+        assert poller is not None and poller.in_progress == 0
+        assert poller.quiet_until > time.perf_counter()  # they overlapped: no polling
+    finally:
+        served.stop()
+
+
+def test_a_request_whose_client_left_is_not_counted_in_progress() -> None:
+    from tests.gateway.conftest import _Served
+
+    app = _Holding()
+    served = _Served(app, lifespan="off")
+    try:
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+            sock.sendall(b"GET /left HTTP/1.1\r\nHost: x\r\n\r\n")
+            _wait_for(lambda: app.arrived == 1)
+            assert app.poller is not None and app.poller.in_progress == 1
+        poller = app.poller
+        _wait_for(lambda: poller.in_progress == 0)  # the server saw the client leave
+        app.release()  # the app answers into a closed connection: counted once only
+        time.sleep(0.05)
+        assert poller.in_progress == 0
+        connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+        try:  # a lone request afterwards makes the loop poll again
+            connection.request("GET", "/after")
+            assert connection.getresponse().status == 200
+        finally:
+            connection.close()
+        assert poller.in_progress == 0 and poller.until > 0
+    finally:
+        served.stop()
