@@ -7,6 +7,7 @@ Run from the repository root::
     python benchmarks/redis_peers.py --quick     # 1 round, fewer operations
     python benchmarks/redis_peers.py --only small   # only the 4 KiB rows
     python benchmarks/redis_peers.py --lane-off     # also storager without auto-pipelining
+    python benchmarks/redis_peers.py --poll-off     # also storager without busy polling
 
 The script starts its own redis-server (``tests/servers/redis.py``) unless ``--port`` is
 given. Rows:
@@ -89,10 +90,14 @@ class Storager:
 
     name = "storager"
 
+    query = ""
+
     def __init__(self, port: int) -> None:
         import storager
 
-        self.store: Any = storager.open(f"redis://127.0.0.1:{port}/?namespace={NAMESPACE}")
+        self.store: Any = storager.open(
+            f"redis://127.0.0.1:{port}/?namespace={NAMESPACE}{self.query}"
+        )
 
     def write(self, key: str, data: bytes) -> None:
         self.store.write(key, data)
@@ -113,6 +118,13 @@ class StoragerNoLane(Storager):
     def __init__(self, port: int) -> None:
         super().__init__(port)
         self.store._link.lane_limit = 0
+
+
+class StoragerNoPoll(Storager):
+    """storager whose threads sleep at once while a reply is on its way (busy_poll_us=0)."""
+
+    name = "storager-nopoll"
+    query = "&busy_poll_us=0"
 
 
 class OpenDAL:
@@ -140,6 +152,7 @@ CLIENTS: dict[str, Callable[[int], Any]] = {
     "storager": Storager,
     "opendal": OpenDAL,
     "nolane": StoragerNoLane,
+    "nopoll": StoragerNoPoll,
 }
 
 
@@ -194,7 +207,7 @@ def small_rows(
         out[row] = {name: statistics.median(values) for name, values in by.items()}
         # A ratio per slice cancels the machine's drift between slices; the row's ratio
         # is their median.
-        for peer in ("raw", "opendal", "nolane"):
+        for peer in ("raw", "opendal", "nolane", "nopoll"):
             if peer in by:
                 ratios = [
                     mine / theirs for mine, theirs in zip(by["storager"], by[peer], strict=True)
@@ -322,6 +335,11 @@ def main() -> None:
         action="store_true",
         help="also run storager without auto-pipelining in the small rows (column nolane)",
     )
+    parser.add_argument(
+        "--poll-off",
+        action="store_true",
+        help="also run storager without busy polling in the small rows (column nopoll)",
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_child(args.child[0], args.child[1], args.port)))
@@ -340,7 +358,8 @@ def main() -> None:
         listing: dict[str, float] = {}
         big: dict[str, dict[str, float]] = {}
         if args.only in (None, "small"):
-            small_names = [*names, "nolane"] if args.lane_off else names
+            small_names = [*names, *(["nolane"] if args.lane_off else [])]
+            small_names += ["nopoll"] if args.poll_off else []
             small = small_rows({name: CLIENTS[name](port) for name in small_names}, ops, rounds)
         if args.only in (None, "list"):
             listing = list_rows(port, rounds)
@@ -359,6 +378,10 @@ def main() -> None:
             print("\nstorager/storager without auto-pipelining (lane_limit 0), per slice:")
             for row, by in small.items():
                 print(f"  {row}: {by['storager/nolane']:.2f}")
+        if args.poll_off:
+            print("\nstorager/storager without busy polling (busy_poll_us=0), per slice:")
+            for row, by in small.items():
+                print(f"  {row}: {by['storager/nopoll']:.2f}")
     if listing:
         print(
             f"\nlist {LIST_KEYS:,} keys (s): storager {listing['storager']:.3f}, "

@@ -54,6 +54,7 @@ from storager.services.redis._manifest import (
 )
 from storager.services.redis._plan import run
 from storager.services.redis._reader import ChunkMissing, ChunkRange, read_chunks
+from storager.services.redis._reply_wait import DEFAULT_WINDOW, MAX_WINDOW
 from storager.services.redis._scripts import Scripts
 from storager.services.redis._sweep import Sweeper, SweepReport
 from storager.services.redis._writer import WriteLayout
@@ -69,6 +70,7 @@ logger = logging.getLogger("storager.services.redis")
 DEFAULT_CHUNK_SIZE = 1 << 20
 DEFAULT_INLINE_LIMIT = 64 << 10
 DEFAULT_SWEEP_GRACE = 60.0
+MAX_BUSY_POLL_US = round(MAX_WINDOW * 1e6)
 #: At least this many seconds between two sweeps a store runs after its own commits.
 _SWEEP_INTERVAL = 10.0
 _CHUNK_SIZE_MIN = 1 << 10
@@ -114,6 +116,7 @@ class RedisStorage(RedisGenerated):
         max_connections: int | None,
         timeout: float | None,
         sweep_grace: float | None,
+        busy_poll_us: int | None,
     ) -> None:
         port = DEFAULT_PORT if port is None else port
         shown = f"{host}:{port}"
@@ -125,6 +128,8 @@ class RedisStorage(RedisGenerated):
                 raise OptionError("pair 'max_connections' must be at least 1")
             if timeout == 0:
                 raise OptionError("pair 'timeout' must be more than 0")
+            if busy_poll_us is not None and not 0 <= busy_poll_us <= MAX_BUSY_POLL_US:
+                raise OptionError(f"pair 'busy_poll_us' must be 0 to {MAX_BUSY_POLL_US}")
             options = ConnectOptions(
                 host=host,
                 port=port,
@@ -136,6 +141,7 @@ class RedisStorage(RedisGenerated):
                 timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
                 username=username,
                 password=password,
+                busy_poll=DEFAULT_WINDOW if busy_poll_us is None else busy_poll_us / 1e6,
             )
             self._grace = DEFAULT_SWEEP_GRACE if sweep_grace is None else float(sweep_grace)
             # A store sweeps a little now and then from its own commits (see _sweep_now_and_then).

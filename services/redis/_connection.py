@@ -16,6 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from storager.services.redis._link import ClusterLink, Link, ServerLink
+from storager.services.redis._reply_wait import DEFAULT_WINDOW
 
 __all__ = ["ConnectOptions", "OptionError", "connect", "parse_credential"]
 
@@ -42,6 +43,8 @@ class ConnectOptions:
     timeout: float
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    #: Seconds a thread polls for a reply before it sleeps (sync, standalone server).
+    busy_poll: float = DEFAULT_WINDOW
 
 
 def parse_credential(credential: str | None) -> tuple[str | None, str | None]:
@@ -95,6 +98,7 @@ def connect(options: ConnectOptions) -> Link:
         redis.SSLConnection if options.tls else redis.Connection,
         options.max_connections,
         options.timeout,
+        busy_poll=options.busy_poll,
         host=options.host,
         port=options.port,
         db=options.db,

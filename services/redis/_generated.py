@@ -134,6 +134,11 @@ INIT_PAIRS: Mapping[str, PairSpec] = {
         "float",
         "Seconds a replaced generation stays readable, and a write may pause between two batches of chunks, before sweep() deletes it; 60 when absent.",
     ),
+    "busy_poll_us": PairSpec(
+        "busy_poll_us",
+        "int",
+        "Microseconds a thread polls its socket for a reply before it sleeps (a standalone server, sync store; adaptive: off while replies take longer), 0 to 10000; 0 turns it off; 100 when absent. A wake-up from sleep costs more than a small command on a local server (see _reply_wait.py).",
+    ),
     "default_content_type": PairSpec(
         "default_content_type",
         "str",
@@ -182,6 +187,7 @@ class RedisGenerated(Service, Copier, Mover, Direr):
         max_connections: int | None = None,
         timeout: float | None = None,
         sweep_grace: float | None = None,
+        busy_poll_us: int | None = None,
         default_content_type: str | None = None,
         loose_pairs: bool = False,
         **pairs: Unpack[NoOtherPairs],
@@ -215,6 +221,8 @@ class RedisGenerated(Service, Copier, Mover, Direr):
             check_float("new", SERVICE_NAME, "", "timeout", timeout)
         if sweep_grace is not None:
             check_float("new", SERVICE_NAME, "", "sweep_grace", sweep_grace)
+        if busy_poll_us is not None:
+            check_int("new", SERVICE_NAME, "", "busy_poll_us", busy_poll_us)
         if default_content_type is not None:
             check_str("new", SERVICE_NAME, "", "default_content_type", default_content_type)
             check_header("new", SERVICE_NAME, "", "default_content_type", default_content_type)
@@ -233,6 +241,7 @@ class RedisGenerated(Service, Copier, Mover, Direr):
             max_connections=max_connections,
             timeout=timeout,
             sweep_grace=sweep_grace,
+            busy_poll_us=busy_poll_us,
         )
 
     @abstractmethod
@@ -252,6 +261,7 @@ class RedisGenerated(Service, Copier, Mover, Direr):
         max_connections: int | None,
         timeout: float | None,
         sweep_grace: float | None,
+        busy_poll_us: int | None,
     ) -> None:
         """Connect or prepare the service from validated init pairs."""
 

@@ -76,6 +76,10 @@ class Lane:
         #: Held by the one thread that is sending (the leader).
         self._sending = threading.Lock()
 
+    def crowded(self) -> bool:
+        """Whether requests are queued behind the one being sent."""
+        return bool(self._queue)
+
     def exchange(self, buffers: list[Buffer], count: int) -> list[Any]:
         """Send the packed commands ``buffers`` (``count`` of them); return their replies.
 

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from redis import exceptions as rx
 
 from storager.services.redis._lane import Buffer, Lane
+from storager.services.redis._reply_wait import DEFAULT_WINDOW, ReplyWait
 
 __all__ = ["AsyncLink", "ClusterLink", "Command", "Link", "ServerLink", "pack_commands"]
 
@@ -161,7 +162,15 @@ class ServerLink(Link):
     #: (0: none do; ``benchmarks/redis_peers.py --lane-off`` compares).
     lane_limit = 64 << 10
 
-    def __init__(self, connection_class: Any, max_connections: int, wait: float, **kwargs: Any):
+    def __init__(
+        self,
+        connection_class: Any,
+        max_connections: int,
+        wait: float,
+        *,
+        busy_poll: float = DEFAULT_WINDOW,
+        **kwargs: Any,
+    ):
         self._connection_class = connection_class
         self._kwargs = kwargs
         self._max = max_connections
@@ -174,6 +183,7 @@ class ServerLink(Link):
         self._returned = threading.Condition(self._lock)
         self._pid = _process_id
         self._lane = Lane(self._round_trip, wait)
+        self._replies = ReplyWait(busy_poll)
 
     def call(self, *args: Any) -> Any:
         reply = self._exchange((args,), shared=True)[0]
@@ -218,12 +228,16 @@ class ServerLink(Link):
         connection = self._take()
         try:
             connection.send_packed_command(buffers, False)
+            began = self._replies.poll(connection._sock, self._lane.crowded)
             replies: list[Any] = []
             for _ in range(count):
                 try:
                     replies.append(connection.read_response())
                 except rx.ResponseError as exc:
                     replies.append(exc)
+                if began is not None:  # the first reply came after a sleep
+                    self._replies.slept(began)
+                    began = None
             return replies
         except BaseException:
             connection.disconnect()
