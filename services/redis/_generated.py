@@ -137,7 +137,7 @@ INIT_PAIRS: Mapping[str, PairSpec] = {
     "busy_poll_us": PairSpec(
         "busy_poll_us",
         "int",
-        "Microseconds a thread polls its socket for a reply before it sleeps (a standalone server, sync store; adaptive: off while replies take longer), 0 to 10000; 0 turns it off; 100 when absent. A wake-up from sleep costs more than a small command on a local server (see _reply_wait.py).",
+        "Microseconds a thread polls its socket for a reply before it sleeps, 0 to 10000; 0 turns it off; 100 when absent. Waking a sleeping thread costs more than a small command on a local server; polling stops by itself for a server slower than the window and while other requests of the store are in flight. Sync store on a standalone server only: the async view waits in its event loop, and a cluster through redis-py.",
     ),
     "default_content_type": PairSpec(
         "default_content_type",

@@ -228,14 +228,14 @@ class ServerLink(Link):
         connection = self._take()
         try:
             connection.send_packed_command(buffers, False)
-            began = self._replies.poll(connection._sock, self._lane.crowded)
+            began = self._replies.poll(connection._sock, self._crowded)
             replies: list[Any] = []
             for _ in range(count):
                 try:
                     replies.append(connection.read_response())
                 except rx.ResponseError as exc:
                     replies.append(exc)
-                if began is not None:  # the first reply came after a sleep
+                if began is not None:  # the first reply, read with polling off
                     self._replies.slept(began)
                     began = None
             return replies
@@ -244,6 +244,11 @@ class ServerLink(Link):
             raise
         finally:
             self._give(connection)
+
+    def _crowded(self) -> bool:
+        """Whether other requests are in flight (connections taken besides the
+        caller's) or queued on the lane."""
+        return self._made - len(self._idle) > 1 or self._lane.crowded()
 
     def _take(self) -> Any:
         if self._pid != _process_id:

@@ -39,6 +39,12 @@ class BusyPollingHttpTools(HttpToolsProtocol):
             # A closing connection sends no further request to wait for.
             self._busy_poll.answered(more_may_come=not self.transport.is_closing())
 
+    def handle_websocket_upgrade(self) -> None:
+        # The connection goes to another protocol, whose end this one never sees.
+        self._busy_poll.forget(self._unanswered)
+        self._unanswered = 0
+        super().handle_websocket_upgrade()
+
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self._busy_poll.forget(self._unanswered)

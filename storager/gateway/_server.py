@@ -73,6 +73,8 @@ def uvicorn_options(busy_poll: float = DEFAULT_BUSY_POLL) -> dict[str, Any]:
             else "auto"
         ),
         "access_log": False,  # the gateway logs each request itself
+        # S3 and REST only: an Upgrade: websocket request is answered as plain HTTP.
+        "ws": "none",
         # The gateway reads no client address, so X-Forwarded-* need no parsing per
         # request; and an S3 answer names no server software.
         "proxy_headers": False,

@@ -40,7 +40,7 @@ def _free_port() -> int:
 class _Served:
     """uvicorn serving one app in a thread, stopped by ``stop``."""
 
-    def __init__(self, app: Any, *, lifespan: str, **ssl: Any) -> None:
+    def __init__(self, app: Any, *, lifespan: str, **options: Any) -> None:
         import uvicorn
 
         from storager.gateway._server import uvicorn_options
@@ -53,8 +53,7 @@ class _Served:
             port=self.port,
             log_level="warning",
             lifespan=lifespan,
-            **uvicorn_options(),
-            **ssl,
+            **(uvicorn_options() | options),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

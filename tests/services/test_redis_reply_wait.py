@@ -36,9 +36,18 @@ def test_a_reply_within_the_window_is_found_by_polling(
 ) -> None:
     ours, theirs = pair
     wait = ReplyWait(MAX_WINDOW)
-    theirs.sendall(b"+OK\r\n")
-    assert wait.poll(ours, _alone) is None  # readable: no sleep, nothing to report
-    assert wait.polling
+    looks: list[bool] = []
+
+    def reply_comes_now() -> bool:  # called between polls that found nothing yet
+        if not looks:
+            theirs.sendall(b"+OK\r\n")
+        looks.append(False)
+        return False
+
+    assert wait.poll(ours, reply_comes_now) is None
+    assert looks == [False]  # one empty poll, then the reply was found by the next
+    assert wait.polling  # it came within the window: polling stays on
+    assert ours.recv(16, socket.MSG_DONTWAIT) == b"+OK\r\n"
 
 
 def test_no_reply_within_the_window_turns_polling_off_until_a_quick_one(
@@ -46,18 +55,20 @@ def test_no_reply_within_the_window_turns_polling_off_until_a_quick_one(
 ) -> None:
     ours, theirs = pair
     wait = ReplyWait(0.001)
-    began = wait.poll(ours, _alone)  # nothing comes: polls the whole window, then gives up
-    assert began is not None and time.perf_counter() - began >= 0.001
+    before = time.perf_counter()
+    assert wait.poll(ours, _alone) is None  # nothing comes: the whole window, then gives up
+    assert time.perf_counter() - before >= 0.001
+    assert not wait.polling  # and the reply that comes later, after a sleep, cannot
+    theirs.sendall(b"+OK\r\n")  # turn it on: the caller is not asked to report it
+    began = wait.poll(ours, _alone)  # off: the caller blocks at once, and reports
+    assert began is not None and not wait.polling
+    wait.slept(began - 1.0)  # a reply a second after its request: stays off
     assert not wait.polling
-    theirs.sendall(b"+OK\r\n")
-    assert wait.poll(ours, _alone) is not None  # off: the caller blocks at once
-    wait.slept(time.perf_counter() - 1.0)  # a reply a second after its request: stays off
-    assert not wait.polling
-    wait.slept(time.perf_counter())  # one at once: polling again
+    wait.slept(time.perf_counter())  # one within the window even to a sleeper: on again
     assert wait.polling
 
 
-def test_other_threads_waiting_end_the_polling_but_leave_it_on(
+def test_other_requests_in_flight_end_the_polling_but_leave_it_on(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
     ours, _ = pair
@@ -68,20 +79,17 @@ def test_other_threads_waiting_end_the_polling_but_leave_it_on(
         looks.append(True)
         return True
 
-    began = wait.poll(ours, crowded)
-    assert began is not None and looks == [True]  # gave up at the first look
+    assert wait.poll(ours, crowded) is None
+    assert looks == [True]  # gave up at the first look
     assert wait.polling  # the server was not slow: the next request polls again
 
 
 def test_a_window_of_zero_never_polls_and_bounds_are_checked(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
-    ours, theirs = pair
+    ours, _ = pair
     wait = ReplyWait(0)
-    theirs.sendall(b"+OK\r\n")
-    assert not wait.polling and wait.poll(ours, _alone) is not None
-    wait.slept(time.perf_counter())
-    assert not wait.polling
+    assert not wait.polling and wait.poll(ours, _alone) is None  # nothing to report either
     for window in (-1e-6, MAX_WINDOW * 2):
         with pytest.raises(ValueError, match="window"):
             ReplyWait(window)
