@@ -22,7 +22,7 @@ CPU per request. ``storager serve --busy-poll-us 0`` turns it off.
 
 It is for a lone client waiting on each answer. Under concurrent requests the loop
 has work in hand when it answers, and on a machine whose cores the clients share, the
-polling takes CPU they need: 16 clients' 4 KiB HEADs ran 10-30% slower with it
+polling takes CPU they need: 16 clients' 4 KiB HEADs ran 5-20% slower with it
 (benchmarks/README.md, "Session 10"). So when another request is in progress as one is
 answered, polling stops and stays off for ``QUIET`` seconds after the last such answer.
 """
