@@ -307,6 +307,17 @@ def _wait_for(condition: object, limit: float = 10.0) -> None:
         time.sleep(0.005)
 
 
+def _assert_a_lone_request_polls(port: int, poller: BusyPoll) -> None:
+    """Nothing is left counted: a lone request makes the loop poll again."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/after")
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+    assert poller.in_progress == 0 and poller.until > 0
+
+
 def test_a_server_answering_requests_that_overlap_does_not_poll() -> None:
     from tests.gateway.conftest import _Served
 
@@ -354,13 +365,7 @@ def test_a_request_whose_client_left_is_not_counted_in_progress() -> None:
         app.release()  # the app answers into a closed connection: counted once only
         _wait_for(lambda: app.finished == 1)
         assert poller.in_progress == 0
-        connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
-        try:  # a lone request afterwards makes the loop poll again
-            connection.request("GET", "/after")
-            assert connection.getresponse().status == 200
-        finally:
-            connection.close()
-        assert poller.in_progress == 0 and poller.until > 0
+        _assert_a_lone_request_polls(served.port, poller)
     finally:
         served.stop()
 
@@ -392,12 +397,6 @@ def test_a_request_pipelined_before_an_upgrade_is_not_left_counted(ws: str) -> N
         assert poller is not None
         _wait_for(lambda: poller.in_progress == 0)
         poller.quiet_until = 0.0
-        connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
-        try:  # nothing is left counted: a lone request makes the loop poll again
-            connection.request("GET", "/after")
-            assert connection.getresponse().status == 200
-        finally:
-            connection.close()
-        assert poller.in_progress == 0 and poller.until > 0
+        _assert_a_lone_request_polls(served.port, poller)
     finally:
         served.stop()
