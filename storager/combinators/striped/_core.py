@@ -25,6 +25,7 @@ from storager.combinators.striped._codecs import Codec
 from storager.combinators.striped._digests import FragmentDigest
 from storager.combinators.striped._health import Health
 from storager.combinators.striped._placement import Placement
+from storager.combinators.striped._spare import PagePool
 
 __all__ = ["PIECE", "Core", "Damage", "Revoked"]
 
@@ -80,6 +81,8 @@ class Core:
         #: Backends whose last read into a caller's buffer took under a tenth of
         #: ``hedge_after``: the caller's own thread may read from them (``_in_place``).
         self.quick: set[str] = set()
+        #: Readers' spare and scratch buffers, one reader's worth kept (``_spare``).
+        self.pages = PagePool(keep=codec.total * chunk_size)
         self._io = ThreadPoolExecutor(io_workers, thread_name_prefix="storager-striped-io")
         self._stripes = ThreadPoolExecutor(
             stripe_workers, thread_name_prefix="storager-striped-stripe"
@@ -175,6 +178,7 @@ class Core:
         """
         self._io.shutdown(wait=False)
         self._stripes.shutdown(wait=False)
+        self.pages.clear()
 
 
 class InFlight:

@@ -205,8 +205,8 @@ class _Window:
         self._end = end
         self._offsets = _offsets(manifest)
         self._cache: dict[int, Future[Assembled]] = {}
-        self._spare = Spare()
-        self._scratch = Scratch(keep=self._codec.parity)
+        self._spare = Spare(core.pages)
+        self._scratch = Scratch(core.pages, keep=self._codec.parity)
 
     def fetch(self, pos: int, size: int) -> memoryview:
         """Return up to ``size`` bytes from ``pos`` (a view, at most to a piece's end)."""

@@ -17,21 +17,79 @@ the rate it copies into a ``bytearray``'s 16-byte-aligned memory here,
 ones (and checked themselves where the writer recorded a digest), are held. A
 request takes the spare only for a stripe it ends inside, short of the reader's
 end: the one a sequential reader goes on with.
+
+The spare's and the scratch's buffers are private mappings from the store's
+:class:`PagePool`, and go back to it when the reader closes: a fresh mapping costs a
+page fault and a zeroed page per 4 KiB on first touch (up to 24 MiB per degraded
+reader at RS(4,2) and 4 MiB chunks), and a shared one (``mmap``'s default) costs more
+per fault. Both together made a degraded read of 256 MiB 7-13% faster in an
+interleaved A/B (``benchmarks/README.md``, "Session 11"). The pool keeps at most one
+reader's worth (a stripe and its parity), let go when the store closes.
 """
 
 from __future__ import annotations
 
 import mmap
+import threading
 
-__all__ = ["Scratch", "Spare"]
+__all__ = ["PagePool", "Scratch", "Spare"]
+
+#: Anonymous memory of this process alone (not shared with a child it forks).
+_PRIVATE = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+
+
+class PagePool:
+    """Page-aligned buffers readers take and give back, some kept for the next reader.
+
+    Args:
+        keep: At most this many bytes of free buffers stay mapped between readers
+            (thread-safe; ``clear`` lets them all go).
+    """
+
+    def __init__(self, keep: int) -> None:
+        self._keep = keep
+        self._free: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+        #: Buffers mapped afresh (not reused), for tests and benchmarks.
+        self.mapped = 0
+
+    def take(self, size: int) -> mmap.mmap:
+        """Return a buffer of at least ``size`` bytes (any content)."""
+        with self._lock:
+            fits = [b for b in self._free if len(b) >= size]
+            if fits:
+                buffer = min(fits, key=len)
+                self._free.remove(buffer)
+                return buffer
+            self.mapped += 1
+        if _PRIVATE:
+            return mmap.mmap(-1, size, flags=_PRIVATE)
+        return mmap.mmap(-1, size)  # pragma: no cover - platforms without MAP_PRIVATE
+
+    def give(self, buffers: list[mmap.mmap]) -> None:
+        """Take back buffers no one uses any more; keep what fits, largest first."""
+        with self._lock:
+            pooled = sorted([*self._free, *buffers], key=len, reverse=True)
+            self._free = []
+            kept = 0
+            for buffer in pooled:
+                if kept + len(buffer) <= self._keep:
+                    self._free.append(buffer)
+                    kept += len(buffer)
+
+    def clear(self) -> None:
+        """Let every free buffer go (the store is closed)."""
+        with self._lock:
+            self._free = []
 
 
 class Spare:
     """One stripe's checked data fragments that a request did not ask for."""
 
-    __slots__ = ("_buffer", "_held", "index")
+    __slots__ = ("_buffer", "_held", "_pool", "index")
 
-    def __init__(self) -> None:
+    def __init__(self, pool: PagePool) -> None:
+        self._pool = pool
         self._buffer: mmap.mmap | None = None
         #: Which stripe the spare was last taken for (None: none since ``forget``).
         self.index: int | None = None
@@ -42,7 +100,10 @@ class Spare:
         """Return the buffer (``size`` bytes) for stripe ``index``; forget what was held."""
         self.forget()
         if self._buffer is None or len(self._buffer) < size:
-            self._buffer = mmap.mmap(-1, size)
+            old, self._buffer = self._buffer, None  # never given back twice
+            if old is not None:
+                self._pool.give([old])
+            self._buffer = self._pool.take(size)
         self.index = index
         return memoryview(self._buffer)[:size]
 
@@ -75,8 +136,10 @@ class Spare:
         self._held = []
 
     def release(self) -> None:
-        """Hold nothing and let the buffer go (the reader is closed)."""
+        """Hold nothing and give the buffer back (the reader is closed)."""
         self.forget()
+        if self._buffer is not None:
+            self._pool.give([self._buffer])
         self._buffer = None
 
 
@@ -87,9 +150,10 @@ class Scratch:
     takes more, given back to the system once it is done).
     """
 
-    __slots__ = ("_free", "_keep", "_taken")
+    __slots__ = ("_free", "_keep", "_pool", "_taken")
 
-    def __init__(self, keep: int) -> None:
+    def __init__(self, pool: PagePool, keep: int) -> None:
+        self._pool = pool
         self._keep = keep
         self._free: list[mmap.mmap] = []
         self._taken: list[mmap.mmap] = []
@@ -101,15 +165,17 @@ class Scratch:
                 del self._free[n]
                 break
         else:
-            buffer = mmap.mmap(-1, size)
+            buffer = self._pool.take(size)
         self._taken.append(buffer)
         return memoryview(buffer)[:size]
 
     def reclaim(self) -> None:
         """Free every buffer taken: the caller no longer uses (or lends) any of them."""
-        self._free = (self._free + self._taken)[: self._keep]
-        self._taken = []
+        free = self._free + self._taken
+        self._free, self._taken = free[: self._keep], []
+        self._pool.give(free[self._keep :])
 
     def release(self) -> None:
-        """Let every free buffer go (the reader is closed)."""
-        self._free = []
+        """Give every free buffer back (the reader is closed)."""
+        free, self._free = self._free, []
+        self._pool.give(free)

@@ -18,7 +18,7 @@ import pytest
 
 from storager import ServiceInternalError
 from storager.combinators.striped import Codec, ReedSolomon, Replicas, Stripes
-from storager.combinators.striped._spare import Scratch
+from storager.combinators.striped._spare import PagePool, Scratch
 
 from .conftest import Rig
 
@@ -230,19 +230,73 @@ def test_a_reader_ending_inside_a_degraded_stripe_reads_only_what_it_covers(
     assert (opened, read) == (2, 0)
 
 
-def test_scratch_keeps_only_a_few_buffers_between_requests_and_none_once_released() -> None:
-    scratch = Scratch(keep=2)
+def test_scratch_keeps_only_a_few_buffers_between_requests_and_gives_back_the_rest() -> None:
+    pool = PagePool(keep=1 << 20)
+    scratch = Scratch(pool, keep=2)
     views = [scratch.take(4096) for _ in range(6)]
-    assert all(len(v) == 4096 for v in views)
+    assert all(len(v) == 4096 for v in views) and pool.mapped == 6
     del views
     scratch.reclaim()
-    assert len(scratch._free) == 2
+    assert len(scratch._free) == 2 and len(pool._free) == 4
     again = scratch.take(4096)  # reused, not mapped anew
     assert len(scratch._free) == 1 and len(again) == 4096
     del again
     scratch.reclaim()
     scratch.release()
-    assert scratch._free == []
+    assert scratch._free == [] and len(pool._free) == 6
+    assert len(pool.take(4096)) >= 4096 and pool.mapped == 6  # the next reader's
+
+
+def test_the_page_pool_keeps_at_most_its_bound_and_nothing_once_cleared() -> None:
+    pool = PagePool(keep=3 * 4096)
+    taken = [pool.take(4096) for _ in range(5)]
+    assert pool.mapped == 5
+    pool.give(taken)
+    assert sum(len(b) for b in pool._free) == 3 * 4096  # two let go
+    assert len(pool.take(8192)) >= 8192 and pool.mapped == 6  # none fits: mapped
+    assert len(pool.take(100)) >= 100 and pool.mapped == 6  # one fits: reused
+    pool.clear()
+    assert pool._free == []
+
+
+def _read_halves(reader: object, size: int) -> bytes:
+    got = bytearray()
+    buffer = bytearray(2 * CHUNK)  # half a stripe per call
+    while n := reader.readinto(buffer):  # type: ignore[attr-defined]
+        got += buffer[:n]
+    assert len(got) == size
+    return bytes(got)
+
+
+def test_degraded_readers_reuse_the_store_s_buffers_and_never_share_them(
+    rig_factory: Make,
+) -> None:
+    rig = rig_factory(ReedSolomon(4, 2, library="isa-l"), failures_to_down=1, cooldown=60.0)
+    data = os.urandom(6 * 4 * CHUNK)
+    rig.store.write("obj", data)
+    _down(rig, list(rig.backends)[:2])
+    pages = rig.store._core.pages
+    with rig.store.open_reader("obj") as reader:
+        assert _read_halves(reader, len(data)) == data
+    mapped = pages.mapped
+    assert mapped >= 1  # a spare, and scratch for the parity a whole stripe needs
+    for _ in range(3):
+        with rig.store.open_reader("obj") as reader:
+            assert _read_halves(reader, len(data)) == data
+    assert pages.mapped == mapped  # later readers took what the first gave back
+    # Two readers at once, their requests interleaved: each has buffers of its own.
+    one, two = rig.store.open_reader("obj"), rig.store.open_reader("obj")
+    halves: list[bytearray] = [bytearray(), bytearray()]
+    buffer = bytearray(2 * CHUNK)
+    for _ in range(len(data) // len(buffer)):
+        for reader, got in zip((one, two), halves, strict=True):
+            n = reader.readinto(buffer)
+            got += buffer[:n]
+    one.close()
+    two.close()
+    assert bytes(halves[0]) == data and bytes(halves[1]) == data
+    rig.store.close()
+    assert pages._free == []
 
 
 @pytest.mark.parametrize("name", ["rs42-isa-l", "replicas3", "stripes"])
