@@ -10,6 +10,7 @@ once, which bounds the memory of a call whatever the object's size.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -81,6 +82,11 @@ class Core:
         #: Backends whose last read into a caller's buffer took under a tenth of
         #: ``hedge_after``: the caller's own thread may read from them (``_in_place``).
         self.quick: set[str] = set()
+        #: Backends whose last such read took under ``_in_place.FAST_READ``: CPU work,
+        #: run in at most ``lanes`` threads at once.
+        self.fast: set[str] = set()
+        #: How many CPUs this process may run on.
+        self.lanes = _cpus()
         #: Readers' spare and scratch buffers, one reader's worth kept (``_spare``).
         self.pages = PagePool(keep=codec.total * chunk_size)
         self._io = ThreadPoolExecutor(io_workers, thread_name_prefix="storager-striped-io")
@@ -179,6 +185,13 @@ class Core:
         self._io.shutdown(wait=False)
         self._stripes.shutdown(wait=False)
         self.pages.clear()
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - platforms without it
+        return os.cpu_count() or 1
 
 
 class InFlight:

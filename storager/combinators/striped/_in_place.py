@@ -217,7 +217,7 @@ def _to_spare(codec: Codec, read: _StripeRead, buffer: memoryview) -> None:
 class _Direct:
     """One read into the caller's buffer, with its own lease and its own deadline."""
 
-    __slots__ = ("fragment", "given_up", "index", "lease", "read", "started", "view")
+    __slots__ = ("chain", "fragment", "given_up", "index", "lease", "read", "started", "view")
 
     def __init__(self, fragment: Fragment, view: memoryview, read: _StripeRead, index: int):
         self.fragment = fragment
@@ -228,6 +228,8 @@ class _Direct:
         #: When a pool thread took it up (its deadline runs from then, not from the queue).
         self.started: float | None = None
         self.given_up = False
+        #: The pool task's reads, in order, where one task reads several (``_lanes``).
+        self.chain: list[_Direct] | None = None
 
 
 def _run_all(core: Core, reads: list[_Direct]) -> None:
@@ -244,21 +246,83 @@ def _run_all(core: Core, reads: list[_Direct]) -> None:
     succeeded within a tenth of it (``Core.quick``; a read of its own cannot be given
     up). (Letting this thread take, in turn, every read no pool thread has taken yet
     was slower: 3.5-3.9 against 4.2-4.3 GB/s for a degraded read.)
+
+    Reads from backends that answer at memory speed (``Core.fast``) are CPU work, not
+    waiting: they go in at most ``Core.lanes`` lanes (the process's CPUs), this
+    thread's and a pool task for each other, each lane reading its share one after
+    another (``_lanes``). Four such reads on two CPUs, a degraded stripe's, ran at
+    7.2 GB/s in two lanes against 6.0 all at once (``benchmarks/README.md``,
+    "Session 11").
     """
-    own = _own_read(core, reads)
+    own, chains = _lanes(core, reads)
     futures: dict[Future[None], _Direct] = {}
     try:
-        for n, direct in enumerate(reads):
-            if n != own:
-                futures[core.io(partial(_pooled, core, direct))] = direct
-        if own is not None:
-            _settle(reads[own], partial(_timed, core, reads[own], None))
+        for chain in chains:
+            futures.update(_submit_chain(core, [reads[n] for n in chain]))
+        for n in own:
+            _settle(reads[n], partial(_timed, core, reads[n], None))
         _wait_hedged(core, futures)
     finally:
         _revoke_all(reads)
     for future, direct in futures.items():
         if future.done() and not direct.given_up:
             _settle(direct, future.result)
+
+
+def _lanes(core: Core, reads: list[_Direct]) -> tuple[list[int], list[list[int]]]:
+    """Return the reads this thread does itself, and the pool's tasks (reads in turn).
+
+    The reads from fast backends (more than one of them) are dealt round-robin over
+    ``min(Core.lanes, their number)`` lanes, the first this thread's where it may read
+    itself (``_own_read``'s rule), each other lane one pool task; every other read is
+    a pool task of its own (a backend that waits on a network gains from every read
+    at once). Otherwise, as before, this thread takes one read (``_own_read``).
+    """
+    fast = [n for n, d in enumerate(reads) if d.fragment.backend in core.fast]
+    if len(fast) > 1 and core.lanes > 1:
+        width = min(core.lanes, len(fast))
+        dealt = [fast[k::width] for k in range(width)]
+        others = [[n] for n in range(len(reads)) if n not in fast]
+        if core.hedge_after is None or reads[dealt[0][0]].fragment.backend in core.quick:
+            return dealt[0], dealt[1:] + others
+        return [], dealt + others
+    own = _own_read(core, reads)
+    return ([] if own is None else [own]), [[n] for n in range(len(reads)) if n != own]
+
+
+def _submit_chain(core: Core, chain: list[_Direct]) -> dict[Future[None], _Direct]:
+    """Run ``chain``'s reads one after another in one pool task; return a future for each.
+
+    Each read's hedging clock starts when the task reaches it (``_pooled``); a read
+    given up before then fails at once (its lease refuses it) and the task goes on.
+    Reads behind one given up as late are given up too (``_wait_hedged``): the task
+    may stay in that read for as long as its backend takes.
+    """
+    if len(chain) == 1:
+        return {core.io(partial(_pooled, core, chain[0])): chain[0]}
+    futures: list[Future[None]] = [Future() for _ in chain]
+    for direct in chain:
+        direct.chain = chain
+
+    def run() -> None:
+        done = 0
+        try:
+            for direct, future in zip(chain, futures, strict=True):
+                future.set_running_or_notify_cancel()
+                try:
+                    _pooled(core, direct)
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(None)
+                done += 1
+        finally:
+            for future in futures[done:]:  # never left pending, whatever stopped us
+                if not future.done():
+                    future.set_exception(Revoked())
+
+    core.io(run)  # a closed store raises here: no future of ours is waited for then
+    return dict(zip(futures, chain, strict=True))
 
 
 def _wait_hedged(core: Core, futures: dict[Future[None], _Direct]) -> None:
@@ -277,11 +341,15 @@ def _wait_hedged(core: Core, futures: dict[Future[None], _Direct]) -> None:
         # `started` is set by the pool thread meanwhile: read once per read.
         late = {f for f in pending if _ran_for(futures[f], now) >= hedge}
         slow = {futures[f].fragment.backend for f in late}
+        stuck = {id(futures[f].chain) for f in late if futures[f].chain is not None}
         for future in list(pending):
             direct = futures[future]
-            # Late, or queued for a backend found slow: given up (a queued one skips
-            # the backend when its turn comes, rather than hold a pool thread).
-            if future in late or (direct.fragment.backend in slow and direct.started is None):
+            # Late, or queued for a backend found slow, or behind a late read in its
+            # pool task: given up (a queued one skips the backend when its turn comes,
+            # rather than hold a pool thread; one behind a late read would wait for it).
+            queued = direct.started is None
+            behind = direct.chain is not None and id(direct.chain) in stuck
+            if future in late or (queued and (direct.fragment.backend in slow or behind)):
                 direct.lease.revoke()  # waits out the piece in progress, then refuses
                 direct.given_up = True
                 pending.discard(future)
@@ -320,20 +388,33 @@ def _pooled(core: Core, direct: _Direct) -> None:
     _timed(core, direct, direct.lease.hold)
 
 
+#: A read into the caller's buffer that took less than this (seconds) was CPU work, not
+#: waiting: its backend is fast (``Core.fast``; a 4 MiB fragment from the page cache
+#: takes 0.3-0.7 ms here, from a network store several ms).
+FAST_READ = 0.002
+
+
 def _timed(core: Core, direct: _Direct, hold: Hold | None) -> None:
-    """Read one fragment in place; a backend is quick only after a quick success."""
+    """Read one fragment in place; a backend is quick (or fast) only after a quick (or
+    fast) success."""
     backend = direct.fragment.backend
     began = time.monotonic()
     try:
         fetch_fragment_into(core, direct.fragment, direct.view, hold)
     except BaseException:
         core.quick.discard(backend)
+        core.fast.discard(backend)
         raise
+    took = time.monotonic() - began
     hedge = core.hedge_after
-    if hedge is not None and time.monotonic() - began < hedge / 10:
+    if hedge is not None and took < hedge / 10:
         core.quick.add(backend)
     else:
         core.quick.discard(backend)
+    if took < FAST_READ:
+        core.fast.add(backend)
+    else:
+        core.fast.discard(backend)
 
 
 def _settle(direct: _Direct, outcome: Callable[[], None]) -> None:

@@ -11,13 +11,16 @@ import json
 import os
 import random
 import signal
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from storager import ServiceInternalError
 from storager.combinators.striped import Codec, ReedSolomon, Replicas, Stripes
+from storager.combinators.striped import _in_place as in_place
 from storager.combinators.striped._spare import PagePool, Scratch
 
 from .conftest import Rig
@@ -470,3 +473,70 @@ def test_given_up_reads_are_not_failures_of_their_backends(rig_factory: Make) ->
     assert slow not in rig.store._core.quick  # never read from on the caller's thread
     rig.backends[slow].latency = None
     rig.store.write("next", data[:100])  # every backend still takes fragments
+
+
+def _reading_threads(rig: Rig) -> list[str]:
+    """From now on, the name of the thread of each fragment read, in order."""
+    names: list[str] = []
+    for inner in rig.inner.values():
+        original = inner.open_reader
+
+        def recording(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            names.append(threading.current_thread().name)
+            return _original(*args, **kwargs)
+
+        inner.open_reader = recording  # type: ignore[method-assign]
+    return names
+
+
+def _fast_rig(rig_factory: Make, lanes: int, **kwargs: Any) -> tuple[Rig, bytes]:
+    """One stripe written; every backend known fast (read once), ``lanes`` CPUs."""
+    rig = rig_factory(ReedSolomon(4, 2, library="isa-l"), **kwargs)
+    rig.store._core.lanes = lanes
+    data = os.urandom(4 * CHUNK)
+    rig.store.write("obj", data)
+    for name in rig.backends:  # as if every fragment had been read once, into place
+        rig.store._core.fast.add(name)
+        rig.store._core.quick.add(name)
+    return rig, data
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_fast_reads_go_in_as_many_lanes_as_there_are_cpus(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch, lanes: int
+) -> None:
+    monkeypatch.setattr(in_place, "FAST_READ", 60.0)  # memory backends: always fast
+    rig, data = _fast_rig(rig_factory, lanes, failures_to_down=1, cooldown=60.0)
+    fragments = rig.manifest("obj")["stripes"][0][2]
+    _down(rig, [fragments[0][0], fragments[1][0]])  # data fragments 0 and 1
+    names = _reading_threads(rig)
+    buffer = bytearray(len(data))
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(buffer) == len(data)
+    assert bytes(buffer) == data
+    # Four reads: data fragments 2 and 3 into the buffer, parity 4 and 5 to rebuild.
+    assert len(names) == 4
+    mine = [n for n in names if n == threading.current_thread().name]
+    pool = [n for n in names if n != threading.current_thread().name]
+    if lanes == 2:  # this thread reads two in turn, one pool task the other two
+        assert len(mine) == 2 and len(pool) == 2 and len(set(pool)) == 1
+    else:  # no lanes: this thread reads one, the pool the rest at once
+        assert len(mine) == 1 and len(pool) == 3
+
+
+def test_a_late_read_in_a_lane_does_not_hold_up_the_reads_behind_it(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(in_place, "FAST_READ", 60.0)
+    rig, data = _fast_rig(rig_factory, 2, hedge_after=0.1)
+    fragments = rig.manifest("obj")["stripes"][0][2]
+    # Four data reads in two lanes: this thread's [0, 2], the pool task's [1, 3].
+    rig.backends[fragments[1][0]].latency = {"open_reader": 5.0}
+    buffer = bytearray(len(data))
+    began = time.monotonic()
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(buffer) == len(data)
+    # Fragment 1 given up after 0.1 s, fragment 3 (behind it) with it; both served
+    # from the stripe (parity) instead of after the backend's 5 s.
+    assert time.monotonic() - began < 2.5
+    assert bytes(buffer) == data
