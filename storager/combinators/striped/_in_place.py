@@ -276,15 +276,16 @@ def _lanes(core: Core, reads: list[_Direct]) -> tuple[list[int], list[list[int]]
     ``min(Core.lanes, their number)`` lanes, the first this thread's where it may read
     itself (``_own_read``'s rule), each other lane one pool task; every other read is
     a pool task of its own (a backend that waits on a network gains from every read
-    at once). Otherwise, as before, this thread takes one read (``_own_read``).
+    at once). Otherwise this thread takes one read (``_own_read``), the pool the rest.
     """
     fast = [n for n, d in enumerate(reads) if d.fragment.backend in core.fast]
-    if len(fast) > 1 and core.lanes > 1:
+    if len(fast) > 1:
         width = min(core.lanes, len(fast))
         dealt = [fast[k::width] for k in range(width)]
         others = [[n] for n in range(len(reads)) if n not in fast]
-        if core.hedge_after is None or reads[dealt[0][0]].fragment.backend in core.quick:
-            return dealt[0], dealt[1:] + others
+        mine = dealt[0]
+        if core.hedge_after is None or all(reads[n].fragment.backend in core.quick for n in mine):
+            return mine, dealt[1:] + others
         return [], dealt + others
     own = _own_read(core, reads)
     return ([] if own is None else [own]), [[n] for n in range(len(reads)) if n != own]

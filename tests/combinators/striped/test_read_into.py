@@ -501,7 +501,7 @@ def _fast_rig(rig_factory: Make, lanes: int, **kwargs: Any) -> tuple[Rig, bytes]
     return rig, data
 
 
-@pytest.mark.parametrize("lanes", [1, 2])
+@pytest.mark.parametrize("lanes", [1, 2, 4])
 def test_fast_reads_go_in_as_many_lanes_as_there_are_cpus(
     rig_factory: Make, monkeypatch: pytest.MonkeyPatch, lanes: int
 ) -> None:
@@ -518,9 +518,11 @@ def test_fast_reads_go_in_as_many_lanes_as_there_are_cpus(
     assert len(names) == 4
     mine = [n for n in names if n == threading.current_thread().name]
     pool = [n for n in names if n != threading.current_thread().name]
-    if lanes == 2:  # this thread reads two in turn, one pool task the other two
+    if lanes == 1:  # one CPU: this thread reads them all in turn
+        assert len(mine) == 4 and not pool
+    elif lanes == 2:  # this thread reads two in turn, one pool task the other two
         assert len(mine) == 2 and len(pool) == 2 and len(set(pool)) == 1
-    else:  # no lanes: this thread reads one, the pool the rest at once
+    else:  # a CPU for each: this thread reads one, the pool the rest at once
         assert len(mine) == 1 and len(pool) == 3
 
 
