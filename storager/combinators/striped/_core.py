@@ -82,8 +82,8 @@ class Core:
         #: Backends whose last read into a caller's buffer took under a tenth of
         #: ``hedge_after``: the caller's own thread may read from them (``_in_place``).
         self.quick: set[str] = set()
-        #: Backends whose last such read took under ``_in_place.FAST_READ``: CPU work,
-        #: run in at most ``lanes`` threads at once.
+        #: Backends whose last such read came at ``_in_place.FAST_RATE`` or faster: CPU
+        #: work, run in at most ``lanes`` threads at once.
         self.fast: set[str] = set()
         #: How many CPUs this process may run on.
         self.lanes = _cpus()

@@ -252,15 +252,22 @@ def _run_all(core: Core, reads: list[_Direct]) -> None:
     thread's and a pool task for each other, each lane reading its share one after
     another (``_lanes``). Four such reads on two CPUs, a degraded stripe's, ran at
     7.2 GB/s in two lanes against 6.0 all at once (``benchmarks/README.md``,
-    "Session 11").
+    "Session 11"). A lane whose read turns out slow hands the rest of its reads to
+    the pool, one task each.
     """
     own, chains = _lanes(core, reads)
     futures: dict[Future[None], _Direct] = {}
     try:
         for chain in chains:
             futures.update(_submit_chain(core, [reads[n] for n in chain]))
-        for n in own:
+        for k, n in enumerate(own):
             _settle(reads[n], partial(_timed, core, reads[n], None))
+            if k + 1 < len(own) and reads[n].fragment.backend not in core.fast:
+                # Slow (or failed) after all: the rest of this lane goes to the pool,
+                # where a read can be given up; this thread's own reads cannot.
+                for m in own[k + 1 :]:
+                    futures[core.io(partial(_pooled, core, reads[m]))] = reads[m]
+                break
         _wait_hedged(core, futures)
     finally:
         _revoke_all(reads)
@@ -301,29 +308,41 @@ def _submit_chain(core: Core, chain: list[_Direct]) -> dict[Future[None], _Direc
     """
     if len(chain) == 1:
         return {core.io(partial(_pooled, core, chain[0])): chain[0]}
-    futures: list[Future[None]] = [Future() for _ in chain]
+    pairs: list[tuple[_Direct, Future[None]]] = [(direct, Future()) for direct in chain]
     for direct in chain:
         direct.chain = chain
 
     def run() -> None:
-        done = 0
+        settled = 0  # reads run here or handed to tasks of their own
         try:
-            for direct, future in zip(chain, futures, strict=True):
-                future.set_running_or_notify_cancel()
-                try:
-                    _pooled(core, direct)
-                except BaseException as exc:
-                    future.set_exception(exc)
-                else:
-                    future.set_result(None)
-                done += 1
+            for direct, future in pairs:
+                _run_into(core, direct, future)
+                settled += 1
+                if settled < len(pairs) and direct.fragment.backend not in core.fast:
+                    # Slow (or failed) after all: the rest need not wait for each other.
+                    for later, its_future in pairs[settled:]:
+                        core.io(partial(_run_into, core, later, its_future))
+                        settled += 1
+                    return
         finally:
-            for future in futures[done:]:  # never left pending, whatever stopped us
+            for _, future in pairs[settled:]:  # never left pending, whatever stopped us
                 if not future.done():
                     future.set_exception(Revoked())
 
     core.io(run)  # a closed store raises here: no future of ours is waited for then
-    return dict(zip(futures, chain, strict=True))
+    return {future: direct for direct, future in pairs}
+
+
+def _run_into(core: Core, direct: _Direct, future: Future[None]) -> None:
+    """Run one read of a lane as a pool task would, its outcome into ``future``."""
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        _pooled(core, direct)
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(None)
 
 
 def _wait_hedged(core: Core, futures: dict[Future[None], _Direct]) -> None:
@@ -354,6 +373,9 @@ def _wait_hedged(core: Core, futures: dict[Future[None], _Direct]) -> None:
                 direct.lease.revoke()  # waits out the piece in progress, then refuses
                 direct.given_up = True
                 pending.discard(future)
+        for backend in slow:  # no longer trusted to answer quickly (its read is left)
+            core.quick.discard(backend)
+            core.fast.discard(backend)
 
 
 def _ran_for(direct: _Direct, now: float) -> float:
@@ -389,10 +411,11 @@ def _pooled(core: Core, direct: _Direct) -> None:
     _timed(core, direct, direct.lease.hold)
 
 
-#: A read into the caller's buffer that took less than this (seconds) was CPU work, not
-#: waiting: its backend is fast (``Core.fast``; a 4 MiB fragment from the page cache
-#: takes 0.3-0.7 ms here, from a network store several ms).
-FAST_READ = 0.002
+#: A read into the caller's buffer at this rate or faster (bytes/s) was CPU work, a
+#: memory copy, not waiting: its backend is fast (``Core.fast``). A 4 MiB fragment
+#: from the page cache comes at 6-15 GB/s here; no network store answers at 2 GB/s
+#: per request, and a small fragment's fixed costs keep it well below.
+FAST_RATE = 2e9
 
 
 def _timed(core: Core, direct: _Direct, hold: Hold | None) -> None:
@@ -402,6 +425,8 @@ def _timed(core: Core, direct: _Direct, hold: Hold | None) -> None:
     began = time.monotonic()
     try:
         fetch_fragment_into(core, direct.fragment, direct.view, hold)
+    except Revoked:
+        raise  # given up: as late, judged where that was decided (``_wait_hedged``)
     except BaseException:
         core.quick.discard(backend)
         core.fast.discard(backend)
@@ -412,7 +437,7 @@ def _timed(core: Core, direct: _Direct, hold: Hold | None) -> None:
         core.quick.add(backend)
     else:
         core.quick.discard(backend)
-    if took < FAST_READ:
+    if direct.fragment.length >= took * FAST_RATE:
         core.fast.add(backend)
     else:
         core.fast.discard(backend)

@@ -29,8 +29,10 @@ reader's worth (a stripe and its parity), let go when the store closes.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import threading
+from collections.abc import Iterator
 
 __all__ = ["PagePool", "Scratch", "Spare"]
 
@@ -50,12 +52,15 @@ class PagePool:
         self._keep = keep
         self._free: list[mmap.mmap] = []
         self._lock = threading.Lock()
+        self._closed = False
+        #: The thread holding ``_lock``, if any.
+        self._holder: int | None = None
         #: Buffers mapped afresh (not reused), for tests and benchmarks.
         self.mapped = 0
 
     def take(self, size: int) -> mmap.mmap:
         """Return a buffer of at least ``size`` bytes (any content)."""
-        with self._lock:
+        with self._held():
             fits = [b for b in self._free if len(b) >= size]
             if fits:
                 buffer = min(fits, key=len)
@@ -67,8 +72,17 @@ class PagePool:
         return mmap.mmap(-1, size)  # pragma: no cover - platforms without MAP_PRIVATE
 
     def give(self, buffers: list[mmap.mmap]) -> None:
-        """Take back buffers no one uses any more; keep what fits, largest first."""
-        with self._lock:
+        """Take back buffers no one uses any more; keep what fits, largest first.
+
+        A reader closed by the garbage collector may give back on a thread that holds
+        the lock already (a collection started inside ``take``): its buffers are then
+        let go, as they are once the store is closed, rather than wait forever.
+        """
+        if self._holder == threading.get_ident():
+            return
+        with self._held():
+            if self._closed:
+                return
             pooled = sorted([*self._free, *buffers], key=len, reverse=True)
             self._free = []
             kept = 0
@@ -78,9 +92,19 @@ class PagePool:
                     kept += len(buffer)
 
     def clear(self) -> None:
-        """Let every free buffer go (the store is closed)."""
-        with self._lock:
+        """Let every free buffer go, and any given back later (the store is closed)."""
+        with self._held():
+            self._closed = True
             self._free = []
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        with self._lock:
+            self._holder = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._holder = None
 
 
 class Spare:

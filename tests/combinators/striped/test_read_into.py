@@ -21,7 +21,7 @@ import pytest
 from storager import ServiceInternalError
 from storager.combinators.striped import Codec, ReedSolomon, Replicas, Stripes
 from storager.combinators.striped import _in_place as in_place
-from storager.combinators.striped._spare import PagePool, Scratch
+from storager.combinators.striped._spare import PagePool, Scratch, Spare
 
 from .conftest import Rig
 
@@ -262,44 +262,79 @@ def test_the_page_pool_keeps_at_most_its_bound_and_nothing_once_cleared() -> Non
     assert pool._free == []
 
 
-def _read_halves(reader: object, size: int) -> bytes:
+def _read_halves(reader: Any, size: int) -> bytes:
+    """Read all of ``reader`` in raw requests of half a stripe (the spare serves each
+    second half)."""
     got = bytearray()
-    buffer = bytearray(2 * CHUNK)  # half a stripe per call
-    while n := reader.readinto(buffer):  # type: ignore[attr-defined]
+    buffer = bytearray(2 * CHUNK)
+    while n := reader.raw.readinto(buffer):
         got += buffer[:n]
     assert len(got) == size
     return bytes(got)
 
 
 def test_degraded_readers_reuse_the_store_s_buffers_and_never_share_them(
-    rig_factory: Make,
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rig = rig_factory(ReedSolomon(4, 2, library="isa-l"), failures_to_down=1, cooldown=60.0)
-    data = os.urandom(6 * 4 * CHUNK)
-    rig.store.write("obj", data)
+    one_data, two_data = os.urandom(6 * 4 * CHUNK), os.urandom(6 * 4 * CHUNK)
+    rig.store.write("one", one_data)
+    rig.store.write("two", two_data)
     _down(rig, list(rig.backends)[:2])
+    spared = [0]
+    take = Spare.take
+
+    def counting(self: Spare, index: int, size: int) -> memoryview:
+        spared[0] += 1
+        return take(self, index, size)
+
+    monkeypatch.setattr(Spare, "take", counting)
     pages = rig.store._core.pages
-    with rig.store.open_reader("obj") as reader:
-        assert _read_halves(reader, len(data)) == data
+    with rig.store.open_reader("one") as reader:
+        assert _read_halves(reader, len(one_data)) == one_data
     mapped = pages.mapped
-    assert mapped >= 1  # a spare, and scratch for the parity a whole stripe needs
+    assert spared[0] >= 4 and mapped >= 1  # the spare served second halves
     for _ in range(3):
-        with rig.store.open_reader("obj") as reader:
-            assert _read_halves(reader, len(data)) == data
+        with rig.store.open_reader("one") as reader:
+            assert _read_halves(reader, len(one_data)) == one_data
     assert pages.mapped == mapped  # later readers took what the first gave back
-    # Two readers at once, their requests interleaved: each has buffers of its own.
-    one, two = rig.store.open_reader("obj"), rig.store.open_reader("obj")
-    halves: list[bytearray] = [bytearray(), bytearray()]
+    # Two readers of different objects at once, their half-stripe requests
+    # interleaved: a spare or scratch shared between them would mix their bytes.
+    readers = rig.store.open_reader("one"), rig.store.open_reader("two")
+    got: list[bytearray] = [bytearray(), bytearray()]
     buffer = bytearray(2 * CHUNK)
-    for _ in range(len(data) // len(buffer)):
-        for reader, got in zip((one, two), halves, strict=True):
-            n = reader.readinto(buffer)
-            got += buffer[:n]
-    one.close()
-    two.close()
-    assert bytes(halves[0]) == data and bytes(halves[1]) == data
+    for _ in range(len(one_data) // len(buffer)):
+        for reader, into in zip(readers, got, strict=True):
+            n = reader.raw.readinto(buffer)  # type: ignore[attr-defined]
+            into += buffer[:n]
+    for reader in readers:
+        reader.close()
+    assert bytes(got[0]) == one_data and bytes(got[1]) == two_data
     rig.store.close()
     assert pages._free == []
+
+
+def test_a_closed_store_s_pool_keeps_nothing_given_back_later() -> None:
+    pool = PagePool(keep=1 << 20)
+    buffer = pool.take(4096)
+    pool.clear()
+    pool.give([buffer])  # a reader closed after its store
+    assert pool._free == []
+
+
+def test_giving_back_on_a_thread_holding_the_pool_never_waits() -> None:
+    pool = PagePool(keep=1 << 20)
+    buffer = pool.take(4096)
+
+    def collected_inside_take() -> None:
+        with pool._held():  # as if a collection closed a reader inside take()
+            pool.give([buffer])
+
+    thread = threading.Thread(target=collected_inside_take, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert pool._free == []  # let go, not kept
 
 
 @pytest.mark.parametrize("name", ["rs42-isa-l", "replicas3", "stripes"])
@@ -505,7 +540,7 @@ def _fast_rig(rig_factory: Make, lanes: int, **kwargs: Any) -> tuple[Rig, bytes]
 def test_fast_reads_go_in_as_many_lanes_as_there_are_cpus(
     rig_factory: Make, monkeypatch: pytest.MonkeyPatch, lanes: int
 ) -> None:
-    monkeypatch.setattr(in_place, "FAST_READ", 60.0)  # memory backends: always fast
+    monkeypatch.setattr(in_place, "FAST_RATE", 1.0)  # memory backends: always fast
     rig, data = _fast_rig(rig_factory, lanes, failures_to_down=1, cooldown=60.0)
     fragments = rig.manifest("obj")["stripes"][0][2]
     _down(rig, [fragments[0][0], fragments[1][0]])  # data fragments 0 and 1
@@ -529,7 +564,7 @@ def test_fast_reads_go_in_as_many_lanes_as_there_are_cpus(
 def test_a_late_read_in_a_lane_does_not_hold_up_the_reads_behind_it(
     rig_factory: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(in_place, "FAST_READ", 60.0)
+    monkeypatch.setattr(in_place, "FAST_RATE", 1.0)
     rig, data = _fast_rig(rig_factory, 2, hedge_after=0.1)
     fragments = rig.manifest("obj")["stripes"][0][2]
     # Four data reads in two lanes: this thread's [0, 2], the pool task's [1, 3].
@@ -541,4 +576,62 @@ def test_a_late_read_in_a_lane_does_not_hold_up_the_reads_behind_it(
     # Fragment 1 given up after 0.1 s, fragment 3 (behind it) with it; both served
     # from the stripe (parity) instead of after the backend's 5 s.
     assert time.monotonic() - began < 2.5
+    assert bytes(buffer) == data
+    core = rig.store._core
+    assert fragments[1][0] not in core.fast | core.quick  # the late one is trusted no more
+
+
+def test_a_read_given_up_behind_a_late_one_costs_its_backend_nothing(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(in_place, "FAST_RATE", 1.0)
+    rig, data = _fast_rig(rig_factory, 2, hedge_after=0.1)
+    fragments = rig.manifest("obj")["stripes"][0][2]
+    rig.backends[fragments[1][0]].latency = {"open_reader": 0.5}  # the pool lane's first
+    buffer = bytearray(len(data))
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(buffer) == len(data)
+    assert bytes(buffer) == data
+    time.sleep(1.0)  # the lane's task gets past the late read, to fragment 3 (given up)
+    core = rig.store._core
+    assert fragments[3][0] in core.fast and fragments[3][0] in core.quick
+
+
+def test_a_lane_that_meets_a_slow_read_hands_the_rest_to_the_pool(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 1 KiB fragment from memory comes at > 1 MB/s; with 50 ms of latency, at 20 KB/s.
+    monkeypatch.setattr(in_place, "FAST_RATE", 100e3)
+    rig, data = _fast_rig(rig_factory, 2, hedge_after=0.1)
+    fragments = rig.manifest("obj")["stripes"][0][2]
+    # This thread's lane is [0, 2]: fragment 0 answers slowly, fragment 2 not at all.
+    rig.backends[fragments[0][0]].latency = {"open_reader": 0.05}
+    rig.backends[fragments[2][0]].latency = {"open_reader": 5.0}
+    buffer = bytearray(len(data))
+    began = time.monotonic()
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(buffer) == len(data)
+    # Fragment 2 went to the pool after fragment 0's slow answer, was given up there
+    # after 0.1 s and served from parity: this thread never waited out its 5 s.
+    assert time.monotonic() - began < 2.5
+    assert bytes(buffer) == data
+    assert fragments[0][0] not in rig.store._core.fast
+
+
+def test_a_backend_is_fast_while_its_reads_come_at_memory_speed(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = rig_factory(ReedSolomon(4, 2, library="isa-l"))
+    data = os.urandom(4 * CHUNK)
+    rig.store.write("obj", data)
+    data_backends = {f[0] for f in rig.manifest("obj")["stripes"][0][2][:4]}
+    buffer = bytearray(len(data))
+    monkeypatch.setattr(in_place, "FAST_RATE", 1.0)
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(buffer) == len(data)
+    assert rig.store._core.fast == data_backends  # read into place, each fast enough
+    monkeypatch.setattr(in_place, "FAST_RATE", 1e18)
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(buffer) == len(data)
+    assert rig.store._core.fast == set()  # too slow for this rate
     assert bytes(buffer) == data
