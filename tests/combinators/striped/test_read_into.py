@@ -635,3 +635,36 @@ def test_a_backend_is_fast_while_its_reads_come_at_memory_speed(
         assert reader.readinto(buffer) == len(data)
     assert rig.store._core.fast == set()  # too slow for this rate
     assert bytes(buffer) == data
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_missing_fragments_are_rebuilt_in_two_halves_at_once_given_two_cpus(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch, lanes: int
+) -> None:
+    size = 64 * KiB  # fragments of 16 pages: a page-aligned cut in the middle
+    monkeypatch.setattr(in_place, "SPLIT_REBUILD", size)
+    rig = rig_factory(
+        ReedSolomon(4, 2, library="isa-l"), chunk_size=size, failures_to_down=1, cooldown=60.0
+    )
+    core = rig.store._core
+    core.lanes = lanes
+    data = os.urandom(2 * 4 * size)
+    rig.store.write("obj", data)
+    fragments = rig.manifest("obj")["stripes"][0][2]
+    _down(rig, [fragments[0][0], fragments[1][0]])  # data fragments 0 and 1 of stripe 0
+    halves = [0]
+    beside = core.beside
+
+    def counting(fn: Callable[[], Any]) -> Any:
+        halves[0] += 1
+        return beside(fn)
+
+    monkeypatch.setattr(core, "beside", counting)
+    buffer = bytearray(len(data))
+    before = _fragment_reads(rig)
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(buffer) == len(data)
+    assert bytes(buffer) == data
+    _, read = (a - b for a, b in zip(_fragment_reads(rig), before, strict=True))
+    assert read == 0  # rebuilt in place and checked (no stripe fetched the general way)
+    assert halves[0] >= 1 if lanes == 2 else halves[0] == 0
