@@ -102,9 +102,8 @@ class Core:
     def beside(self, fn: Callable[[], T]) -> Future[T]:
         """Run ``fn`` (CPU work a caller splits with it) on the one thread kept for that.
 
-        One thread, the same each time: it is woken sooner than one of a larger pool
-        (a rebuild in halves gained 9-14% on it, 6-9% on the stripe pool, 2-4% on the
-        I/O pool: ``benchmarks/README.md``, "Session 11").
+        A thread of its own, so the work never queues behind the I/O pool's reads (a
+        slow backend may hold them all) or the stripe pool's prefetching.
         """
         return self._beside.submit(in_context(fn))
 

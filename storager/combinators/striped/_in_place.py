@@ -559,8 +559,8 @@ def _rebuild_in_halves(
 
     A rebuild is CPU work on one core (ISA-L lets go of the GIL), and by the time it
     runs the stripe's reads are done: the other core is free. In two halves, a
-    degraded read over fs backends ran 9-14% faster (``benchmarks/README.md``,
-    "Session 11"). The pool thread writes into the caller's buffer under a lease taken
+    degraded read over fs backends ran 6-12% faster (two runs of 25 interleaved
+    rounds, ``benchmarks/README.md``, "Session 11"). The pool thread writes into the caller's buffer under a lease taken
     back before this returns, whatever happens meanwhile (as ``_run_all``'s reads do).
     """
     length = min(len(v) for v in outputs.values())
