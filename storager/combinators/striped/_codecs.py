@@ -59,6 +59,9 @@ class Codec(ABC):
 
     data: int
     total: int
+    #: Whether coding (``encode``, ``rebuild_into``) runs with the GIL released, so
+    #: two threads can code halves of a stripe at once (``_in_place``).
+    codes_off_the_gil = False
 
     @property
     def parity(self) -> int:
@@ -304,6 +307,7 @@ class ReedSolomon(Codec):
                 f"ReedSolomon on ISA-L takes data + parity <= {_ISA_L_MAX}, not {self.total}",
             )
         self.library = library
+        self.codes_off_the_gil = library == ISA_L  # ctypes lets go of it; pyeclib not
         self.ec_type = ec_type or "isa_l_rs_vand"
         # _lazy (for reading a manifest): load ISA-L when a fragment must be coded.
         self._engine: _IsaLEngine | _PyECLibEngine = (

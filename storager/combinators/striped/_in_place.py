@@ -322,6 +322,7 @@ def _submit_chain(core: Core, chain: list[_Direct]) -> dict[Future[None], _Direc
                 if settled < len(pairs) and direct.fragment.backend not in core.fast:
                     # Slow (or failed) after all: the rest need not wait for each other.
                     for later, its_future in pairs[settled:]:
+                        later.chain = None  # on its own now: behind no late read
                         core.io(partial(_run_into, core, later, its_future))
                         settled += 1
                     return
@@ -423,7 +424,7 @@ def _timed(core: Core, direct: _Direct, hold: Hold | None) -> None:
     """Read one fragment in place; a backend is quick (or fast) only after a quick (or
     fast) success."""
     backend = direct.fragment.backend
-    began = time.monotonic()
+    began = time.perf_counter()  # fine-grained everywhere (monotonic is not on Windows)
     try:
         fetch_fragment_into(core, direct.fragment, direct.view, hold)
     except Revoked:
@@ -432,7 +433,7 @@ def _timed(core: Core, direct: _Direct, hold: Hold | None) -> None:
         core.quick.discard(backend)
         core.fast.discard(backend)
         raise
-    took = time.monotonic() - began
+    took = time.perf_counter() - began
     hedge = core.hedge_after
     if hedge is not None and took < hedge / 10:
         core.quick.add(backend)
@@ -560,8 +561,11 @@ def _rebuild_in_halves(
     A rebuild is CPU work on one core (ISA-L lets go of the GIL), and by the time it
     runs the stripe's reads are done: the other core is free. In two halves, a
     degraded read over fs backends ran 6-12% faster (two runs of 25 interleaved
-    rounds, ``benchmarks/README.md``, "Session 11"). The pool thread writes into the caller's buffer under a lease taken
-    back before this returns, whatever happens meanwhile (as ``_run_all``'s reads do).
+    rounds, ``benchmarks/README.md``, "Session 11"). The helper writes into the
+    caller's buffer under a lease taken back before this returns, whatever happens
+    meanwhile (as ``_run_all``'s reads do); a half the helper has not started once
+    the first is done (it codes another reader's) is coded here instead, so no reader
+    waits behind another's. Only codecs that code off the GIL are split.
     """
     length = min(len(v) for v in outputs.values())
     half = (length // 2) & ~(mmap.PAGESIZE - 1)  # the cut page-aligned, as the buffers are
@@ -569,6 +573,7 @@ def _rebuild_in_halves(
         length < SPLIT_REBUILD
         or not half
         or core.lanes < 2
+        or not codec.codes_off_the_gil
         or any(len(memoryview(b)) != length for b in sources.values())
     ):
         return codec.rebuild_into(sources, outputs)
@@ -583,9 +588,14 @@ def _rebuild_in_halves(
         with lease.hold():  # taken back before it started: codes nothing
             return codec.rebuild_into(*cut(half, length))
 
-    future = core.beside(second)
-    try:
+    try:  # from here on, whatever happens, the lease is taken back before we return
+        try:
+            future = core.beside(second)
+        except RuntimeError:  # the store is closing: no helper, this thread does it all
+            return codec.rebuild_into(sources, outputs)
         first = codec.rebuild_into(*cut(0, half))
+        if future.cancel():  # the helper is busy with another reader's half: ours, then
+            return codec.rebuild_into(*cut(half, length)) and first
         return future.result() and first
     finally:
         lease.revoke()  # waits out the second half if it is still coding

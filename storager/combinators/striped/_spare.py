@@ -29,10 +29,9 @@ reader's worth (a stripe and its parity), let go when the store closes.
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import mmap
 import threading
-from collections.abc import Iterator
 
 __all__ = ["PagePool", "Scratch", "Spare"]
 
@@ -46,21 +45,26 @@ class PagePool:
     Args:
         keep: At most this many bytes of free buffers stay mapped between readers
             (thread-safe; ``clear`` lets them all go).
+
+    ``give`` never waits: a reader closed by the garbage collector may give back on a
+    thread inside ``take`` (holding the lock). What it gives lands in a queue that the
+    next holder of the lock sorts in.
     """
 
     def __init__(self, keep: int) -> None:
         self._keep = keep
         self._free: list[mmap.mmap] = []
+        #: Given back, not sorted in yet (``deque.extend`` is atomic: no lock needed).
+        self._returned: collections.deque[mmap.mmap] = collections.deque()
         self._lock = threading.Lock()
         self._closed = False
-        #: The thread holding ``_lock``, if any.
-        self._holder: int | None = None
         #: Buffers mapped afresh (not reused), for tests and benchmarks.
         self.mapped = 0
 
     def take(self, size: int) -> mmap.mmap:
         """Return a buffer of at least ``size`` bytes (any content)."""
-        with self._held():
+        with self._lock:
+            self._sort_in()
             fits = [b for b in self._free if len(b) >= size]
             if fits:
                 buffer = min(fits, key=len)
@@ -72,39 +76,37 @@ class PagePool:
         return mmap.mmap(-1, size)  # pragma: no cover - platforms without MAP_PRIVATE
 
     def give(self, buffers: list[mmap.mmap]) -> None:
-        """Take back buffers no one uses any more; keep what fits, largest first.
-
-        A reader closed by the garbage collector may give back on a thread that holds
-        the lock already (a collection started inside ``take``): its buffers are then
-        let go, as they are once the store is closed, rather than wait forever.
-        """
-        if self._holder == threading.get_ident():
-            return
-        with self._held():
-            if self._closed:
-                return
-            pooled = sorted([*self._free, *buffers], key=len, reverse=True)
-            self._free = []
-            kept = 0
-            for buffer in pooled:
-                if kept + len(buffer) <= self._keep:
-                    self._free.append(buffer)
-                    kept += len(buffer)
+        """Take back buffers no one uses any more; keep what fits, largest first."""
+        self._returned.extend(buffers)
+        if self._lock.acquire(blocking=False):  # else the holder, or the next, sorts in
+            try:
+                self._sort_in()
+            finally:
+                self._lock.release()
 
     def clear(self) -> None:
         """Let every free buffer go, and any given back later (the store is closed)."""
-        with self._held():
-            self._closed = True
-            self._free = []
-
-    @contextlib.contextmanager
-    def _held(self) -> Iterator[None]:
         with self._lock:
-            self._holder = threading.get_ident()
-            try:
-                yield
-            finally:
-                self._holder = None
+            self._closed = True
+            self._sort_in()
+
+    def _sort_in(self) -> None:
+        """Keep, of the free and returned buffers, what fits in ``keep`` (under the lock)."""
+        returned: list[mmap.mmap] = []
+        while self._returned:
+            returned.append(self._returned.popleft())
+        if self._closed:
+            self._free = []
+            return
+        if not returned:
+            return
+        pooled = sorted([*self._free, *returned], key=len, reverse=True)
+        self._free = []
+        kept = 0
+        for buffer in pooled:
+            if kept + len(buffer) <= self._keep:
+                self._free.append(buffer)
+                kept += len(buffer)
 
 
 class Spare:

@@ -327,14 +327,14 @@ def test_giving_back_on_a_thread_holding_the_pool_never_waits() -> None:
     buffer = pool.take(4096)
 
     def collected_inside_take() -> None:
-        with pool._held():  # as if a collection closed a reader inside take()
+        with pool._lock:  # as if a collection closed a reader inside take()
             pool.give([buffer])
 
     thread = threading.Thread(target=collected_inside_take, daemon=True)
     thread.start()
     thread.join(5)
     assert not thread.is_alive()
-    assert pool._free == []  # let go, not kept
+    assert pool.take(4096) is buffer and pool.mapped == 1  # sorted in by the next take
 
 
 @pytest.mark.parametrize("name", ["rs42-isa-l", "replicas3", "stripes"])
@@ -588,11 +588,23 @@ def test_a_read_given_up_behind_a_late_one_costs_its_backend_nothing(
     rig, data = _fast_rig(rig_factory, 2, hedge_after=0.1)
     fragments = rig.manifest("obj")["stripes"][0][2]
     rig.backends[fragments[1][0]].latency = {"open_reader": 0.5}  # the pool lane's first
+    reached = threading.Event()
+    timed = in_place._timed
+
+    def watching(core: Any, direct: Any, hold: Any) -> None:
+        try:
+            timed(core, direct, hold)
+        finally:
+            if direct.index == 3:
+                reached.set()
+
+    monkeypatch.setattr(in_place, "_timed", watching)
     buffer = bytearray(len(data))
     with rig.store.open_reader("obj") as reader:
         assert reader.readinto(buffer) == len(data)
     assert bytes(buffer) == data
-    time.sleep(1.0)  # the lane's task gets past the late read, to fragment 3 (given up)
+    # The lane's task gets past the late read to fragment 3, given up meanwhile.
+    assert reached.wait(30)
     core = rig.store._core
     assert fragments[3][0] in core.fast and fragments[3][0] in core.quick
 
@@ -668,3 +680,29 @@ def test_missing_fragments_are_rebuilt_in_two_halves_at_once_given_two_cpus(
     _, read = (a - b for a, b in zip(_fragment_reads(rig), before, strict=True))
     assert read == 0  # rebuilt in place and checked (no stripe fetched the general way)
     assert halves[0] >= 1 if lanes == 2 else halves[0] == 0
+
+
+def test_a_reader_codes_its_own_second_half_while_the_helper_is_busy(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = 64 * KiB
+    monkeypatch.setattr(in_place, "SPLIT_REBUILD", size)
+    rig = rig_factory(
+        ReedSolomon(4, 2, library="isa-l"), chunk_size=size, failures_to_down=1, cooldown=60.0
+    )
+    core = rig.store._core
+    core.lanes = 2
+    data = os.urandom(4 * size)
+    rig.store.write("obj", data)
+    fragments = rig.manifest("obj")["stripes"][0][2]
+    _down(rig, [fragments[0][0], fragments[1][0]])
+    release = threading.Event()
+    busy = core.beside(lambda: release.wait(30))  # another reader's half, say
+    try:
+        buffer = bytearray(len(data))
+        with rig.store.open_reader("obj") as reader:
+            assert reader.readinto(buffer) == len(data)  # not stuck behind the helper
+        assert bytes(buffer) == data
+        assert not busy.done()
+    finally:
+        release.set()
