@@ -20,6 +20,7 @@ import pytest
 
 from storager import ServiceInternalError
 from storager.combinators.striped import Codec, ReedSolomon, Replicas, Stripes
+from storager.combinators.striped import _halves as halves
 from storager.combinators.striped import _in_place as in_place
 from storager.combinators.striped._spare import PagePool, Scratch, Spare
 
@@ -561,6 +562,16 @@ def test_fast_reads_go_in_as_many_lanes_as_there_are_cpus(
         assert len(mine) == 1 and len(pool) == 3
 
 
+def _read_whole_within(rig: Rig, data: bytes, seconds: float) -> None:
+    """Read the object "obj" into one buffer: it is ``data``, in under ``seconds``."""
+    buffer = bytearray(len(data))
+    began = time.monotonic()
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(buffer) == len(data)
+    assert time.monotonic() - began < seconds
+    assert bytes(buffer) == data
+
+
 def test_a_late_read_in_a_lane_does_not_hold_up_the_reads_behind_it(
     rig_factory: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -569,14 +580,9 @@ def test_a_late_read_in_a_lane_does_not_hold_up_the_reads_behind_it(
     fragments = rig.manifest("obj")["stripes"][0][2]
     # Four data reads in two lanes: this thread's [0, 2], the pool task's [1, 3].
     rig.backends[fragments[1][0]].latency = {"open_reader": 5.0}
-    buffer = bytearray(len(data))
-    began = time.monotonic()
-    with rig.store.open_reader("obj") as reader:
-        assert reader.readinto(buffer) == len(data)
     # Fragment 1 given up after 0.1 s, fragment 3 (behind it) with it; both served
     # from the stripe (parity) instead of after the backend's 5 s.
-    assert time.monotonic() - began < 2.5
-    assert bytes(buffer) == data
+    _read_whole_within(rig, data, 2.5)
     core = rig.store._core
     assert fragments[1][0] not in core.fast | core.quick  # the late one is trusted no more
 
@@ -619,14 +625,9 @@ def test_a_lane_that_meets_a_slow_read_hands_the_rest_to_the_pool(
     # This thread's lane is [0, 2]: fragment 0 answers slowly, fragment 2 not at all.
     rig.backends[fragments[0][0]].latency = {"open_reader": 0.05}
     rig.backends[fragments[2][0]].latency = {"open_reader": 5.0}
-    buffer = bytearray(len(data))
-    began = time.monotonic()
-    with rig.store.open_reader("obj") as reader:
-        assert reader.readinto(buffer) == len(data)
     # Fragment 2 went to the pool after fragment 0's slow answer, was given up there
     # after 0.1 s and served from parity: this thread never waited out its 5 s.
-    assert time.monotonic() - began < 2.5
-    assert bytes(buffer) == data
+    _read_whole_within(rig, data, 2.5)
     assert fragments[0][0] not in rig.store._core.fast
 
 
@@ -649,26 +650,35 @@ def test_a_backend_is_fast_while_its_reads_come_at_memory_speed(
     assert bytes(buffer) == data
 
 
+def _degraded_halves_rig(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch, lanes: int, stripes: int
+) -> tuple[Rig, bytes]:
+    """Stripes of 64 KiB fragments (16 pages: a page-aligned middle), split when rebuilt;
+    data fragments 0 and 1 of the first stripe on backends marked down."""
+    size = 64 * KiB
+    monkeypatch.setattr(halves, "SPLIT_REBUILD", size)
+    rig = rig_factory(
+        ReedSolomon(4, 2, library="isa-l"), chunk_size=size, failures_to_down=1, cooldown=60.0
+    )
+    rig.store._core.lanes = lanes
+    data = os.urandom(stripes * 4 * size)
+    rig.store.write("obj", data)
+    fragments = rig.manifest("obj")["stripes"][0][2]
+    _down(rig, [fragments[0][0], fragments[1][0]])
+    return rig, data
+
+
 @pytest.mark.parametrize("lanes", [1, 2])
 def test_missing_fragments_are_rebuilt_in_two_halves_at_once_given_two_cpus(
     rig_factory: Make, monkeypatch: pytest.MonkeyPatch, lanes: int
 ) -> None:
-    size = 64 * KiB  # fragments of 16 pages: a page-aligned cut in the middle
-    monkeypatch.setattr(in_place, "SPLIT_REBUILD", size)
-    rig = rig_factory(
-        ReedSolomon(4, 2, library="isa-l"), chunk_size=size, failures_to_down=1, cooldown=60.0
-    )
+    rig, data = _degraded_halves_rig(rig_factory, monkeypatch, lanes, stripes=2)
     core = rig.store._core
-    core.lanes = lanes
-    data = os.urandom(2 * 4 * size)
-    rig.store.write("obj", data)
-    fragments = rig.manifest("obj")["stripes"][0][2]
-    _down(rig, [fragments[0][0], fragments[1][0]])  # data fragments 0 and 1 of stripe 0
-    halves = [0]
+    asked = [0]
     beside = core.beside
 
     def counting(fn: Callable[[], Any]) -> Any:
-        halves[0] += 1
+        asked[0] += 1
         return beside(fn)
 
     monkeypatch.setattr(core, "beside", counting)
@@ -679,25 +689,15 @@ def test_missing_fragments_are_rebuilt_in_two_halves_at_once_given_two_cpus(
     assert bytes(buffer) == data
     _, read = (a - b for a, b in zip(_fragment_reads(rig), before, strict=True))
     assert read == 0  # rebuilt in place and checked (no stripe fetched the general way)
-    assert halves[0] >= 1 if lanes == 2 else halves[0] == 0
+    assert asked[0] >= 1 if lanes == 2 else asked[0] == 0
 
 
 def test_a_reader_codes_its_own_second_half_while_the_helper_is_busy(
     rig_factory: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    size = 64 * KiB
-    monkeypatch.setattr(in_place, "SPLIT_REBUILD", size)
-    rig = rig_factory(
-        ReedSolomon(4, 2, library="isa-l"), chunk_size=size, failures_to_down=1, cooldown=60.0
-    )
-    core = rig.store._core
-    core.lanes = 2
-    data = os.urandom(4 * size)
-    rig.store.write("obj", data)
-    fragments = rig.manifest("obj")["stripes"][0][2]
-    _down(rig, [fragments[0][0], fragments[1][0]])
+    rig, data = _degraded_halves_rig(rig_factory, monkeypatch, 2, stripes=1)
     release = threading.Event()
-    busy = core.beside(lambda: release.wait(30))  # another reader's half, say
+    busy = rig.store._core.beside(lambda: release.wait(30))  # another reader's half, say
     try:
         buffer = bytearray(len(data))
         with rig.store.open_reader("obj") as reader:
