@@ -60,7 +60,7 @@ class Codec(ABC):
     data: int
     total: int
     #: Whether coding (``encode``, ``rebuild_into``) runs with the GIL released, so
-    #: two threads can code halves of a stripe at once (``_in_place``).
+    #: two threads can code halves of a stripe at once (``_halves``).
     codes_off_the_gil = False
 
     @property

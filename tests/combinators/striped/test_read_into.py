@@ -525,8 +525,17 @@ def _reading_threads(rig: Rig) -> list[str]:
     return names
 
 
-def _fast_rig(rig_factory: Make, lanes: int, **kwargs: Any) -> tuple[Rig, bytes]:
-    """One stripe written; every backend known fast (read once), ``lanes`` CPUs."""
+def _fast_rig(
+    rig_factory: Make,
+    monkeypatch: pytest.MonkeyPatch,
+    lanes: int,
+    rate: float = 1.0,
+    **kwargs: Any,
+) -> tuple[Rig, bytes, list[str]]:
+    """One stripe written; every backend known fast (read once), ``lanes`` CPUs, a read
+    fast from ``rate`` bytes/s (1: memory backends always are). Returns the rig, the
+    object and the backend of each of its fragments."""
+    monkeypatch.setattr(in_place, "FAST_RATE", rate)
     rig = rig_factory(ReedSolomon(4, 2, library="isa-l"), **kwargs)
     rig.store._core.lanes = lanes
     data = os.urandom(4 * CHUNK)
@@ -534,17 +543,17 @@ def _fast_rig(rig_factory: Make, lanes: int, **kwargs: Any) -> tuple[Rig, bytes]
     for name in rig.backends:  # as if every fragment had been read once, into place
         rig.store._core.fast.add(name)
         rig.store._core.quick.add(name)
-    return rig, data
+    return rig, data, [f[0] for f in rig.manifest("obj")["stripes"][0][2]]
 
 
 @pytest.mark.parametrize("lanes", [1, 2, 4])
 def test_fast_reads_go_in_as_many_lanes_as_there_are_cpus(
     rig_factory: Make, monkeypatch: pytest.MonkeyPatch, lanes: int
 ) -> None:
-    monkeypatch.setattr(in_place, "FAST_RATE", 1.0)  # memory backends: always fast
-    rig, data = _fast_rig(rig_factory, lanes, failures_to_down=1, cooldown=60.0)
-    fragments = rig.manifest("obj")["stripes"][0][2]
-    _down(rig, [fragments[0][0], fragments[1][0]])  # data fragments 0 and 1
+    rig, data, backends = _fast_rig(
+        rig_factory, monkeypatch, lanes, failures_to_down=1, cooldown=60.0
+    )
+    _down(rig, [backends[0], backends[1]])  # data fragments 0 and 1
     names = _reading_threads(rig)
     buffer = bytearray(len(data))
     with rig.store.open_reader("obj") as reader:
@@ -575,25 +584,21 @@ def _read_whole_within(rig: Rig, data: bytes, seconds: float) -> None:
 def test_a_late_read_in_a_lane_does_not_hold_up_the_reads_behind_it(
     rig_factory: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(in_place, "FAST_RATE", 1.0)
-    rig, data = _fast_rig(rig_factory, 2, hedge_after=0.1)
-    fragments = rig.manifest("obj")["stripes"][0][2]
+    rig, data, backends = _fast_rig(rig_factory, monkeypatch, 2, hedge_after=0.1)
     # Four data reads in two lanes: this thread's [0, 2], the pool task's [1, 3].
-    rig.backends[fragments[1][0]].latency = {"open_reader": 5.0}
+    rig.backends[backends[1]].latency = {"open_reader": 5.0}
     # Fragment 1 given up after 0.1 s, fragment 3 (behind it) with it; both served
     # from the stripe (parity) instead of after the backend's 5 s.
     _read_whole_within(rig, data, 2.5)
     core = rig.store._core
-    assert fragments[1][0] not in core.fast | core.quick  # the late one is trusted no more
+    assert backends[1] not in core.fast | core.quick  # the late one is trusted no more
 
 
 def test_a_read_given_up_behind_a_late_one_costs_its_backend_nothing(
     rig_factory: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(in_place, "FAST_RATE", 1.0)
-    rig, data = _fast_rig(rig_factory, 2, hedge_after=0.1)
-    fragments = rig.manifest("obj")["stripes"][0][2]
-    rig.backends[fragments[1][0]].latency = {"open_reader": 0.5}  # the pool lane's first
+    rig, data, backends = _fast_rig(rig_factory, monkeypatch, 2, hedge_after=0.1)
+    rig.backends[backends[1]].latency = {"open_reader": 0.5}  # the pool lane's first
     reached = threading.Event()
     timed = in_place._timed
 
@@ -612,23 +617,21 @@ def test_a_read_given_up_behind_a_late_one_costs_its_backend_nothing(
     # The lane's task gets past the late read to fragment 3, given up meanwhile.
     assert reached.wait(30)
     core = rig.store._core
-    assert fragments[3][0] in core.fast and fragments[3][0] in core.quick
+    assert backends[3] in core.fast and backends[3] in core.quick
 
 
 def test_a_lane_that_meets_a_slow_read_hands_the_rest_to_the_pool(
     rig_factory: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A 1 KiB fragment from memory comes at > 1 MB/s; with 50 ms of latency, at 20 KB/s.
-    monkeypatch.setattr(in_place, "FAST_RATE", 100e3)
-    rig, data = _fast_rig(rig_factory, 2, hedge_after=0.1)
-    fragments = rig.manifest("obj")["stripes"][0][2]
+    rig, data, backends = _fast_rig(rig_factory, monkeypatch, 2, 100e3, hedge_after=0.1)
     # This thread's lane is [0, 2]: fragment 0 answers slowly, fragment 2 not at all.
-    rig.backends[fragments[0][0]].latency = {"open_reader": 0.05}
-    rig.backends[fragments[2][0]].latency = {"open_reader": 5.0}
+    rig.backends[backends[0]].latency = {"open_reader": 0.05}
+    rig.backends[backends[2]].latency = {"open_reader": 5.0}
     # Fragment 2 went to the pool after fragment 0's slow answer, was given up there
     # after 0.1 s and served from parity: this thread never waited out its 5 s.
     _read_whole_within(rig, data, 2.5)
-    assert fragments[0][0] not in rig.store._core.fast
+    assert backends[0] not in rig.store._core.fast
 
 
 def test_a_backend_is_fast_while_its_reads_come_at_memory_speed(
