@@ -226,7 +226,8 @@ class _Direct:
         self.read = read
         self.index = index
         self.lease = Lease()
-        #: When a pool thread took it up (its deadline runs from then, not from the queue).
+        #: When a pool thread took it up (its deadline runs from then, not from the queue;
+        #: ``time.perf_counter``: ``monotonic`` ticks every 15.6 ms on Windows).
         self.started: float | None = None
         self.given_up = False
         #: The pool task's reads, in order, where one task reads several (``_lanes``).
@@ -357,9 +358,9 @@ def _wait_hedged(core: Core, futures: dict[Future[None], _Direct]) -> None:
     while pending:
         starts = [futures[f].started for f in pending]
         running = [t for t in starts if t is not None]
-        timeout = max(0.0, min(running) + hedge - time.monotonic()) if running else hedge
+        timeout = max(0.0, min(running) + hedge - time.perf_counter()) if running else hedge
         _, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
-        now = time.monotonic()
+        now = time.perf_counter()
         # `started` is set by the pool thread meanwhile: read once per read.
         late = {f for f in pending if _ran_for(futures[f], now) >= hedge}
         slow = {futures[f].fragment.backend for f in late}
@@ -409,7 +410,7 @@ def _own_read(core: Core, reads: list[_Direct]) -> int | None:
 
 
 def _pooled(core: Core, direct: _Direct) -> None:
-    direct.started = time.monotonic()
+    direct.started = time.perf_counter()
     _timed(core, direct, direct.lease.hold)
 
 
@@ -424,7 +425,7 @@ def _timed(core: Core, direct: _Direct, hold: Hold | None) -> None:
     """Read one fragment in place; a backend is quick (or fast) only after a quick (or
     fast) success."""
     backend = direct.fragment.backend
-    began = time.perf_counter()  # fine-grained everywhere (monotonic is not on Windows)
+    began = time.perf_counter()
     try:
         fetch_fragment_into(core, direct.fragment, direct.view, hold)
     except Revoked:
