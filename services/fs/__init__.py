@@ -134,11 +134,11 @@ class FsStorage(FsGenerated):
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
         fd = self._open_read_fd("open_reader", path)
         try:
+            if offset is None and size is None:
+                return _whole_reader(fd, path)
             info = os.fstat(fd)
             if stat_module.S_ISDIR(info.st_mode):
                 raise ObjectModeInvalidError("open_reader", "fs", path, "is a directory")
-            if offset is None and size is None:
-                return open(fd, "rb")
             start = min(offset or 0, info.st_size)
             length = info.st_size - start if size is None else min(size, info.st_size - start)
         except BaseException:
@@ -519,3 +519,18 @@ def _pread_all(fd: int, offset: int, size: int | None) -> bytes:
 def _read_chunks(fd: int) -> Iterator[bytes]:
     while chunk := os.read(fd, _COPY_CHUNK):
         yield chunk
+
+
+def _whole_reader(fd: int, path: str) -> BinaryIO:
+    """Return a buffered reader over all of ``fd`` (which it then owns).
+
+    The buffer size is given, so ``open`` asks no ``isatty``; ``FileIO`` refuses a
+    directory from its own ``fstat``. Each system call here lets go of the GIL, and a
+    thread that wants it back waits for whichever other thread took it meanwhile:
+    Striped's parallel fragment reads open one reader per fragment (``benchmarks/README.md``,
+    "Session 12" under Striped).
+    """
+    try:
+        return open(fd, "rb", buffering=io.DEFAULT_BUFFER_SIZE)
+    except IsADirectoryError:
+        raise ObjectModeInvalidError("open_reader", "fs", path, "is a directory") from None
