@@ -75,6 +75,7 @@ def read_in_place(
     spare: Spare | None = None,
     scratch: Scratch | None = None,
     end: int | None = None,
+    avoid: Container[str] = (),
 ) -> list[tuple[int, int]]:
     """Fill what can be filled of ``view`` (object bytes from ``start``) from fragments.
 
@@ -85,25 +86,27 @@ def read_in_place(
     spare (``_spare``), which holds them, checked, for the next request. With a
     ``scratch``, the parity fragments a whole stripe will need to rebuild data
     fragments known missing are read into it beside the data ones (its buffers are
-    free again once this returns). Returns the object spans ``(lo, hi)`` now in
-    ``view``, sorted; every byte of them checked.
+    free again once this returns). Backends in ``avoid`` (found failing or late by this
+    request already, ``_whole``) are treated as down. Returns the object spans ``(lo,
+    hi)`` now in ``view``, sorted; every byte of them checked.
     """
     codec = codec_of(manifest.codec)
     limit = start + len(view) if end is None else end
-    plan = _plan(core, codec, manifest, view, start, indexes, skip, spare, limit)
+    up = _up(core, avoid)
+    plan = _plan(core, codec, manifest, view, start, indexes, skip, spare, limit, up)
     reads: list[_Direct] = []
     for s in plan:
         for i, v in s.views.items():
             fragment = s.stripe.fragments[i]
-            if fragment is not None and core.health.is_up(fragment.backend):
+            if fragment is not None and up(fragment.backend):
                 reads.append(_Direct(fragment, v, s, i))
         if scratch is not None:
-            reads += _parity_reads(core, codec, s, scratch)
+            reads += _parity_reads(codec, s, scratch, up)
     if not reads:
         return []
     try:
         _run_all(core, reads)
-        _rebuild_all(core, codec, plan)
+        _rebuild_all(core, codec, plan, up)
     finally:
         if scratch is not None:
             scratch.reclaim()  # every lease is back: nothing of ours uses it any more
@@ -122,6 +125,13 @@ def read_in_place(
     return served
 
 
+def _up(core: Core, avoid: Container[str]) -> Callable[[str], bool]:
+    """Return whether a backend is to be read: up, and not one this request avoids."""
+    if not avoid:
+        return core.health.is_up
+    return lambda backend: backend not in avoid and core.health.is_up(backend)
+
+
 def _plan(
     core: Core,
     codec: Codec,
@@ -132,6 +142,7 @@ def _plan(
     skip: Container[int],
     spare: Spare | None,
     limit: int,
+    up: Callable[[str], bool],
 ) -> list[_StripeRead]:
     end = start + len(view)
     plan: list[_StripeRead] = []
@@ -160,7 +171,7 @@ def _plan(
                 read.views[i] = view[lo - start : lo - start + holds]
         read.whole = unpadded and len(read.views) == codec.data
         goes_on = end < min(stripe.offset + stripe.length, limit)
-        if spare is not None and unpadded and goes_on and _short(core, codec, stripe):
+        if spare is not None and unpadded and goes_on and _short(codec, stripe, up):
             partial = (index, read)  # the last stripe of the request
         elif read.views:
             plan.append(read)
@@ -172,7 +183,9 @@ def _plan(
     return plan
 
 
-def _parity_reads(core: Core, codec: Codec, s: _StripeRead, scratch: Scratch) -> list[_Direct]:
+def _parity_reads(
+    codec: Codec, s: _StripeRead, scratch: Scratch, up: Callable[[str], bool]
+) -> list[_Direct]:
     """Read, with the data fragments, the parity ones a whole stripe will need.
 
     As many as the stripe has data fragments never written or on backends known
@@ -182,25 +195,21 @@ def _parity_reads(core: Core, codec: Codec, s: _StripeRead, scratch: Scratch) ->
     if not s.whole:
         return []
     fragments = s.stripe.fragments
-    short = sum(
-        1 for i in s.views if (f := fragments[i]) is None or not core.health.is_up(f.backend)
-    )
+    short = sum(1 for i in s.views if (f := fragments[i]) is None or not up(f.backend))
     reads: list[_Direct] = []
     for i in range(codec.data, len(fragments)):
         fragment = fragments[i]
         if len(reads) == short:
             break
-        if fragment is not None and core.health.is_up(fragment.backend):
+        if fragment is not None and up(fragment.backend):
             s.parity[i] = scratch.take(fragment.length)
             reads.append(_Direct(fragment, s.parity[i], s, i))
     return reads
 
 
-def _short(core: Core, codec: Codec, stripe: Stripe) -> bool:
+def _short(codec: Codec, stripe: Stripe, up: Callable[[str], bool]) -> bool:
     """Whether some data fragment of ``stripe`` was never written or is on a down backend."""
-    return any(
-        f is None or not core.health.is_up(f.backend) for f in stripe.fragments[: codec.data]
-    )
+    return any(f is None or not up(f.backend) for f in stripe.fragments[: codec.data])
 
 
 def _to_spare(codec: Codec, read: _StripeRead, buffer: memoryview) -> None:
@@ -469,7 +478,9 @@ class _Rebuild:
     out: int = 0
 
 
-def _rebuild_all(core: Core, codec: Codec, plan: list[_StripeRead]) -> None:
+def _rebuild_all(
+    core: Core, codec: Codec, plan: list[_StripeRead], up: Callable[[str], bool]
+) -> None:
     """Rebuild into place what the reads left missing, every stripe at once.
 
     Only stripes the request covers whole, which enough other fragments can rebuild.
@@ -494,7 +505,7 @@ def _rebuild_all(core: Core, codec: Codec, plan: list[_StripeRead]) -> None:
             for i, f in enumerate(s.stripe.fragments)
             if i >= codec.data and f is not None and i not in s.parity
         ]
-        others.sort(key=lambda item: (not core.health.is_up(item[1].backend), item[0]))
+        others.sort(key=lambda item: (not up(item[1].backend), item[0]))
         job = _Rebuild(s, missing, sources, others)
         if len(job.sources) + len(others) >= codec.data:
             jobs.append(job)

@@ -12,7 +12,8 @@ reported to ``Core.on_damage`` for ``heal``.
 Ranged reads fetch only the stripes they overlap. A whole read fetches up to
 ``stripes_in_flight`` stripes at once; ``open_reader`` keeps the stripe it reads
 and prefetches the next ones. A reader's ``readinto`` (and so a large ``read``)
-first lets ``_in_place`` serve what it can straight into the caller's buffer (whole
+first lets ``_whole`` (whole healthy fragments on fast backends, planned cheaply), then
+``_in_place`` serve what it can straight into the caller's buffer (whole
 data fragments, and missing ones rebuilt there, or copied from the spare stripe a
 degraded request left for the next one); whatever that cannot serve (a
 fragment only partly asked for, padded, or a stripe it cannot rebuild in place) is
@@ -36,6 +37,7 @@ from storager.combinators.striped._fragments import fetch_fragment, problem
 from storager.combinators.striped._in_place import read_in_place
 from storager.combinators.striped._manifest import Manifest, Stripe, codec_of
 from storager.combinators.striped._spare import Scratch, Spare
+from storager.combinators.striped._whole import read_whole
 
 __all__ = ["Assembled", "fetch_stripe", "open_stripes", "read_range"]
 
@@ -221,15 +223,24 @@ class _Window:
     def fetch_into(self, pos: int, view: memoryview) -> int:
         """Fill ``view`` with the bytes from ``pos``; return how many.
 
-        All of ``view`` when ``read_in_place`` served any of it; otherwise as much as
-        one stripe holds (a raw reader may return less). What ``read_in_place`` can
-        serve lands in ``view`` straight from the fragments; every other byte comes
-        from its stripe, rebuilt (``fetch_stripe``, which also reports any damage it
-        meets).
+        All of ``view`` when ``read_whole`` or ``read_in_place`` served any of it;
+        otherwise as much as one stripe holds (a raw reader may return less). What
+        they can serve lands in ``view`` straight from the fragments (``read_whole``
+        first: whole healthy fragments on fast backends, planned cheaply); every other
+        byte comes from its stripe, rebuilt (``fetch_stripe``, which also reports any
+        damage it meets).
         """
         absolute = self._start + pos
         end = absolute + len(view)
+        indexes = _span(self._offsets, absolute, end)
         spare = self._spare
+        avoid: frozenset[str] = frozenset()
+        if spare.holding is None:
+            whole, avoid = read_whole(
+                self._core, self._path, self._manifest, view, absolute, indexes, self._cache
+            )
+            if whole:
+                return len(view)
         served = spare.copy_into(view, absolute)
         held = spare.holding
         served += read_in_place(
@@ -238,11 +249,12 @@ class _Window:
             self._manifest,
             view,
             absolute,
-            _span(self._offsets, absolute, end),
+            indexes,
             skip=self._cache if held is None else {*self._cache, held},
             spare=spare,
             scratch=self._scratch,
             end=self._end,
+            avoid=avoid,
         )
         if spare.holding not in (None, held):  # a stripe newly spared may hold some of it
             served += spare.copy_into(view, absolute)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from storager.combinators.striped import Codec, ReedSolomon, Striped
+from storager.combinators.striped import _in_place as in_place
 from storager.services.memory import MemoryStorage
 from storager.testing import FaultyStorager
 
@@ -74,3 +76,24 @@ def rig_factory() -> Iterator[Callable[..., Rig]]:
     yield make
     for rig in rigs:
         rig.store.close()
+
+
+def fast_rig(
+    rig_factory: Callable[..., Rig],
+    monkeypatch: pytest.MonkeyPatch,
+    lanes: int,
+    rate: float = 1.0,
+    **kwargs: Any,
+) -> tuple[Rig, bytes, list[str]]:
+    """One stripe written; every backend known fast (read once), ``lanes`` CPUs, a read
+    fast from ``rate`` bytes/s (1: memory backends always are). Returns the rig, the
+    object and the backend of each of its fragments."""
+    monkeypatch.setattr(in_place, "FAST_RATE", rate)
+    rig = rig_factory(ReedSolomon(4, 2, library="isa-l"), **kwargs)
+    rig.store._core.lanes = lanes
+    data = os.urandom(4 * rig.store._core.chunk_size)
+    rig.store.write("obj", data)
+    for name in rig.backends:  # as if every fragment had been read once, into place
+        rig.store._core.fast.add(name)
+        rig.store._core.quick.add(name)
+    return rig, data, [f[0] for f in rig.manifest("obj")["stripes"][0][2]]

@@ -25,6 +25,7 @@ from storager.combinators.striped import _in_place as in_place
 from storager.combinators.striped._spare import PagePool, Scratch, Spare
 
 from .conftest import Rig
+from .conftest import fast_rig as _fast_rig
 
 Make = Callable[..., Rig]
 KiB = 1024
@@ -523,27 +524,6 @@ def _reading_threads(rig: Rig) -> list[str]:
 
         inner.open_reader = recording  # type: ignore[method-assign]
     return names
-
-
-def _fast_rig(
-    rig_factory: Make,
-    monkeypatch: pytest.MonkeyPatch,
-    lanes: int,
-    rate: float = 1.0,
-    **kwargs: Any,
-) -> tuple[Rig, bytes, list[str]]:
-    """One stripe written; every backend known fast (read once), ``lanes`` CPUs, a read
-    fast from ``rate`` bytes/s (1: memory backends always are). Returns the rig, the
-    object and the backend of each of its fragments."""
-    monkeypatch.setattr(in_place, "FAST_RATE", rate)
-    rig = rig_factory(ReedSolomon(4, 2, library="isa-l"), **kwargs)
-    rig.store._core.lanes = lanes
-    data = os.urandom(4 * CHUNK)
-    rig.store.write("obj", data)
-    for name in rig.backends:  # as if every fragment had been read once, into place
-        rig.store._core.fast.add(name)
-        rig.store._core.quick.add(name)
-    return rig, data, [f[0] for f in rig.manifest("obj")["stripes"][0][2]]
 
 
 @pytest.mark.parametrize("lanes", [1, 2, 4])

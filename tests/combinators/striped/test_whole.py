@@ -1,0 +1,154 @@
+"""Requests of whole healthy data fragments on fast backends, planned cheaply (``_whole``),
+and the general path they hand anything else to."""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from storager import ServiceInternalError
+from storager.combinators.striped import _core
+from storager.combinators.striped import _reader as reader_module
+
+from .conftest import Rig, fast_rig
+
+Make = Callable[..., Rig]
+
+
+def _general_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the requests the general path (``read_in_place``) is asked to serve."""
+    calls: list[int] = []
+    general = reader_module.read_in_place
+
+    def counting(*args: Any, **kwargs: Any) -> list[tuple[int, int]]:
+        calls.append(1)
+        return general(*args, **kwargs)
+
+    monkeypatch.setattr(reader_module, "read_in_place", counting)
+    return calls
+
+
+def _asked(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
+    """Count the fragment reads into a buffer each backend is asked for, as they start."""
+    asked: collections.Counter[str] = collections.Counter()
+    get_into = _core.Core.get_into
+
+    def counting(self: _core.Core, name: str, *args: Any, **kwargs: Any) -> int:
+        asked[name] += 1
+        return get_into(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(_core.Core, "get_into", counting)
+    return asked
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_whole_healthy_fragments_skip_the_general_plan(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch, lanes: int
+) -> None:
+    rig, data, _ = fast_rig(rig_factory, monkeypatch, lanes)
+    general = _general_calls(monkeypatch)
+    block = len(data) // 4
+    with rig.store.open_reader("obj") as reader:
+        buffer = bytearray(2 * block)  # data fragments 0 and 1, then 2 and 3
+        assert reader.readinto(buffer) == len(buffer)
+        assert bytes(buffer) == data[: 2 * block]
+        assert reader.readinto(buffer) == len(buffer)
+        assert bytes(buffer) == data[2 * block :]
+        assert not general
+        # A request that covers a fragment only in part goes the general way.
+        reader.seek(block // 2)
+        part = bytearray(block)
+        assert reader.readinto(part) == block
+        assert bytes(part) == data[block // 2 : block // 2 + block]
+    assert general
+
+
+def test_backends_not_known_fast_go_the_general_way(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig, data, backends = fast_rig(rig_factory, monkeypatch, 2)
+    rig.store._core.fast.discard(backends[2])
+    general = _general_calls(monkeypatch)
+    buffer = bytearray(len(data))
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(buffer) == len(data)
+    assert bytes(buffer) == data and general
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "one byte short", "backend failing"])
+def test_a_bad_fragment_met_whole_is_reported_and_not_asked_for_again(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    rig, data, backends = fast_rig(rig_factory, monkeypatch, 2)
+    name = backends[1]
+    key = rig.manifest("obj")["stripes"][0][2][1][1]
+    raw = bytearray(rig.inner[name].read(key))
+    if damage == "flipped byte":
+        raw[5] ^= 0x01
+        rig.inner[name].write(key, bytes(raw))
+    elif damage == "one byte short":
+        rig.inner[name].write(key, bytes(raw[:-1]))
+    else:
+        rig.backends[name].fail = {"open_reader": ServiceInternalError}
+    asked = _asked(monkeypatch)
+    buffer = bytearray(len(data))
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(buffer) == len(data)
+    assert bytes(buffer) == data
+    # Asked once: the general path rebuilt fragment 1 from parity instead of asking again.
+    assert asked[name] == 1
+    if damage == "backend failing":
+        assert rig.store.health()[name].last_error is not None
+        return
+    reports = rig.store.heal()  # the fast attempt recorded the damage it met
+    assert [(r.path, r.rebuilt) for r in reports] == [("obj", 1)]
+    with rig.store.open_reader("obj") as reader:
+        assert reader.read() == data
+
+
+def test_a_late_fragment_is_waited_for_once(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig, data, backends = fast_rig(rig_factory, monkeypatch, 2, hedge_after=1.0)
+    # Two lanes: this thread reads fragments 0 and 2, the pool task 1 and 3.
+    late = backends[1]
+    rig.backends[late].latency = {"open_reader": 10.0}
+    behind = backends[3]
+    asked = _asked(monkeypatch)
+    buffer = bytearray(len(data))
+    began = time.monotonic()
+    with rig.store.open_reader("obj") as reader:
+        assert reader.readinto(buffer) == len(data)
+    took = time.monotonic() - began
+    assert bytes(buffer) == data
+    # Fragment 1 given up after hedge_after (1 s), then rebuilt from parity: not asked
+    # again, nor waited for a second time (that would be 2 s and more).
+    assert asked[late] == 1
+    assert 0.9 < took < 1.8
+    # Fragment 3, given up unasked behind it, is read by the general path as usual.
+    assert asked[behind] == 1
+    core = rig.store._core
+    assert late not in core.fast | core.quick
+
+
+def test_a_damaged_object_reads_the_same_through_both_paths(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = fast_rig(rig_factory, monkeypatch, 2)[0]
+    data = os.urandom(4 * 4 * rig.store._core.chunk_size + 100)
+    rig.store.write("big", data)
+    for stripe in rig.manifest("big")["stripes"][:2]:  # a data fragment gone in two stripes
+        name, key = stripe[2][0][:2]
+        rig.inner[name].delete(key)
+    for size in (len(data), 4 * rig.store._core.chunk_size, 2 * rig.store._core.chunk_size):
+        got = bytearray()
+        with rig.store.open_reader("big") as reader:
+            buffer = bytearray(size)
+            while n := reader.readinto(buffer):
+                got += buffer[:n]
+        assert bytes(got) == data, size
