@@ -133,9 +133,9 @@ class FsStorage(FsGenerated):
 
     def _open_reader(self, path: str, *, offset: int | None, size: int | None) -> BinaryIO:
         fd = self._open_read_fd("open_reader", path)
+        if offset is None and size is None:
+            return _whole_reader(fd, path)
         try:
-            if offset is None and size is None:
-                return _whole_reader(fd, path)
             info = os.fstat(fd)
             if stat_module.S_ISDIR(info.st_mode):
                 raise ObjectModeInvalidError("open_reader", "fs", path, "is a directory")
@@ -522,15 +522,21 @@ def _read_chunks(fd: int) -> Iterator[bytes]:
 
 
 def _whole_reader(fd: int, path: str) -> BinaryIO:
-    """Return a buffered reader over all of ``fd`` (which it then owns).
+    """Return a buffered reader over all of ``fd``, which it takes (closed on failure).
 
-    The buffer size is given, so ``open`` asks no ``isatty``; ``FileIO`` refuses a
-    directory from its own ``fstat``. Each system call here lets go of the GIL, and a
-    thread that wants it back waits for whichever other thread took it meanwhile:
-    Striped's parallel fragment reads open one reader per fragment (``benchmarks/README.md``,
-    "Session 12" under Striped).
+    ``FileIO`` refuses a directory from its own ``fstat`` and owns ``fd`` only once
+    built, so ``fd`` is closed exactly once whatever fails; the buffer size is given
+    (``open`` would ask ``isatty``). Each system call lets go of the GIL, and a thread
+    that wants it back waits for whichever took it meanwhile: Striped's parallel
+    fragment reads open one reader per fragment (``benchmarks/README.md``, "Session
+    12" under Striped).
     """
     try:
-        return open(fd, "rb", buffering=io.DEFAULT_BUFFER_SIZE)
+        raw = io.FileIO(fd, "r")
     except IsADirectoryError:
+        os.close(fd)
         raise ObjectModeInvalidError("open_reader", "fs", path, "is a directory") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return io.BufferedReader(raw, io.DEFAULT_BUFFER_SIZE)  # if this fails, raw closes fd

@@ -34,7 +34,7 @@ def rebuild_in_halves(
     degraded read over fs backends ran 6-12% faster (two runs of 25 interleaved
     rounds, ``benchmarks/README.md``, "Session 11"). The helper writes into the
     caller's buffer under a lease taken back before this returns, whatever happens
-    meanwhile (as ``_run_all``'s reads do); a half the helper has not started once
+    meanwhile (as ``run_all``'s reads do); a half the helper has not started once
     the first is done (it codes another reader's) is coded here instead, so no reader
     waits behind another's. Only codecs that code off the GIL are split.
     """

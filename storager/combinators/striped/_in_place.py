@@ -40,11 +40,11 @@ from storager.combinators.striped._halves import rebuild_in_halves
 from storager.combinators.striped._manifest import Fragment, Manifest, Stripe, codec_of
 from storager.combinators.striped._spare import Scratch, Spare
 
-__all__ = ["read_in_place"]
+__all__ = ["Direct", "StripeRead", "read_in_place", "run_all"]
 
 
 @dataclass(slots=True)
-class _StripeRead:
+class StripeRead:
     """One stripe's part of a request: which data fragments land where."""
 
     stripe: Stripe
@@ -75,7 +75,7 @@ def read_in_place(
     spare: Spare | None = None,
     scratch: Scratch | None = None,
     end: int | None = None,
-    avoid: Container[str] = (),
+    avoid: Container[Fragment] = (),
 ) -> list[tuple[int, int]]:
     """Fill what can be filled of ``view`` (object bytes from ``start``) from fragments.
 
@@ -86,27 +86,27 @@ def read_in_place(
     spare (``_spare``), which holds them, checked, for the next request. With a
     ``scratch``, the parity fragments a whole stripe will need to rebuild data
     fragments known missing are read into it beside the data ones (its buffers are
-    free again once this returns). Backends in ``avoid`` (found failing or late by this
-    request already, ``_whole``) are treated as down. Returns the object spans ``(lo,
-    hi)`` now in ``view``, sorted; every byte of them checked.
+    free again once this returns). Fragments in ``avoid`` (found failing or late by this
+    request already, ``_whole``) are treated as if on a backend down. Returns the
+    object spans ``(lo, hi)`` now in ``view``, sorted; every byte of them checked.
     """
     codec = codec_of(manifest.codec)
     limit = start + len(view) if end is None else end
-    up = _up(core, avoid)
-    plan = _plan(core, codec, manifest, view, start, indexes, skip, spare, limit, up)
-    reads: list[_Direct] = []
+    usable = _usable(core, avoid)
+    plan = _plan(core, codec, manifest, view, start, indexes, skip, spare, limit, usable)
+    reads: list[Direct] = []
     for s in plan:
         for i, v in s.views.items():
             fragment = s.stripe.fragments[i]
-            if fragment is not None and up(fragment.backend):
-                reads.append(_Direct(fragment, v, s, i))
+            if fragment is not None and usable(fragment):
+                reads.append(Direct(fragment, v, s, i))
         if scratch is not None:
-            reads += _parity_reads(codec, s, scratch, up)
+            reads += _parity_reads(codec, s, scratch, usable)
     if not reads:
         return []
     try:
-        _run_all(core, reads)
-        _rebuild_all(core, codec, plan, up)
+        run_all(core, reads)
+        _rebuild_all(core, codec, plan, usable)
     finally:
         if scratch is not None:
             scratch.reclaim()  # every lease is back: nothing of ours uses it any more
@@ -125,11 +125,12 @@ def read_in_place(
     return served
 
 
-def _up(core: Core, avoid: Container[str]) -> Callable[[str], bool]:
-    """Return whether a backend is to be read: up, and not one this request avoids."""
+def _usable(core: Core, avoid: Container[Fragment]) -> Callable[[Fragment], bool]:
+    """Return whether a fragment is to be read: on a backend up, and not one avoided."""
+    is_up = core.health.is_up
     if not avoid:
-        return core.health.is_up
-    return lambda backend: backend not in avoid and core.health.is_up(backend)
+        return lambda fragment: is_up(fragment.backend)
+    return lambda fragment: fragment not in avoid and is_up(fragment.backend)
 
 
 def _plan(
@@ -142,13 +143,13 @@ def _plan(
     skip: Container[int],
     spare: Spare | None,
     limit: int,
-    up: Callable[[str], bool],
-) -> list[_StripeRead]:
+    usable: Callable[[Fragment], bool],
+) -> list[StripeRead]:
     end = start + len(view)
-    plan: list[_StripeRead] = []
+    plan: list[StripeRead] = []
     #: The stripe the request ends inside, short of ``limit``, if its data fragments
     #: cannot all be read (the spare takes the rest of it).
-    partial: tuple[int, _StripeRead] | None = None
+    partial: tuple[int, StripeRead] | None = None
     for index in indexes:
         stripe = manifest.stripes[index]
         if stripe.offset + stripe.length <= start or stripe.offset >= end or index in skip:
@@ -156,7 +157,7 @@ def _plan(
         block = codec.block(stripe.length)
         if not block:
             continue
-        read = _StripeRead(stripe, block)
+        read = StripeRead(stripe, block)
         unpadded = True
         for i in range(codec.data):
             lo = stripe.offset + i * block
@@ -171,7 +172,7 @@ def _plan(
                 read.views[i] = view[lo - start : lo - start + holds]
         read.whole = unpadded and len(read.views) == codec.data
         goes_on = end < min(stripe.offset + stripe.length, limit)
-        if spare is not None and unpadded and goes_on and _short(codec, stripe, up):
+        if spare is not None and unpadded and goes_on and _short(codec, stripe, usable):
             partial = (index, read)  # the last stripe of the request
         elif read.views:
             plan.append(read)
@@ -184,8 +185,8 @@ def _plan(
 
 
 def _parity_reads(
-    codec: Codec, s: _StripeRead, scratch: Scratch, up: Callable[[str], bool]
-) -> list[_Direct]:
+    codec: Codec, s: StripeRead, scratch: Scratch, usable: Callable[[Fragment], bool]
+) -> list[Direct]:
     """Read, with the data fragments, the parity ones a whole stripe will need.
 
     As many as the stripe has data fragments never written or on backends known
@@ -195,24 +196,24 @@ def _parity_reads(
     if not s.whole:
         return []
     fragments = s.stripe.fragments
-    short = sum(1 for i in s.views if (f := fragments[i]) is None or not up(f.backend))
-    reads: list[_Direct] = []
+    short = sum(1 for i in s.views if (f := fragments[i]) is None or not usable(f))
+    reads: list[Direct] = []
     for i in range(codec.data, len(fragments)):
         fragment = fragments[i]
         if len(reads) == short:
             break
-        if fragment is not None and up(fragment.backend):
+        if fragment is not None and usable(fragment):
             s.parity[i] = scratch.take(fragment.length)
-            reads.append(_Direct(fragment, s.parity[i], s, i))
+            reads.append(Direct(fragment, s.parity[i], s, i))
     return reads
 
 
-def _short(codec: Codec, stripe: Stripe, up: Callable[[str], bool]) -> bool:
-    """Whether some data fragment of ``stripe`` was never written or is on a down backend."""
-    return any(f is None or not up(f.backend) for f in stripe.fragments[: codec.data])
+def _short(codec: Codec, stripe: Stripe, usable: Callable[[Fragment], bool]) -> bool:
+    """Whether some data fragment of ``stripe`` was never written or is not usable."""
+    return any(f is None or not usable(f) for f in stripe.fragments[: codec.data])
 
 
-def _to_spare(codec: Codec, read: _StripeRead, buffer: memoryview) -> None:
+def _to_spare(codec: Codec, read: StripeRead, buffer: memoryview) -> None:
     """Send every data fragment ``read`` does not cover to the spare: the stripe is whole."""
     stripe = read.stripe
     for i in range(codec.data):
@@ -224,12 +225,12 @@ def _to_spare(codec: Codec, read: _StripeRead, buffer: memoryview) -> None:
     read.whole = True
 
 
-class _Direct:
+class Direct:
     """One read into the caller's buffer, with its own lease and its own deadline."""
 
     __slots__ = ("chain", "fragment", "given_up", "index", "lease", "read", "started", "view")
 
-    def __init__(self, fragment: Fragment, view: memoryview, read: _StripeRead, index: int):
+    def __init__(self, fragment: Fragment, view: memoryview, read: StripeRead, index: int):
         self.fragment = fragment
         self.view = view
         self.read = read
@@ -240,10 +241,10 @@ class _Direct:
         self.started: float | None = None
         self.given_up = False
         #: The pool task's reads, in order, where one task reads several (``_lanes``).
-        self.chain: list[_Direct] | None = None
+        self.chain: list[Direct] | None = None
 
 
-def _run_all(core: Core, reads: list[_Direct]) -> None:
+def run_all(core: Core, reads: list[Direct]) -> None:
     """Run every read into the caller's buffer, each within ``hedge_after`` of its start.
 
     The pool takes the reads; each lends the caller's buffer to its thread (``Lease``),
@@ -267,7 +268,7 @@ def _run_all(core: Core, reads: list[_Direct]) -> None:
     the pool, one task each.
     """
     own, chains = _lanes(core, reads)
-    futures: dict[Future[None], _Direct] = {}
+    futures: dict[Future[None], Direct] = {}
     try:
         for chain in chains:
             futures.update(_submit_chain(core, [reads[n] for n in chain]))
@@ -287,7 +288,7 @@ def _run_all(core: Core, reads: list[_Direct]) -> None:
             _settle(direct, future.result)
 
 
-def _lanes(core: Core, reads: list[_Direct]) -> tuple[list[int], list[list[int]]]:
+def _lanes(core: Core, reads: list[Direct]) -> tuple[list[int], list[list[int]]]:
     """Return the reads this thread does itself, and the pool's tasks (reads in turn).
 
     The reads from fast backends (more than one of them) are dealt round-robin over
@@ -309,7 +310,7 @@ def _lanes(core: Core, reads: list[_Direct]) -> tuple[list[int], list[list[int]]
     return ([] if own is None else [own]), [[n] for n in range(len(reads)) if n != own]
 
 
-def _submit_chain(core: Core, chain: list[_Direct]) -> dict[Future[None], _Direct]:
+def _submit_chain(core: Core, chain: list[Direct]) -> dict[Future[None], Direct]:
     """Run ``chain``'s reads one after another in one pool task; return a future for each.
 
     Each read's hedging clock starts when the task reaches it (``_pooled``); a read
@@ -319,7 +320,7 @@ def _submit_chain(core: Core, chain: list[_Direct]) -> dict[Future[None], _Direc
     """
     if len(chain) == 1:
         return {core.io(partial(_pooled, core, chain[0])): chain[0]}
-    pairs: list[tuple[_Direct, Future[None]]] = [(direct, Future()) for direct in chain]
+    pairs: list[tuple[Direct, Future[None]]] = [(direct, Future()) for direct in chain]
     for direct in chain:
         direct.chain = chain
 
@@ -345,7 +346,7 @@ def _submit_chain(core: Core, chain: list[_Direct]) -> dict[Future[None], _Direc
     return {future: direct for direct, future in pairs}
 
 
-def _run_into(core: Core, direct: _Direct, future: Future[None]) -> None:
+def _run_into(core: Core, direct: Direct, future: Future[None]) -> None:
     """Run one read of a lane as a pool task would, its outcome into ``future``."""
     if not future.set_running_or_notify_cancel():
         return
@@ -357,7 +358,7 @@ def _run_into(core: Core, direct: _Direct, future: Future[None]) -> None:
         future.set_result(None)
 
 
-def _wait_hedged(core: Core, futures: dict[Future[None], _Direct]) -> None:
+def _wait_hedged(core: Core, futures: dict[Future[None], Direct]) -> None:
     """Wait for the reads; give up each one that has run for ``hedge_after``."""
     hedge = core.hedge_after
     if hedge is None:
@@ -390,13 +391,13 @@ def _wait_hedged(core: Core, futures: dict[Future[None], _Direct]) -> None:
             core.fast.discard(backend)
 
 
-def _ran_for(direct: _Direct, now: float) -> float:
+def _ran_for(direct: Direct, now: float) -> float:
     """How long the read has run (0 while it is still queued)."""
     started = direct.started
     return 0.0 if started is None else now - started
 
 
-def _revoke_all(reads: list[_Direct]) -> None:
+def _revoke_all(reads: list[Direct]) -> None:
     """Take back every lease; an interrupt meanwhile is raised once all are back."""
     interrupted: BaseException | None = None
     for direct in reads:
@@ -408,8 +409,8 @@ def _revoke_all(reads: list[_Direct]) -> None:
         raise interrupted
 
 
-def _own_read(core: Core, reads: list[_Direct]) -> int | None:
-    """Return which read this thread may do itself (see ``_run_all``), if any."""
+def _own_read(core: Core, reads: list[Direct]) -> int | None:
+    """Return which read this thread may do itself (see ``run_all``), if any."""
     if core.hedge_after is None:
         return 0
     for n, direct in enumerate(reads):
@@ -418,7 +419,7 @@ def _own_read(core: Core, reads: list[_Direct]) -> int | None:
     return None
 
 
-def _pooled(core: Core, direct: _Direct) -> None:
+def _pooled(core: Core, direct: Direct) -> None:
     direct.started = time.perf_counter()
     _timed(core, direct, direct.lease.hold)
 
@@ -430,7 +431,7 @@ def _pooled(core: Core, direct: _Direct) -> None:
 FAST_RATE = 2e9
 
 
-def _timed(core: Core, direct: _Direct, hold: Hold | None) -> None:
+def _timed(core: Core, direct: Direct, hold: Hold | None) -> None:
     """Read one fragment in place; a backend is quick (or fast) only after a quick (or
     fast) success."""
     backend = direct.fragment.backend
@@ -455,7 +456,7 @@ def _timed(core: Core, direct: _Direct, hold: Hold | None) -> None:
         core.fast.discard(backend)
 
 
-def _settle(direct: _Direct, outcome: Callable[[], None]) -> None:
+def _settle(direct: Direct, outcome: Callable[[], None]) -> None:
     try:
         outcome()
     except Revoked:
@@ -470,7 +471,7 @@ def _settle(direct: _Direct, outcome: Callable[[], None]) -> None:
 class _Rebuild:
     """A stripe whose missing data fragments are rebuilt into the caller's buffer."""
 
-    read: _StripeRead
+    read: StripeRead
     missing: dict[int, memoryview]
     sources: dict[int, bytes | memoryview]
     #: Other fragments to ask, best first; and how many asked are still out.
@@ -479,7 +480,7 @@ class _Rebuild:
 
 
 def _rebuild_all(
-    core: Core, codec: Codec, plan: list[_StripeRead], up: Callable[[str], bool]
+    core: Core, codec: Codec, plan: list[StripeRead], usable: Callable[[Fragment], bool]
 ) -> None:
     """Rebuild into place what the reads left missing, every stripe at once.
 
@@ -505,7 +506,7 @@ def _rebuild_all(
             for i, f in enumerate(s.stripe.fragments)
             if i >= codec.data and f is not None and i not in s.parity
         ]
-        others.sort(key=lambda item: (not up(item[1].backend), item[0]))
+        others.sort(key=lambda item: (not usable(item[1]), item[0]))
         job = _Rebuild(s, missing, sources, others)
         if len(job.sources) + len(others) >= codec.data:
             jobs.append(job)

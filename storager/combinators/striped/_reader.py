@@ -234,15 +234,20 @@ class _Window:
         end = absolute + len(view)
         indexes = _span(self._offsets, absolute, end)
         spare = self._spare
-        avoid: frozenset[str] = frozenset()
-        if spare.holding is None:
-            whole, avoid = read_whole(
+        held = spare.holding
+        whole = None
+        if held is None or held not in indexes:
+            whole = read_whole(
                 self._core, self._path, self._manifest, view, absolute, indexes, self._cache
             )
-            if whole:
+            if whole is not None and whole.complete:
                 return len(view)
         served = spare.copy_into(view, absolute)
         held = spare.holding
+        skip = {*self._cache, *(() if held is None else (held,))}
+        if whole is not None:  # the stripes it served are done; the rest go the general way
+            served += whole.spans
+            skip.update(whole.stripes)
         served += read_in_place(
             self._core,
             self._path,
@@ -250,11 +255,11 @@ class _Window:
             view,
             absolute,
             indexes,
-            skip=self._cache if held is None else {*self._cache, held},
+            skip=skip,
             spare=spare,
             scratch=self._scratch,
             end=self._end,
-            avoid=avoid,
+            avoid=() if whole is None else whole.avoid,
         )
         if spare.holding not in (None, held):  # a stripe newly spared may hold some of it
             served += spare.copy_into(view, absolute)

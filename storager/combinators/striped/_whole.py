@@ -7,24 +7,40 @@ beside, rebuilds, the spans served) is bookkeeping that only delays handing the 
 to the pool and starting this thread's own: measured, planning such requests here
 made a healthy read over fs backends 1-10% faster in six of eight interleaved runs, at
 3-8% less CPU (``benchmarks/README.md``, "Session 12" under Striped). The reads
-themselves run as every read into the caller's buffer does (``_in_place._run_all``:
+themselves run as every read into the caller's buffer does (``_in_place.run_all``:
 lanes, leases, each hedged).
 
-A request of any other shape is left to the general path untouched. One whose reads
-did not all succeed is left to it too, with the backends that failed or were late
-named, so that it treats them as down (reading parity beside the data at once rather
-than waiting for them again); the damage found is reported here, where it was met.
+A request of any other shape is left to the general path untouched. A stripe whose
+reads did not all succeed is left to it too, with the fragments that failed or were
+late named, so that it does not ask for them again (it reads parity beside the data at
+once, as for a backend known down); the damage found is reported here, stripe by
+stripe, where it was met. The stripes whose reads all succeeded are served.
 """
 
 from __future__ import annotations
 
 from collections.abc import Container
+from dataclasses import dataclass
 
 from storager.combinators.striped._core import Core, Damage
-from storager.combinators.striped._in_place import _Direct, _run_all, _StripeRead
-from storager.combinators.striped._manifest import Manifest, codec_of
+from storager.combinators.striped._in_place import Direct, StripeRead, run_all
+from storager.combinators.striped._manifest import Fragment, Manifest, Stripe, codec_of
 
-__all__ = ["read_whole"]
+__all__ = ["Whole", "read_whole"]
+
+
+@dataclass(slots=True)
+class Whole:
+    """What :func:`read_whole` served, and what the general path is to leave alone."""
+
+    #: Whether every byte of the request was served.
+    complete: bool
+    #: The object spans ``(lo, hi)`` served, every byte checked.
+    spans: list[tuple[int, int]]
+    #: The stripes whose part of the request was served.
+    stripes: set[int]
+    #: Fragments whose read failed or was late: not to be asked for again.
+    avoid: frozenset[Fragment]
 
 
 def read_whole(
@@ -35,45 +51,59 @@ def read_whole(
     start: int,
     indexes: range,
     skip: Container[int],
-) -> tuple[bool, frozenset[str]]:
+) -> Whole | None:
     """Fill ``view`` (object bytes from ``start``) from whole data fragments, if it can.
 
     ``indexes``: the stripes the request overlaps; one in ``skip`` (the caller holds
     it already) leaves the request to the general path.
 
     Returns:
-        Whether all of ``view`` was filled, every fragment checked; and, when it was
-        not, the backends whose reads failed or were late (for ``read_in_place``'s
-        ``avoid``). Nothing filled counts: the general path fills ``view`` again.
+        None when the request is not of that shape (nothing was read); otherwise what
+        was served. Bytes of a stripe not served may hold anything: the caller fills
+        them again.
     """
-    reads = _whole_reads(core, manifest, view, start, indexes, skip)
-    if reads is None:
-        return False, frozenset()
-    _run_all(core, reads)
-    failed = [direct for direct in reads if direct.index not in direct.read.good]
-    if not failed:
-        return True, frozenset()
-    problems = {p for direct in failed for p in direct.read.problems}
-    if problems:
-        core.on_damage(Damage(path, manifest.generation, sorted(problems)))
-    # Not a read given up unstarted, queued behind a late one: its backend did nothing.
-    unstarted = {id(d) for d in failed if d.given_up and d.started is None}
-    return False, frozenset(d.fragment.backend for d in failed if id(d) not in unstarted)
+    plan = _plan(core, manifest, view, start, indexes, skip)
+    if plan is None:
+        return None
+    run_all(core, [direct for _, directs in plan for direct in directs])
+    whole = Whole(True, [], set(), frozenset())
+    avoid: set[Fragment] = set()
+    for index, directs in plan:
+        read = directs[0].read
+        if all(direct.index in read.good for direct in directs):
+            whole.stripes.add(index)
+            lo = read.stripe.offset
+            whole.spans += [
+                (lo + d.index * read.block, lo + d.index * read.block + len(d.view))
+                for d in directs
+            ]
+            continue
+        whole.complete = False
+        if read.problems:
+            core.on_damage(Damage(path, manifest.generation, list(read.problems)))
+        # Not a read given up unstarted, queued behind a late one: it asked for nothing.
+        avoid.update(
+            d.fragment
+            for d in directs
+            if d.index not in read.good and not (d.given_up and d.started is None)
+        )
+    whole.avoid = frozenset(avoid)
+    return whole
 
 
-def _whole_reads(
+def _plan(
     core: Core,
     manifest: Manifest,
     view: memoryview,
     start: int,
     indexes: range,
     skip: Container[int],
-) -> list[_Direct] | None:
-    """Return one read per data fragment ``view`` covers, if it covers only whole,
-    unpadded data fragments on fast backends that are up; None otherwise."""
+) -> list[tuple[int, list[Direct]]] | None:
+    """Return one read per data fragment ``view`` covers, stripe by stripe, if it covers
+    only whole, unpadded data fragments on fast backends that are up; None otherwise."""
     codec = codec_of(manifest.codec)
     end = start + len(view)
-    reads: list[_Direct] = []
+    plan: list[tuple[int, list[Direct]]] = []
     for index in indexes:
         stripe = manifest.stripes[index]
         block = codec.block(stripe.length)
@@ -83,7 +113,10 @@ def _whole_reads(
         hi = min(end, stripe.offset + stripe.length) - stripe.offset
         if lo % block or (hi % block and hi != stripe.length):
             return None  # a fragment only partly asked for
-        read = _StripeRead(stripe, block)
+        if (lo or hi < stripe.length) and _short(core, codec.data, stripe):
+            return None  # part of a degraded stripe: the general path keeps the rest aside
+        read = StripeRead(stripe, block)
+        directs: list[Direct] = []
         for i in range(lo // block, -(-hi // block)):
             fragment = stripe.fragments[i]
             holds = min(block, stripe.length - i * block)
@@ -96,5 +129,16 @@ def _whole_reads(
                 return None
             at = stripe.offset + i * block - start
             read.views[i] = view[at : at + holds]
-            reads.append(_Direct(fragment, read.views[i], read, i))
-    return reads or None
+            directs.append(Direct(fragment, read.views[i], read, i))
+        plan.append((index, directs))
+    return plan or None
+
+
+def _short(core: Core, data: int, stripe: Stripe) -> bool:
+    """Whether some data fragment of ``stripe`` was never written or is on a backend down.
+
+    A request covering part of such a stripe reads it whole in the general path, the
+    rest into the reader's spare for the next request (``_spare``), rather than read
+    the covered fragments now and all the others again then.
+    """
+    return any(f is None or not core.health.is_up(f.backend) for f in stripe.fragments[:data])

@@ -34,15 +34,19 @@ def _general_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def _asked(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
-    """Count the fragment reads into a buffer each backend is asked for, as they start."""
+    """Count the fragment reads each backend is asked for (into a buffer or not), as
+    they start."""
     asked: collections.Counter[str] = collections.Counter()
-    get_into = _core.Core.get_into
+    for method in ("get_into", "get"):
+        original = getattr(_core.Core, method)
 
-    def counting(self: _core.Core, name: str, *args: Any, **kwargs: Any) -> int:
-        asked[name] += 1
-        return get_into(self, name, *args, **kwargs)
+        def counting(
+            self: _core.Core, name: str, *args: Any, _original: Any = original, **kwargs: Any
+        ) -> Any:
+            asked[name] += 1
+            return _original(self, name, *args, **kwargs)
 
-    monkeypatch.setattr(_core.Core, "get_into", counting)
+        monkeypatch.setattr(_core.Core, method, counting)
     return asked
 
 
@@ -117,7 +121,7 @@ def test_a_late_fragment_is_waited_for_once(
     rig, data, backends = fast_rig(rig_factory, monkeypatch, 2, hedge_after=1.0)
     # Two lanes: this thread reads fragments 0 and 2, the pool task 1 and 3.
     late = backends[1]
-    rig.backends[late].latency = {"open_reader": 10.0}
+    rig.backends[late].latency = {"open_reader": 3.0, "read": 3.0}
     behind = backends[3]
     asked = _asked(monkeypatch)
     buffer = bytearray(len(data))
@@ -129,7 +133,7 @@ def test_a_late_fragment_is_waited_for_once(
     # Fragment 1 given up after hedge_after (1 s), then rebuilt from parity: not asked
     # again, nor waited for a second time (that would be 2 s and more).
     assert asked[late] == 1
-    assert 0.9 < took < 1.8
+    assert 0.9 < took < 1.9
     # Fragment 3, given up unasked behind it, is read by the general path as usual.
     assert asked[behind] == 1
     core = rig.store._core
@@ -152,3 +156,75 @@ def test_a_damaged_object_reads_the_same_through_both_paths(
             while n := reader.readinto(buffer):
                 got += buffer[:n]
         assert bytes(got) == data, size
+
+
+def test_a_bad_fragment_sends_only_its_own_stripe_the_general_way(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = fast_rig(rig_factory, monkeypatch, 2)[0]
+    chunk = rig.store._core.chunk_size
+    data = os.urandom(4 * 4 * chunk)  # four whole stripes
+    rig.store.write("four", data)
+    name, key = rig.manifest("four")["stripes"][2][2][1][:2]  # stripe 2, data fragment 1
+    raw = bytearray(rig.inner[name].read(key))
+    raw[0] ^= 0x01
+    rig.inner[name].write(key, bytes(raw))
+    asked = _asked(monkeypatch)
+    buffer = bytearray(len(data))
+    with rig.store.open_reader("four") as reader:
+        assert reader.readinto(buffer) == len(data)
+    assert bytes(buffer) == data
+    # 16 data fragments read once; then stripe 2 alone again: its three good data
+    # fragments and one parity fragment for the bad one (not the whole request again).
+    assert sum(asked.values()) == 16 + 4
+    assert [(r.path, r.rebuilt) for r in rig.store.heal()] == [("four", 1)]
+
+
+def test_whole_fragments_are_planned_cheaply_again_after_a_degraded_stripe(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 4 KiB chunks: the reader's buffer (8 KiB) is half a stripe, so each request below
+    # reaches the raw reader as it is.
+    rig = fast_rig(rig_factory, monkeypatch, 2, chunk_size=4096, failures_to_down=1, cooldown=60.0)[
+        0
+    ]
+    chunk = rig.store._core.chunk_size
+    data = os.urandom(3 * 4 * chunk)
+    rig.store.write("three", data)
+    down = rig.manifest("three")["stripes"][0][2][3][0]  # stripe 0's data fragment 3
+    rig.store.mark_down(down)
+    general = _general_calls(monkeypatch)
+    with rig.store.open_reader("three") as reader:
+        half = bytearray(2 * chunk)
+        assert reader.readinto(half) == len(half)  # stripe 0's first half: degraded
+        assert bytes(half) == data[: 2 * chunk]
+        assert len(general) == 1  # the general way, which keeps stripe 0's rest aside
+        rig.store._core.health.ok(down)  # the backend is back
+        rig.store._core.fast.add(down)
+        reader.seek(4 * chunk)  # stripes 1 and 2, while the spare still holds stripe 0
+        rest = bytearray(8 * chunk)
+        assert reader.readinto(rest) == len(rest)
+        assert bytes(rest) == data[4 * chunk :]
+        assert len(general) == 1  # planned cheaply, the spare notwithstanding
+
+
+def test_half_stripe_reads_of_a_degraded_stripe_read_each_fragment_once(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = fast_rig(rig_factory, monkeypatch, 2, chunk_size=4096, failures_to_down=1, cooldown=60.0)[
+        0
+    ]
+    chunk = rig.store._core.chunk_size
+    data = os.urandom(3 * 4 * chunk)
+    rig.store.write("three", data)
+    rig.store.mark_down(rig.manifest("three")["stripes"][0][2][3][0])  # data fragment 3
+    asked = _asked(monkeypatch)
+    got = bytearray()
+    half = bytearray(2 * chunk)  # the reader's buffer size: each call reaches it as is
+    with rig.store.open_reader("three") as reader:
+        while n := reader.readinto(half):
+            got += half[:n]
+    assert bytes(got) == data
+    # Four fragments per stripe: the first half of a degraded stripe reads it whole,
+    # keeping the rest aside, rather than read fragments 0 and 1 now and again later.
+    assert sum(asked.values()) == 3 * 4
