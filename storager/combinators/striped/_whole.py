@@ -5,8 +5,8 @@ A sequential reader's requests over backends that answer at memory speed
 those, the general plan (``_in_place.read_in_place``: the spare stripe, parity reads
 beside, rebuilds, the spans served) is bookkeeping that only delays handing the reads
 to the pool and starting this thread's own: measured, planning such requests here
-made a healthy read over fs backends 1-10% faster in six of eight interleaved runs, at
-3-8% less CPU (``benchmarks/README.md``, "Session 12" under Striped). The reads
+made a healthy read over fs backends 2-3% faster on average over fourteen interleaved
+runs, -5 to +12% each (``benchmarks/README.md``, "Session 12" under Striped). The reads
 themselves run as every read into the caller's buffer does (``_in_place.run_all``:
 lanes, leases, each hedged).
 
