@@ -539,4 +539,8 @@ def _whole_reader(fd: int, path: str) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
-    return io.BufferedReader(raw, io.DEFAULT_BUFFER_SIZE)  # if this fails, raw closes fd
+    try:
+        return io.BufferedReader(raw, io.DEFAULT_BUFFER_SIZE)
+    except BaseException:
+        raw.close()  # now, not whenever the traceback lets it go
+        raise

@@ -228,7 +228,17 @@ def _to_spare(codec: Codec, read: StripeRead, buffer: memoryview) -> None:
 class Direct:
     """One read into the caller's buffer, with its own lease and its own deadline."""
 
-    __slots__ = ("chain", "fragment", "given_up", "index", "lease", "read", "started", "view")
+    __slots__ = (
+        "chain",
+        "fragment",
+        "given_up",
+        "index",
+        "late",
+        "lease",
+        "read",
+        "started",
+        "view",
+    )
 
     def __init__(self, fragment: Fragment, view: memoryview, read: StripeRead, index: int):
         self.fragment = fragment
@@ -240,6 +250,8 @@ class Direct:
         #: ``time.perf_counter``: ``monotonic`` ticks every 15.6 ms on Windows).
         self.started: float | None = None
         self.given_up = False
+        #: Given up because it ran for ``hedge_after`` (not merely queued behind one).
+        self.late = False
         #: The pool task's reads, in order, where one task reads several (``_lanes``).
         self.chain: list[Direct] | None = None
 
@@ -385,6 +397,7 @@ def _wait_hedged(core: Core, futures: dict[Future[None], Direct]) -> None:
             if future in late or (queued and (direct.fragment.backend in slow or behind)):
                 direct.lease.revoke()  # waits out the piece in progress, then refuses
                 direct.given_up = True
+                direct.late = future in late
                 pending.discard(future)
         for backend in slow:  # no longer trusted to answer quickly (its read is left)
             core.quick.discard(backend)

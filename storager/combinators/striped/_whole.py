@@ -12,9 +12,10 @@ lanes, leases, each hedged).
 
 A request of any other shape is left to the general path untouched. A stripe whose
 reads did not all succeed is left to it too, with the fragments that failed or were
-late named, so that it does not ask for them again (it reads parity beside the data at
-once, as for a backend known down); the damage found is reported here, stripe by
-stripe, where it was met. The stripes whose reads all succeeded are served.
+late named (every fragment not served on a backend found late, the ones given up
+before they were asked included), so that it does not ask for them again (it reads
+parity beside the data at once, as for a backend known down); the damage found is
+reported here, where it was met. The stripes whose reads all succeeded are served.
 """
 
 from __future__ import annotations
@@ -67,7 +68,11 @@ def read_whole(
         return None
     run_all(core, [direct for _, directs in plan for direct in directs])
     whole = Whole(True, [], set(), frozenset())
+    # A backend with a late read is slow for all its reads here, the ones given up
+    # unasked behind it too; a read that failed is that fragment's fault alone.
+    slow = {d.fragment.backend for _, directs in plan for d in directs if d.late}
     avoid: set[Fragment] = set()
+    problems: list[str] = []
     for index, directs in plan:
         read = directs[0].read
         if all(direct.index in read.good for direct in directs):
@@ -79,14 +84,14 @@ def read_whole(
             ]
             continue
         whole.complete = False
-        if read.problems:
-            core.on_damage(Damage(path, manifest.generation, list(read.problems)))
-        # Not a read given up unstarted, queued behind a late one: it asked for nothing.
+        problems += read.problems
         avoid.update(
             d.fragment
             for d in directs
-            if d.index not in read.good and not (d.given_up and d.started is None)
+            if d.index not in read.good and (not d.given_up or d.fragment.backend in slow)
         )
+    if problems:
+        core.on_damage(Damage(path, manifest.generation, problems))
     whole.avoid = frozenset(avoid)
     return whole
 
