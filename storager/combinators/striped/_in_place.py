@@ -40,7 +40,7 @@ from storager.combinators.striped._halves import rebuild_in_halves
 from storager.combinators.striped._manifest import Fragment, Manifest, Stripe, codec_of
 from storager.combinators.striped._spare import Scratch, Spare
 
-__all__ = ["Direct", "StripeRead", "read_in_place", "run_all"]
+__all__ = ["Direct", "StripeRead", "read_in_place", "run_all", "short", "usable_fragments"]
 
 
 @dataclass(slots=True)
@@ -92,7 +92,7 @@ def read_in_place(
     """
     codec = codec_of(manifest.codec)
     limit = start + len(view) if end is None else end
-    usable = _usable(core, avoid)
+    usable = usable_fragments(core, avoid)
     plan = _plan(core, codec, manifest, view, start, indexes, skip, spare, limit, usable)
     reads: list[Direct] = []
     for s in plan:
@@ -125,7 +125,7 @@ def read_in_place(
     return served
 
 
-def _usable(core: Core, avoid: Container[Fragment]) -> Callable[[Fragment], bool]:
+def usable_fragments(core: Core, avoid: Container[Fragment]) -> Callable[[Fragment], bool]:
     """Return whether a fragment is to be read: on a backend up, and not one avoided."""
     is_up = core.health.is_up
     if not avoid:
@@ -172,7 +172,7 @@ def _plan(
                 read.views[i] = view[lo - start : lo - start + holds]
         read.whole = unpadded and len(read.views) == codec.data
         goes_on = end < min(stripe.offset + stripe.length, limit)
-        if spare is not None and unpadded and goes_on and _short(codec, stripe, usable):
+        if spare is not None and unpadded and goes_on and short(codec, stripe, usable):
             partial = (index, read)  # the last stripe of the request
         elif read.views:
             plan.append(read)
@@ -208,7 +208,7 @@ def _parity_reads(
     return reads
 
 
-def _short(codec: Codec, stripe: Stripe, usable: Callable[[Fragment], bool]) -> bool:
+def short(codec: Codec, stripe: Stripe, usable: Callable[[Fragment], bool]) -> bool:
     """Whether some data fragment of ``stripe`` was never written or is not usable."""
     return any(f is None or not usable(f) for f in stripe.fragments[: codec.data])
 

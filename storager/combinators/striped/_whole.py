@@ -24,8 +24,14 @@ from collections.abc import Container
 from dataclasses import dataclass
 
 from storager.combinators.striped._core import Core, Damage
-from storager.combinators.striped._in_place import Direct, StripeRead, run_all
-from storager.combinators.striped._manifest import Fragment, Manifest, Stripe, codec_of
+from storager.combinators.striped._in_place import (
+    Direct,
+    StripeRead,
+    run_all,
+    short,
+    usable_fragments,
+)
+from storager.combinators.striped._manifest import Fragment, Manifest, codec_of
 
 __all__ = ["Whole", "read_whole"]
 
@@ -107,6 +113,7 @@ def _plan(
     """Return one read per data fragment ``view`` covers, stripe by stripe, if it covers
     only whole, unpadded data fragments on fast backends that are up; None otherwise."""
     codec = codec_of(manifest.codec)
+    usable = usable_fragments(core, ())
     end = start + len(view)
     plan: list[tuple[int, list[Direct]]] = []
     for index in indexes:
@@ -118,8 +125,10 @@ def _plan(
         hi = min(end, stripe.offset + stripe.length) - stripe.offset
         if lo % block or (hi % block and hi != stripe.length):
             return None  # a fragment only partly asked for
-        if (lo or hi < stripe.length) and _short(core, codec.data, stripe):
-            return None  # part of a degraded stripe: the general path keeps the rest aside
+        if (lo or hi < stripe.length) and short(codec, stripe, usable):
+            # Part of a degraded stripe: the general path reads it whole, keeping the
+            # rest aside for the next request (``_spare``), not reading it twice.
+            return None
         read = StripeRead(stripe, block)
         directs: list[Direct] = []
         for i in range(lo // block, -(-hi // block)):
@@ -137,13 +146,3 @@ def _plan(
             directs.append(Direct(fragment, read.views[i], read, i))
         plan.append((index, directs))
     return plan or None
-
-
-def _short(core: Core, data: int, stripe: Stripe) -> bool:
-    """Whether some data fragment of ``stripe`` was never written or is on a backend down.
-
-    A request covering part of such a stripe reads it whole in the general path, the
-    rest into the reader's spare for the next request (``_spare``), rather than read
-    the covered fragments now and all the others again then.
-    """
-    return any(f is None or not core.health.is_up(f.backend) for f in stripe.fragments[:data])

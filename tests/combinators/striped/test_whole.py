@@ -203,19 +203,27 @@ def test_a_bad_fragment_sends_only_its_own_stripe_the_general_way(
     assert [(r.path, r.rebuilt) for r in rig.store.heal()] == [("four", 1)]
 
 
-def test_whole_fragments_are_planned_cheaply_again_after_a_degraded_stripe(
+def _three_stripes_one_down(
     rig_factory: Make, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # 4 KiB chunks: the reader's buffer (8 KiB) is half a stripe, so each request below
-    # reaches the raw reader as it is.
+) -> tuple[Rig, bytes, str]:
+    """Object "three": three stripes of 4 KiB chunks, the backend of stripe 0's data
+    fragment 3 marked down (returned). The reader's buffer (8 KiB) is half a stripe, so
+    each request of that size reaches the raw reader as it is."""
     rig = fast_rig(rig_factory, monkeypatch, 2, chunk_size=4096, failures_to_down=1, cooldown=60.0)[
         0
     ]
-    chunk = rig.store._core.chunk_size
-    data = os.urandom(3 * 4 * chunk)
+    data = os.urandom(3 * 4 * rig.store._core.chunk_size)
     rig.store.write("three", data)
-    down = rig.manifest("three")["stripes"][0][2][3][0]  # stripe 0's data fragment 3
+    down = rig.manifest("three")["stripes"][0][2][3][0]
     rig.store.mark_down(down)
+    return rig, data, down
+
+
+def test_whole_fragments_are_planned_cheaply_again_after_a_degraded_stripe(
+    rig_factory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig, data, down = _three_stripes_one_down(rig_factory, monkeypatch)
+    chunk = rig.store._core.chunk_size
     general = _general_calls(monkeypatch)
     with rig.store.open_reader("three") as reader:
         half = bytearray(2 * chunk)
@@ -234,13 +242,8 @@ def test_whole_fragments_are_planned_cheaply_again_after_a_degraded_stripe(
 def test_half_stripe_reads_of_a_degraded_stripe_read_each_fragment_once(
     rig_factory: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rig = fast_rig(rig_factory, monkeypatch, 2, chunk_size=4096, failures_to_down=1, cooldown=60.0)[
-        0
-    ]
+    rig, data, _ = _three_stripes_one_down(rig_factory, monkeypatch)
     chunk = rig.store._core.chunk_size
-    data = os.urandom(3 * 4 * chunk)
-    rig.store.write("three", data)
-    rig.store.mark_down(rig.manifest("three")["stripes"][0][2][3][0])  # data fragment 3
     asked = _asked(monkeypatch)
     got = bytearray()
     half = bytearray(2 * chunk)  # the reader's buffer size: each call reaches it as is
