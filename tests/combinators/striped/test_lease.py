@@ -1,0 +1,130 @@
+"""The caller's buffer lent to pool threads (``_fragments.Lease``): once ``revoke``
+returns, no thread of ours uses the buffer, whatever interrupts the caller."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+
+from storager.combinators.striped._fragments import Lease, Revoked
+
+#: Long enough for a revoke that does not wait to return first; short for a test.
+SETTLE = 0.2
+
+
+def _use_until(lease: Lease, release: threading.Event, log: list[str]) -> threading.Thread:
+    """Start a thread that holds ``lease`` until ``release`` is set, logging when it ends."""
+    entered = threading.Event()
+
+    def use() -> None:
+        with lease.hold():
+            entered.set()
+            release.wait(30)
+            log.append("use ended")
+
+    thread = threading.Thread(target=use, daemon=True)
+    thread.start()
+    assert entered.wait(30)
+    return thread
+
+
+def _revoke_later(lease: Lease, log: list[str]) -> threading.Thread:
+    def revoke() -> None:
+        lease.revoke()
+        log.append("revoked")
+
+    thread = threading.Thread(target=revoke, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_revoke_waits_out_a_use_in_progress_then_refuses_more() -> None:
+    lease, release, log = Lease(), threading.Event(), []
+    user = _use_until(lease, release, log)
+    revoker = _revoke_later(lease, log)
+    time.sleep(SETTLE)
+    assert log == []  # still waiting for the use in progress
+    with pytest.raises(Revoked), lease.hold():  # a new use is refused meanwhile
+        pass
+    release.set()
+    revoker.join(30)
+    user.join(30)
+    assert log == ["use ended", "revoked"]
+    with pytest.raises(Revoked), lease.hold():
+        pass
+
+
+def test_revoke_waits_for_every_thread_using_the_buffer() -> None:
+    lease, log = Lease(), []
+    releases = [threading.Event(), threading.Event()]
+    users = [_use_until(lease, release, log) for release in releases]
+    revoker = _revoke_later(lease, log)
+    releases[0].set()
+    users[0].join(30)
+    time.sleep(SETTLE)
+    assert log == ["use ended"]  # one use still in progress
+    releases[1].set()
+    revoker.join(30)
+    assert log == ["use ended", "use ended", "revoked"]
+    assert not users[1].is_alive()
+
+
+def test_uses_one_after_another_and_a_revoke_with_none_in_progress() -> None:
+    lease = Lease()
+    for _ in range(3):  # the same lease, held again and again
+        with lease.hold():
+            pass
+    lease.revoke()  # nothing in progress: returns at once
+    lease.revoke()  # and again
+    with pytest.raises(Revoked), lease.hold():
+        pass
+
+
+def test_an_interrupt_while_revoking_is_raised_once_no_thread_uses_the_buffer() -> None:
+    lease, release, log = Lease(), threading.Event(), []
+    user = _use_until(lease, release, log)
+    main = threading.get_ident()
+    revoking = threading.Event()
+    returned = threading.Event()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if not revoking.is_set():  # too late: revoke returned before the signal came
+            log.append("signal after revoke")
+            return
+        raise KeyboardInterrupt
+
+    def interrupt_then_release() -> None:
+        time.sleep(SETTLE)  # the main thread is waiting in revoke by now
+        signal.pthread_kill(main, signal.SIGINT)
+        time.sleep(SETTLE)
+        log.append("releasing")
+        release.set()
+        if not returned.wait(10):  # a watchdog: a revoke that never returns fails here
+            log.append("revoke stuck")
+            if lease._drained is not None:
+                lease._drained.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    helper = threading.Thread(target=interrupt_then_release, daemon=True)
+    at_raise: list[str] | None = None
+    try:
+        helper.start()
+        revoking.set()
+        try:
+            lease.revoke()
+        except KeyboardInterrupt:
+            at_raise = list(log)
+    finally:
+        revoking.clear()
+        returned.set()
+        helper.join(30)  # its signal is handled here, whatever happened
+        signal.signal(signal.SIGINT, previous)
+    # Raised, and only after the use ended, not when the signal came.
+    assert at_raise == ["releasing", "use ended"]
+    assert "revoke stuck" not in log
+    user.join(30)
+    with pytest.raises(Revoked), lease.hold():
+        pass
