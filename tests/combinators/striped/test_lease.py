@@ -42,7 +42,7 @@ def _revoke_later(lease: Lease, log: list[str]) -> threading.Thread:
 
 
 def test_revoke_waits_out_a_use_in_progress_then_refuses_more() -> None:
-    lease, release, log = Lease(), threading.Event(), []
+    lease, release, log = Lease(), threading.Event(), list[str]()
     user = _use_until(lease, release, log)
     revoker = _revoke_later(lease, log)
     time.sleep(SETTLE)
@@ -58,7 +58,7 @@ def test_revoke_waits_out_a_use_in_progress_then_refuses_more() -> None:
 
 
 def test_revoke_waits_for_every_thread_using_the_buffer() -> None:
-    lease, log = Lease(), []
+    lease, log = Lease(), list[str]()
     releases = [threading.Event(), threading.Event()]
     users = [_use_until(lease, release, log) for release in releases]
     revoker = _revoke_later(lease, log)
@@ -72,19 +72,33 @@ def test_revoke_waits_for_every_thread_using_the_buffer() -> None:
     assert not users[1].is_alive()
 
 
+def _revoked_in_time(lease: Lease) -> bool:
+    """Revoke ``lease`` on a thread of its own; return whether that returned (bounded)."""
+    log: list[str] = []
+    _revoke_later(lease, log).join(30)
+    return log == ["revoked"]
+
+
 def test_uses_one_after_another_and_a_revoke_with_none_in_progress() -> None:
     lease = Lease()
     for _ in range(3):  # the same lease, held again and again
         with lease.hold():
             pass
-    lease.revoke()  # nothing in progress: returns at once
-    lease.revoke()  # and again
+    assert _revoked_in_time(lease)  # nothing in progress: returns at once
+    assert _revoked_in_time(lease)  # and again
     with pytest.raises(Revoked), lease.hold():
         pass
 
 
+def test_a_use_that_raises_still_ends() -> None:
+    lease = Lease()
+    with pytest.raises(ValueError), lease.hold():
+        raise ValueError("the read failed")
+    assert _revoked_in_time(lease)
+
+
 def test_an_interrupt_while_revoking_is_raised_once_no_thread_uses_the_buffer() -> None:
-    lease, release, log = Lease(), threading.Event(), []
+    lease, release, log = Lease(), threading.Event(), list[str]()
     user = _use_until(lease, release, log)
     main = threading.get_ident()
     revoking = threading.Event()
@@ -97,7 +111,14 @@ def test_an_interrupt_while_revoking_is_raised_once_no_thread_uses_the_buffer() 
         raise KeyboardInterrupt
 
     def interrupt_then_release() -> None:
-        time.sleep(SETTLE)  # the main thread is waiting in revoke by now
+        # Signal only once revoke waits for the use (it made its event to wait on).
+        deadline = time.monotonic() + 30
+        while lease._drained is None and time.monotonic() < deadline:
+            if returned.wait(0.001):
+                return  # revoke returned without waiting: nothing to interrupt
+        time.sleep(SETTLE)
+        if returned.is_set():
+            return
         signal.pthread_kill(main, signal.SIGINT)
         time.sleep(SETTLE)
         log.append("releasing")
@@ -111,12 +132,14 @@ def test_an_interrupt_while_revoking_is_raised_once_no_thread_uses_the_buffer() 
     helper = threading.Thread(target=interrupt_then_release, daemon=True)
     at_raise: list[str] | None = None
     try:
-        helper.start()
         revoking.set()
+        helper.start()
         try:
             lease.revoke()
         except KeyboardInterrupt:
             at_raise = list(log)
+    except KeyboardInterrupt:  # anywhere else in this block: a failure, not an abort
+        at_raise = ["interrupted outside revoke"]
     finally:
         revoking.clear()
         returned.set()
