@@ -115,6 +115,15 @@ def test_a_bad_fragment_met_whole_is_reported_and_not_asked_for_again(
         assert reader.read() == data
 
 
+def _timed_readinto(rig: Rig, path: str, size: int) -> tuple[bytes, float]:
+    """Read ``path`` whole with one ``readinto``; return its bytes and the seconds taken."""
+    buffer = bytearray(size)
+    began = time.monotonic()
+    with rig.store.open_reader(path) as reader:
+        assert reader.readinto(buffer) == size
+    return bytes(buffer), time.monotonic() - began
+
+
 def test_a_late_fragment_is_waited_for_once(
     rig_factory: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -124,12 +133,8 @@ def test_a_late_fragment_is_waited_for_once(
     rig.backends[late].latency = {"open_reader": 3.0, "read": 3.0}
     behind = backends[3]
     asked = _asked(monkeypatch)
-    buffer = bytearray(len(data))
-    began = time.monotonic()
-    with rig.store.open_reader("obj") as reader:
-        assert reader.readinto(buffer) == len(data)
-    took = time.monotonic() - began
-    assert bytes(buffer) == data
+    got, took = _timed_readinto(rig, "obj", len(data))
+    assert got == data
     # Fragment 1 given up after hedge_after (1 s), then rebuilt from parity: not asked
     # again, nor waited for a second time (that would be 2 s and more).
     assert asked[late] == 1
@@ -152,12 +157,8 @@ def test_a_late_backend_across_stripes_is_waited_for_once(
     # Not quick: this thread reads nothing itself (a read of its own cannot be given
     # up), so every read of the late backend is in a pool lane, hedged.
     rig.store._core.quick.discard(late)
-    buffer = bytearray(len(data))
-    began = time.monotonic()
-    with rig.store.open_reader("three") as reader:
-        assert reader.readinto(buffer) == len(data)
-    took = time.monotonic() - began
-    assert bytes(buffer) == data
+    got, took = _timed_readinto(rig, "three", len(data))
+    assert got == data
     # Its first read given up after hedge_after (1 s), its others given up unasked:
     # the general path asks it for none of them, so nothing waits a second second.
     assert 0.9 < took < 1.9
