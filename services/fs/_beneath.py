@@ -15,6 +15,10 @@ may not climb past the root). A link that leads outside raises :class:`OutsideRo
 before anything is opened there. At most :data:`MAX_LINKS` links are followed per path
 (``ELOOP`` after that, as the kernel does).
 
+An open's common case (no link on the way) is one ``openat2`` with ``RESOLVE_BENEATH |
+RESOLVE_NO_SYMLINKS`` where the kernel has it (:mod:`._openat2`); any error there,
+a link included, falls back to the walk, which alone decides what an open returns.
+
 What remains outside this module's power: a directory that someone *moves* out of the
 root while an operation holds a descriptor on it is still written through by that one
 operation (the kernel keeps the descriptor valid), as with ``os.Root``.
@@ -27,6 +31,8 @@ import errno
 import os
 import stat as stat_module
 import weakref
+
+from storager.services.fs._openat2 import open_beneath
 
 __all__ = ["MAX_LINKS", "Beneath", "OutsideRootError"]
 
@@ -108,6 +114,10 @@ class Beneath:
         parent, _, name = path.strip("/").rpartition("/")
         flags |= os.O_NOFOLLOW | _CLOEXEC
         root = self.fd
+        if parent:  # a walk of one openat or more: one openat2 instead, where it can
+            fd = open_beneath(root, path.strip("/"), flags, mode)
+            if fd is not None:
+                return fd
         dir_fd = self._walk(parent.split("/"), create)[0] if parent else root
         try:
             return os.open(name, flags, mode, dir_fd=dir_fd)

@@ -1,6 +1,8 @@
 """fs: no path leaves the root, even while directories are swapped for symbolic links.
 
-Every path is resolved beneath a descriptor held on the root (services/fs/_beneath.py).
+Every path is resolved beneath a descriptor held on the root (services/fs/_beneath.py),
+by one ``openat2`` where the kernel has it and the path is plain, by the walk otherwise:
+each test runs with both.
 These tests swap directories for outward links before and during operations and check
 that nothing outside the root was created, read, listed or removed.
 """
@@ -19,9 +21,19 @@ from pathlib import Path
 import pytest
 
 from storager import ObjectMode, PathInvalidError, StorageError
-from storager.services.fs import FsStorage
+from storager.services.fs import FsStorage, _openat2
 
 CANARY = b"CANARY outside the root"
+
+
+@pytest.fixture(autouse=True, params=["openat2", "walk"])
+def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each attack twice: opens by one ``openat2`` where the kernel has it, and by the walk."""
+    if request.param == "walk":
+        monkeypatch.setattr(_openat2, "_openat2", None)
+    elif _openat2._openat2 is None:
+        pytest.skip("this kernel (or its seccomp filter) has no openat2: the walk is tested")
+    return str(request.param)
 
 
 @pytest.fixture
