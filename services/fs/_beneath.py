@@ -15,9 +15,11 @@ may not climb past the root). A link that leads outside raises :class:`OutsideRo
 before anything is opened there. At most :data:`MAX_LINKS` links are followed per path
 (``ELOOP`` after that, as the kernel does).
 
-An open's common case (no link on the way) is one ``openat2`` with ``RESOLVE_BENEATH |
-RESOLVE_NO_SYMLINKS`` where the kernel has it (:mod:`._openat2`); any error there,
-a link included, falls back to the walk, which alone decides what an open returns.
+An open's common case (a directory on the way, no link) is one ``openat2`` with
+``RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`` where the kernel has it (:mod:`._openat2`);
+any error there, a link included, falls back to the walk, which decides every error an
+open returns. The one outcome that differs: ``openat2`` passes a directory one may
+search but not read, which the walk (opening each directory for reading) refuses.
 
 What remains outside this module's power: a directory that someone *moves* out of the
 root while an operation holds a descriptor on it is still written through by that one

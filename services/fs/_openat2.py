@@ -8,13 +8,17 @@ with ``RESOLVE_BENEATH`` it refuses (``EXDEV``) anything that would leave the
 directory, ``..`` and absolute links included, even while directories are renamed
 (``EAGAIN``). ``RESOLVE_NO_SYMLINKS`` makes every symbolic link on the way an error
 (``ELOOP``), so whatever the kernel opens is exactly what the walk would have opened
-without meeting a link. (One difference: the walk opens each directory for reading,
-so it refuses a directory one may search but not read; ``openat2`` only searches it.)
+without meeting a link. One difference in outcome, by design: the walk opens each
+directory for reading, so it refuses a directory one may search but not read, where
+``openat2`` (like any path lookup) only needs to search it. So where the kernel has
+``openat2``, opening ``d/file`` in such a directory succeeds while ``stat``, listing,
+and paths through a link into it are still refused (they take the walk).
 
 This module decides nothing: any error at all returns ``None`` and the caller walks as
 before, so the walk alone says which error an open gets and how inward links are
 followed. It answers ``None`` for good once the kernel (or a seccomp filter) says
-``ENOSYS``, and always where ``ctypes`` or ``syscall`` is missing (not Linux).
+``ENOSYS`` or ``EPERM``, and always where ``ctypes`` or ``syscall`` is missing (not
+Linux) or the machine numbers the call otherwise.
 Used for paths with a directory in them (a top-level name is already one ``openat``).
 Measured here (``benchmarks/README.md``, "Session 14" under Striped): a 4 KiB
 ``read`` three directories deep 10.0 us against 15.3 by the walk, one deep 9.6 against
@@ -25,14 +29,21 @@ from __future__ import annotations
 
 import errno
 import os
+import platform
 import sys
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["open_beneath"]
 
-#: ``openat2``'s number: the same in the generic table and on x86-64 (Linux 5.6).
+#: ``openat2``'s number (Linux 5.6) on the machines listed: the generic table, x86 and
+#: the other tables that took the shared numbering. Alpha, ia64 and MIPS number it
+#: otherwise: there the walk alone serves.
 _SYS_OPENAT2 = 437
+_MACHINES = frozenset(
+    {"x86_64", "i386", "i686", "aarch64", "arm64", "armv7l", "armv8l", "riscv64"}
+    | {"ppc64", "ppc64le", "s390x", "loongarch64"}
+)
 _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_NO_SYMLINKS = 0x04
 _RESOLVE_BENEATH = 0x08
@@ -43,7 +54,7 @@ _TMPFILE = getattr(os, "O_TMPFILE", 0)
 
 def _load() -> Callable[[int, bytes, int, int], int] | None:
     """Return a caller of ``openat2`` giving a descriptor or ``-errno``; None if none."""
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or platform.machine() not in _MACHINES:
         return None
     try:
         import ctypes
@@ -94,6 +105,9 @@ def open_beneath(dir_fd: int, path: str, flags: int, mode: int) -> int | None:
     fd = call(dir_fd, encoded, flags, mode if flags & os.O_CREAT else 0)
     if fd >= 0:
         return fd
-    if -fd == errno.ENOSYS:
+    if -fd in (errno.ENOSYS, errno.EPERM):
+        # No such call, or a seccomp filter refusing it: asking again would only cost.
+        # (A legitimate EPERM, a write to an immutable file, turns it off too: the walk
+        # serves every open as it did before this module.)
         _openat2 = None
     return None

@@ -22,6 +22,7 @@ import pytest
 
 from storager import ObjectMode, PathInvalidError, StorageError
 from storager.services.fs import FsStorage, _openat2
+from tests.services._kernel import KERNEL_OPENAT2
 
 CANARY = b"CANARY outside the root"
 
@@ -31,8 +32,10 @@ def resolver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     """Each attack twice: opens by one ``openat2`` where the kernel has it, and by the walk."""
     if request.param == "walk":
         monkeypatch.setattr(_openat2, "_openat2", None)
-    elif _openat2._openat2 is None:
+    elif KERNEL_OPENAT2 is None:
         pytest.skip("this kernel (or its seccomp filter) has no openat2: the walk is tested")
+    else:  # on, even if an earlier test switched the module's own off
+        monkeypatch.setattr(_openat2, "_openat2", KERNEL_OPENAT2)
     return str(request.param)
 
 

@@ -18,11 +18,18 @@ import pytest
 
 from storager import NotFoundError, PathInvalidError
 from storager.services.fs import FsStorage, _openat2
+from tests.services._kernel import KERNEL_OPENAT2
 
 needs_openat2 = pytest.mark.skipif(
-    _openat2._openat2 is None,
+    KERNEL_OPENAT2 is None,
     reason="this kernel (or its seccomp filter) has no openat2: only the walk can be tested",
 )
+
+
+@pytest.fixture(autouse=True)
+def fresh_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts with the module's call on where the kernel has it."""
+    monkeypatch.setattr(_openat2, "_openat2", KERNEL_OPENAT2)
 
 
 @pytest.fixture
@@ -87,35 +94,54 @@ def test_anything_but_a_plain_path_inside_is_left_to_the_walk(
         os.close(dir_fd)
 
 
+@needs_openat2
+def test_the_kernel_call_refuses_an_absolute_path_and_reports_its_errno(
+    tree: tuple[Path, Path],
+) -> None:
+    root, _ = tree
+    call = _openat2._openat2
+    assert call is not None
+    dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        # Beneath the directory, an absolute path is a way out: the kernel says EXDEV.
+        assert call(dir_fd, b"/etc/hostname", os.O_RDONLY, 0) == -errno.EXDEV
+        assert call(dir_fd, b"a/b/c/missing.txt", os.O_RDONLY, 0) == -errno.ENOENT
+        assert call(dir_fd, b"a/inward/c/file.txt", os.O_RDONLY, 0) == -errno.ELOOP
+    finally:
+        os.close(dir_fd)
+
+
 @pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record each path the one-call open is asked for (and still make the call)."""
-    seen: list[str] = []
-    real = _openat2._openat2
+def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Record each path the one-call open is asked for and its answer (still made)."""
+    seen: dict[str, int] = {}
+    real = KERNEL_OPENAT2
     if real is None:
         pytest.skip("this kernel (or its seccomp filter) has no openat2")
 
     def spy(dir_fd: int, path: bytes, flags: int, mode: int) -> int:
-        seen.append(os.fsdecode(path))
-        return real(dir_fd, path, flags, mode)
+        answer = real(dir_fd, path, flags, mode)
+        seen[os.fsdecode(path)] = answer
+        return answer
 
     monkeypatch.setattr(_openat2, "_openat2", spy)
     return seen
 
 
 def test_the_store_opens_nested_paths_in_one_call_and_top_level_ones_by_openat(
-    tree: tuple[Path, Path], calls: list[str]
+    tree: tuple[Path, Path], calls: dict[str, int]
 ) -> None:
     root, _ = tree
     (root / "top.txt").write_bytes(b"top")
     store = FsStorage(root=str(root))
     assert store.read("a/b/c/file.txt") == b"plain"
     assert store.read("top.txt") == b"top"
-    assert calls == ["a/b/c/file.txt"]  # one openat is already one call
+    assert list(calls) == ["a/b/c/file.txt"]  # one openat is already one call
+    assert calls["a/b/c/file.txt"] >= 0  # opened by the call, not by the walk after it
 
 
 def test_links_still_resolve_as_the_walk_says_when_the_one_call_declines(
-    tree: tuple[Path, Path], calls: list[str]
+    tree: tuple[Path, Path], calls: dict[str, int]
 ) -> None:
     root, _ = tree
     store = FsStorage(root=str(root))
@@ -125,18 +151,20 @@ def test_links_still_resolve_as_the_walk_says_when_the_one_call_declines(
             store.read(path)
     with pytest.raises(NotFoundError):
         store.read("a/b/c/missing.txt")
-    assert "a/inward/c/file.txt" in calls and "a/outward/c/file.txt" in calls
+    assert calls["a/inward/c/file.txt"] == -errno.ELOOP  # declined: the walk followed it
+    assert calls["a/outward/c/file.txt"] == -errno.ELOOP
 
 
-def test_a_kernel_without_openat2_is_asked_once_and_the_walk_serves(
-    tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("refusal", [errno.ENOSYS, errno.EPERM])
+def test_a_kernel_or_filter_refusing_openat2_is_asked_once_and_the_walk_serves(
+    tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, refusal: int
 ) -> None:
     root, _ = tree
     asked: list[bytes] = []
 
     def no_such_call(dir_fd: int, path: bytes, flags: int, mode: int) -> int:
         asked.append(path)
-        return -errno.ENOSYS
+        return -refusal
 
     monkeypatch.setattr(_openat2, "_openat2", no_such_call)
     store = FsStorage(root=str(root))
@@ -148,7 +176,7 @@ def test_a_kernel_without_openat2_is_asked_once_and_the_walk_serves(
 
 
 def test_a_write_creates_missing_directories_whichever_half_opens(
-    tree: tuple[Path, Path], calls: list[str]
+    tree: tuple[Path, Path], calls: dict[str, int]
 ) -> None:
     root, _ = tree
     store = FsStorage(root=str(root))
@@ -156,4 +184,5 @@ def test_a_write_creates_missing_directories_whichever_half_opens(
     store.append("a/new/deeper/log.txt", b"two")  # a parent missing: the walk makes it
     assert (root / "a" / "b" / "c" / "log.txt").read_bytes() == b"one "
     assert (root / "a" / "new" / "deeper" / "log.txt").read_bytes() == b"two"
-    assert calls[:2] == ["a/b/c/log.txt", "a/new/deeper/log.txt"]
+    assert calls["a/b/c/log.txt"] >= 0  # created by the call
+    assert calls["a/new/deeper/log.txt"] == -errno.ENOENT  # then by the walk
