@@ -111,8 +111,8 @@ def test_object_readable_with_parity_backends_down(
     rig = rig_factory(codec)
     data = os.urandom(30 * KiB + 7)
     rig.store.write("obj", data)
-    for backend in list(rig.backends.values())[:down]:
-        backend.fail = {"read": ServiceInternalError}
+    for backend in list(rig.backends.values())[:down]:  # down: every way of reading fails
+        backend.fail = {"read": ServiceInternalError, "open_reader": ServiceInternalError}
     assert rig.store.read("obj") == data
     assert rig.store.read("obj", offset=5000, size=9000) == data[5000:14000]
     with rig.store.open_reader("obj") as reader:
@@ -123,7 +123,7 @@ def test_one_backend_too_many_down_raises_never_wrong_bytes(rig_factory: Make) -
     rig = rig_factory()
     rig.store.write("obj", os.urandom(8 * KiB))
     for backend in list(rig.backends.values())[:3]:
-        backend.fail = {"read": ServiceInternalError}
+        backend.fail = {"read": ServiceInternalError, "open_reader": ServiceInternalError}
     with pytest.raises(ServiceInternalError, match="needs 4 good fragments"):
         rig.store.read("obj")
 

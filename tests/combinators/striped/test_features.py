@@ -152,7 +152,7 @@ def test_slow_backend_is_hedged_by_parity(rig_factory: Make) -> None:
     data = os.urandom(2 * KiB)
     rig.store.write("obj", data)
     slow = rig.manifest("obj")["stripes"][0][2][0][0]
-    rig.backends[slow].latency = {"read": 2.0}
+    rig.backends[slow].latency = {"read": 2.0, "open_reader": 2.0}
     start = time.monotonic()
     assert rig.store.read("obj") == data
     assert time.monotonic() - start < 1.5
@@ -336,7 +336,8 @@ def test_trace_shows_the_striped_node_and_the_stores_it_reached(rig_factory: Mak
         rig.store.read("obj")
     text = recorded.render()
     assert "striped replicas(2)" in text and "read obj ok" in text
-    assert "faulty: read .striped/chunks/" in text  # one replica's chunk was fetched
+    # One replica's chunk was fetched (whole, into the result: through a reader).
+    assert "faulty: open_reader .striped/chunks/" in text
     assert "faulty: read obj" in text  # the manifest
 
 

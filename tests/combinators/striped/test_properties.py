@@ -64,6 +64,7 @@ def test_readers_racing_writers_see_only_whole_versions(
         rig.backends[name].fail = {
             "write": Fault(skip=skip, times=3),
             "read": Fault(skip=skip, times=5),
+            "open_reader": Fault(skip=skip, times=5),
         }
     seen: list[bytes] = []
     stop = threading.Event()
