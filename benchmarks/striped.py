@@ -11,8 +11,10 @@ It prints, for one run on this machine:
    (RS: only the missing data fragments rebuilt). Target: the codec ≥ 0.9 of the library.
 2. **Throughput**: write and read of one object (256 MiB by default) over 6 fs backends
    with ``ReedSolomon(4, 2)`` and 4 MiB chunks, against one ``FsStorage``; and the read with
-   two backends failing every read (degraded). Targets: read ≥ 1.0x, write ≥ 0.7x of
-   one fs store, degraded read ≥ 0.5x of the healthy one. Each round times the fs store
+   two backends failing every read (degraded). Reads are timed two ways: ``read()`` (the
+   whole object in one ``bytes``) and a stream (``open_reader``, 8 MiB ``read`` calls).
+   Targets: read ≥ 1.0x, write ≥ 0.7x of one fs store, degraded read ≥ 0.5x of the
+   healthy one. Each round times the fs store
    and Striped back to back (the machine may be shared); medians of ``--rounds``, with
    the CPU seconds (user + system) per GiB each took, which the load changes less.
    ``--tune-malloc`` builds the store with ``tune_malloc=True`` (glibc keeps freed
@@ -254,17 +256,24 @@ def bench_throughput(
             _timed(lambda: striped.write("obj", _source(total)), "striped write")
         )
         striped.gc(grace=0)  # the replaced object's chunks, outside the timing
-        seconds.setdefault("fs read", []).append(
-            _timed(lambda: _drain(single.open_reader("obj")), "fs read")
+        seconds.setdefault("fs read()", []).append(_timed(lambda: single.read("obj"), "fs read()"))
+        seconds.setdefault("striped read()", []).append(
+            _timed(lambda: striped.read("obj"), "striped read()")
         )
-        seconds.setdefault("striped read", []).append(
-            _timed(lambda: _drain(striped.open_reader("obj")), "striped read")
+        seconds.setdefault("fs stream", []).append(
+            _timed(lambda: _drain(single.open_reader("obj")), "fs stream")
+        )
+        seconds.setdefault("striped stream", []).append(
+            _timed(lambda: _drain(striped.open_reader("obj")), "striped stream")
         )
     for name in "ab":  # two backends fail every read
         faulty[name].fail = {"read": OSError, "open_reader": OSError}
     for _ in range(rounds):
-        seconds.setdefault("striped degraded read", []).append(
-            _timed(lambda: _drain(striped.open_reader("obj")), "striped degraded read")
+        seconds.setdefault("striped degraded read()", []).append(
+            _timed(lambda: striped.read("obj"), "striped degraded read()")
+        )
+        seconds.setdefault("striped degraded stream", []).append(
+            _timed(lambda: _drain(striped.open_reader("obj")), "striped degraded stream")
         )
     gib = total / (1 << 30)
     for name, times in seconds.items():
@@ -282,11 +291,12 @@ def bench_throughput(
         return f"{statistics.median(values):.2f}x (median of {len(values)}; {spread})"
 
     print(f"write ratio {ratios('fs write', 'striped write')} (target >= 0.7)")
-    print(f"read ratio {ratios('fs read', 'striped read')} (target >= 1.0)")
-    degraded = statistics.median(seconds["striped read"]) / statistics.median(
-        seconds["striped degraded read"]
-    )
-    print(f"degraded/healthy {degraded:.2f}x (target >= 0.5)")
+    for way in ("read()", "stream"):
+        print(f"{way} ratio {ratios(f'fs {way}', f'striped {way}')} (target >= 1.0)")
+        degraded = statistics.median(seconds[f"striped {way}"]) / statistics.median(
+            seconds[f"striped degraded {way}"]
+        )
+        print(f"{way} degraded/healthy {degraded:.2f}x (target >= 0.5)")
     print(f"load average after: {os.getloadavg()[0]:.2f} (2 cores)")
     striped.close()
     single.close()
