@@ -420,13 +420,24 @@ def _ran_for(direct: Direct, now: float) -> float:
 
 
 def _revoke_all(reads: list[Direct]) -> None:
-    """Take back every lease; an interrupt meanwhile is raised once all are back."""
+    """Take back every lease; an interrupt meanwhile is raised once all are back.
+
+    A revoke an interrupt cut short (even on its first line) is made again: revoking
+    twice is harmless. The loop runs inside the ``try``, so an interrupt at its own
+    jump is caught too. What Python leaves open: an interrupt on this call itself, or
+    a third one on the retry's jump; ``read`` keeps its result alive for that case
+    (``_reader.read_range``).
+    """
     interrupted: BaseException | None = None
-    for direct in reads:
+    left = len(reads)
+    while left:
         try:
-            direct.lease.revoke()  # back even when it raises (it waits first)
+            while left:
+                reads[left - 1].lease.revoke()
+                left -= 1
         except BaseException as exc:
-            interrupted = exc
+            if interrupted is None:
+                interrupted = exc
     if interrupted is not None:
         raise interrupted
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from typing import ClassVar
 
 import pytest
 
@@ -151,3 +152,110 @@ def test_an_interrupt_while_revoking_is_raised_once_no_thread_uses_the_buffer() 
     user.join(30)
     with pytest.raises(Revoked), lease.hold():
         pass
+
+
+class _Tracked(Lease):
+    """A lease that counts its uses after ``read()`` raised (``LATE``)."""
+
+    __slots__ = ()
+    entered: ClassVar[set[int]] = set()
+    state: ClassVar[dict[str, int]] = {}
+
+    def __enter__(self) -> None:
+        _Tracked.entered.add(id(self))
+        super().__enter__()
+        if _Tracked.state.get("done"):
+            _Tracked.state["late"] = _Tracked.state.get("late", 0) + 1
+
+
+def _interrupted_read(monkeypatch: pytest.MonkeyPatch, lease: type[Lease]) -> dict[str, int]:
+    """Read 16 MiB over slow backends with the caller's own first read interrupted;
+    return ``_Tracked.state`` one second after ``read()`` raised."""
+    from storager.combinators.striped import ReedSolomon, Striped, _in_place
+    from storager.services.memory import MemoryStorage
+    from storager.testing import FaultyStorager
+
+    _Tracked.entered.clear()
+    _Tracked.state.clear()
+    monkeypatch.setattr(_in_place, "Lease", lease)
+    mib = 1 << 20
+    backends = {f"b{i}": FaultyStorager(MemoryStorage()) for i in range(6)}
+    store = Striped(
+        backends,
+        codec=ReedSolomon(4, 2),
+        manifests=MemoryStorage(),
+        chunk_size=mib,
+        hedge_after=None,
+        io_workers=2,
+    )
+    try:
+        data = bytes(range(256)) * (64 * 1024)  # 16 MiB: four stripes
+        store.write("obj", data)
+        for backend in backends.values():  # reads queue behind slow ones
+            backend.latency = {"open_reader": 0.05}
+        # The first interrupt: the caller's own read of the first stripe is cut.
+        first = store._load("read", "obj", store._key("read", "obj")).stripes[0].fragments[0]
+        assert first is not None
+        backends[first.backend].fail = {"open_reader": KeyboardInterrupt}
+        _Tracked.state["armed"] = 1
+        with pytest.raises(KeyboardInterrupt):
+            store.read("obj")
+        _Tracked.state["armed"] = 0  # what interrupts, interrupts that read only
+        _Tracked.state["done"] = 1
+        time.sleep(1.0)  # reads still lent, if any, run now
+        seen = dict(_Tracked.state)
+        _Tracked.state["done"] = 0  # the read below is not late
+        for backend in backends.values():
+            backend.latency = None
+            backend.fail = {}
+        try:
+            assert store.read("obj") == data  # the process is whole and reads true bytes
+        except KeyboardInterrupt as exc:  # never into pytest: that would end the run
+            pytest.fail(f"a second read was interrupted: {exc!r}")
+        return seen
+    finally:
+        store.close()
+
+
+def test_a_revoke_a_second_interrupt_cuts_short_is_made_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class CutOnce(_Tracked):
+        __slots__ = ()
+
+        def revoke(self) -> None:
+            state = _Tracked.state
+            state["revokes"] = state.get("revokes", 0) + 1
+            # Not the first (the caller's own read, which never runs later), and once.
+            queued = state["revokes"] > 1 and id(self) not in _Tracked.entered
+            if queued and state.get("armed") and not state.get("cut"):
+                state["cut"] = 1  # a second Ctrl-C on revoke's first line
+                raise KeyboardInterrupt("second interrupt")
+            super().revoke()
+
+    state = _interrupted_read(monkeypatch, CutOnce)
+    assert state.get("cut") == 1
+    assert state.get("late", 0) == 0  # taken back on the retry: nothing ran late
+
+
+def test_a_read_whose_leases_an_interrupt_left_lent_keeps_its_result_memory_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``read()`` lends its own result. An interrupt on the call that takes the leases
+    back (a window Python cannot close) leaves reads lent that then write late: into
+    memory that must still exist, never a freed result (which crashed the interpreter
+    while ``read`` filled a buffer it did not own)."""
+    from storager.combinators.striped import _in_place
+
+    revoke_all = _in_place._revoke_all
+
+    def revoke_all_but_queued(reads: list[_in_place.Direct]) -> None:
+        if not _Tracked.state.get("armed"):
+            return revoke_all(reads)
+        _Tracked.state["armed"] = 0
+        revoke_all([d for d in reads if id(d.lease) in _Tracked.entered])
+        raise KeyboardInterrupt("second interrupt, on the call itself")
+
+    monkeypatch.setattr(_in_place, "_revoke_all", revoke_all_but_queued)
+    state = _interrupted_read(monkeypatch, _Tracked)
+    assert state.get("late", 0) > 0  # they ran: into read()'s result, still alive
