@@ -9,15 +9,15 @@ each start a request for the next fragment (a parity one), so a stripe stays
 readable while at most ``parity`` of its fragments are lost. What was wrong is
 reported to ``Core.on_damage`` for ``heal``.
 
-Ranged reads fetch only the stripes they overlap. A whole read fetches up to
-``stripes_in_flight`` stripes at once; ``open_reader`` keeps the stripe it reads
-and prefetches the next ones. A reader's ``readinto`` (and so a large ``read``)
-first lets ``_whole`` (whole healthy fragments on fast backends, planned cheaply), then
-``_in_place`` serve what it can straight into the caller's buffer (whole
-data fragments, and missing ones rebuilt there, or copied from the spare stripe a
-degraded request left for the next one); whatever that cannot serve (a
-fragment only partly asked for, padded, or a stripe it cannot rebuild in place) is
-served from the stripe, rebuilt as above, and copied.
+Ranged reads fetch only the stripes they overlap. ``open_reader`` keeps the stripe it
+reads and prefetches the next ones (up to ``stripes_in_flight``, never past its range);
+``read`` fills its result through the same reader, 64 MiB per call. A reader's
+``readinto`` (and so a large ``read``) first lets ``_whole`` (whole healthy fragments
+on fast backends, planned cheaply), then ``_in_place`` serve what it can straight
+into the caller's buffer (whole data fragments, and missing ones rebuilt there, or
+copied from the spare stripe a degraded request left for the next one); whatever that
+cannot serve (a fragment only partly asked for, padded, or a stripe it cannot rebuild
+in place) is served from the stripe, rebuilt as above, and copied.
 """
 
 from __future__ import annotations
