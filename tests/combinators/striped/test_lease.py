@@ -236,26 +236,3 @@ def test_a_revoke_a_second_interrupt_cuts_short_is_made_again(
     state = _interrupted_read(monkeypatch, CutOnce)
     assert state.get("cut") == 1
     assert state.get("late", 0) == 0  # taken back on the retry: nothing ran late
-
-
-def test_a_read_whose_leases_an_interrupt_left_lent_keeps_its_result_memory_alive(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """``read()`` lends its own result. An interrupt on the call that takes the leases
-    back (a window Python cannot close) leaves reads lent that then write late: into
-    memory that must still exist, never a freed result (which crashed the interpreter
-    while ``read`` filled a buffer it did not own)."""
-    from storager.combinators.striped import _in_place
-
-    revoke_all = _in_place._revoke_all
-
-    def revoke_all_but_queued(reads: list[_in_place.Direct]) -> None:
-        if not _Tracked.state.get("armed"):
-            return revoke_all(reads)
-        _Tracked.state["armed"] = 0
-        revoke_all([d for d in reads if id(d.lease) in _Tracked.entered])
-        raise KeyboardInterrupt("second interrupt, on the call itself")
-
-    monkeypatch.setattr(_in_place, "_revoke_all", revoke_all_but_queued)
-    state = _interrupted_read(monkeypatch, _Tracked)
-    assert state.get("late", 0) > 0  # they ran: into read()'s result, still alive
