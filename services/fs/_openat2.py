@@ -19,6 +19,7 @@ before, so the walk alone says which error an open gets and how inward links are
 followed. It answers ``None`` for good once the kernel (or a seccomp filter) says
 ``ENOSYS`` or ``EPERM``, and always where ``ctypes`` or ``syscall`` is missing (not
 Linux) or the machine numbers the call otherwise.
+
 Used for paths with a directory in them (a top-level name is already one ``openat``).
 Measured here (``benchmarks/README.md``, "Session 14" under Striped): a 4 KiB
 ``read`` three directories deep 10.0 us against 15.3 by the walk, one deep 9.6 against

@@ -425,8 +425,8 @@ def _revoke_all(reads: list[Direct]) -> None:
     A revoke an interrupt cut short (even on its first line) is made again: revoking
     twice is harmless. The loop runs inside the ``try``, so an interrupt at its own
     jump is caught too. What Python leaves open: an interrupt on this call itself, or
-    a third one on the retry's jump; ``read`` keeps its result alive for that case
-    (``_reader.read_range``).
+    a third one on the retry's jump, after which a read may still write into a buffer
+    its caller has let go (``_reader.read_range`` says what that means for ``read``).
     """
     interrupted: BaseException | None = None
     left = len(reads)
